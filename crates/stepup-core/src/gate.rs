@@ -1,0 +1,181 @@
+//! The gate: one decision per request, with no I/O and no locks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::assurance::{Assurance, Proof, Proofs};
+use crate::challenge::{Challenge, ChallengeReason};
+use crate::config::TokenConfig;
+use crate::key::KeyRing;
+use crate::level::{LevelTable, SharedLevels};
+use crate::policy::Policy;
+use crate::subject::Subject;
+use crate::time::Timestamp;
+use crate::token::{Codec, Rejection};
+
+/// What the gate decided for one request.
+#[derive(Debug)]
+#[must_use]
+// `Allow` is larger than `Challenge`, but boxing it would add an allocation
+// to every allowed request; decisions are moved once and dropped.
+#[allow(clippy::large_enum_variant)]
+pub enum Decision {
+    /// The policy is met: hand the assurance to the handler.
+    Allow(Assurance),
+    /// The policy is not met: ask the user to step up.
+    Challenge(Challenge),
+}
+
+/// Verifies assurance tokens and decides, per request, whether a route's
+/// [`Policy`] is met.
+///
+/// The token check costs one HMAC-SHA256 over a couple of hundred bytes and a
+/// few comparisons: no I/O, no JSON, no locks, no allocation. Any number of
+/// instances decide alike with a shared [`KeyRing`]. Cloning is cheap.
+///
+/// The checks, in order (each failure is a [`Challenge`] with its reason):
+/// a token is present ([`NoAssurance`](ChallengeReason::NoAssurance)); it is
+/// at most [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN) characters of canonical
+/// base64url, a known version and key id, and its MAC verifies for this
+/// purpose, subject and session ([`Invalid`](ChallengeReason::Invalid), or
+/// [`OtherBinding`](ChallengeReason::OtherBinding) for a genuine token of
+/// someone else); it is not dated beyond `now` plus the clock skew
+/// (`Invalid`); its epoch is the subject's ([`Revoked`](ChallengeReason::Revoked));
+/// `now` is before its expiry ([`Expired`](ChallengeReason::Expired)); and
+/// the proofs it holds meet the policy at `now`
+/// ([`InsufficientLevel`](ChallengeReason::InsufficientLevel),
+/// [`MissingMethod`](ChallengeReason::MissingMethod),
+/// [`Stale`](ChallengeReason::Stale)).
+///
+/// ```
+/// use std::time::Duration;
+/// use stepup_core::{ChallengeReason, Decision, Gate, Issuer, Key, KeyId, KeyRing, Method, Policy, Proof, Subject, Timestamp};
+///
+/// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+/// let (issuer, gate) = (Issuer::new(&ring), Gate::new(&ring));
+/// let user = Subject::new("user-1").with_session("s-1");
+/// let policy = Policy::level(2).max_age(Duration::from_secs(300));
+/// let t0 = Timestamp::from_unix_seconds(1_700_000_000);
+///
+/// // No token yet: challenge.
+/// match gate.check(&user, None, &policy, t0) {
+///     Decision::Challenge(c) => assert_eq!(c.reason(), ChallengeReason::NoAssurance),
+///     Decision::Allow(_) => unreachable!(),
+/// }
+///
+/// // After a TOTP step-up: allowed for five minutes, then challenged as stale.
+/// let token = issuer.issue(&user, Proof::new(Method::Totp, t0), None, t0)?;
+/// assert!(matches!(gate.check(&user, Some(token.value()), &policy, t0 + Duration::from_secs(300)), Decision::Allow(_)));
+/// match gate.check(&user, Some(token.value()), &policy, t0 + Duration::from_secs(301)) {
+///     Decision::Challenge(c) => assert_eq!(c.reason(), ChallengeReason::Stale),
+///     Decision::Allow(_) => unreachable!(),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Gate {
+    codec: Arc<Codec>,
+    levels: SharedLevels,
+    skew: Duration,
+}
+
+impl Gate {
+    /// A gate with default settings (see [`TokenConfig`]); use
+    /// [`TokenConfig::gate`] for others.
+    pub fn new(ring: &KeyRing) -> Gate {
+        TokenConfig::new(ring.clone()).gate()
+    }
+
+    pub(crate) fn from_parts(codec: Arc<Codec>, levels: SharedLevels, skew: Duration) -> Gate {
+        Gate {
+            codec,
+            levels,
+            skew,
+        }
+    }
+
+    /// Decides whether `subject`, presenting `token`, meets `policy` at `now`.
+    ///
+    /// Pass the subject by value when you have it (it moves into the
+    /// [`Assurance`]); a reference works too and is cloned.
+    pub fn check(
+        &self,
+        subject: impl Into<Subject>,
+        token: Option<&str>,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Decision {
+        let outcome = self.verify(subject, token, now).and_then(|assurance| {
+            policy
+                .evaluate(assurance.proofs(), &self.levels, now)
+                .map(|()| assurance)
+        });
+        match outcome {
+            Ok(assurance) => Decision::Allow(assurance),
+            Err(reason) => Decision::Challenge(self.challenge(reason, policy)),
+        }
+    }
+
+    /// Verifies `token` for `subject` at `now`, without a policy: what an
+    /// extractor or a status endpoint needs.
+    pub fn verify(
+        &self,
+        subject: impl Into<Subject>,
+        token: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Assurance, ChallengeReason> {
+        let token = token.ok_or(ChallengeReason::NoAssurance)?;
+        // Built first and filled in place: the proofs are decoded straight
+        // into the assurance that is returned, never copied around.
+        let mut assurance = Assurance::new(
+            subject.into(),
+            Proofs::new(),
+            Timestamp::UNIX_EPOCH,
+            Timestamp::UNIX_EPOCH,
+            self.levels.clone(),
+        );
+        let (subject, proofs) = assurance.parts_mut();
+        let claims = self
+            .codec
+            .open(token, subject, proofs)
+            .map_err(|r| match r {
+                Rejection::Invalid => ChallengeReason::Invalid,
+                Rejection::OtherBinding => ChallengeReason::OtherBinding,
+            })?;
+        if claims.issued_at > now.saturating_add(self.skew) {
+            return Err(ChallengeReason::Invalid);
+        }
+        if claims.epoch != subject.epoch() {
+            return Err(ChallengeReason::Revoked);
+        }
+        if now >= claims.expires_at {
+            return Err(ChallengeReason::Expired);
+        }
+        // The lifetime bounds every proof's age, including proofs merged in
+        // from earlier tokens, whatever the route's policy says.
+        let lifetime = claims.expires_at.duration_since(claims.issued_at);
+        let fresh = |p: &Proof| now.duration_since(p.at()) < lifetime;
+        if !proofs.as_slice().iter().all(fresh) {
+            proofs.retain(fresh);
+            if proofs.as_slice().is_empty() {
+                return Err(ChallengeReason::Expired);
+            }
+        }
+        assurance.set_times(claims.issued_at, claims.expires_at);
+        Ok(assurance)
+    }
+
+    /// The challenge for `policy` not being met for `reason`.
+    pub fn challenge(&self, reason: ChallengeReason, policy: &Policy) -> Challenge {
+        Challenge::new(reason, policy, &self.levels)
+    }
+
+    /// The level table.
+    pub fn levels(&self) -> &LevelTable {
+        &self.levels
+    }
+
+    pub(crate) fn codec(&self) -> &Codec {
+        &self.codec
+    }
+}

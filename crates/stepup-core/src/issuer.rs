@@ -1,0 +1,186 @@
+//! The issuer: mints assurance tokens after a successful step-up.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::assurance::{Assurance, Proof, Proofs};
+use crate::config::TokenConfig;
+use crate::error::IssueError;
+use crate::key::{KeyId, KeyRing};
+use crate::level::SharedLevels;
+use crate::subject::Subject;
+use crate::time::Timestamp;
+use crate::token::{Codec, TIME_BASE};
+
+/// Mints an assurance token after a method was proven, merging the proofs of
+/// the previous token that are still fresh.
+///
+/// The new token is always signed with the ring's current signing key (so a
+/// step-up moves a token off a retiring key), bound to the subject, its
+/// session (if any) and its epoch, and lives for the configured lifetime.
+/// Proofs older than the lifetime are dropped; a previous token that does not
+/// verify for this subject (tampered, expired, revoked, someone else's) is
+/// ignored, never merged.
+///
+/// ```
+/// use std::time::Duration;
+/// use stepup_core::{Gate, Issuer, Key, KeyId, KeyRing, Method, Proof, Subject, Timestamp};
+///
+/// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+/// let issuer = Issuer::new(&ring);
+/// let user = Subject::new("user-1");
+/// let t0 = Timestamp::from_unix_seconds(1_700_000_000);
+///
+/// let first = issuer.issue(&user, Proof::new(Method::Password, t0), None, t0)?;
+/// let t1 = t0 + Duration::from_secs(60);
+/// let second = issuer.issue(&user, Proof::new(Method::Totp, t1), Some(first.value()), t1)?;
+///
+/// assert_eq!(second.assurance().proven_at(Method::Password), Some(t0)); // kept
+/// assert_eq!(second.assurance().proven_at(Method::Totp), Some(t1));
+/// assert_eq!(second.max_age(), Duration::from_secs(3600)); // the cookie's Max-Age
+/// assert!(!format!("{second:?}").contains(second.value())); // Debug is redacted
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    codec: Arc<Codec>,
+    levels: SharedLevels,
+    lifetime: Duration,
+    skew: Duration,
+}
+
+/// A freshly minted token: its text (the cookie value), what it asserts, and
+/// how long it lives. `Debug` does not show the token.
+#[derive(Clone)]
+pub struct IssuedToken {
+    value: String,
+    assurance: Assurance,
+    max_age: Duration,
+}
+
+impl IssuedToken {
+    /// The token text, URL-safe and at most [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN) characters.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Takes the token text.
+    pub fn into_value(self) -> String {
+        self.value
+    }
+
+    /// What the token asserts.
+    pub fn assurance(&self) -> &Assurance {
+        &self.assurance
+    }
+
+    /// The token's lifetime: use it as the cookie's `Max-Age`.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// When the token expires.
+    pub fn expires_at(&self) -> Timestamp {
+        self.assurance.expires_at()
+    }
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("value", &"[redacted]")
+            .field("assurance", &self.assurance)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+impl Issuer {
+    /// An issuer with default settings (see [`TokenConfig`]); use
+    /// [`TokenConfig::issuer`] for others.
+    pub fn new(ring: &KeyRing) -> Issuer {
+        TokenConfig::new(ring.clone()).issuer()
+    }
+
+    pub(crate) fn from_parts(
+        codec: Arc<Codec>,
+        levels: SharedLevels,
+        lifetime: Duration,
+        skew: Duration,
+    ) -> Issuer {
+        Issuer {
+            codec,
+            levels,
+            lifetime,
+            skew,
+        }
+    }
+
+    /// The id of the key new tokens are signed with.
+    pub fn signing_key_id(&self) -> Option<KeyId> {
+        self.codec.signing_key_id()
+    }
+
+    /// The token lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Mints a token for `subject` recording `proof`, keeping the still-fresh
+    /// proofs of `previous` (the token the client presented, if any).
+    pub fn issue(
+        &self,
+        subject: &Subject,
+        proof: Proof,
+        previous: Option<&str>,
+        now: Timestamp,
+    ) -> Result<IssuedToken, IssueError> {
+        let since_base = now.as_unix_seconds().checked_sub(TIME_BASE);
+        if since_base.is_none_or(|s| s > u64::from(u32::MAX)) {
+            return Err(IssueError::ClockOutOfRange);
+        }
+        if proof.at() > now.saturating_add(self.skew) {
+            return Err(IssueError::ProofInFuture);
+        }
+        let fresh = |p: &Proof| now.duration_since(p.at()) < self.lifetime;
+        if !fresh(&proof) {
+            return Err(IssueError::ProofTooOld);
+        }
+        let mut proofs = Proofs::new();
+        let carried = previous.is_some_and(|token| {
+            self.codec
+                .open(token, subject, &mut proofs)
+                .is_ok_and(|claims| {
+                    claims.epoch == subject.epoch()
+                        && claims.issued_at <= now.saturating_add(self.skew)
+                        && now < claims.expires_at
+                })
+        });
+        if carried {
+            proofs.retain(fresh);
+        } else {
+            proofs.clear();
+        }
+        // A proof dated ahead within the skew is recorded as of now, so every
+        // proof is at or before the token's issue time.
+        proofs.record(Proof::new(proof.method(), proof.at().min(now)));
+        let lifetime_secs = u32::try_from(self.lifetime.as_secs()).unwrap_or(u32::MAX);
+        let value = self
+            .codec
+            .seal(subject, now, lifetime_secs, &proofs)
+            .ok_or(IssueError::NoSigningKey)?;
+        let expires_at = now.saturating_add(Duration::from_secs(u64::from(lifetime_secs)));
+        Ok(IssuedToken {
+            value,
+            assurance: Assurance::new(
+                subject.clone(),
+                proofs,
+                now,
+                expires_at,
+                self.levels.clone(),
+            ),
+            max_age: self.lifetime,
+        })
+    }
+}

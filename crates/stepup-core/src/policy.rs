@@ -1,0 +1,373 @@
+//! What a route requires: levels and methods, each with a maximum age.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::assurance::{MAX_PROOFS, Proof};
+use crate::challenge::ChallengeReason;
+use crate::level::LevelTable;
+use crate::method::Method;
+use crate::policy_syntax::{self, PolicyParseError};
+use crate::time::Timestamp;
+
+/// What a route requires before it runs: a level, a method, or an expression
+/// of them, each with an optional maximum age, plus an optional reason shown to
+/// the user.
+///
+/// Freshness is per method: a policy is checked against the time each method
+/// was last proven, never against the token's own expiry alone. A term
+/// without a maximum age is satisfied by any proof the (unexpired) token holds.
+/// A proof exactly `max_age` old is still fresh; one second more is not.
+///
+/// Built with the typed builder …
+///
+/// ```
+/// use std::time::Duration;
+/// use stepup_core::{Method, Policy};
+///
+/// const MIN: u64 = 60;
+/// let transfer = Policy::level(2)
+///     .max_age(Duration::from_secs(5 * MIN))
+///     .with_reason("We need to confirm it's really you before moving money.");
+///
+/// // passkey within 5m OR (password within 15m AND totp within 5m)
+/// let security = Policy::method(Method::Passkey)
+///     .max_age(Duration::from_secs(5 * MIN))
+///     .or(Policy::method(Method::Password)
+///         .max_age(Duration::from_secs(15 * MIN))
+///         .and(Policy::method(Method::Totp).max_age(Duration::from_secs(5 * MIN))));
+///
+/// // … or parsed from configuration, with the same meaning:
+/// let parsed: Policy = "passkey within 5m or (password within 15m and totp within 5m)".parse()?;
+/// assert_eq!(parsed, security);
+/// assert_eq!("passkey(5m) | (password(15m) & totp(5m))".parse::<Policy>()?, security);
+/// assert_eq!(security.to_string(), "passkey within 5m or (password within 15m and totp within 5m)");
+/// assert_eq!(transfer.reason(), Some("We need to confirm it's really you before moving money."));
+/// # Ok::<(), stepup_core::PolicyParseError>(())
+/// ```
+///
+/// The expression syntax: terms are `level N` or a method name (`password`,
+/// `totp`, `passkey`, `email_code`, `sms_code`, `recovery_code`,
+/// `custom:<name>`), each optionally followed by `within <duration>` or
+/// `(<duration>)`; durations are sums of `<n>d`, `<n>h`, `<n>m`, `<n>s`
+/// (`1h30m`); terms combine with `and`/`&` (binds tighter) and `or`/`|`, and
+/// parentheses group. Keywords are case-insensitive; method names are not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    requirement: Requirement,
+    reason: Option<Arc<str>>,
+}
+
+/// The requirement tree inside a [`Policy`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Requirement {
+    /// The methods proven within `max_age` reach at least level `rank`.
+    Level {
+        /// The minimum rank.
+        rank: u8,
+        /// How old the proofs counted may be; `None`: any proof in the token.
+        max_age: Option<Duration>,
+    },
+    /// `method` was proven within `max_age`.
+    Method {
+        /// The method.
+        method: Method,
+        /// How old the proof may be; `None`: any proof in the token.
+        max_age: Option<Duration>,
+    },
+    /// At least one of these holds.
+    Any(Vec<Requirement>),
+    /// All of these hold.
+    All(Vec<Requirement>),
+}
+
+/// The longest maximum age a policy may state: one year.
+pub(crate) const MAX_AGE_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+impl Policy {
+    /// Requires at least level `rank` of the deployment's
+    /// [`LevelTable`].
+    pub fn level(rank: u8) -> Policy {
+        Policy::from(Requirement::Level {
+            rank,
+            max_age: None,
+        })
+    }
+
+    /// Requires that `method` was proven.
+    pub fn method(method: Method) -> Policy {
+        Policy::from(Requirement::Method {
+            method,
+            max_age: None,
+        })
+    }
+
+    /// Sets the maximum age of every term that does not have one yet.
+    ///
+    /// Ages are whole seconds (a fraction is dropped) and capped at one year.
+    pub fn max_age(mut self, max_age: Duration) -> Policy {
+        let age = Duration::from_secs(max_age.as_secs()).min(MAX_AGE_LIMIT);
+        self.requirement.default_max_age(age);
+        self
+    }
+
+    /// Satisfied when `self` or `other` is. The reason of `self` is kept,
+    /// else `other`'s.
+    pub fn or(self, other: Policy) -> Policy {
+        self.combine(other, false)
+    }
+
+    /// Satisfied when both `self` and `other` are. The reason of `self` is
+    /// kept, else `other`'s.
+    pub fn and(self, other: Policy) -> Policy {
+        self.combine(other, true)
+    }
+
+    fn combine(self, other: Policy, all: bool) -> Policy {
+        let mut terms = Vec::new();
+        for part in [self.requirement, other.requirement] {
+            match (part, all) {
+                (Requirement::All(inner), true) | (Requirement::Any(inner), false) => {
+                    terms.extend(inner)
+                }
+                (single, _) => terms.push(single),
+            }
+        }
+        Policy {
+            requirement: if all {
+                Requirement::All(terms)
+            } else {
+                Requirement::Any(terms)
+            },
+            reason: self.reason.or(other.reason),
+        }
+    }
+
+    /// A sentence for the user saying why this action needs a step-up
+    /// ("We need to confirm it's really you before moving money."). It is
+    /// carried into the challenge page and the problem body, never into headers.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// Sets the reason shown to the user.
+    pub fn with_reason(mut self, reason: impl Into<Arc<str>>) -> Policy {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Parses a policy expression (see the type's documentation for the syntax).
+    pub fn parse(expression: &str) -> Result<Policy, PolicyParseError> {
+        policy_syntax::parse(expression).map(Policy::from)
+    }
+
+    /// The requirement tree.
+    pub fn requirement(&self) -> &Requirement {
+        &self.requirement
+    }
+
+    /// The strictest maximum age of any term, announced as the challenge's
+    /// `max_age`.
+    pub fn strictest_max_age(&self) -> Option<Duration> {
+        let mut min: Option<Duration> = None;
+        self.requirement.each_leaf(&mut |leaf| {
+            if let Some(age) = leaf.max_age() {
+                min = Some(min.map_or(age, |m| m.min(age)));
+            }
+        });
+        min
+    }
+
+    /// The `acr` values that would satisfy the level terms, lowest first.
+    /// Empty when the policy names only methods.
+    pub fn acr_values<'t>(&self, levels: &'t LevelTable) -> Vec<&'t str> {
+        let mut lowest: Option<u8> = None;
+        self.requirement.each_leaf(&mut |leaf| {
+            if let Requirement::Level { rank, .. } = leaf {
+                lowest = Some(lowest.map_or(*rank, |l| l.min(*rank)));
+            }
+        });
+        match lowest {
+            Some(rank) => levels.at_least(rank).map(|l| l.acr()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The methods that can help satisfy this policy, strongest first
+    /// (built-in order), then custom methods in the order they appear.
+    pub fn methods(&self, levels: &LevelTable) -> Vec<Method> {
+        let mut named: Vec<Method> = Vec::new();
+        let mut min_rank: Option<u8> = None;
+        self.requirement.each_leaf(&mut |leaf| match leaf {
+            Requirement::Method { method, .. } if !named.contains(method) => named.push(*method),
+            Requirement::Level { rank, .. } => {
+                min_rank = Some(min_rank.map_or(*rank, |r| r.min(*rank)));
+            }
+            _ => {}
+        });
+        let mut out: Vec<Method> = Method::BUILT_IN
+            .into_iter()
+            .filter(|m| {
+                named.contains(m) || min_rank.is_some_and(|r| levels.method_helps_reach(m, r))
+            })
+            .collect();
+        let from_levels = min_rank.map_or_else(Vec::new, |r| levels.custom_methods_from(r));
+        for m in named.into_iter().chain(from_levels) {
+            if m.is_custom() && !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// Checks `proofs` against this policy at `now`.
+    pub(crate) fn evaluate(
+        &self,
+        proofs: &[Proof],
+        levels: &LevelTable,
+        now: Timestamp,
+    ) -> Result<(), ChallengeReason> {
+        if self.requirement.holds(proofs, levels, now, true) {
+            return Ok(());
+        }
+        if self.requirement.holds(proofs, levels, now, false) {
+            return Err(ChallengeReason::Stale);
+        }
+        let mut only_levels = true;
+        self.requirement.each_leaf(&mut |leaf| {
+            only_levels &= matches!(leaf, Requirement::Level { .. });
+        });
+        Err(if only_levels {
+            ChallengeReason::InsufficientLevel
+        } else {
+            ChallengeReason::MissingMethod
+        })
+    }
+}
+
+impl Requirement {
+    fn max_age(&self) -> Option<Duration> {
+        match self {
+            Requirement::Level { max_age, .. } | Requirement::Method { max_age, .. } => *max_age,
+            _ => None,
+        }
+    }
+
+    fn default_max_age(&mut self, age: Duration) {
+        match self {
+            Requirement::Level { max_age, .. } | Requirement::Method { max_age, .. } => {
+                if max_age.is_none() {
+                    *max_age = Some(age);
+                }
+            }
+            Requirement::Any(terms) | Requirement::All(terms) => {
+                terms.iter_mut().for_each(|t| t.default_max_age(age))
+            }
+        }
+    }
+
+    fn each_leaf(&self, f: &mut dyn FnMut(&Requirement)) {
+        match self {
+            Requirement::Any(terms) | Requirement::All(terms) => {
+                terms.iter().for_each(|t| t.each_leaf(f))
+            }
+            leaf => f(leaf),
+        }
+    }
+
+    /// Whether the requirement holds; `check_age: false` ignores every
+    /// maximum age (used to tell "stale" from "missing").
+    fn holds(
+        &self,
+        proofs: &[Proof],
+        levels: &LevelTable,
+        now: Timestamp,
+        check_age: bool,
+    ) -> bool {
+        let fresh = |p: &Proof, max_age: &Option<Duration>| match (check_age, max_age) {
+            (true, Some(age)) => now.duration_since(p.at()) <= *age,
+            _ => true,
+        };
+        match self {
+            Requirement::Method { method, max_age } => proofs
+                .iter()
+                .any(|p| p.method() == *method && fresh(p, max_age)),
+            Requirement::Level { rank, max_age } => {
+                let mut methods = [Method::Password; MAX_PROOFS];
+                let mut n = 0;
+                for p in proofs.iter().filter(|p| fresh(p, max_age)).take(MAX_PROOFS) {
+                    methods[n] = p.method();
+                    n += 1;
+                }
+                levels.level_of(&methods[..n]) >= *rank
+            }
+            Requirement::Any(terms) => terms
+                .iter()
+                .any(|t| t.holds(proofs, levels, now, check_age)),
+            Requirement::All(terms) => terms
+                .iter()
+                .all(|t| t.holds(proofs, levels, now, check_age)),
+        }
+    }
+}
+
+impl From<Requirement> for Policy {
+    fn from(requirement: Requirement) -> Policy {
+        Policy {
+            requirement,
+            reason: None,
+        }
+    }
+}
+
+impl FromStr for Policy {
+    type Err = PolicyParseError;
+    fn from_str(s: &str) -> Result<Policy, PolicyParseError> {
+        Policy::parse(s)
+    }
+}
+
+impl fmt::Display for Policy {
+    /// The canonical expression, which parses back to an equal requirement
+    /// (the reason is not part of the expression).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.requirement, f)
+    }
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let age = |f: &mut fmt::Formatter<'_>, max_age: &Option<Duration>| match max_age {
+            Some(a) => write!(f, " within {}", policy_syntax::DisplayDuration(*a)),
+            None => Ok(()),
+        };
+        match self {
+            Requirement::Level { rank, max_age } => {
+                write!(f, "level {rank}")?;
+                age(f, max_age)
+            }
+            Requirement::Method { method, max_age } => {
+                write!(f, "{method}")?;
+                age(f, max_age)
+            }
+            Requirement::Any(terms) | Requirement::All(terms) => {
+                let all = matches!(self, Requirement::All(_));
+                for (i, term) in terms.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(if all { " and " } else { " or " })?;
+                    }
+                    let group = matches!(term, Requirement::Any(_) | Requirement::All(_));
+                    if group {
+                        write!(f, "({term})")?;
+                    } else {
+                        write!(f, "{term}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
