@@ -16,87 +16,74 @@ const TABLE: [u8; 256] = {
     t
 };
 
+/// Marks an invalid character in the pre-shifted tables.
+const BAD: u32 = 1 << 31;
+
+/// `SHIFTED[k][c]`: the sextet of character `c` already shifted into place
+/// for position `k` of a four-character group (or [`BAD`]), so a group
+/// decodes with four lookups and three ORs.
+const SHIFTED: [[u32; 256]; 4] = {
+    let mut t = [[BAD; 256]; 4];
+    let mut c = 0;
+    while c < 256 {
+        let v = TABLE[c];
+        if v != INVALID {
+            let v = v as u32;
+            t[0][c] = v << 18;
+            t[1][c] = v << 12;
+            t[2][c] = v << 6;
+            t[3][c] = v;
+        }
+        c += 1;
+    }
+    t
+};
+
 /// Decodes `input` into the start of `out`, returning the decoded length, or
 /// `None` if `input` is not canonical unpadded base64url or does not fit.
-/// Bytes of `out` past the decoded length may be overwritten (with at most
-/// two bytes of scratch).
+/// Up to one byte of `out` past the decoded length may be overwritten.
 pub(crate) fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
     let rest = input.len() % 4;
     let len = input.len() / 4 * 3 + rest.saturating_sub(1);
     if rest == 1 || len > out.len() {
         return None;
     }
-    let mut bad = 0u8;
-    // Eight characters make six bytes: one 48-bit word per step, stored as
-    // one 8-byte write (the two spare bytes are overwritten by the next step)
-    // so the hash that reads the buffer next waits on few stores.
-    let wide = input.len() / 8;
-    let (eights, tail) = input.split_at(wide * 8);
+    let mut bad = 0u32;
+    let (groups, last) = input.split_at(input.len() - rest);
     let mut at = 0;
-    for src in eights.chunks_exact(8) {
-        let v = [
-            TABLE[usize::from(src[0])],
-            TABLE[usize::from(src[1])],
-            TABLE[usize::from(src[2])],
-            TABLE[usize::from(src[3])],
-            TABLE[usize::from(src[4])],
-            TABLE[usize::from(src[5])],
-            TABLE[usize::from(src[6])],
-            TABLE[usize::from(src[7])],
-        ];
-        bad |= v[0] | v[1] | v[2] | v[3] | v[4] | v[5] | v[6] | v[7];
-        let word = (u64::from(v[0]) << 58)
-            | (u64::from(v[1]) << 52)
-            | (u64::from(v[2]) << 46)
-            | (u64::from(v[3]) << 40)
-            | (u64::from(v[4]) << 34)
-            | (u64::from(v[5]) << 28)
-            | (u64::from(v[6]) << 22)
-            | (u64::from(v[7]) << 16);
-        match out.get_mut(at..at + 8) {
-            Some(dst) => dst.copy_from_slice(&word.to_be_bytes()),
-            None => out[at..at + 6].copy_from_slice(&word.to_be_bytes()[..6]),
+    for src in groups.chunks_exact(4) {
+        let word = SHIFTED[0][usize::from(src[0])]
+            | SHIFTED[1][usize::from(src[1])]
+            | SHIFTED[2][usize::from(src[2])]
+            | SHIFTED[3][usize::from(src[3])];
+        bad |= word;
+        // One 4-byte store when there is room (its spare byte is overwritten
+        // by the next group), else three single bytes.
+        match out.get_mut(at..at + 4) {
+            Some(dst) => dst.copy_from_slice(&(word << 8).to_be_bytes()),
+            None => out[at..at + 3].copy_from_slice(&word.to_be_bytes()[1..]),
         }
-        at += 6;
-    }
-    let out = &mut out[..len];
-    let out_tail = &mut out[at..];
-    // At most seven characters left: whole groups of four, then 0, 2 or 3.
-    let (fours, last) = tail.split_at(tail.len() / 4 * 4);
-    let (out_fours, out_last) = out_tail.split_at_mut(fours.len() / 4 * 3);
-    for (src, dst) in fours.chunks_exact(4).zip(out_fours.chunks_exact_mut(3)) {
-        let mut word = 0u32;
-        for &c in src {
-            let v = TABLE[usize::from(c)];
-            bad |= v;
-            word = (word << 6) | u32::from(v);
-        }
-        dst.copy_from_slice(&word.to_be_bytes()[1..]);
+        at += 3;
     }
     match *last {
         [] => {}
         [x, y] => {
-            let (a, b) = (TABLE[usize::from(x)], TABLE[usize::from(y)]);
-            bad |= a | b;
-            bad |= u8::from(b & 0x0f != 0) << 7; // bits that belong to no byte must be zero
-            out_last[0] = (a << 2) | (b >> 4);
+            let word = SHIFTED[0][usize::from(x)] | SHIFTED[1][usize::from(y)];
+            // Bits that belong to no byte must be zero (canonical encoding).
+            bad |= word | (u32::from(word & 0xffff != 0) << 31);
+            out[at] = (word >> 16) as u8;
         }
         [x, y, z] => {
-            let (a, b, c) = (
-                TABLE[usize::from(x)],
-                TABLE[usize::from(y)],
-                TABLE[usize::from(z)],
-            );
-            bad |= a | b | c;
-            bad |= u8::from(c & 0x03 != 0) << 7;
-            out_last[0] = (a << 2) | (b >> 4);
-            out_last[1] = (b << 4) | (c >> 2);
+            let word = SHIFTED[0][usize::from(x)]
+                | SHIFTED[1][usize::from(y)]
+                | SHIFTED[2][usize::from(z)];
+            bad |= word | (u32::from(word & 0xff != 0) << 31);
+            out[at] = (word >> 16) as u8;
+            out[at + 1] = (word >> 8) as u8;
         }
         _ => return None,
     }
-    // Valid sextets are below 64, so any of the top two bits marks an invalid
-    // character (or stray low bits, shifted up above).
-    (bad & 0xc0 == 0).then_some(len)
+    (bad & BAD == 0).then_some(len)
 }
 
 #[cfg(test)]

@@ -127,21 +127,8 @@ impl Policy {
     }
 
     fn combine(self, other: Policy, all: bool) -> Policy {
-        let mut terms = Vec::new();
-        for part in [self.requirement, other.requirement] {
-            match (part, all) {
-                (Requirement::All(inner), true) | (Requirement::Any(inner), false) => {
-                    terms.extend(inner)
-                }
-                (single, _) => terms.push(single),
-            }
-        }
         Policy {
-            requirement: if all {
-                Requirement::All(terms)
-            } else {
-                Requirement::Any(terms)
-            },
+            requirement: Requirement::join(vec![self.requirement, other.requirement], all),
             reason: self.reason.or(other.reason),
         }
     }
@@ -249,6 +236,25 @@ impl Policy {
 }
 
 impl Requirement {
+    /// Joins terms with `and` (`all`) or `or`, flattening nested joins of
+    /// the same kind; a single term stands alone.
+    pub(crate) fn join(terms: Vec<Requirement>, all: bool) -> Requirement {
+        let mut flat = Vec::with_capacity(terms.len());
+        for term in terms {
+            match (term, all) {
+                (Requirement::All(inner), true) | (Requirement::Any(inner), false) => {
+                    flat.extend(inner)
+                }
+                (single, _) => flat.push(single),
+            }
+        }
+        match (flat.len(), all) {
+            (1, _) => flat.pop().unwrap_or(Requirement::All(Vec::new())),
+            (_, true) => Requirement::All(flat),
+            (_, false) => Requirement::Any(flat),
+        }
+    }
+
     fn max_age(&self) -> Option<Duration> {
         match self {
             Requirement::Level { max_age, .. } | Requirement::Method { max_age, .. } => *max_age,

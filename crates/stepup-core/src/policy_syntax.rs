@@ -189,21 +189,25 @@ impl<'a> Parser<'a> {
     }
 
     fn expr(&mut self, depth: usize) -> Result<Requirement, PolicyParseError> {
-        let mut terms = vec![self.conjunction(depth)?];
-        while let Some((_, Tok::Or)) = self.peek() {
-            self.pos += 1;
-            terms.push(self.conjunction(depth)?);
-        }
-        Ok(flatten(terms, false))
+        self.chain(depth, Tok::Or)
     }
 
-    fn conjunction(&mut self, depth: usize) -> Result<Requirement, PolicyParseError> {
-        let mut terms = vec![self.unary(depth)?];
-        while let Some((_, Tok::And)) = self.peek() {
+    /// Operands joined by `op`: `or` joins conjunctions, `and` joins unaries.
+    fn chain(&mut self, depth: usize, op: Tok<'a>) -> Result<Requirement, PolicyParseError> {
+        let all = op == Tok::And;
+        let operand = |p: &mut Self| {
+            if all {
+                p.unary(depth)
+            } else {
+                p.chain(depth, Tok::And)
+            }
+        };
+        let mut terms = vec![operand(self)?];
+        while self.peek().map(|(_, t)| t) == Some(op) {
             self.pos += 1;
-            terms.push(self.unary(depth)?);
+            terms.push(operand(self)?);
         }
-        Ok(flatten(terms, true))
+        Ok(Requirement::join(terms, all))
     }
 
     fn unary(&mut self, depth: usize) -> Result<Requirement, PolicyParseError> {
@@ -215,13 +219,8 @@ impl<'a> Parser<'a> {
                 }
                 self.pos += 1;
                 let inner = self.expr(depth + 1)?;
-                match self.next() {
-                    Some((_, Tok::Close)) => Ok(inner),
-                    _ => {
-                        self.pos -= 1;
-                        Err(self.unexpected("`)`"))
-                    }
-                }
+                self.expect_close()?;
+                Ok(inner)
             }
             Some((at, Tok::Word(word))) => {
                 self.pos += 1;
@@ -263,30 +262,13 @@ impl<'a> Parser<'a> {
         let age = match self.peek() {
             Some((_, Tok::Word(w))) if w.eq_ignore_ascii_case("within") => {
                 self.pos += 1;
-                match self.next() {
-                    Some((at, Tok::Word(d))) => parse_duration(d).map_err(|k| err(at, k))?,
-                    _ => {
-                        self.pos -= 1;
-                        return Err(self.unexpected("a duration such as 5m"));
-                    }
-                }
+                self.duration()?
             }
             Some((_, Tok::Open)) => {
                 self.pos += 1;
-                let age = match self.next() {
-                    Some((at, Tok::Word(d))) => parse_duration(d).map_err(|k| err(at, k))?,
-                    _ => {
-                        self.pos -= 1;
-                        return Err(self.unexpected("a duration such as 5m"));
-                    }
-                };
-                match self.next() {
-                    Some((_, Tok::Close)) => age,
-                    _ => {
-                        self.pos -= 1;
-                        return Err(self.unexpected("`)`"));
-                    }
-                }
+                let age = self.duration()?;
+                self.expect_close()?;
+                age
             }
             _ => return Ok(leaf),
         };
@@ -296,28 +278,25 @@ impl<'a> Parser<'a> {
         }
         Ok(leaf)
     }
-}
 
-fn flatten(terms: Vec<Requirement>, all: bool) -> Requirement {
-    if terms.len() == 1 {
-        if let Some(only) = terms.into_iter().next() {
-            return only;
-        }
-        return Requirement::All(Vec::new());
-    }
-    let mut flat = Vec::with_capacity(terms.len());
-    for t in terms {
-        match (t, all) {
-            (Requirement::All(inner), true) | (Requirement::Any(inner), false) => {
-                flat.extend(inner)
+    fn duration(&mut self) -> Result<Duration, PolicyParseError> {
+        match self.peek() {
+            Some((at, Tok::Word(d))) => {
+                self.pos += 1;
+                parse_duration(d).map_err(|k| err(at, k))
             }
-            (other, _) => flat.push(other),
+            _ => Err(self.unexpected("a duration such as 5m")),
         }
     }
-    if all {
-        Requirement::All(flat)
-    } else {
-        Requirement::Any(flat)
+
+    fn expect_close(&mut self) -> Result<(), PolicyParseError> {
+        match self.peek() {
+            Some((_, Tok::Close)) => {
+                self.pos += 1;
+                Ok(())
+            }
+            _ => Err(self.unexpected("`)`")),
+        }
     }
 }
 

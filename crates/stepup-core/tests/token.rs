@@ -353,7 +353,8 @@ fn debug_never_shows_secrets() {
         .issue(&user, Proof::new(Method::Totp, T0), None, T0)
         .unwrap();
     let assurance = gate.verify(&user, Some(issued.value()), T0).unwrap();
-    let shown = format!("{ring:?} {config:?} {issuer:?} {gate:?} {issued:?} {assurance:?} {user:?}");
+    let shown =
+        format!("{ring:?} {config:?} {issuer:?} {gate:?} {issued:?} {assurance:?} {user:?}");
     let secret_b64 = STANDARD.encode(secret);
     for needle in [
         issued.value(),
@@ -362,7 +363,10 @@ fn debug_never_shows_secrets() {
         "5a5a5a",
         "90, 90, 90",
     ] {
-        assert!(!shown.contains(needle), "Debug output shows {needle:?}: {shown}");
+        assert!(
+            !shown.contains(needle),
+            "Debug output shows {needle:?}: {shown}"
+        );
     }
     assert!(shown.contains("[redacted]"));
 }
