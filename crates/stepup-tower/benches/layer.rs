@@ -1,0 +1,110 @@
+//! The layer in process: an axum `Router` driven with `oneshot`, the same
+//! route without the layer, behind a layer that does nothing (axum's own
+//! per-layer cost), and behind `RequireStepUp` with a valid assurance cookie
+//! in a realistic ~500-byte `Cookie` header. One run, so ratios compare.
+//!
+//! Run: `cargo bench -p stepup-tower --bench layer`
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::routing::get;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use stepup_core::{
+    Clock, Key, KeyId, KeyRing, Method, Policy, Proof, Subject, SystemClock, TokenConfig,
+};
+use stepup_tower::{FromExtension, RequireStepUpLayer};
+use tower::ServiceExt;
+
+fn bench(c: &mut Criterion) {
+    let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[42u8; 32]).unwrap());
+    let config = TokenConfig::new(ring);
+    let subject = Subject::new("6f1c2a9e-3b7d-4c55-9a0e-2d8b1f4e7c31")
+        .with_session("k3J9xQ2mZ8vT5wL1nB7cR4yH6pD0sF2gA9eU3iO5tYw");
+    let now = SystemClock.now();
+    let mut token: Option<String> = None;
+    for (m, ago) in [
+        (Method::Password, 900),
+        (Method::Totp, 240),
+        (Method::Passkey, 30),
+    ] {
+        let at = now - Duration::from_secs(ago);
+        let t = config
+            .issuer()
+            .issue(&subject, Proof::new(m, at), token.as_deref(), at)
+            .unwrap();
+        token = Some(t.into_value());
+    }
+    let token = token.unwrap();
+    let cookie = format!(
+        "_ga=GA1.2.1234567890.1700000000; _gid=GA1.2.987654321.1700000000; theme=dark; \
+         lang=en-GB; consent=analytics%3Dfalse%26ads%3Dfalse; session=0123456789abcdef0123456789abcdef; \
+         csrftoken=Zx7Qw1Lp9Ks3Vb5Nm8Jh2Gf4Dd6Ss0Aa1Qq3Ww5Ee7Rr9Tt1Yy3Uu5Ii7Oo9Pp; \
+         __Host-stepup={token}; recent=%5B%22acct-1%22%2C%22acct-2%22%2C%22acct-3%22%5D; \
+         tz=Europe%2FBerlin; sidebar=collapsed"
+    );
+    println!("Cookie header: {} bytes", cookie.len());
+
+    // The application's login, standing in: it puts the subject in the request.
+    let login_subject = subject.clone();
+    let login = middleware::from_fn(move |mut req: Request, next: Next| {
+        req.extensions_mut().insert(login_subject.clone());
+        next.run(req)
+    });
+    let handler = || async { "ok" };
+    let plain: Router = Router::new().route("/", get(handler)).layer(login.clone());
+    let identity: Router = Router::new()
+        .route(
+            "/",
+            get(handler).route_layer(tower::layer::util::Identity::new()),
+        )
+        .layer(login.clone());
+    let layer = RequireStepUpLayer::new(
+        config.gate(),
+        Policy::level(2).max_age(Duration::from_secs(300)),
+        FromExtension::<Subject>::new(),
+    );
+    let stepup: Router = Router::new()
+        .route("/", get(handler).route_layer(layer))
+        .layer(login);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let request = || {
+        Request::builder()
+            .uri("/")
+            .header("cookie", cookie.as_str())
+            .header("accept", "application/json")
+            .body(Body::empty())
+            .unwrap()
+    };
+    for app in [&plain, &identity, &stepup] {
+        let r = rt.block_on(app.clone().oneshot(request())).unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    let mut group = c.benchmark_group("axum_oneshot");
+    for (name, app) in [
+        ("plain", &plain),
+        ("identity_layer", &identity),
+        ("require_step_up", &stepup),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                request,
+                |req| black_box(rt.block_on(app.clone().oneshot(req)).unwrap().status()),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,74 @@
+//! `RequireStepUp`: a [tower] layer that asks an already logged-in user to
+//! step up — prove again that it is really them — before a sensitive route
+//! runs. Works with any `Service<http::Request<B>>`: axum, tonic, hyper.
+//!
+//! The decision is [`stepup_core`]'s; this crate only reads the request (who
+//! is logged in, the assurance cookie) and writes the answer:
+//!
+//! * allowed — the [`Assurance`](stepup_core::Assurance) goes into the request
+//!   extensions and the inner service runs (no allocation besides that insert);
+//! * a browser navigating — `303 See Other` to the challenge page with a
+//!   validated `return_to` and the `reason`;
+//! * anything else — `401` with the RFC 9470 `WWW-Authenticate` challenge and
+//!   an RFC 9457 `application/problem+json` body;
+//! * nobody logged in — `401` without a step-up challenge (configurable).
+//!
+//! Every response it writes carries `Cache-Control: no-store`. One `tracing`
+//! event (target `stepup`) per decision: outcome, reason, policy — never a
+//! token or cookie value.
+//!
+//! # Wrapping an axum route
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::{get, post}};
+//! use stepup_core::{Gate, Key, KeyId, KeyRing, Policy, Subject};
+//! use stepup_tower::{FromExtension, RequireStepUpLayer};
+//!
+//! let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+//! let gate = Gate::new(&ring);
+//!
+//! let app: Router = Router::new()
+//!     .route("/account", get(|| async { "account" }))          // no step-up
+//!     .route(
+//!         "/transfer",
+//!         post(|| async { "sent" }).route_layer(RequireStepUpLayer::new(
+//!             gate.clone(),
+//!             Policy::level(2).max_age(Duration::from_secs(300)),
+//!             FromExtension::<Subject>::new(),
+//!         )),
+//!     );
+//! // … then `.layer(your_login_layer)`, which inserts the `Subject`.
+//! # let _ = app;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Where the token is
+//!
+//! The `__Host-stepup` cookie ([`DEFAULT_COOKIE_NAME`]), read from every
+//! `Cookie` header by a linear scan for that one name. Two cookies of that
+//! name (cookie tossing from a sibling domain) are refused, not guessed
+//! between. API clients that keep no cookies can send the token in the
+//! `Stepup-Assurance` header ([`TOKEN_HEADER`]) once
+//! [`accept_token_header`](RequireStepUpLayer::accept_token_header) is on;
+//! a request carrying both is refused.
+//!
+//! # Contextual step-up
+//!
+//! [`RequireStepUpLayer::per_request`] chooses the policy from the request
+//! and the current assurance: "`DELETE` needs a passkey", "exports need a
+//! step-up within the last minute".
+
+mod future;
+mod layer;
+mod negotiate;
+mod render;
+mod subject;
+mod token;
+
+pub use future::ResponseFuture;
+pub use layer::{
+    DEFAULT_CHALLENGE_PATH, DEFAULT_COOKIE_NAME, NoSubject, RequireStepUp, RequireStepUpLayer,
+    TOKEN_HEADER,
+};
+pub use subject::{FromExtension, SubjectSource, TrustedHeaders};

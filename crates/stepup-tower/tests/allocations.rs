@@ -1,0 +1,90 @@
+//! The pass path allocates once per request beyond what the plain service
+//! does: the box holding the `Assurance` in the request extensions. (When the
+//! request's extension map is full — three entries — inserting also grows
+//! the map: that is `http::Extensions` itself, and shows up as a second
+//! allocation.) One test in this binary, so no other test thread allocates
+//! while it counts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::alloc::System;
+use std::convert::Infallible;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use stepup_core::{
+    Key, KeyId, KeyRing, Method, Policy, Proof, Subject, TestClock, Timestamp, TokenConfig,
+};
+use stepup_tower::{FromExtension, RequireStepUpLayer};
+use tower::{Layer, Service, service_fn};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_000);
+
+#[derive(Clone)]
+struct OtherExtension;
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_pass_path_allocates_once_beyond_the_plain_service() {
+    let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[1u8; 32]).unwrap());
+    let config = TokenConfig::new(ring);
+    let subject = Subject::new("6f1c2a9e-3b7d-4c55-9a0e-2d8b1f4e7c31")
+        .with_session("k3J9xQ2mZ8vT5wL1nB7cR4yH6pD0sF2gA9eU3iO5tYw");
+    let token = config
+        .issuer()
+        .issue(&subject, Proof::new(Method::Totp, T0), None, T0)
+        .unwrap();
+    let layer = RequireStepUpLayer::new(
+        config.gate(),
+        Policy::level(2),
+        FromExtension::<Subject>::new(),
+    )
+    .clock(TestClock::new(T0));
+    let handler = service_fn(|_: http::Request<()>| async {
+        Ok::<_, Infallible>(http::Response::new(String::new()))
+    });
+    let mut plain = handler;
+    let mut wrapped = layer.layer(handler);
+    // A realistic Cookie header (~500 bytes) with the assurance cookie in it.
+    let cookie = format!(
+        "_ga=GA1.2.1234567890.1700000000; _gid=GA1.2.987654321.1700000000; theme=dark; \
+         lang=en-GB; consent=analytics%3Dfalse%26ads%3Dfalse; session=0123456789abcdef0123456789abcdef; \
+         csrftoken=Zx7Qw1Lp9Ks3Vb5Nm8Jh2Gf4Dd6Ss0Aa1Qq3Ww5Ee7Rr9Tt1Yy3Uu5Ii7Oo9Pp; \
+         __Host-stepup={}; recent=%5B%22acct-1%22%2C%22acct-2%22%5D",
+        token.value()
+    );
+    // The login layer has put the subject (and, in the second case, one more
+    // extension) in the request.
+    for others in [0, 1] {
+        let request = || {
+            let mut r = http::Request::builder()
+                .header("cookie", cookie.as_str())
+                .body(())
+                .unwrap();
+            r.extensions_mut().insert(subject.clone());
+            if others > 0 {
+                r.extensions_mut().insert(OtherExtension);
+            }
+            r
+        };
+        // Warm up (lazy statics, first-use allocations).
+        assert_eq!(wrapped.call(request()).await.unwrap().status(), 200);
+
+        let req = request();
+        let region = Region::new(GLOBAL);
+        let _ = plain.call(req).await.unwrap();
+        let baseline = region.change().allocations;
+
+        let req = request();
+        let region = Region::new(GLOBAL);
+        let response = wrapped.call(req).await.unwrap();
+        let with_layer = region.change().allocations;
+
+        assert_eq!(response.status(), 200, "the request must pass");
+        assert_eq!(
+            with_layer,
+            baseline + 1,
+            "the layer's pass path must allocate exactly once (the extensions insert)"
+        );
+    }
+}
