@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
          lang=en-GB; consent=analytics%3Dfalse%26ads%3Dfalse; session=0123456789abcdef0123456789abcdef; \
          csrftoken=Zx7Qw1Lp9Ks3Vb5Nm8Jh2Gf4Dd6Ss0Aa1Qq3Ww5Ee7Rr9Tt1Yy3Uu5Ii7Oo9Pp; \
          __Host-stepup={token}; recent=%5B%22acct-1%22%2C%22acct-2%22%2C%22acct-3%22%5D; \
-         tz=Europe%2FBerlin; sidebar=collapsed"
+         tz=Europe%2FBerlin; sidebar=collapsed; ab_test=checkout-v2%3Avariant-b; last_seen=1700000000"
     );
     println!("Cookie header: {} bytes", cookie.len());
 
@@ -70,8 +70,14 @@ fn bench(c: &mut Criterion) {
         FromExtension::<Subject>::new(),
     );
     let stepup: Router = Router::new()
-        .route("/", get(handler).route_layer(layer))
-        .layer(login);
+        .route("/", get(handler).route_layer(layer.clone()))
+        .layer(login.clone());
+    // The layer around a whole router, as tower composes it (no axum
+    // per-route boxing): the layer's own cost over `plain`.
+    let outer = tower::Layer::layer(
+        &login,
+        tower::Layer::layer(&layer, Router::new().route("/", get(handler))),
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -88,6 +94,12 @@ fn bench(c: &mut Criterion) {
         let r = rt.block_on(app.clone().oneshot(request())).unwrap();
         assert_eq!(r.status(), 200);
     }
+    assert_eq!(
+        rt.block_on(outer.clone().oneshot(request()))
+            .unwrap()
+            .status(),
+        200
+    );
 
     let mut group = c.benchmark_group("axum_oneshot");
     for (name, app) in [
@@ -103,6 +115,13 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
+    group.bench_function("require_step_up_around_router", |b| {
+        b.iter_batched(
+            request,
+            |req| black_box(rt.block_on(outer.clone().oneshot(req)).unwrap().status()),
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 

@@ -16,7 +16,7 @@ use crate::future::ResponseFuture;
 use crate::negotiate::is_navigation;
 use crate::render;
 use crate::subject::SubjectSource;
-use crate::token::{self, Found};
+use crate::token::{self, CookieName, Found};
 
 /// The default name of the assurance cookie. The `__Host-` prefix makes
 /// browsers insist on `Secure`, `Path=/` and no `Domain`.
@@ -54,7 +54,7 @@ struct Config<Src> {
     policy: PolicySource,
     subjects: Src,
     clock: Arc<dyn Clock>,
-    cookie_name: String,
+    cookie_name: CookieName,
     token_header: Option<HeaderName>,
     challenge_page: ReturnTo,
     fallback: ReturnTo,
@@ -119,7 +119,7 @@ impl<Src> fmt::Debug for RequireStepUpLayer<Src> {
         };
         f.debug_struct("RequireStepUpLayer")
             .field("policy", &policy)
-            .field("cookie_name", &self.config.cookie_name)
+            .field("cookie_name", &self.config.cookie_name.as_str())
             .field("challenge_page", &self.config.challenge_page)
             .finish_non_exhaustive()
     }
@@ -169,7 +169,7 @@ impl<Src: SubjectSource> RequireStepUpLayer<Src> {
                 policy,
                 subjects,
                 clock: Arc::new(SystemClock),
-                cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+                cookie_name: CookieName::new(DEFAULT_COOKIE_NAME),
                 token_header: None,
                 challenge_page: ReturnTo::parse(DEFAULT_CHALLENGE_PATH)
                     .unwrap_or_else(|_| ReturnTo::root()),
@@ -192,7 +192,7 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
     /// during local development over plain HTTP).
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         let c = self.config_mut();
-        c.cookie_name = name.into();
+        c.cookie_name = CookieName::new(&name.into());
         self
     }
 

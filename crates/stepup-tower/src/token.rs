@@ -3,6 +3,7 @@
 
 use http::HeaderMap;
 use http::header::COOKIE;
+use memchr::memmem::Finder;
 
 /// What the request carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,22 +17,44 @@ pub(crate) enum Found<'a> {
     Ambiguous,
 }
 
-/// Scans every `Cookie` header for `name` in one linear pass over the bytes,
-/// without parsing (or allocating for) the other cookies. Stops at the second
-/// match. A quoted value (`name="…"`) is unquoted, as RFC 6265 allows.
-pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Found<'a> {
+/// A cookie name, with its substring searcher built once.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieName {
+    name: String,
+    finder: Finder<'static>,
+}
+
+impl CookieName {
+    pub(crate) fn new(name: &str) -> CookieName {
+        CookieName {
+            name: name.to_owned(),
+            finder: Finder::new(name.as_bytes()).into_owned(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Scans every `Cookie` header for the cookie in one linear pass, without
+/// parsing (or allocating for) the other cookies: a vectorised substring
+/// search for the name, then a check that the match starts a `name=value`
+/// pair. Stops at the second match. A quoted value (`name="…"`) is unquoted,
+/// as RFC 6265 allows.
+pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, cookie: &CookieName) -> Found<'a> {
     let mut found = Found::None;
+    let name_len = cookie.name.len();
     for value in headers.get_all(COOKIE) {
         let bytes = value.as_bytes();
-        for pair in bytes.split(|b| *b == b';') {
-            let pair = trim(pair);
-            let Some(rest) = pair.strip_prefix(name.as_bytes()) else {
+        for start in cookie.finder.find_iter(bytes) {
+            let after = start + name_len;
+            if !starts_pair(bytes, start) || bytes.get(after) != Some(&b'=') {
                 continue;
-            };
-            let Some(raw) = rest.strip_prefix(b"=") else {
-                continue;
-            };
-            let raw = unquote(raw);
+            }
+            let rest = &bytes[after + 1..];
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            let raw = unquote(trim(&rest[..end]));
             found = match (found, std::str::from_utf8(raw)) {
                 (Found::None, Ok(text)) => Found::One(text),
                 _ => return Found::Ambiguous,
@@ -39,6 +62,15 @@ pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Found<'a> {
         }
     }
     found
+}
+
+/// Whether position `at` begins a cookie pair: the start of the header, or
+/// only spaces/tabs back to a `;`.
+fn starts_pair(bytes: &[u8], at: usize) -> bool {
+    match bytes[..at].iter().rposition(|b| !matches!(b, b' ' | b'\t')) {
+        None => true,
+        Some(i) => bytes[i] == b';',
+    }
 }
 
 /// The token from an opt-in header: one value that is text, or ambiguous.
@@ -93,38 +125,48 @@ mod tests {
         map
     }
 
-    const NAME: &str = "__Host-stepup";
+    fn name() -> CookieName {
+        CookieName::new("__Host-stepup")
+    }
 
     #[test]
     fn finds_the_one_cookie_among_others() {
         let h = headers(&[b"a=1; __Host-stepup=tok; b=2"]);
-        assert_eq!(find_cookie(&h, NAME), Found::One("tok"));
+        assert_eq!(find_cookie(&h, &name()), Found::One("tok"));
         let h = headers(&[b"a=1", b"__Host-stepup=tok"]);
-        assert_eq!(find_cookie(&h, NAME), Found::One("tok"));
+        assert_eq!(find_cookie(&h, &name()), Found::One("tok"));
         let h = headers(&[b"__Host-stepup=\"tok\""]);
-        assert_eq!(find_cookie(&h, NAME), Found::One("tok"));
+        assert_eq!(find_cookie(&h, &name()), Found::One("tok"));
         let h = headers(&[b"  __Host-stepup=tok  ;"]);
-        assert_eq!(find_cookie(&h, NAME), Found::One("tok"));
+        assert_eq!(find_cookie(&h, &name()), Found::One("tok"));
     }
 
     #[test]
     fn similar_names_do_not_match() {
         let h = headers(&[b"__Host-stepupX=a; x__Host-stepup=b; __host-stepup=c; __Host-stepup"]);
-        assert_eq!(find_cookie(&h, NAME), Found::None);
+        assert_eq!(find_cookie(&h, &name()), Found::None);
+    }
+
+    #[test]
+    fn names_inside_values_do_not_match() {
+        let h = headers(&[b"x=__Host-stepup=evil; y=\"a;__Host-stepup\""]);
+        assert_eq!(find_cookie(&h, &name()), Found::None);
+        let h = headers(&[b"x=1;__Host-stepup=tok"]);
+        assert_eq!(find_cookie(&h, &name()), Found::One("tok"));
     }
 
     #[test]
     fn duplicates_are_ambiguous() {
         let h = headers(&[b"__Host-stepup=a; __Host-stepup=b"]);
-        assert_eq!(find_cookie(&h, NAME), Found::Ambiguous);
+        assert_eq!(find_cookie(&h, &name()), Found::Ambiguous);
         let h = headers(&[b"__Host-stepup=a", b"__Host-stepup=a"]);
-        assert_eq!(find_cookie(&h, NAME), Found::Ambiguous);
+        assert_eq!(find_cookie(&h, &name()), Found::Ambiguous);
     }
 
     #[test]
     fn non_text_values_are_ambiguous() {
         let h = headers(&[b"__Host-stepup=\xff\xfe"]);
-        assert_eq!(find_cookie(&h, NAME), Found::Ambiguous);
+        assert_eq!(find_cookie(&h, &name()), Found::Ambiguous);
     }
 
     #[test]
