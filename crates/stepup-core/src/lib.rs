@@ -100,11 +100,6 @@ pub use subject::Subject;
 pub use time::{Clock, SystemClock, TestClock, Timestamp};
 pub use token::{DEFAULT_PURPOSE, MAX_PURPOSE_LEN, MAX_TOKEN_LEN};
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
-
 /// Benchmark support: not part of the public API, no stability promise.
 #[doc(hidden)]
 pub mod __bench {

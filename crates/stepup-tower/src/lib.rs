@@ -1,4 +1,4 @@
-//! `RequireStepUp`: a [tower] layer that asks an already logged-in user to
+//! `RequireStepUp`: a [tower](https://docs.rs/tower) layer that asks an already logged-in user to
 //! step up — prove again that it is really them — before a sensitive route
 //! runs. Works with any `Service<http::Request<B>>`: axum, tonic, hyper.
 //!
@@ -72,3 +72,8 @@ pub use layer::{
     TOKEN_HEADER,
 };
 pub use subject::{FromExtension, SubjectSource, TrustedHeaders};
+
+/// The workspace README's examples (core and layer), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
