@@ -4,11 +4,13 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::challenge::Challenge;
+use crate::key::KeyId;
 use crate::level::{LevelTable, SharedLevels};
 use crate::method::Method;
 use crate::policy::Policy;
 use crate::subject::Subject;
 use crate::time::Timestamp;
+use crate::token::CONTEXT_LEN;
 
 /// The most proofs (distinct methods) one token carries.
 pub const MAX_PROOFS: usize = 8;
@@ -180,6 +182,8 @@ pub struct Assurance {
     issued_at: Timestamp,
     expires_at: Timestamp,
     levels: SharedLevels,
+    key_id: Option<KeyId>,
+    context: Option<[u8; CONTEXT_LEN]>,
 }
 
 impl Assurance {
@@ -196,6 +200,8 @@ impl Assurance {
             issued_at,
             expires_at,
             levels,
+            key_id: None,
+            context: None,
         }
     }
 
@@ -203,9 +209,29 @@ impl Assurance {
         (&self.subject, &mut self.proofs)
     }
 
-    pub(crate) fn set_times(&mut self, issued_at: Timestamp, expires_at: Timestamp) {
+    pub(crate) fn set_token_facts(
+        &mut self,
+        issued_at: Timestamp,
+        expires_at: Timestamp,
+        key_id: Option<KeyId>,
+        context: Option<[u8; CONTEXT_LEN]>,
+    ) {
         self.issued_at = issued_at;
         self.expires_at = expires_at;
+        self.key_id = key_id;
+        self.context = context;
+    }
+
+    /// The key that signed the token and the client-context digest it
+    /// records, for [`Gate::same_context`](crate::Gate::same_context).
+    pub(crate) fn context_facts(&self) -> (Option<KeyId>, Option<[u8; CONTEXT_LEN]>) {
+        (self.key_id, self.context)
+    }
+
+    /// Whether the token was issued in a recorded client context (see
+    /// [`Issuer::issue_in_context`](crate::Issuer::issue_in_context)).
+    pub fn has_client_context(&self) -> bool {
+        self.context.is_some()
     }
 
     /// The subject the token was verified for.

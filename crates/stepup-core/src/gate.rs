@@ -161,13 +161,50 @@ impl Gate {
                 return Err(ChallengeReason::Expired);
             }
         }
-        assurance.set_times(claims.issued_at, claims.expires_at);
+        assurance.set_token_facts(
+            claims.issued_at,
+            claims.expires_at,
+            Some(claims.key_id),
+            claims.context,
+        );
         Ok(assurance)
     }
 
     /// The challenge for `policy` not being met for `reason`.
     pub fn challenge(&self, reason: ChallengeReason, policy: &Policy) -> Challenge {
         Challenge::new(reason, policy, &self.levels)
+    }
+
+    /// Whether `assurance` was issued in the client context `context` (the
+    /// same bytes the issuer was given — say an IP prefix and a user agent):
+    /// `None` when its token records no context. For contextual policies such
+    /// as "a new network or browser since the step-up needs a fresh one".
+    ///
+    /// Costs one HMAC over `context`; compared in constant time.
+    ///
+    /// ```
+    /// use stepup_core::{Gate, Issuer, Key, KeyId, KeyRing, Method, Proof, Subject, Timestamp};
+    ///
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+    /// let (issuer, gate) = (Issuer::new(&ring), Gate::new(&ring));
+    /// let user = Subject::new("user-1");
+    /// let t0 = Timestamp::from_unix_seconds(1_700_000_000);
+    /// let context = b"203.0.113.0/24 Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0";
+    /// let token = issuer.issue_in_context(&user, Proof::new(Method::Totp, t0), None, context, t0)?;
+    ///
+    /// let assurance = gate.verify(&user, Some(token.value()), t0).unwrap();
+    /// assert_eq!(gate.same_context(&assurance, context), Some(true));
+    /// assert_eq!(gate.same_context(&assurance, b"198.51.100.0/24 curl/8.5"), Some(false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn same_context(&self, assurance: &Assurance, context: &[u8]) -> Option<bool> {
+        let (key_id, recorded) = assurance.context_facts();
+        let recorded = recorded?;
+        let digest = self.codec.context_digest(key_id, context)?;
+        Some(bool::from(subtle::ConstantTimeEq::ct_eq(
+            &digest[..],
+            &recorded[..],
+        )))
     }
 
     /// The level table.

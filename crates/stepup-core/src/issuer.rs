@@ -136,6 +136,33 @@ impl Issuer {
         previous: Option<&str>,
         now: Timestamp,
     ) -> Result<IssuedToken, IssueError> {
+        self.mint(subject, proof, previous, None, now)
+    }
+
+    /// [`issue`](Issuer::issue), also recording a keyed digest of the client
+    /// context the step-up happened in — whatever bytes the application
+    /// chooses, say the client's IP prefix and user agent. The token carries
+    /// 8 bytes of HMAC, not the context; [`Gate::same_context`](crate::Gate::same_context)
+    /// later tells whether a request comes from the same context.
+    pub fn issue_in_context(
+        &self,
+        subject: &Subject,
+        proof: Proof,
+        previous: Option<&str>,
+        context: &[u8],
+        now: Timestamp,
+    ) -> Result<IssuedToken, IssueError> {
+        self.mint(subject, proof, previous, Some(context), now)
+    }
+
+    fn mint(
+        &self,
+        subject: &Subject,
+        proof: Proof,
+        previous: Option<&str>,
+        context: Option<&[u8]>,
+        now: Timestamp,
+    ) -> Result<IssuedToken, IssueError> {
         let since_base = now.as_unix_seconds().checked_sub(TIME_BASE);
         if since_base.is_none_or(|s| s > u64::from(u32::MAX)) {
             return Err(IssueError::ClockOutOfRange);
@@ -166,20 +193,30 @@ impl Issuer {
         // proof is at or before the token's issue time.
         proofs.record(Proof::new(proof.method(), proof.at().min(now)));
         let lifetime_secs = u32::try_from(self.lifetime.as_secs()).unwrap_or(u32::MAX);
+        let digest = match context {
+            Some(bytes) => Some(
+                self.codec
+                    .context_digest(None, bytes)
+                    .ok_or(IssueError::NoSigningKey)?,
+            ),
+            None => None,
+        };
         let value = self
             .codec
-            .seal(subject, now, lifetime_secs, &proofs)
+            .seal_in_context(subject, now, lifetime_secs, &proofs, digest)
             .ok_or(IssueError::NoSigningKey)?;
         let expires_at = now.saturating_add(Duration::from_secs(u64::from(lifetime_secs)));
+        let mut assurance = Assurance::new(
+            subject.clone(),
+            proofs,
+            now,
+            expires_at,
+            self.levels.clone(),
+        );
+        assurance.set_token_facts(now, expires_at, self.codec.signing_key_id(), digest);
         Ok(IssuedToken {
             value,
-            assurance: Assurance::new(
-                subject.clone(),
-                proofs,
-                now,
-                expires_at,
-                self.levels.clone(),
-            ),
+            assurance,
             max_age: self.lifetime,
         })
     }

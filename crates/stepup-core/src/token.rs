@@ -12,6 +12,8 @@
 //!                1 600 000 000), big-endian; lasts until the year 2156
 //! 15      1..5   lifetime in seconds, LEB128 (expires at = issued at + lifetime)
 //! …       1..10  subject epoch, LEB128
+//! …       1      client-context length: 0, or 8 followed by the 8-byte
+//!                context digest, HMAC(K, block "C" ‖ context)[..8]
 //! …       1      proof count n, 1..=8
 //! …       …      n proofs: method code (1 byte; 0x80 = custom, then a name
 //!                length byte and the name), then the proof's age at issue
@@ -65,9 +67,12 @@ const CHECK_LEN: usize = 4;
 const CHECK_AT: usize = 3;
 const HINT_LEN: usize = 4;
 const HINT_AT: usize = CHECK_AT + CHECK_LEN;
-/// Version, key id, body check, hint, issued at, lifetime, longest epoch, proof count.
-const MAX_HEADER_LEN: usize = 1 + 2 + CHECK_LEN + HINT_LEN + 4 + 5 + 10 + 1;
-const MIN_HEADER_LEN: usize = 1 + 2 + CHECK_LEN + HINT_LEN + 4 + 1 + 1 + 1;
+/// The length of a client-context digest.
+pub(crate) const CONTEXT_LEN: usize = 8;
+/// Version, key id, body check, hint, issued at, lifetime, longest epoch,
+/// context, proof count.
+const MAX_HEADER_LEN: usize = 1 + 2 + CHECK_LEN + HINT_LEN + 4 + 5 + 10 + 1 + CONTEXT_LEN + 1;
+const MIN_HEADER_LEN: usize = 1 + 2 + CHECK_LEN + HINT_LEN + 4 + 1 + 1 + 1 + 1;
 const PROOF_MAX_LEN: usize = 1 + 1 + CustomMethod::MAX_LEN + 5;
 /// Token times count from here, so they fit 32 bits until 2156.
 pub(crate) const TIME_BASE: u64 = 1_600_000_000;
@@ -91,6 +96,7 @@ pub const MAX_PURPOSE_LEN: usize = 48;
 const DOMAIN_TAG: u8 = b'B';
 const DOMAIN_CHECK: u8 = b'U';
 const DOMAIN_HINT: u8 = b'H';
+const DOMAIN_CONTEXT: u8 = b'C';
 
 /// What a token says once its tag verified (the proofs go to the caller's
 /// buffer, so the large part is written once, where it stays).
@@ -100,6 +106,7 @@ pub(crate) struct Claims {
     pub(crate) epoch: u64,
     pub(crate) issued_at: Timestamp,
     pub(crate) expires_at: Timestamp,
+    pub(crate) context: Option<[u8; CONTEXT_LEN]>,
 }
 
 /// Why a token did not open. Deliberately coarse: every malformed, tampered,
@@ -118,6 +125,7 @@ struct KeyState {
     tag: HmacSha256,
     check: HmacSha256,
     hint: HmacSha256,
+    context: HmacSha256,
 }
 
 /// Seals and opens tokens for one purpose with one key ring. The HMAC states
@@ -175,6 +183,7 @@ impl Codec {
         let tag = purpose_block(DOMAIN_TAG, purpose);
         let check = purpose_block(DOMAIN_CHECK, purpose);
         let hint = purpose_block(DOMAIN_HINT, purpose);
+        let context = purpose_block(DOMAIN_CONTEXT, purpose);
         let keys = ring
             .keys()
             .iter()
@@ -184,6 +193,7 @@ impl Codec {
                     tag: keyed(k.secret(), &tag)?,
                     check: keyed(k.secret(), &check)?,
                     hint: keyed(k.secret(), &hint)?,
+                    context: keyed(k.secret(), &context)?,
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -202,12 +212,26 @@ impl Codec {
     /// Mints a token with the signing key. `issued_at` must lie between
     /// [`TIME_BASE`] and 2^32 seconds after it, and proofs at or before it
     /// (the issuer guarantees all three); `None` otherwise.
+    #[cfg(test)]
     pub(crate) fn seal(
         &self,
         subject: &Subject,
         issued_at: Timestamp,
         lifetime_secs: u32,
         proofs: &Proofs,
+    ) -> Option<String> {
+        self.seal_in_context(subject, issued_at, lifetime_secs, proofs, None)
+    }
+
+    /// [`seal`](Codec::seal), recording the digest of the client context the
+    /// token is issued in.
+    pub(crate) fn seal_in_context(
+        &self,
+        subject: &Subject,
+        issued_at: Timestamp,
+        lifetime_secs: u32,
+        proofs: &Proofs,
+        context: Option<[u8; CONTEXT_LEN]>,
     ) -> Option<String> {
         let key = self.keys.first()?;
         let list = proofs.as_slice();
@@ -223,6 +247,13 @@ impl Codec {
         raw.extend_from_slice(&u32::try_from(since_base).ok()?.to_be_bytes());
         write_varint(&mut raw, u64::from(lifetime_secs));
         write_varint(&mut raw, subject.epoch());
+        match context {
+            Some(digest) => {
+                raw.push(CONTEXT_LEN as u8);
+                raw.extend_from_slice(&digest);
+            }
+            None => raw.push(0),
+        }
         raw.push(list.len() as u8);
         for p in list {
             let age = u32::try_from(issued_at.duration_since(p.at()).as_secs()).ok()?;
@@ -293,6 +324,26 @@ impl Codec {
             return Err(classify_failure(key, &buf[2..body_end], subject));
         }
         parse_body(&buf[2..body_end], key_id, proofs).ok_or(Rejection::Invalid)
+    }
+
+    /// The digest of a client context under the key `key_id` (the signing key
+    /// when `None`): what a token minted in that context records.
+    pub(crate) fn context_digest(
+        &self,
+        key_id: Option<KeyId>,
+        context: &[u8],
+    ) -> Option<[u8; CONTEXT_LEN]> {
+        let key = match key_id {
+            Some(id) => self.keys.iter().find(|k| k.id == id)?,
+            None => self.keys.first()?,
+        };
+        let mut mac = key.context.clone();
+        mac.update(&(context.len() as u64).to_be_bytes());
+        mac.update(context);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; CONTEXT_LEN];
+        out.copy_from_slice(&full[..CONTEXT_LEN]);
+        Some(out)
     }
 
     /// The exact bytes the tag covers, for the benchmark's floor.
@@ -434,6 +485,11 @@ fn parse_body(body: &[u8], key_id: KeyId, proofs: &mut Proofs) -> Option<Claims>
     let issued_at = Timestamp::from_unix_seconds(TIME_BASE + u64::from(since_base));
     let lifetime = u32::try_from(r.varint()?).ok()?;
     let epoch = r.varint()?;
+    let context = match r.u8()? {
+        0 => None,
+        8 => Some(r.array::<CONTEXT_LEN>()?),
+        _ => return None,
+    };
     let count = usize::from(r.u8()?);
     if count == 0 || count > MAX_PROOFS {
         return None;
@@ -462,6 +518,7 @@ fn parse_body(body: &[u8], key_id: KeyId, proofs: &mut Proofs) -> Option<Claims>
         epoch,
         issued_at,
         expires_at: issued_at.saturating_add(std::time::Duration::from_secs(u64::from(lifetime))),
+        context,
     })
 }
 
@@ -537,8 +594,8 @@ mod tests {
 
     #[test]
     fn limits_are_consistent() {
-        assert_eq!(MAX_RAW_LEN, 31 + 8 * 29 + 32);
-        assert_eq!(MAX_TOKEN_LEN, 394);
+        assert_eq!(MAX_RAW_LEN, 40 + 8 * 29 + 32);
+        assert_eq!(MAX_TOKEN_LEN, 406);
         let codec = Codec::new(&ring(1, 1), DEFAULT_PURPOSE).unwrap();
         let subject = Subject::new("u").with_epoch(u64::MAX);
         let mut full = Proofs::new();
@@ -548,7 +605,13 @@ mod tests {
         }
         // Every variable-length field at its longest.
         let token = codec
-            .seal(&subject, ts(u64::from(u32::MAX)), u32::MAX, &full)
+            .seal_in_context(
+                &subject,
+                ts(u64::from(u32::MAX)),
+                u32::MAX,
+                &full,
+                Some([7; 8]),
+            )
             .unwrap();
         assert_eq!(token.len(), MAX_TOKEN_LEN);
         assert!(open(&codec, &token, &subject).is_ok());
@@ -662,6 +725,7 @@ mod tests {
             tag: keyed(&key, &purpose_block(DOMAIN_TAG, DEFAULT_PURPOSE)).unwrap(),
             check: keyed(&key, &purpose_block(DOMAIN_CHECK, DEFAULT_PURPOSE)).unwrap(),
             hint: keyed(&key, &purpose_block(DOMAIN_HINT, DEFAULT_PURPOSE)).unwrap(),
+            context: keyed(&key, &purpose_block(DOMAIN_CONTEXT, DEFAULT_PURPOSE)).unwrap(),
         };
         let mint = |body: &[u8]| {
             let mut raw = body.to_vec();
@@ -680,6 +744,7 @@ mod tests {
             h.extend_from_slice(&100u32.to_be_bytes());
             h.extend_from_slice(lifetime);
             h.extend_from_slice(epoch);
+            h.push(0); // no client context
             h.push(count);
             h
         };

@@ -370,3 +370,69 @@ fn debug_never_shows_secrets() {
     }
     assert!(shown.contains("[redacted]"));
 }
+
+#[test]
+fn client_context_is_recorded_keyed_and_bound() {
+    let (issuer, gate) = pair();
+    let user = alice();
+    let office = b"203.0.113.0/24|Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0";
+    let token = issuer
+        .issue_in_context(&user, Proof::new(Method::Totp, T0), None, office, T0)
+        .unwrap();
+    // The token carries a keyed digest, not the context.
+    let raw = URL_SAFE_NO_PAD.decode(token.value()).unwrap();
+    assert!(!raw.windows(6).any(|w| w == b"203.0."));
+    let a = gate.verify(&user, Some(token.value()), T0).unwrap();
+    assert!(a.has_client_context());
+    assert_eq!(gate.same_context(&a, office), Some(true));
+    assert_eq!(
+        gate.same_context(&a, b"198.51.100.0/24|curl/8.5"),
+        Some(false)
+    );
+    assert_eq!(gate.same_context(&a, b""), Some(false));
+    // The issued assurance answers the same way as the verified one.
+    assert_eq!(gate.same_context(token.assurance(), office), Some(true));
+
+    // A token without a context answers None, and re-issuing without a
+    // context drops the old one.
+    let plain = token_for(&issuer, &user, &[Method::Password], T0);
+    let a = gate.verify(&user, Some(&plain), T0).unwrap();
+    assert_eq!(gate.same_context(&a, office), None);
+    let t1 = T0 + secs(5);
+    let moved = issuer
+        .issue(
+            &user,
+            Proof::new(Method::Password, t1),
+            Some(token.value()),
+            t1,
+        )
+        .unwrap();
+    assert_eq!(gate.same_context(moved.assurance(), office), None);
+
+    // Another key or purpose gives another digest.
+    let other = TokenConfig::new(KeyRing::new(key(1, 0x42)));
+    let theirs = other
+        .issuer()
+        .issue_in_context(&user, Proof::new(Method::Totp, T0), None, office, T0)
+        .unwrap();
+    assert_eq!(gate.same_context(theirs.assurance(), office), Some(false));
+}
+
+#[test]
+fn the_context_survives_key_rotation() {
+    let user = alice();
+    let old = KeyRing::new(key(1, 0x11));
+    let ctx = b"10.0.0.0/8|agent";
+    let token = Issuer::new(&old)
+        .issue_in_context(&user, Proof::new(Method::Totp, T0), None, ctx, T0)
+        .unwrap();
+    let mut rotated = old.clone();
+    rotated.rotate(key(2, 0x22)).unwrap();
+    let gate = Gate::new(&rotated);
+    let a = gate.verify(&user, Some(token.value()), T0).unwrap();
+    assert_eq!(
+        gate.same_context(&a, ctx),
+        Some(true),
+        "checked under the key that signed it"
+    );
+}

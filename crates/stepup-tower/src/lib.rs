@@ -57,8 +57,43 @@
 //!
 //! [`RequireStepUpLayer::per_request`] chooses the policy from the request
 //! and the current assurance: "`DELETE` needs a passkey", "exports need a
-//! step-up within the last minute".
+//! step-up within the last minute" — or "a new network or browser since the
+//! step-up needs a fresh one". For that last one, record the
+//! [`client_context`] when issuing the token
+//! ([`Issuer::issue_in_context`](stepup_core::Issuer::issue_in_context)) and
+//! compare it per request ([`Gate::same_context`](stepup_core::Gate::same_context)):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use stepup_core::{Gate, Key, KeyId, KeyRing, Policy, Subject};
+//! use stepup_tower::{FromExtension, RequireStepUpLayer, client_context};
+//!
+//! let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+//! let gate = Gate::new(&ring);
+//! let usual = Arc::new(Policy::level(2).max_age(Duration::from_secs(15 * 60)));
+//! let moved = Arc::new(
+//!     Policy::level(2)
+//!         .max_age(Duration::ZERO)
+//!         .with_reason("You're on a new network or browser: please confirm it's you."),
+//! );
+//! let checker = gate.clone();
+//! let layer = RequireStepUpLayer::per_request(
+//!     gate,
+//!     move |parts, assurance| {
+//!         let here = client_context(parts, None); // or Some(peer IP)
+//!         match assurance.and_then(|a| checker.same_context(a, &here)) {
+//!             Some(false) => moved.clone(), // stepped up elsewhere: again, now
+//!             _ => usual.clone(),
+//!         }
+//!     },
+//!     FromExtension::<Subject>::new(),
+//! );
+//! # let _ = layer;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod client;
 mod future;
 mod layer;
 mod negotiate;
@@ -66,6 +101,7 @@ mod render;
 mod subject;
 mod token;
 
+pub use client::client_context;
 pub use future::ResponseFuture;
 pub use layer::{
     DEFAULT_CHALLENGE_PATH, DEFAULT_COOKIE_NAME, NoSubject, RequireStepUp, RequireStepUpLayer,

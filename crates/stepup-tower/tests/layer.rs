@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, WWW_AUTHENTICATE};
@@ -365,4 +366,63 @@ async fn contextual_policies_follow_the_request() {
     );
     let passkey = f.token(&user, &[Factor::Passkey], T0);
     assert!(f.run(call(Method::DELETE, &passkey)).await.1);
+}
+
+#[tokio::test]
+async fn a_new_browser_since_the_step_up_needs_a_fresh_one() {
+    let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[9u8; 32]).unwrap());
+    let config = TokenConfig::new(ring);
+    let clock = TestClock::new(T0);
+    let gate = config.gate();
+    let checker = gate.clone();
+    let usual = Arc::new(Policy::level(2).max_age(secs(900)));
+    let moved = Arc::new(Policy::level(2).max_age(Duration::ZERO));
+    let layer = RequireStepUpLayer::per_request(
+        gate,
+        move |parts, assurance| {
+            let here = stepup_tower::client_context(parts, None);
+            match assurance.and_then(|a| checker.same_context(a, &here)) {
+                Some(false) => moved.clone(),
+                _ => usual.clone(),
+            }
+        },
+        subjects(),
+    )
+    .clock(clock.clone());
+    let f = Fixture {
+        issuer: config.issuer(),
+        layer,
+        clock,
+    };
+    let user = alice();
+    let firefox = request(Method::POST, "/transfer", Some(&user))
+        .header("user-agent", "Firefox/133.0")
+        .body(String::new())
+        .unwrap();
+    let context = stepup_tower::client_context(&firefox.into_parts().0, None);
+    let token = f
+        .issuer
+        .issue_in_context(
+            &user,
+            stepup_core::Proof::new(Factor::Totp, T0),
+            None,
+            &context,
+            T0,
+        )
+        .unwrap();
+    f.clock.advance(secs(60));
+    let call = |agent: &str| {
+        request(Method::POST, "/transfer", Some(&user))
+            .header("user-agent", agent)
+            .header(COOKIE, format!("__Host-stepup={}", token.value()))
+            .body(String::new())
+            .unwrap()
+    };
+    assert!(
+        f.run(call("Firefox/133.0")).await.1,
+        "same browser: the step-up still counts"
+    );
+    let (response, ran) = f.run(call("curl/8.5")).await;
+    assert!(!ran, "another browser: step up again");
+    assert_eq!(problem(&response)["reason"], "stale");
 }

@@ -1,0 +1,54 @@
+//! The client context a step-up happened in: what a contextual policy
+//! compares to notice "a new network or browser since the step-up".
+
+use std::net::IpAddr;
+
+use http::header::USER_AGENT;
+use http::request::Parts;
+
+/// The bytes describing where a request comes from: the client's network
+/// (IPv4 /24, IPv6 /48 — coarse enough that a phone moving between cells of
+/// one carrier mostly keeps it) and its `User-Agent`.
+///
+/// Hand the same bytes to
+/// [`Issuer::issue_in_context`](stepup_core::Issuer::issue_in_context) when
+/// the step-up succeeds and to
+/// [`Gate::same_context`](stepup_core::Gate::same_context) on later requests.
+/// Where the IP comes from is the application's call (the socket peer, or a
+/// forwarded-for header set by its own proxy); pass `None` to use the user
+/// agent alone.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use stepup_tower::client_context;
+///
+/// let request = http::Request::builder().header("user-agent", "Firefox/133.0").body(())?;
+/// let (parts, _) = request.into_parts();
+/// let a = client_context(&parts, Some("203.0.113.7".parse::<IpAddr>()?));
+/// let b = client_context(&parts, Some("203.0.113.200".parse::<IpAddr>()?));
+/// let c = client_context(&parts, Some("198.51.100.7".parse::<IpAddr>()?));
+/// assert_eq!(a, b); // same /24
+/// assert_ne!(a, c);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn client_context(parts: &Parts, ip: Option<IpAddr>) -> Vec<u8> {
+    let agent = parts
+        .headers
+        .get(USER_AGENT)
+        .map_or(&b""[..], |v| v.as_bytes());
+    let agent = &agent[..agent.len().min(512)];
+    let mut out = Vec::with_capacity(24 + agent.len());
+    match ip {
+        Some(IpAddr::V4(v4)) => {
+            out.push(4);
+            out.extend_from_slice(&v4.octets()[..3]);
+        }
+        Some(IpAddr::V6(v6)) => {
+            out.push(6);
+            out.extend_from_slice(&v6.octets()[..6]);
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(agent);
+    out
+}
