@@ -1,0 +1,60 @@
+//! What can go wrong in a challenge, typed so an adapter can say it clearly.
+
+use stepup_core::{IssueError, Method, Timestamp};
+
+/// A store (the application's factor store, or the state store) failed.
+/// Step-ups fail closed: no proof is recorded when a store cannot answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {store} store failed: {message}")]
+pub struct StoreError {
+    store: &'static str,
+    message: String,
+}
+
+impl StoreError {
+    /// A failure of the store named `store` ("state", "factor", "password").
+    pub fn new(store: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError {
+            store,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a challenge did not produce a new assurance token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChallengeError {
+    /// The code or password was wrong.
+    #[error("that was not right; {attempts_left} attempts left before a pause")]
+    Wrong {
+        /// How many more failures the budget allows before the lockout.
+        attempts_left: u32,
+    },
+    /// Too many attempts: nothing is checked until `until`, right or wrong.
+    #[error("too many attempts; try again after {until}")]
+    LockedOut {
+        /// When attempts are accepted again.
+        until: Timestamp,
+    },
+    /// The code was right but was already used (or an older one was, after a
+    /// newer one): wait for the next code.
+    #[error("that code was already used; wait for the next one")]
+    AlreadyUsed,
+    /// The input is not in the expected format (for TOTP: exactly the
+    /// configured number of ASCII digits). Not counted as an attempt.
+    #[error("{0}")]
+    Format(&'static str),
+    /// The subject has not enrolled this method.
+    #[error("{0} is not set up for this account")]
+    NotEnrolled(Method),
+    /// No enrollment is waiting to be confirmed (it expired or was used).
+    #[error("there is no pending enrollment to confirm; start again")]
+    NoPendingEnrollment,
+    /// A store failed; nothing was recorded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The token could not be issued; nothing was recorded.
+    #[error("the step-up succeeded but no token could be issued: {0}")]
+    Issue(#[from] IssueError),
+}

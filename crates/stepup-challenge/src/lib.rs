@@ -1,0 +1,53 @@
+//! The **stepup** challenge engine: what runs when a user proves, again, that
+//! it is really them — a TOTP code, the account password, a recovery code —
+//! and what comes out: a new assurance token from
+//! [`stepup_core::Issuer`], or an error the user can act on.
+//!
+//! Framework-neutral: the adapters (`stepup-axum`, `stepup-actix`) call the
+//! [`Engine`] from their challenge routes.
+//!
+//! * **[`Engine`]** — counts the attempt, verifies the factor, records the
+//!   proof, emits an [`Event`], issues the token (keeping the still-fresh
+//!   proofs of the previous one).
+//! * **Stores** — [`FactorStore`] (what the application owns per user: TOTP
+//!   secrets, recovery-code digests), [`PasswordVerifier`] (the application's
+//!   own password check; we never store passwords) and [`StateStore`]
+//!   (short-lived state with expiry and atomic operations: the last accepted
+//!   TOTP step, attempt counters, pending enrollments). In-memory
+//!   implementations are the embedded default; several instances need a
+//!   shared `StateStore`.
+//! * **TOTP** ([`TotpConfig`], via `totp-rs`) — ±1 step, SHA-1 / 6 digits /
+//!   30 s by default, codes in exactly that format, the matched step recorded
+//!   and any step not newer than the last accepted one refused, atomically.
+//! * **Recovery codes** ([`RecoveryCode`]) — 80 bits each, shown once,
+//!   stored as digests, consumed atomically.
+//! * **Attempt limits** ([`AttemptLimits`]) — counted before verifying, per
+//!   subject and method across sessions and addresses, and per address;
+//!   while locked out, right and wrong input get the same answer.
+//! * **Events** ([`Event`], [`EventSink`]) — to `tracing` (target
+//!   `stepup::challenge`) and an optional sink; never a code, secret,
+//!   password or token.
+//!
+//! See [`Engine`] for an end-to-end example: enroll TOTP, step up, pass a
+//! level-2 policy at the gate.
+
+mod engine;
+mod error;
+mod event;
+mod limiter;
+mod recovery;
+mod secret;
+mod store;
+mod totp;
+
+pub use engine::{Attempt, Engine, NoPasswords, TotpEnrollment};
+pub use error::{ChallengeError, StoreError};
+pub use event::{Event, EventKind, EventSink};
+pub use limiter::AttemptLimits;
+pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};
+pub use secret::TotpSecret;
+pub use store::{
+    FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore, PasswordVerifier, StateStore,
+};
+pub use totp::TotpConfig;
+pub use totp_rs::Algorithm as TotpAlgorithm;
