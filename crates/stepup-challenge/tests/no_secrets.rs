@@ -1,0 +1,165 @@
+//! Every flow, run under a subscriber that records every tracing event and
+//! field: no code, secret, password, token or user id appears. (Its own test
+//! binary: tracing caches per-callsite interest process-wide.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stepup_challenge::{
+    Attempt, Engine, Event, FixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig,
+};
+use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<String>>);
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields<'a>(&'a mut String);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={:?} ", field.name(), value));
+            }
+        }
+        let mut out = self.0.lock().unwrap();
+        event.record(&mut Fields(&mut out));
+        out.push('\n');
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn no_flow_logs_a_secret() {
+    let recorder = Recorder::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let sink_text: Arc<Mutex<String>> = Arc::default();
+    let secrets = tracing::subscriber::with_default(recorder.clone(), || {
+        rt.block_on(async {
+            let clock = TestClock::new(Timestamp::from_unix_seconds(1_700_000_010));
+            let config = TokenConfig::new(KeyRing::new(
+                Key::from_bytes(KeyId::new(1), &[3u8; 32]).unwrap(),
+            ));
+            let sink = sink_text.clone();
+            let engine = Engine::new(
+                config.issuer(),
+                MemoryFactorStore::new(),
+                MemoryStateStore::new(clock.clone()),
+            )
+            .with_passwords(FixedPasswords::new([(
+                "alice-the-user",
+                "hunter2-very-secret",
+            )]))
+            .with_clock(clock.clone())
+            .with_totp(TotpConfig::new("Example Bank"))
+            .with_event_sink(move |e: &Event| {
+                sink.lock().unwrap().push_str(&format!("{e} {e:?}\n"))
+            });
+            let user = Subject::new("alice-the-user").with_session("session-secret-id");
+            let mut seen: Vec<String> = Vec::new();
+
+            let enrollment = engine
+                .start_totp_enrollment(&user, "alice@example.com")
+                .await
+                .unwrap();
+            seen.push(enrollment.otpauth_uri().to_owned());
+            let secret = engine.pending_secret_for_tests(&user).await.unwrap();
+            let base32 = enrollment
+                .otpauth_uri()
+                .split("secret=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap()
+                .to_owned();
+            seen.push(base32);
+            let code = engine
+                .totp_config()
+                .code_at(&secret, clock.now().as_unix_seconds())
+                .unwrap();
+            engine
+                .confirm_totp_enrollment(Attempt::new(&user), &code)
+                .await
+                .unwrap();
+            seen.push(code.clone());
+            let _ = engine.step_up_totp(Attempt::new(&user), &code).await; // replay
+            clock.advance(Duration::from_secs(30));
+            let code = engine
+                .totp_config()
+                .code_at(&secret, clock.now().as_unix_seconds())
+                .unwrap();
+            let token = engine
+                .step_up_totp(Attempt::new(&user), &code)
+                .await
+                .unwrap();
+            seen.push(code);
+            seen.push(token.value().to_owned());
+            let _ = engine.step_up_totp(Attempt::new(&user), "987650").await;
+            let _ = engine
+                .step_up_password(Attempt::new(&user), "wrong-password-guess")
+                .await;
+            seen.push("wrong-password-guess".to_owned());
+            let t = engine
+                .step_up_password(Attempt::new(&user), "hunter2-very-secret")
+                .await
+                .unwrap();
+            seen.push("hunter2-very-secret".to_owned());
+            seen.push(t.value().to_owned());
+            let codes = engine.generate_recovery_codes(&user, 3).await.unwrap();
+            for c in &codes {
+                seen.push(c.grouped());
+                seen.push(c.grouped().replace('-', ""));
+            }
+            engine
+                .step_up_recovery_code(Attempt::new(&user), &codes[0].grouped())
+                .await
+                .unwrap();
+            let _ = engine
+                .step_up_recovery_code(Attempt::new(&user), &codes[0].grouped())
+                .await;
+            for _ in 0..7 {
+                let _ = engine
+                    .step_up_password(Attempt::new(&user), "another-bad-guess")
+                    .await;
+            }
+            seen.push("another-bad-guess".to_owned());
+            engine.remove_totp(&user).await.unwrap();
+            // Debug output of everything secret-bearing.
+            let debug =
+                format!("{enrollment:?} {secret:?} {codes:?} {token:?} {engine:?} {user:?}");
+            (seen, debug)
+        })
+    });
+    let (seen, debug) = secrets;
+    let log = recorder.0.lock().unwrap().clone();
+    let events = sink_text.lock().unwrap().clone();
+    assert!(log.lines().count() >= 15, "every flow logs: {log}");
+    assert!(
+        log.contains("succeeded") && log.contains("locked_out") && log.contains("already_used"),
+        "{log}"
+    );
+    for text in [&log, &events, &debug] {
+        for secret in seen
+            .iter()
+            .map(String::as_str)
+            .chain(["alice-the-user", "session-secret-id"])
+        {
+            if secret == "alice-the-user" && std::ptr::eq(text, &debug) {
+                continue; // Debug of a Subject shows its id, by design.
+            }
+            assert!(!text.contains(secret), "{secret:?} appears in:\n{text}");
+        }
+    }
+}
