@@ -78,6 +78,7 @@ impl PasswordVerifier for NoPasswords {
 pub struct TotpEnrollment {
     uri: String,
     qr_png: Vec<u8>,
+    key: String,
 }
 
 impl TotpEnrollment {
@@ -90,6 +91,12 @@ impl TotpEnrollment {
     /// The URI as a PNG QR code.
     pub fn qr_png(&self) -> &[u8] {
         &self.qr_png
+    }
+
+    /// The secret in base 32, for users who type it into their app instead
+    /// of scanning (show it only to the user, never log it).
+    pub fn manual_entry_key(&self) -> &str {
+        &self.key
     }
 }
 
@@ -108,7 +115,7 @@ impl fmt::Debug for TotpEnrollment {
 ///
 /// ```
 /// use std::time::Duration;
-/// use stepup_challenge::{Attempt, Engine, MemoryFactorStore, MemoryStateStore, TotpConfig};
+/// use stepup_challenge::{Attempt, Engine, MemoryFactorStore, MemoryStateStore, TotpConfig, TotpSecret};
 /// use stepup_core::*;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -127,7 +134,8 @@ impl fmt::Debug for TotpEnrollment {
 /// // Enroll: show the QR code, confirm with a first code from the app.
 /// let enrollment = engine.start_totp_enrollment(&user, "alice@example.com").await?;
 /// assert!(enrollment.otpauth_uri().starts_with("otpauth://totp/"));
-/// # let secret = engine.pending_secret_for_tests(&user).await.unwrap();
+/// // (Here the test plays the authenticator app, which got the key.)
+/// let secret = TotpSecret::from_base32(enrollment.manual_entry_key()).unwrap();
 /// let code = engine.totp_config().code_at(&secret, clock.now().as_unix_seconds())?;
 /// engine.confirm_totp_enrollment(Attempt::new(&user), &code).await?;
 ///
@@ -360,6 +368,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let enrollment = TotpEnrollment {
             uri: self.totp.otpauth_uri(&secret, account_name)?,
             qr_png: self.totp.qr_png(&secret, account_name)?,
+            key: secret.to_base32(),
         };
         self.state
             .put(
@@ -415,24 +424,19 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(())
     }
 
+    /// Records that a challenge was shown to the subject (the adapters call
+    /// this when they render the challenge page or answer with a challenge),
+    /// so drop-offs between "asked" and "succeeded" can be measured.
+    pub fn challenge_issued(&self, subject: &Subject, method: Method) {
+        self.emit(EventKind::ChallengeIssued, method, subject, None);
+    }
+
     /// Removes the subject's TOTP enrollment. (Bump the subject's epoch too,
     /// if outstanding step-ups made with it should stop counting.)
     pub async fn remove_totp(&self, subject: &Subject) -> Result<(), ChallengeError> {
         self.factors.remove_totp_secret(subject).await?;
         self.emit(EventKind::Removed, Method::Totp, subject, None);
         Ok(())
-    }
-
-    #[doc(hidden)]
-    /// The pending enrollment secret, for doctests that play the
-    /// authenticator app. Not part of the API.
-    pub async fn pending_secret_for_tests(&self, subject: &Subject) -> Option<TotpSecret> {
-        self.state
-            .get(&enrollment_key(subject))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|b| TotpSecret::from_bytes(&b))
     }
 
     /// Counts the attempt; `Ok(attempts left after this one)`.
@@ -516,7 +520,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             at: self.clock.now(),
         };
         match kind {
-            EventKind::Succeeded | EventKind::Enrolled | EventKind::Removed => {
+            EventKind::ChallengeIssued
+            | EventKind::Succeeded
+            | EventKind::Enrolled
+            | EventKind::Removed => {
                 tracing::info!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, "step-up event")
             }
             EventKind::Failed | EventKind::LockedOut => {

@@ -9,6 +9,8 @@ use stepup_core::{Method, Timestamp};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
+    /// A challenge was shown to the user.
+    ChallengeIssued,
     /// A step-up succeeded and a token was issued.
     Succeeded,
     /// A step-up attempt failed (see the reason).
@@ -25,6 +27,7 @@ impl EventKind {
     /// A stable snake_case name.
     pub fn as_str(&self) -> &'static str {
         match self {
+            EventKind::ChallengeIssued => "challenge_issued",
             EventKind::Succeeded => "succeeded",
             EventKind::Failed => "failed",
             EventKind::LockedOut => "locked_out",

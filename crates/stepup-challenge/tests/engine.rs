@@ -371,7 +371,7 @@ async fn the_enrollment_code_cannot_be_replayed_as_a_step_up() {
             || enrollment.otpauth_uri().contains("Example")
     );
     assert_eq!(&enrollment.qr_png()[..4], b"\x89PNG");
-    let secret = s.engine.pending_secret_for_tests(&user).await.unwrap();
+    let secret = TotpSecret::from_base32(enrollment.manual_entry_key()).unwrap();
     let code = s
         .engine
         .totp_config()
@@ -413,11 +413,12 @@ async fn the_enrollment_code_cannot_be_replayed_as_a_step_up() {
 async fn a_pending_enrollment_expires() {
     let s = setup();
     let user = alice();
-    s.engine
+    let enrollment = s
+        .engine
         .start_totp_enrollment(&user, "alice")
         .await
         .unwrap();
-    let secret = s.engine.pending_secret_for_tests(&user).await.unwrap();
+    let secret = TotpSecret::from_base32(enrollment.manual_entry_key()).unwrap();
     s.clock.advance(Duration::from_secs(601));
     let code = s
         .engine

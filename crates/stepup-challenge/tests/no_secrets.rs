@@ -68,13 +68,15 @@ fn no_flow_logs_a_secret() {
             });
             let user = Subject::new("alice-the-user").with_session("session-secret-id");
             let mut seen: Vec<String> = Vec::new();
+            engine.challenge_issued(&user, stepup_core::Method::Totp);
 
             let enrollment = engine
                 .start_totp_enrollment(&user, "alice@example.com")
                 .await
                 .unwrap();
             seen.push(enrollment.otpauth_uri().to_owned());
-            let secret = engine.pending_secret_for_tests(&user).await.unwrap();
+            let secret =
+                stepup_challenge::TotpSecret::from_base32(enrollment.manual_entry_key()).unwrap();
             let base32 = enrollment
                 .otpauth_uri()
                 .split("secret=")
