@@ -299,12 +299,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             if password.is_empty() || password.len() > 4096 {
                 return Err(ChallengeError::Format("enter your password"));
             }
-            let attempts_left = self.admit(attempt, Method::Password).await?;
-            if self.passwords.verify(attempt.subject, password).await? {
-                Ok(())
-            } else {
-                Err(ChallengeError::Wrong { attempts_left })
-            }
+            self.counted(
+                attempt,
+                Method::Password,
+                self.passwords.verify(attempt.subject, password),
+            )
+            .await
         }
         .await;
         self.finish(attempt, Method::Password, outcome).await
@@ -321,16 +321,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             if self.factors.recovery_codes_left(attempt.subject).await? == 0 {
                 return Err(ChallengeError::NotEnrolled(Method::RecoveryCode));
             }
-            let attempts_left = self.admit(attempt, Method::RecoveryCode).await?;
-            if self
-                .factors
-                .consume_recovery_digest(attempt.subject, &digest)
-                .await?
-            {
-                Ok(())
-            } else {
-                Err(ChallengeError::Wrong { attempts_left })
-            }
+            self.counted(
+                attempt,
+                Method::RecoveryCode,
+                self.factors
+                    .consume_recovery_digest(attempt.subject, &digest),
+            )
+            .await
         }
         .await;
         self.finish(attempt, Method::RecoveryCode, outcome).await
@@ -437,6 +434,22 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.factors.remove_totp_secret(subject).await?;
         self.emit(EventKind::Removed, Method::Totp, subject, None);
         Ok(())
+    }
+
+    /// Counts the attempt, then (and only then: futures start when awaited)
+    /// runs `check`; a `false` is a wrong answer with the attempts left.
+    async fn counted(
+        &self,
+        attempt: Attempt<'_>,
+        method: Method,
+        check: impl std::future::Future<Output = Result<bool, StoreError>>,
+    ) -> Result<(), ChallengeError> {
+        let attempts_left = self.admit(attempt, method).await?;
+        if check.await? {
+            Ok(())
+        } else {
+            Err(ChallengeError::Wrong { attempts_left })
+        }
     }
 
     /// Counts the attempt; `Ok(attempts left after this one)`.

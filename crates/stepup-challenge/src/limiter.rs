@@ -63,24 +63,44 @@ impl AttemptLimits {
 }
 
 /// The keys of one subject's counters for one method.
+///
+/// Attempts are counted per *generation*: every lockout starts a new
+/// generation, so attempts after a lockout count from zero while attempts
+/// racing with the lockout keep counting in the old, exhausted one.
 pub(crate) struct Keys {
-    attempts: String,
+    base: String,
     lock: String,
-    lockouts: String,
+    generation: String,
+    backoff: String,
 }
 
 impl Keys {
     pub(crate) fn new(method: Method, subject_key: &str) -> Keys {
         Keys {
-            attempts: format!("stepup:attempts:{method}:{subject_key}"),
+            base: format!("stepup:attempts:{method}:{subject_key}"),
             lock: format!("stepup:lock:{method}:{subject_key}"),
-            lockouts: format!("stepup:lockouts:{method}:{subject_key}"),
+            generation: format!("stepup:generation:{method}:{subject_key}"),
+            backoff: format!("stepup:backoff:{method}:{subject_key}"),
         }
+    }
+
+    fn attempts(&self, generation: u64) -> String {
+        format!("{}:{generation}", self.base)
     }
 }
 
+/// How long a lock generation is remembered: longer than any window.
+const GENERATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long consecutive lockouts keep doubling the next one.
+const BACKOFF_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
 /// Counts one attempt before it is verified. `Ok(attempts_left)` lets it be
 /// checked; a lockout is returned for right and wrong input alike.
+///
+/// Order matters for racing attempts: the generation is read before the lock,
+/// and a lockout sets the lock before starting a new generation, so an
+/// attempt either sees the lock or counts in the exhausted generation — never
+/// more than the budget is evaluated, however many attempts race.
 pub(crate) async fn admit<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
@@ -88,7 +108,10 @@ pub(crate) async fn admit<S: StateStore>(
     address: Option<IpAddr>,
     now: Timestamp,
 ) -> Result<u64, ChallengeError> {
-    if let Some(until) = locked_until(state, &keys.lock).await?
+    let generation = read_u64(state, &keys.generation).await?.unwrap_or(0);
+    if let Some(until) = read_u64(state, &keys.lock)
+        .await?
+        .map(Timestamp::from_unix_seconds)
         && until > now
     {
         return Err(ChallengeError::LockedOut { until });
@@ -103,45 +126,57 @@ pub(crate) async fn admit<S: StateStore>(
             });
         }
     }
-    let n = state.increment(&keys.attempts, limits.window).await?;
-    if n > limits.per_subject {
-        let lockouts = state
-            .increment(&keys.lockouts, Duration::from_secs(24 * 3600))
-            .await?;
-        let doublings = u32::try_from(lockouts.saturating_sub(1))
-            .unwrap_or(u32::MAX)
-            .min(30);
-        let length = limits
-            .first_lockout
-            .saturating_mul(1u32 << doublings)
-            .min(limits.max_lockout);
-        let until = now + length;
-        state
-            .put(
-                &keys.lock,
-                until.as_unix_seconds().to_be_bytes().to_vec(),
-                length,
-            )
-            .await?;
-        state.remove(&keys.attempts).await?;
+    let n = state
+        .increment(&keys.attempts(generation), limits.window)
+        .await?;
+    if n <= limits.per_subject {
+        return Ok(limits.per_subject - n);
+    }
+    if n > limits.per_subject + 1 {
+        // A racing attempt past the one that locked: report that lock.
+        let until = read_u64(state, &keys.lock)
+            .await?
+            .map_or(now + limits.first_lockout, Timestamp::from_unix_seconds);
         return Err(ChallengeError::LockedOut { until });
     }
-    Ok(limits.per_subject - n)
+    // Exactly one attempt crosses the budget: it locks, with doubling.
+    let lockouts = state.increment(&keys.backoff, BACKOFF_MEMORY).await?;
+    let doublings = u32::try_from(lockouts.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(30);
+    let length = limits
+        .first_lockout
+        .saturating_mul(1u32 << doublings)
+        .min(limits.max_lockout);
+    let until = now + length;
+    state
+        .put(
+            &keys.lock,
+            until.as_unix_seconds().to_be_bytes().to_vec(),
+            length,
+        )
+        .await?;
+    state
+        .put(
+            &keys.generation,
+            (generation + 1).to_be_bytes().to_vec(),
+            GENERATION_TTL,
+        )
+        .await?;
+    Err(ChallengeError::LockedOut { until })
 }
 
-/// A success resets the subject's counters for the method.
+/// A success resets the subject's budget and backoff for the method.
 pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), ChallengeError> {
-    state.remove(&keys.attempts).await?;
-    state.remove(&keys.lockouts).await?;
+    let generation = read_u64(state, &keys.generation).await?.unwrap_or(0);
+    state.remove(&keys.attempts(generation)).await?;
+    state.remove(&keys.backoff).await?;
     Ok(())
 }
 
-async fn locked_until<S: StateStore>(
-    state: &S,
-    key: &str,
-) -> Result<Option<Timestamp>, ChallengeError> {
+async fn read_u64<S: StateStore>(state: &S, key: &str) -> Result<Option<u64>, ChallengeError> {
     Ok(state.get(key).await?.and_then(|bytes| {
         let raw: [u8; 8] = bytes.as_slice().try_into().ok()?;
-        Some(Timestamp::from_unix_seconds(u64::from_be_bytes(raw)))
+        Some(u64::from_be_bytes(raw))
     }))
 }

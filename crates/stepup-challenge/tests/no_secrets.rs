@@ -11,32 +11,7 @@ use stepup_challenge::{
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<String>>);
-
-impl tracing::Subscriber for Recorder {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields<'a>(&'a mut String);
-        impl tracing::field::Visit for Fields<'_> {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
-        let mut out = self.0.lock().unwrap();
-        event.record(&mut Fields(&mut out));
-        out.push('\n');
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
+use stepup_test_support::Recorder;
 
 #[test]
 fn no_flow_logs_a_secret() {
@@ -145,7 +120,7 @@ fn no_flow_logs_a_secret() {
         })
     });
     let (seen, debug) = secrets;
-    let log = recorder.0.lock().unwrap().clone();
+    let log = recorder.text();
     let events = sink_text.lock().unwrap().clone();
     assert!(log.lines().count() >= 15, "every flow logs: {log}");
     assert!(

@@ -5,40 +5,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use stepup_core::Method as Factor;
 
 /// Collects every field of every tracing event as text.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<String>>);
-
-impl tracing::Subscriber for Recorder {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields<'a>(&'a mut String);
-        impl tracing::field::Visit for Fields<'_> {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
-        let mut out = self.0.lock().unwrap();
-        out.push_str(event.metadata().target());
-        out.push(' ');
-        event.record(&mut Fields(&mut out));
-        out.push('\n');
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
+use stepup_test_support::Recorder;
 
 #[test]
 fn one_event_per_decision_without_secrets() {
@@ -58,7 +29,7 @@ fn one_event_per_decision_without_secrets() {
         });
         (token, stale)
     });
-    let log = recorder.0.lock().unwrap().clone();
+    let log = recorder.text();
     let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("stepup ")).collect();
     assert_eq!(lines.len(), 3, "{log}");
     assert!(lines[0].contains("outcome=\"allow\""), "{log}");

@@ -9,10 +9,8 @@ use std::time::Duration;
 use common::*;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, StatusCode};
-use stepup_core::{
-    Key, KeyId, KeyRing, Method as Factor, Policy, ReturnTo, Subject, TestClock, TokenConfig,
-};
-use stepup_tower::{NoSubject, RequireStepUpLayer};
+use stepup_core::{Method as Factor, Policy, ReturnTo, Subject};
+use stepup_tower::NoSubject;
 
 async fn api_reason(f: &Fixture, who: &Subject, cookie: Option<&str>) -> String {
     let (response, ran) = f.run(api(Some(who), cookie)).await;
@@ -326,28 +324,17 @@ async fn the_token_header_is_opt_in_and_exclusive() {
 
 #[tokio::test]
 async fn contextual_policies_follow_the_request() {
-    let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[9u8; 32]).unwrap());
-    let config = TokenConfig::new(ring);
-    let clock = TestClock::new(T0);
     let normal = Arc::new(Policy::level(2));
     let delete = Arc::new(Policy::method(Factor::Passkey).max_age(secs(300)));
-    let layer = RequireStepUpLayer::per_request(
-        config.gate(),
-        move |parts, _| {
+    let f = fixture_per_request(|_| {
+        move |parts: &http::request::Parts, _: Option<&stepup_core::Assurance>| {
             if parts.method == Method::DELETE {
                 delete.clone()
             } else {
                 normal.clone()
             }
-        },
-        subjects(),
-    )
-    .clock(clock.clone());
-    let f = Fixture {
-        issuer: config.issuer(),
-        layer,
-        clock,
-    };
+        }
+    });
     let user = alice();
     let totp = f.token(&user, &[Factor::Totp], T0);
     let call = |method: Method, token: &str| {
@@ -370,30 +357,17 @@ async fn contextual_policies_follow_the_request() {
 
 #[tokio::test]
 async fn a_new_browser_since_the_step_up_needs_a_fresh_one() {
-    let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[9u8; 32]).unwrap());
-    let config = TokenConfig::new(ring);
-    let clock = TestClock::new(T0);
-    let gate = config.gate();
-    let checker = gate.clone();
     let usual = Arc::new(Policy::level(2).max_age(secs(900)));
     let moved = Arc::new(Policy::level(2).max_age(Duration::ZERO));
-    let layer = RequireStepUpLayer::per_request(
-        gate,
-        move |parts, assurance| {
+    let f = fixture_per_request(|checker| {
+        move |parts: &http::request::Parts, assurance: Option<&stepup_core::Assurance>| {
             let here = stepup_tower::client_context(parts, None);
             match assurance.and_then(|a| checker.same_context(a, &here)) {
                 Some(false) => moved.clone(),
                 _ => usual.clone(),
             }
-        },
-        subjects(),
-    )
-    .clock(clock.clone());
-    let f = Fixture {
-        issuer: config.issuer(),
-        layer,
-        clock,
-    };
+        }
+    });
     let user = alice();
     let firefox = request(Method::POST, "/transfer", Some(&user))
         .header("user-agent", "Firefox/133.0")

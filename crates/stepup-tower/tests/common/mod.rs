@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::header::COOKIE;
+use http::request::Parts;
 use http::{Method, Request, Response};
 use stepup_core::{
-    Assurance, Issuer, Key, KeyId, KeyRing, Method as Factor, Policy, Proof, Subject, TestClock,
-    Timestamp, TokenConfig,
+    Assurance, Gate, Issuer, Key, KeyId, KeyRing, Method as Factor, Policy, Proof, Subject,
+    TestClock, Timestamp, TokenConfig,
 };
 use stepup_tower::{RequireStepUpLayer, TrustedHeaders};
 use tower::{Layer, ServiceExt, service_fn};
@@ -38,6 +39,25 @@ pub fn fixture_with(policy: Policy) -> Fixture {
     let config = TokenConfig::new(ring);
     let clock = TestClock::new(T0);
     let layer = RequireStepUpLayer::new(config.gate(), policy, subjects()).clock(clock.clone());
+    Fixture {
+        issuer: config.issuer(),
+        layer,
+        clock,
+    }
+}
+
+/// A fixture whose layer chooses the policy per request; `choose` gets the
+/// gate (to compare client contexts, say) and returns the chooser.
+pub fn fixture_per_request<F>(choose: impl FnOnce(Gate) -> F) -> Fixture
+where
+    F: Fn(&Parts, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
+{
+    let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[9u8; 32]).unwrap());
+    let config = TokenConfig::new(ring);
+    let clock = TestClock::new(T0);
+    let gate = config.gate();
+    let layer = RequireStepUpLayer::per_request(gate.clone(), choose(gate), subjects())
+        .clock(clock.clone());
     Fixture {
         issuer: config.issuer(),
         layer,
