@@ -24,6 +24,8 @@
 //! * **Attempt limits** ([`AttemptLimits`]) — counted before verifying, per
 //!   subject and method across sessions and addresses, and per address;
 //!   while locked out, right and wrong input get the same answer.
+//! * **The challenge page** ([`ChallengePage`]) — one askama template with
+//!   auto-escaping that every adapter serves, plain forms, no inline script.
 //! * **Events** ([`Event`], [`EventSink`]) — to `tracing` (target
 //!   `stepup::challenge`) and an optional sink; never a code, secret,
 //!   password or token.
@@ -35,6 +37,7 @@ mod engine;
 mod error;
 mod event;
 mod limiter;
+mod page;
 mod recovery;
 mod secret;
 mod store;
@@ -44,6 +47,7 @@ pub use engine::{Attempt, Engine, NoPasswords, TotpEnrollment};
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink};
 pub use limiter::AttemptLimits;
+pub use page::{ChallengePage, PAGE_CSS};
 pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};
 pub use secret::TotpSecret;
 pub use store::{

@@ -1,0 +1,128 @@
+//! The challenge page, shared by the adapters: an askama template with
+//! auto-escaping, plain forms that work without JavaScript, a served
+//! stylesheet (no inline script or style, so a strict CSP holds).
+
+use askama::Template;
+use stepup_core::ReturnTo;
+
+use crate::error::StoreError;
+
+/// The page's stylesheet, served by the adapters at `<base>/assets/page.css`.
+pub const PAGE_CSS: &str = include_str!("../templates/page.css");
+
+/// What the challenge page shows. Every text is HTML-escaped when rendered.
+#[derive(Template, Debug, Clone)]
+#[template(path = "page.html")]
+pub struct ChallengePage {
+    title: String,
+    message: String,
+    detail: Option<String>,
+    error: Option<String>,
+    focus: &'static str,
+    base: String,
+    return_to: String,
+    digits: u8,
+    totp: bool,
+    password: bool,
+    recovery: bool,
+    any_method: bool,
+}
+
+impl ChallengePage {
+    /// A page under the challenge routes mounted at `base`, returning to
+    /// `return_to` afterwards, saying `message` (the route's reason).
+    pub fn new(base: &str, return_to: &ReturnTo, message: impl Into<String>) -> ChallengePage {
+        ChallengePage {
+            title: "Confirm it's you".to_owned(),
+            message: message.into(),
+            detail: None,
+            error: None,
+            focus: "",
+            base: base.trim_end_matches('/').to_owned(),
+            return_to: return_to.as_str().to_owned(),
+            digits: 6,
+            totp: false,
+            password: false,
+            recovery: false,
+            any_method: false,
+        }
+    }
+
+    /// A second sentence (why the previous confirmation no longer counts).
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// An error to show above the forms, and which form to focus
+    /// (`"totp"`, `"password"` or `"recovery"`).
+    pub fn error(mut self, error: impl Into<String>, form: &'static str) -> Self {
+        self.error = Some(error.into());
+        self.focus = form;
+        self
+    }
+
+    /// Offers the TOTP form for codes of `digits` digits.
+    pub fn with_totp(mut self, digits: u8) -> Self {
+        self.totp = true;
+        self.digits = digits;
+        self.any_method = true;
+        self
+    }
+
+    /// Offers the password form.
+    pub fn with_password(mut self) -> Self {
+        self.password = true;
+        self.any_method = true;
+        self
+    }
+
+    /// Offers the recovery-code form.
+    pub fn with_recovery_code(mut self) -> Self {
+        self.recovery = true;
+        self.any_method = true;
+        self
+    }
+
+    /// The HTML.
+    pub fn html(&self) -> Result<String, StoreError> {
+        self.render()
+            .map_err(|e| StoreError::new("template", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_forms_and_escapes_everything() {
+        let back = ReturnTo::parse("/transfer?a=1&b=2").unwrap();
+        let html = ChallengePage::new("/step-up", &back, "<script>alert('x')</script> & \"more\"")
+            .detail("Your last confirmation is too old.")
+            .error("that was not right; 4 attempts left", "totp")
+            .with_totp(6)
+            .with_recovery_code()
+            .html()
+            .unwrap();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&#60;script&#62;alert(&#39;x&#39;)"), "{html}");
+        assert!(html.contains(r#"action="/step-up/totp""#));
+        assert!(html.contains(r#"autocomplete="one-time-code""#));
+        assert!(html.contains(r#"inputmode="numeric""#));
+        assert!(html.contains("autofocus"));
+        assert!(html.contains(r#"action="/step-up/recovery""#));
+        assert!(!html.contains(r#"action="/step-up/password""#));
+        assert!(html.contains("/transfer?a=1&#38;b=2"), "{html}");
+        assert!(!html.contains("<style") && !html.contains("<script"), "no inline style or script");
+        assert!(html.contains("4 attempts left"));
+    }
+
+    #[test]
+    fn says_so_when_nothing_is_enrolled() {
+        let html = ChallengePage::new("/step-up", &ReturnTo::root(), "Confirm.")
+            .html()
+            .unwrap();
+        assert!(html.contains("No way to confirm"));
+    }
+}
