@@ -70,6 +70,10 @@ impl PasswordVerifier for NoPasswords {
     async fn verify(&self, _: &Subject, _: &str) -> Result<bool, StoreError> {
         Ok(false)
     }
+
+    fn is_configured(&self) -> bool {
+        false
+    }
 }
 
 /// A TOTP enrollment waiting for its first code: show the QR code (or the
@@ -347,6 +351,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.factors.set_recovery_digests(subject, digests).await?;
         self.emit(EventKind::Enrolled, Method::RecoveryCode, subject, None);
         Ok(codes)
+    }
+
+    /// The methods the subject can step up with now, strongest first: TOTP
+    /// if enrolled, the password if the application checks passwords,
+    /// recovery codes if any are left.
+    pub async fn enrolled_methods(&self, subject: &Subject) -> Result<Vec<Method>, ChallengeError> {
+        let mut methods = Vec::new();
+        if self.factors.totp_secret(subject).await?.is_some() {
+            methods.push(Method::Totp);
+        }
+        if self.passwords.is_configured() {
+            methods.push(Method::Password);
+        }
+        if self.factors.recovery_codes_left(subject).await? > 0 {
+            methods.push(Method::RecoveryCode);
+        }
+        Ok(methods)
     }
 
     /// How many unused recovery codes the subject has.

@@ -106,7 +106,10 @@ mod tests {
             .html()
             .unwrap();
         assert!(!html.contains("<script>"), "{html}");
-        assert!(html.contains("&#60;script&#62;alert(&#39;x&#39;)"), "{html}");
+        assert!(
+            html.contains("&#60;script&#62;alert(&#39;x&#39;)"),
+            "{html}"
+        );
         assert!(html.contains(r#"action="/step-up/totp""#));
         assert!(html.contains(r#"autocomplete="one-time-code""#));
         assert!(html.contains(r#"inputmode="numeric""#));
@@ -114,7 +117,10 @@ mod tests {
         assert!(html.contains(r#"action="/step-up/recovery""#));
         assert!(!html.contains(r#"action="/step-up/password""#));
         assert!(html.contains("/transfer?a=1&#38;b=2"), "{html}");
-        assert!(!html.contains("<style") && !html.contains("<script"), "no inline style or script");
+        assert!(
+            !html.contains("<style") && !html.contains("<script"),
+            "no inline style or script"
+        );
         assert!(html.contains("4 attempts left"));
     }
 

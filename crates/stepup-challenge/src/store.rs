@@ -305,6 +305,12 @@ pub trait PasswordVerifier: Send + Sync + 'static {
         subject: &Subject,
         password: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Whether password step-ups are offered at all (the challenge page shows
+    /// the password form only then).
+    fn is_configured(&self) -> bool {
+        true
+    }
 }
 
 /// A [`PasswordVerifier`] for tests and examples: one fixed password per

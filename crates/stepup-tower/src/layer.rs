@@ -15,6 +15,7 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 use crate::negotiate::is_navigation;
 use crate::render;
+use crate::respond::ChallengeTarget;
 use crate::subject::SubjectSource;
 use crate::token::{self, CookieName, Found};
 
@@ -388,6 +389,13 @@ impl<Src> Config<Src> {
         }
     }
 
+    fn target(&self) -> ChallengeTarget {
+        ChallengeTarget {
+            page: self.challenge_page.clone(),
+            fallback: self.fallback.clone(),
+        }
+    }
+
     fn return_to(&self, parts: &Parts) -> ReturnTo {
         let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         ReturnTo::parse_or(path, &self.fallback)
@@ -398,16 +406,7 @@ impl<Src> Config<Src> {
         parts: &Parts,
         challenge: &stepup_core::Challenge,
     ) -> Response<B> {
-        let location = render::challenge_location(
-            &self.challenge_page,
-            &self.return_to(parts),
-            challenge.reason().code(),
-        );
-        if is_navigation(parts) {
-            render::redirect(&location)
-        } else {
-            render::denial(challenge, &location)
-        }
+        self.target().respond(parts, challenge)
     }
 
     fn no_subject_response<B: From<String>>(&self, parts: &Parts) -> Response<B> {

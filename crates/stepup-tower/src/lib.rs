@@ -98,6 +98,7 @@ mod future;
 mod layer;
 mod negotiate;
 mod render;
+mod respond;
 mod subject;
 mod token;
 
@@ -107,6 +108,7 @@ pub use layer::{
     DEFAULT_CHALLENGE_PATH, DEFAULT_COOKIE_NAME, NoSubject, RequireStepUp, RequireStepUpLayer,
     TOKEN_HEADER,
 };
+pub use respond::{ChallengeTarget, find_token, is_navigation, login_required};
 pub use subject::{FromExtension, SubjectSource, TrustedHeaders};
 
 /// The workspace README's examples (core and layer), compiled and run as doctests.

@@ -1,0 +1,63 @@
+//! `StepUpContext`: what the extractor and the routes need to verify and to
+//! answer, without the engine's types.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use stepup_core::{Clock, Gate, Subject};
+use stepup_tower::{ChallengeTarget, SubjectSource};
+
+use crate::cookie::CookieSettings;
+
+/// The part of [`StepUp`](crate::StepUp) that requests see: the gate, who is
+/// logged in, the clock, the cookie and where the challenge page is. Put it
+/// in the request extensions with [`StepUp::extension`](crate::StepUp::extension)
+/// so the [`Assurance`](crate::Assurance) extractor works on routes without
+/// the layer. Cheap to clone.
+#[derive(Clone)]
+pub struct StepUpContext {
+    pub(crate) inner: Arc<ContextInner>,
+}
+
+#[derive(Clone)]
+pub(crate) struct ContextInner {
+    pub(crate) gate: Gate,
+    pub(crate) subjects: Arc<dyn SubjectSource>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cookie: CookieSettings,
+    pub(crate) target: ChallengeTarget,
+    pub(crate) origin: String,
+}
+
+impl fmt::Debug for StepUpContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepUpContext")
+            .field("cookie", &self.inner.cookie)
+            .field("challenge_page", &self.inner.target.page)
+            .field("origin", &self.inner.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepUpContext {
+    pub(crate) fn subject(&self, parts: &Parts) -> Option<Subject> {
+        self.inner.subjects.subject(parts)
+    }
+}
+
+/// Lets a shared, type-erased subject source drive the layer.
+#[derive(Clone)]
+pub struct SharedSubjects(pub(crate) Arc<dyn SubjectSource>);
+
+impl fmt::Debug for SharedSubjects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedSubjects")
+    }
+}
+
+impl SubjectSource for SharedSubjects {
+    fn subject(&self, parts: &Parts) -> Option<Subject> {
+        self.0.subject(parts)
+    }
+}

@@ -1,0 +1,459 @@
+//! The challenge routes: the page, the three step-up POSTs, status and drop.
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use stepup_challenge::{
+    Attempt, ChallengeError, ChallengePage, FactorStore, PAGE_CSS, PasswordVerifier, StateStore,
+};
+use stepup_core::{ChallengeReason, IssuedToken, Method, Policy, ReturnTo, Subject};
+use stepup_tower::find_token;
+
+use crate::context::StepUpContext;
+use crate::stepup::StepUp;
+
+/// The most a challenge POST body may hold.
+const MAX_BODY: usize = 16 * 1024;
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
+    /// The challenge routes, to `nest` at the path given to
+    /// [`mounted_at`](StepUp::mounted_at) (default `/step-up`):
+    ///
+    /// | route | what |
+    /// |---|---|
+    /// | `GET /` | the challenge page (`?return_to=…&reason=…`) |
+    /// | `GET /assets/page.css` | its stylesheet |
+    /// | `POST /totp`, `/password`, `/recovery` | a step-up, form (`code` or `password`, `return_to`) or JSON |
+    /// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
+    /// | `POST /drop` | leave the elevated state (deletes the cookie) |
+    ///
+    /// Every POST must come from the configured origin (403 otherwise); no
+    /// GET changes state. A form POST answers like a browser expects (`303`
+    /// to the validated `return_to`, or the page again with the error); a
+    /// JSON POST answers with JSON.
+    pub fn routes(&self) -> Router {
+        Router::new()
+            .route("/", get(page::<F, S, P>))
+            .route("/assets/page.css", get(stylesheet))
+            .route("/totp", post(step_up::<F, S, P>))
+            .route("/password", post(step_up::<F, S, P>))
+            .route("/recovery", post(step_up::<F, S, P>))
+            .route("/status", get(status::<F, S, P>))
+            .route("/drop", post(drop_assurance::<F, S, P>))
+            .with_state(self.clone())
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    return_to: Option<String>,
+    reason: Option<String>,
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn reason_detail(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "stale" | "expired" => "Your last confirmation was a while ago.",
+        "insufficient_level" | "missing_method" => {
+            "This needs a stronger confirmation than the last one."
+        }
+        "revoked" => "Your earlier confirmations were reset.",
+        "other_binding" => "Your earlier confirmation belongs to another sign-in.",
+        _ => return None,
+    })
+}
+
+async fn page<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    State(stepup): State<StepUp<F, S, P>>,
+    Query(query): Query<PageQuery>,
+    request: Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    let context = &stepup.context;
+    let Some(subject) = context.subject(&parts) else {
+        return stepup_tower::login_required();
+    };
+    let return_to = return_path(context, query.return_to.as_deref());
+    let mut page = ChallengePage::new(
+        context.inner.target.page.as_str(),
+        &return_to,
+        "We need to confirm it's really you before you continue.",
+    );
+    if let Some(detail) = reason_detail(query.reason.as_deref()) {
+        page = page.detail(detail);
+    }
+    render_page(&stepup, &subject, page, StatusCode::OK).await
+}
+
+async fn render_page<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    stepup: &StepUp<F, S, P>,
+    subject: &Subject,
+    mut page: ChallengePage,
+    status: StatusCode,
+) -> Response {
+    let methods = match stepup.engine.enrolled_methods(subject).await {
+        Ok(m) => m,
+        Err(e) => return service_unavailable(&e),
+    };
+    for method in &methods {
+        page = match method {
+            Method::Totp => page.with_totp(stepup.engine.totp_config().digits()),
+            Method::Password => page.with_password(),
+            Method::RecoveryCode => page.with_recovery_code(),
+            _ => page,
+        };
+        stepup.engine.challenge_issued(subject, *method);
+    }
+    match page.html() {
+        Ok(html) => no_store(
+            (
+                status,
+                [(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                )],
+                html,
+            )
+                .into_response(),
+        ),
+        Err(e) => service_unavailable(&ChallengeError::Store(e)),
+    }
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        PAGE_CSS,
+    )
+        .into_response()
+}
+
+/// The form or JSON body of a step-up POST.
+#[derive(Deserialize, Default)]
+struct StepUpInput {
+    code: Option<String>,
+    password: Option<String>,
+    return_to: Option<String>,
+}
+
+/// Whether a challenge POST comes from our own origin: `Origin` equal to the
+/// configured one, or (browsers that send no `Origin`) `Sec-Fetch-Site:
+/// same-origin`. Anything else — another origin, or neither header — is
+/// refused: API clients send `Origin`.
+fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
+    if let Some(origin) = parts.headers.get("origin") {
+        return origin.as_bytes() == context.inner.origin.as_bytes();
+    }
+    parts
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"same-origin")
+}
+
+fn forbidden() -> Response {
+    no_store(
+        (
+            StatusCode::FORBIDDEN,
+            [(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
+            r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"Step-up requests must come from this site."}"#,
+        )
+            .into_response(),
+    )
+}
+
+fn is_json(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let media = v.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("application/json")
+        })
+}
+
+fn return_path(context: &StepUpContext, input: Option<&str>) -> ReturnTo {
+    let fallback = &context.inner.target.fallback;
+    input.map_or_else(|| fallback.clone(), |p| ReturnTo::parse_or(p, fallback))
+}
+
+async fn read_input(parts: &Parts, body: Body) -> Result<StepUpInput, Response> {
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        bad_request(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "The request is too large.",
+        )
+    })?;
+    let parsed = if is_json(parts) {
+        serde_json::from_slice::<StepUpInput>(&bytes).map_err(|_| ())
+    } else {
+        serde_urlencoded::from_bytes::<StepUpInput>(&bytes).map_err(|_| ())
+    };
+    parsed.map_err(|()| {
+        bad_request(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "The request body could not be read.",
+        )
+    })
+}
+
+fn bad_request(status: StatusCode, code: &str, message: &str) -> Response {
+    no_store(
+        (
+            status,
+            axum::Json(json!({"error": code, "message": message})),
+        )
+            .into_response(),
+    )
+}
+
+fn service_unavailable(error: &ChallengeError) -> Response {
+    tracing::warn!(target: "stepup", error = %error, "step-up unavailable");
+    bad_request(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Confirming is not possible right now; please try again in a moment.",
+    )
+}
+
+async fn step_up<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    State(stepup): State<StepUp<F, S, P>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let context = &stepup.context;
+    if !same_origin(&parts, context) {
+        return forbidden();
+    }
+    let Some(subject) = context.subject(&parts) else {
+        return stepup_tower::login_required();
+    };
+    let input = match read_input(&parts, body).await {
+        Ok(input) => input,
+        Err(response) => return response,
+    };
+    let json = is_json(&parts);
+    let previous = find_token(&parts.headers, context.inner.cookie.name())
+        .ok()
+        .flatten();
+    let attempt = Attempt::new(&subject).previous_token(previous);
+    let (method, form) = match parts.uri.path().rsplit('/').next() {
+        Some("password") => (Method::Password, "password"),
+        Some("recovery") => (Method::RecoveryCode, "recovery"),
+        _ => (Method::Totp, "totp"),
+    };
+    let secret = match method {
+        Method::Password => input.password.as_deref(),
+        _ => input.code.as_deref(),
+    }
+    .unwrap_or("");
+    let outcome = match method {
+        Method::Password => stepup.engine.step_up_password(attempt, secret).await,
+        Method::RecoveryCode => stepup.engine.step_up_recovery_code(attempt, secret).await,
+        _ => stepup.engine.step_up_totp(attempt, secret).await,
+    };
+    let return_to = return_path(context, input.return_to.as_deref());
+    match outcome {
+        Ok(token) => succeeded(context, &token, json, &return_to),
+        Err(error) if json => failed_json(&error),
+        Err(error) => {
+            let status = failure_status(&error);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                return service_unavailable(&error);
+            }
+            let page = ChallengePage::new(
+                context.inner.target.page.as_str(),
+                &return_to,
+                "We need to confirm it's really you before you continue.",
+            )
+            .error(error.to_string(), form);
+            render_page(&stepup, &subject, page, status).await
+        }
+    }
+}
+
+fn succeeded(
+    context: &StepUpContext,
+    token: &IssuedToken,
+    json: bool,
+    return_to: &ReturnTo,
+) -> Response {
+    let cookie = context.inner.cookie.set(token.value(), token.max_age());
+    let mut response = if json {
+        let a = token.assurance();
+        axum::Json(json!({
+            "ok": true,
+            "level": a.level(),
+            "acr": a.acr(),
+            "amr": a.amr(),
+            "expires_at": a.expires_at().as_unix_seconds(),
+            "return_to": return_to.as_str(),
+        }))
+        .into_response()
+    } else {
+        let mut r = StatusCode::SEE_OTHER.into_response();
+        if let Ok(location) = HeaderValue::from_str(return_to.as_str()) {
+            r.headers_mut().insert(LOCATION, location);
+        }
+        r
+    };
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    no_store(response)
+}
+
+fn failure_status(error: &ChallengeError) -> StatusCode {
+    match error {
+        ChallengeError::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ChallengeError::Store(_) | ChallengeError::Issue(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn failed_json(error: &ChallengeError) -> Response {
+    let status = failure_status(error);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return service_unavailable(error);
+    }
+    let (code, extra) = match error {
+        ChallengeError::Wrong { attempts_left } => {
+            ("wrong", json!({"attempts_left": attempts_left}))
+        }
+        ChallengeError::LockedOut { until } => (
+            "locked_out",
+            json!({"locked_until": until.as_unix_seconds()}),
+        ),
+        ChallengeError::AlreadyUsed => ("already_used", json!({})),
+        ChallengeError::Format(_) => ("format", json!({})),
+        ChallengeError::NotEnrolled(_) => ("not_enrolled", json!({})),
+        _ => ("failed", json!({})),
+    };
+    let mut body = json!({"error": code, "message": error.to_string()});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let mut response = (status, axum::Json(body)).into_response();
+    if let ChallengeError::LockedOut { until } = error {
+        let wait = until
+            .as_unix_seconds()
+            .saturating_sub(stepup_core::Clock::now(&stepup_core::SystemClock).as_unix_seconds());
+        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+            response.headers_mut().insert(RETRY_AFTER, v);
+        }
+    }
+    no_store(response)
+}
+
+#[derive(Deserialize, Default)]
+struct StatusQuery {
+    policy: Option<String>,
+}
+
+async fn status<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    State(stepup): State<StepUp<F, S, P>>,
+    Query(query): Query<StatusQuery>,
+    request: Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    let c = &stepup.context.inner;
+    let Some(subject) = stepup.context.subject(&parts) else {
+        return stepup_tower::login_required();
+    };
+    let policy = match query.policy.as_deref().map(Policy::parse) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => return bad_request(StatusCode::BAD_REQUEST, "policy", &e.to_string()),
+    };
+    let now = c.clock.now();
+    let verified = match find_token(&parts.headers, c.cookie.name()) {
+        Ok(token) => c.gate.verify(subject, token, now),
+        Err(()) => Err(ChallengeReason::Invalid),
+    };
+    let body = match verified {
+        Ok(a) => {
+            let methods: Vec<_> = a
+                .proofs()
+                .iter()
+                .map(|p| {
+                    json!({
+                        "method": p.method().to_string(),
+                        "proven_at": p.at().as_unix_seconds(),
+                        "age": now.duration_since(p.at()).as_secs(),
+                    })
+                })
+                .collect();
+            let mut body = json!({
+                "assured": true,
+                "level": a.level(),
+                "acr": a.acr(),
+                "methods": methods,
+                "expires_at": a.expires_at().as_unix_seconds(),
+            });
+            if let (Some(policy), Some(obj)) = (&policy, body.as_object_mut()) {
+                obj.insert("policy".into(), json!(policy.to_string()));
+                obj.insert("satisfied".into(), json!(a.satisfies(policy, now)));
+            }
+            body
+        }
+        Err(reason) => {
+            let mut body = json!({"assured": false, "reason": reason.code()});
+            if let (Some(policy), Some(obj)) = (&policy, body.as_object_mut()) {
+                obj.insert("policy".into(), json!(policy.to_string()));
+                obj.insert("satisfied".into(), json!(false));
+            }
+            body
+        }
+    };
+    no_store(axum::Json(body).into_response())
+}
+
+async fn drop_assurance<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    State(stepup): State<StepUp<F, S, P>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let context = &stepup.context;
+    if !same_origin(&parts, context) {
+        return forbidden();
+    }
+    let input = read_input(&parts, body).await.unwrap_or_default();
+    let mut response = if is_json(&parts) {
+        axum::Json(json!({"dropped": true})).into_response()
+    } else {
+        let mut r = StatusCode::SEE_OTHER.into_response();
+        let back = return_path(context, input.return_to.as_deref());
+        if let Ok(location) = HeaderValue::from_str(back.as_str()) {
+            r.headers_mut().insert(LOCATION, location);
+        }
+        r
+    };
+    if let Some(cookie) = context.inner.cookie.delete() {
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    no_store(response)
+}

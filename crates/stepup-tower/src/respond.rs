@@ -1,0 +1,91 @@
+//! The answers the layer writes, for adapters and handlers that need to give
+//! the same ones (an extractor's rejection, an in-handler `require`).
+
+use http::request::Parts;
+use http::{HeaderMap, Response};
+use stepup_core::{Challenge, ReturnTo};
+
+use crate::negotiate;
+use crate::render;
+use crate::token::{self, CookieName, Found};
+
+/// Where to step up and where to come back to, for rendering a challenge.
+#[derive(Clone, Debug)]
+pub struct ChallengeTarget {
+    /// The challenge page (default `/step-up`).
+    pub page: ReturnTo,
+    /// Where to return when the request's own path is refused (default `/`).
+    pub fallback: ReturnTo,
+}
+
+impl Default for ChallengeTarget {
+    fn default() -> Self {
+        ChallengeTarget {
+            page: ReturnTo::parse(crate::DEFAULT_CHALLENGE_PATH)
+                .unwrap_or_else(|_| ReturnTo::root()),
+            fallback: ReturnTo::root(),
+        }
+    }
+}
+
+impl ChallengeTarget {
+    /// The validated path of the request, or the fallback.
+    pub fn return_to(&self, parts: &Parts) -> ReturnTo {
+        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        ReturnTo::parse_or(path, &self.fallback)
+    }
+
+    /// The answer to a request that did not meet its policy, exactly as the
+    /// layer gives it: `303` to the challenge page for a browser navigation,
+    /// `401` with the RFC 9470 header and problem body otherwise.
+    pub fn respond<B: From<String>>(&self, parts: &Parts, challenge: &Challenge) -> Response<B> {
+        self.respond_to(
+            negotiate::is_navigation(parts),
+            &self.return_to(parts),
+            challenge,
+        )
+    }
+
+    /// [`respond`](ChallengeTarget::respond) from what was noted of a request
+    /// earlier: whether it was a navigation, and its validated return path.
+    pub fn respond_to<B: From<String>>(
+        &self,
+        navigation: bool,
+        return_to: &ReturnTo,
+        challenge: &Challenge,
+    ) -> Response<B> {
+        let location = render::challenge_location(&self.page, return_to, challenge.reason().code());
+        if navigation {
+            render::redirect(&location)
+        } else {
+            render::denial(challenge, &location)
+        }
+    }
+
+    /// The challenge page URL for `return_to` and a reason code.
+    pub fn location(&self, return_to: &ReturnTo, reason: &str) -> String {
+        render::challenge_location(&self.page, return_to, reason)
+    }
+}
+
+/// Whether the request is a browser navigation (see the layer's rules).
+pub fn is_navigation(parts: &Parts) -> bool {
+    negotiate::is_navigation(parts)
+}
+
+/// The assurance token in the cookie `cookie_name`: `Ok(None)` without one,
+/// `Err(())` when two cookies of that name (or a non-text value) make it
+/// ambiguous — refuse, never guess.
+#[allow(clippy::result_unit_err)]
+pub fn find_token<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Result<Option<&'a str>, ()> {
+    match token::find_cookie(headers, &CookieName::new(cookie_name)) {
+        Found::None => Ok(None),
+        Found::One(token) => Ok(Some(token)),
+        Found::Ambiguous => Err(()),
+    }
+}
+
+/// `401` for a request without a logged-in user (no step-up challenge).
+pub fn login_required<B: From<String>>() -> Response<B> {
+    render::login_required()
+}
