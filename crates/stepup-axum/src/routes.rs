@@ -38,7 +38,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// GET changes state. A form POST answers like a browser expects (`303`
     /// to the validated `return_to`, or the page again with the error); a
     /// JSON POST answers with JSON.
-    pub fn routes(&self) -> Router {
+    ///
+    /// The router has no state left to provide, so it nests into a router of
+    /// any state type.
+    pub fn routes<AppState: Clone + Send + Sync + 'static>(&self) -> Router<AppState> {
         Router::new()
             .route("/", get(page::<F, S, P>))
             .route("/assets/page.css", get(stylesheet))
