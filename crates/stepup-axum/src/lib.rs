@@ -17,6 +17,7 @@
 
 mod context;
 mod cookie;
+mod enroll;
 mod extract;
 mod routes;
 mod stepup;

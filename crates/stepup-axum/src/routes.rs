@@ -17,6 +17,7 @@ use stepup_core::{ChallengeReason, IssuedToken, Method, Policy, ReturnTo, Subjec
 use stepup_tower::find_token;
 
 use crate::context::StepUpContext;
+use crate::enroll;
 use crate::stepup::StepUp;
 
 /// The most a challenge POST body may hold.
@@ -33,6 +34,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// | `POST /totp`, `/password`, `/recovery` | a step-up, form (`code` or `password`, `return_to`) or JSON |
     /// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
     /// | `POST /drop` | leave the elevated state (deletes the cookie) |
+    /// | `GET /enroll/totp`, `POST /enroll/totp` | set up an authenticator app: the page, then the QR code and manual key |
+    /// | `POST /enroll/totp/confirm` | confirm it with a first code |
+    /// | `POST /enroll/recovery-codes` | replace the recovery codes, shown once |
+    ///
+    /// Enrolling needs a step-up at level 2 within 5 minutes when the user
+    /// already has a second factor (TOTP or recovery codes).
     ///
     /// Every POST must come from the configured origin (403 otherwise); no
     /// GET changes state. A form POST answers like a browser expects (`303`
@@ -50,6 +57,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             .route("/recovery", post(step_up::<F, S, P>))
             .route("/status", get(status::<F, S, P>))
             .route("/drop", post(drop_assurance::<F, S, P>))
+            .route(
+                "/enroll/totp",
+                get(enroll::totp_page::<F, S, P>).post(enroll::totp_start::<F, S, P>),
+            )
+            .route(
+                "/enroll/totp/confirm",
+                post(enroll::totp_confirm::<F, S, P>),
+            )
+            .route(
+                "/enroll/recovery-codes",
+                post(enroll::recovery_codes::<F, S, P>),
+            )
             .with_state(self.clone())
     }
 }
@@ -60,7 +79,7 @@ struct PageQuery {
     reason: Option<String>,
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(crate) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -155,17 +174,17 @@ async fn stylesheet() -> Response {
 
 /// The form or JSON body of a step-up POST.
 #[derive(Deserialize, Default)]
-struct StepUpInput {
-    code: Option<String>,
-    password: Option<String>,
-    return_to: Option<String>,
+pub(crate) struct StepUpInput {
+    pub(crate) code: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) return_to: Option<String>,
 }
 
 /// Whether a challenge POST comes from our own origin: `Origin` equal to the
 /// configured one, or (browsers that send no `Origin`) `Sec-Fetch-Site:
 /// same-origin`. Anything else — another origin, or neither header — is
 /// refused: API clients send `Origin`.
-fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
+pub(crate) fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
     if let Some(origin) = parts.headers.get("origin") {
         return origin.as_bytes() == context.inner.origin.as_bytes();
     }
@@ -175,7 +194,7 @@ fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
         .is_some_and(|v| v.as_bytes() == b"same-origin")
 }
 
-fn forbidden() -> Response {
+pub(crate) fn forbidden() -> Response {
     no_store(
         (
             StatusCode::FORBIDDEN,
@@ -186,7 +205,7 @@ fn forbidden() -> Response {
     )
 }
 
-fn is_json(parts: &Parts) -> bool {
+pub(crate) fn is_json(parts: &Parts) -> bool {
     parts
         .headers
         .get(CONTENT_TYPE)
@@ -202,7 +221,7 @@ fn return_path(context: &StepUpContext, input: Option<&str>) -> ReturnTo {
     input.map_or_else(|| fallback.clone(), |p| ReturnTo::parse_or(p, fallback))
 }
 
-async fn read_input(parts: &Parts, body: Body) -> Result<StepUpInput, Response> {
+pub(crate) async fn read_input(parts: &Parts, body: Body) -> Result<StepUpInput, Response> {
     let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
         bad_request(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -224,7 +243,7 @@ async fn read_input(parts: &Parts, body: Body) -> Result<StepUpInput, Response> 
     })
 }
 
-fn bad_request(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn bad_request(status: StatusCode, code: &str, message: &str) -> Response {
     no_store(
         (
             status,
@@ -234,7 +253,7 @@ fn bad_request(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
-fn service_unavailable(error: &ChallengeError) -> Response {
+pub(crate) fn service_unavailable(error: &ChallengeError) -> Response {
     tracing::warn!(target: "stepup", error = %error, "step-up unavailable");
     bad_request(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -330,7 +349,7 @@ fn succeeded(
     no_store(response)
 }
 
-fn failure_status(error: &ChallengeError) -> StatusCode {
+pub(crate) fn failure_status(error: &ChallengeError) -> StatusCode {
     match error {
         ChallengeError::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
         ChallengeError::Store(_) | ChallengeError::Issue(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -338,7 +357,7 @@ fn failure_status(error: &ChallengeError) -> StatusCode {
     }
 }
 
-fn failed_json(error: &ChallengeError) -> Response {
+pub(crate) fn failed_json(error: &ChallengeError) -> Response {
     let status = failure_status(error);
     if status == StatusCode::SERVICE_UNAVAILABLE {
         return service_unavailable(error);

@@ -606,3 +606,142 @@ async fn bad_bodies_are_clear_errors() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(body.contains("not_enrolled"), "{body}");
 }
+
+fn as_bob(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-user", "bob")
+        .header("x-session", "b-1")
+        .header("origin", ORIGIN)
+}
+
+#[tokio::test]
+async fn enrollment_needs_a_fresh_step_up_once_a_second_factor_exists() {
+    let app = app().await;
+    // Alice has TOTP: the enrollment page first sends her to step up.
+    let (r, _) = app
+        .send(
+            as_alice("GET", "/step-up/enroll/totp")
+                .header("accept", HTML)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .contains("return_to=/step-up/enroll/totp")
+    );
+
+    // Bob has none: he may enroll his first one directly.
+    let (r, html) = app
+        .send(
+            as_bob("GET", "/step-up/enroll/totp")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(html.contains(r#"action="/step-up/enroll/totp""#), "{html}");
+    let (r, html) = app
+        .send(
+            as_bob("POST", "/step-up/enroll/totp")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        html.contains("data:image/png;base64,") && html.contains("enroll/totp/confirm"),
+        "{html}"
+    );
+    let (r, body) = app
+        .send(
+            as_bob("POST", "/step-up/enroll/totp")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let secret = TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
+    assert!(
+        v["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let code = app
+        .totp
+        .code_at(&secret, app.clock.now().as_unix_seconds())
+        .unwrap();
+    let confirm = |code: &str| {
+        as_bob("POST", "/step-up/enroll/totp/confirm")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(format!(r#"{{"code":"{code}"}}"#)))
+            .unwrap()
+    };
+    let (r, body) = app.send(confirm(&code)).await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+
+    // Now recovery codes need a fresh step-up; the confirming code cannot be it.
+    let codes_request = || {
+        as_bob("POST", "/step-up/enroll/recovery-codes")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let (r, _) = app.send(codes_request()).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (r, body) = app
+        .send(
+            as_bob("POST", "/step-up/totp")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(r#"{{"code":"{code}"}}"#)))
+                .unwrap(),
+        )
+        .await;
+    assert!(body.contains("already_used"), "{body}");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    app.clock.advance(Duration::from_secs(30));
+    let next = app
+        .totp
+        .code_at(&secret, app.clock.now().as_unix_seconds())
+        .unwrap();
+    let (r, _) = app
+        .send(
+            as_bob("POST", "/step-up/totp")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(r#"{{"code":"{next}"}}"#)))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = cookie_of(&r);
+    let mut request = codes_request();
+    request
+        .headers_mut()
+        .insert(header::COOKIE, cookie.parse().unwrap());
+    let (r, body) = app.send(request).await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["recovery_codes"].as_array().unwrap().len(), 10);
+    // Enrollment POSTs are origin-checked too.
+    let (r, _) = app
+        .send(
+            Request::builder()
+                .method("POST")
+                .uri("/step-up/enroll/recovery-codes")
+                .header("x-user", "bob")
+                .header("x-session", "b-1")
+                .header("origin", "http://evil.test")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -47,7 +47,7 @@ pub use engine::{Attempt, Engine, NoPasswords, TotpEnrollment};
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink};
 pub use limiter::AttemptLimits;
-pub use page::{ChallengePage, PAGE_CSS};
+pub use page::{ChallengePage, EnrollPage, PAGE_CSS};
 pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};
 pub use secret::TotpSecret;
 pub use store::{

@@ -132,3 +132,74 @@ mod tests {
         assert!(html.contains("No way to confirm"));
     }
 }
+
+/// The enrollment page: set up an authenticator app (QR code and manual key,
+/// then a confirming code) or show fresh recovery codes once.
+#[derive(Template, Debug, Clone)]
+#[template(path = "enroll.html")]
+pub struct EnrollPage {
+    title: String,
+    base: String,
+    back: String,
+    error: Option<String>,
+    done: Option<String>,
+    start: bool,
+    qr_data_url: Option<String>,
+    manual_key: Option<String>,
+    codes: Vec<String>,
+}
+
+impl EnrollPage {
+    /// An enrollment page under the routes mounted at `base`, linking back to `back`.
+    pub fn new(base: &str, back: &ReturnTo) -> EnrollPage {
+        EnrollPage {
+            title: "Set up a way to confirm it's you".to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            back: back.as_str().to_owned(),
+            error: None,
+            done: None,
+            start: false,
+            qr_data_url: None,
+            manual_key: None,
+            codes: Vec::new(),
+        }
+    }
+
+    /// Offers to start an authenticator-app enrollment.
+    pub fn start(mut self) -> Self {
+        self.start = true;
+        self
+    }
+
+    /// Shows the QR code (a `data:image/png;base64,…` URL) and the manual key,
+    /// with the confirmation form.
+    pub fn scan(mut self, qr_data_url: String, manual_key: String) -> Self {
+        self.qr_data_url = Some(qr_data_url);
+        self.manual_key = Some(manual_key);
+        self
+    }
+
+    /// Shows recovery codes, once.
+    pub fn codes(mut self, codes: Vec<String>) -> Self {
+        self.codes = codes;
+        self
+    }
+
+    /// A success message.
+    pub fn done(mut self, message: impl Into<String>) -> Self {
+        self.done = Some(message.into());
+        self
+    }
+
+    /// An error message.
+    pub fn error(mut self, message: impl Into<String>) -> Self {
+        self.error = Some(message.into());
+        self
+    }
+
+    /// The HTML.
+    pub fn html(&self) -> Result<String, StoreError> {
+        self.render()
+            .map_err(|e| StoreError::new("template", e.to_string()))
+    }
+}
