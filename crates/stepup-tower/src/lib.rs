@@ -110,8 +110,3 @@ pub use layer::{
 };
 pub use respond::{ChallengeTarget, find_token, is_navigation, login_required};
 pub use subject::{FromExtension, SubjectSource, TrustedHeaders};
-
-/// The workspace README's examples (core and layer), compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
