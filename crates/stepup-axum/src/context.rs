@@ -28,6 +28,38 @@ pub(crate) struct ContextInner {
     pub(crate) cookie: CookieSettings,
     pub(crate) target: ChallengeTarget,
     pub(crate) origin: String,
+    pub(crate) reasons: Reasons,
+    pub(crate) renderer: Option<PageRenderer>,
+}
+
+/// An application's own challenge page: gets what the page should show and
+/// returns the HTML (escaping is then the application's job).
+pub type PageRenderer = Arc<dyn Fn(&stepup_challenge::ChallengePage) -> String + Send + Sync>;
+
+/// The reasons of the policies given to `require`, by a short identifier the
+/// challenge page receives as `why=…`: the page shows configured text only.
+#[derive(Clone, Default)]
+pub(crate) struct Reasons(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Reasons {
+    /// The identifier of `reason`, adding it if new.
+    pub(crate) fn register(&self, reason: &str) -> Option<String> {
+        let mut list = self.0.lock().ok()?;
+        let index = match list.iter().position(|r| r == reason) {
+            Some(i) => i,
+            None => {
+                list.push(reason.to_owned());
+                list.len() - 1
+            }
+        };
+        Some(format!("r{index}"))
+    }
+
+    /// The reason registered under `id`.
+    pub(crate) fn get(&self, id: &str) -> Option<String> {
+        let index: usize = id.strip_prefix('r')?.parse().ok()?;
+        self.0.lock().ok()?.get(index).cloned()
+    }
 }
 
 impl fmt::Debug for StepUpContext {

@@ -22,7 +22,7 @@ mod extract;
 mod routes;
 mod stepup;
 
-pub use context::{SharedSubjects, StepUpContext};
+pub use context::{PageRenderer, SharedSubjects, StepUpContext};
 pub use cookie::CookieSettings;
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use stepup::StepUp;

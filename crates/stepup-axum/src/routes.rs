@@ -77,7 +77,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
 struct PageQuery {
     return_to: Option<String>,
     reason: Option<String>,
+    why: Option<String>,
 }
+
+const GENERIC_MESSAGE: &str = "We need to confirm it's really you before you continue.";
 
 pub(crate) fn no_store(mut response: Response) -> Response {
     response
@@ -109,11 +112,13 @@ async fn page<F: FactorStore, S: StateStore, P: PasswordVerifier>(
         return stepup_tower::login_required();
     };
     let return_to = return_path(context, query.return_to.as_deref());
-    let mut page = ChallengePage::new(
-        context.inner.target.page.as_str(),
-        &return_to,
-        "We need to confirm it's really you before you continue.",
-    );
+    // Only configured text: `why` is an identifier, never the sentence itself.
+    let message = query
+        .why
+        .as_deref()
+        .and_then(|id| context.inner.reasons.get(id))
+        .unwrap_or_else(|| GENERIC_MESSAGE.to_owned());
+    let mut page = ChallengePage::new(context.inner.target.page.as_str(), &return_to, message);
     if let Some(detail) = reason_detail(query.reason.as_deref()) {
         page = page.detail(detail);
     }
@@ -139,7 +144,11 @@ async fn render_page<F: FactorStore, S: StateStore, P: PasswordVerifier>(
         };
         stepup.engine.challenge_issued(subject, *method);
     }
-    match page.html() {
+    let rendered = match &stepup.context.inner.renderer {
+        Some(render) => Ok(render(&page)),
+        None => page.html(),
+    };
+    match rendered {
         Ok(html) => no_store(
             (
                 status,
@@ -310,9 +319,9 @@ async fn step_up<F: FactorStore, S: StateStore, P: PasswordVerifier>(
             let page = ChallengePage::new(
                 context.inner.target.page.as_str(),
                 &return_to,
-                "We need to confirm it's really you before you continue.",
+                GENERIC_MESSAGE,
             )
-            .error(error.to_string(), form);
+            .error(user_message(&error, context), form);
             render_page(&stepup, &subject, page, status).await
         }
     }
@@ -347,6 +356,23 @@ fn succeeded(
         response.headers_mut().insert(SET_COOKIE, cookie);
     }
     no_store(response)
+}
+
+/// The error as the page says it: a lockout in minutes rather than a timestamp.
+fn user_message(error: &ChallengeError, context: &StepUpContext) -> String {
+    match error {
+        ChallengeError::LockedOut { until } => {
+            let seconds = until
+                .as_unix_seconds()
+                .saturating_sub(context.inner.clock.now().as_unix_seconds());
+            let minutes = seconds.div_ceil(60).max(1);
+            format!(
+                "Too many attempts. Please wait {minutes} minute{} and try again.",
+                if minutes == 1 { "" } else { "s" }
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 pub(crate) fn failure_status(error: &ChallengeError) -> StatusCode {

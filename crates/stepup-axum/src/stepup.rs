@@ -10,7 +10,7 @@ use stepup_challenge::{Engine, FactorStore, PasswordVerifier, StateStore};
 use stepup_core::{Clock, Gate, Policy, ReturnTo, SystemClock};
 use stepup_tower::{ChallengeTarget, RequireStepUpLayer, SubjectSource};
 
-use crate::context::{ContextInner, SharedSubjects, StepUpContext};
+use crate::context::{ContextInner, Reasons, SharedSubjects, StepUpContext};
 use crate::cookie::CookieSettings;
 
 /// Step-up for an axum application: build it once, then take
@@ -89,6 +89,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
                     cookie: CookieSettings::default(),
                     target: ChallengeTarget::default(),
                     origin: origin.trim_end_matches('/').to_owned(),
+                    reasons: Reasons::default(),
+                    renderer: None,
                 }),
             },
             engine: Arc::new(engine),
@@ -121,16 +123,44 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         if let Ok(page) = ReturnTo::parse(path)
             && !page.as_str().contains(['?', '#'])
         {
-            self.context_mut().target = ChallengeTarget { page, fallback };
+            self.context_mut().target = ChallengeTarget {
+                page,
+                fallback,
+                note: None,
+            };
         }
+        self
+    }
+
+    /// Renders the challenge page with the application's own template instead
+    /// of the built-in one. The forms must post `code` (or `password`) and
+    /// `return_to` to `<base>/totp`, `<base>/password` and `<base>/recovery`;
+    /// escape every text. (Or skip the page: the routes speak JSON too.)
+    pub fn with_page_renderer(
+        mut self,
+        render: impl Fn(&stepup_challenge::ChallengePage) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.context_mut().renderer = Some(Arc::new(render));
         self
     }
 
     /// The layer requiring `policy` on a route, with this step-up's gate,
     /// subjects, clock, cookie and challenge page.
+    ///
+    /// The policy's reason (see [`Policy::with_reason`]) is what the
+    /// challenge page says: the layer passes the page an identifier of it.
     pub fn require(&self, policy: Policy) -> RequireStepUpLayer<SharedSubjects> {
         let c = &self.context.inner;
-        RequireStepUpLayer::new(c.gate.clone(), policy, SharedSubjects(c.subjects.clone()))
+        let note = policy
+            .reason()
+            .and_then(|reason| c.reasons.register(reason));
+        let layer =
+            RequireStepUpLayer::new(c.gate.clone(), policy, SharedSubjects(c.subjects.clone()));
+        let layer = match note {
+            Some(id) => layer.page_note(&id),
+            None => layer,
+        };
+        layer
             .clock(ClockRef(c.clock.clone()))
             .cookie_name(c.cookie.name())
             .challenge_page(c.target.page.as_str())

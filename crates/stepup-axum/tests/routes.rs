@@ -340,7 +340,10 @@ async fn wrong_codes_lock_out_and_replays_are_refused() {
     // A browser form gets the page back with the error.
     let (r, html) = app.send(form("/step-up/totp", "code=000000", None)).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(html.contains("too many attempts"), "{html}");
+    assert!(
+        html.contains("Too many attempts. Please wait 1 minute and try again."),
+        "{html}"
+    );
     assert!(html.contains("autofocus"));
 
     // After the lockout, a code works once.
@@ -744,4 +747,54 @@ async fn enrollment_needs_a_fresh_step_up_once_a_second_factor_exists() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_page_can_be_replaced_and_never_shows_request_text() {
+    let app = app().await;
+    // A hostile `why` is an unknown identifier: the generic sentence.
+    let (_, html) = app
+        .send(
+            as_alice("GET", "/step-up?why=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(html.contains("We need to confirm it"), "{html}");
+    assert!(!html.contains("alert(1)"));
+
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[5u8; 32]).unwrap(),
+    ));
+    let engine = Engine::new(
+        config.issuer(),
+        MemoryFactorStore::new(),
+        MemoryStateStore::default(),
+    )
+    .with_passwords(FixedPasswords::new([("alice", "wonderland")]));
+    let stepup = StepUp::new(
+        config.gate(),
+        engine,
+        TrustedHeaders::new("x-user").with_session("x-session"),
+        ORIGIN,
+    )
+    .with_page_renderer(|page| {
+        format!(
+            "custom page for {} with password form: {}",
+            page.return_to(),
+            page.offers_password()
+        )
+    });
+    let router: Router = Router::new().nest("/step-up", stepup.routes());
+    let r = router
+        .oneshot(
+            as_alice("GET", "/step-up?return_to=%2Fx")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert_eq!(text, "custom page for /x with password form: true");
 }

@@ -89,6 +89,51 @@ impl ChallengePage {
         self.render()
             .map_err(|e| StoreError::new("template", e.to_string()))
     }
+
+    /// The page title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The sentence saying why (configured text).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The second sentence, if any.
+    pub fn detail_text(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The error to show, if any, and the form it belongs to.
+    pub fn error_text(&self) -> Option<(&str, &str)> {
+        self.error.as_deref().map(|e| (e, self.focus))
+    }
+
+    /// Where the challenge routes are mounted (form actions are `<base>/totp` …).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The validated path to return to (also the forms' `return_to` field).
+    pub fn return_to(&self) -> &str {
+        &self.return_to
+    }
+
+    /// The TOTP form, if offered, with its number of digits.
+    pub fn totp_digits(&self) -> Option<u8> {
+        self.totp.then_some(self.digits)
+    }
+
+    /// Whether the password form is offered.
+    pub fn offers_password(&self) -> bool {
+        self.password
+    }
+
+    /// Whether the recovery-code form is offered.
+    pub fn offers_recovery_code(&self) -> bool {
+        self.recovery
+    }
 }
 
 #[cfg(test)]

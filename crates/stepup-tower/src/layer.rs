@@ -61,6 +61,7 @@ struct Config<Src> {
     fallback: ReturnTo,
     no_subject: NoSubject,
     name: Option<String>,
+    page_note: Option<String>,
 }
 
 /// Requires a step-up before the wrapped service runs.
@@ -177,6 +178,7 @@ impl<Src: SubjectSource> RequireStepUpLayer<Src> {
                 fallback: ReturnTo::root(),
                 no_subject: NoSubject::default(),
                 name: None,
+                page_note: None,
             }),
         }
     }
@@ -237,6 +239,16 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
     pub fn clock(mut self, clock: impl Clock) -> Self {
         let c = self.config_mut();
         c.clock = Arc::new(clock);
+        self
+    }
+
+    /// An identifier (1–32 of `[A-Za-z0-9_-]`) added to the challenge page
+    /// URL as `why=…`, so the page can show this route's reason from
+    /// configuration. Other values are ignored.
+    pub fn page_note(mut self, note: &str) -> Self {
+        if crate::respond::valid_note(note) {
+            self.config_mut().page_note = Some(note.to_owned());
+        }
         self
     }
 
@@ -393,6 +405,7 @@ impl<Src> Config<Src> {
         ChallengeTarget {
             page: self.challenge_page.clone(),
             fallback: self.fallback.clone(),
+            note: self.page_note.clone(),
         }
     }
 

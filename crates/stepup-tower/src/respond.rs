@@ -16,6 +16,9 @@ pub struct ChallengeTarget {
     pub page: ReturnTo,
     /// Where to return when the request's own path is refused (default `/`).
     pub fallback: ReturnTo,
+    /// An identifier of the route's reason, passed to the page as `why=…`
+    /// so it can show the configured sentence (never text from the request).
+    pub note: Option<String>,
 }
 
 impl Default for ChallengeTarget {
@@ -24,8 +27,18 @@ impl Default for ChallengeTarget {
             page: ReturnTo::parse(crate::DEFAULT_CHALLENGE_PATH)
                 .unwrap_or_else(|_| ReturnTo::root()),
             fallback: ReturnTo::root(),
+            note: None,
         }
     }
+}
+
+/// Whether `note` may go into a URL as it is: 1 to 32 characters of
+/// `[A-Za-z0-9_-]`.
+pub(crate) fn valid_note(note: &str) -> bool {
+    (1..=32).contains(&note.len())
+        && note
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl ChallengeTarget {
@@ -54,7 +67,12 @@ impl ChallengeTarget {
         return_to: &ReturnTo,
         challenge: &Challenge,
     ) -> Response<B> {
-        let location = render::challenge_location(&self.page, return_to, challenge.reason().code());
+        let mut location =
+            render::challenge_location(&self.page, return_to, challenge.reason().code());
+        if let Some(note) = self.note.as_deref().filter(|n| valid_note(n)) {
+            location.push_str("&why=");
+            location.push_str(note);
+        }
         if navigation {
             render::redirect(&location)
         } else {
