@@ -17,8 +17,7 @@ use stepup_core::{ChallengeReason, Method, Policy, ReturnTo, Subject};
 use stepup_tower::find_token;
 
 use crate::routes::{
-    failed_json, failure_status, forbidden, is_json, no_store, read_input, same_origin,
-    service_unavailable,
+    failed_json, failure_status, is_json, no_store, open_post, read_input, service_unavailable,
 };
 use crate::stepup::StepUp;
 
@@ -93,17 +92,14 @@ fn html(status: StatusCode, page: &EnrollPage) -> Response {
     }
 }
 
-/// Opens a POST: origin check and the logged-in subject. (The error is the
-/// response the handler returns as it is; boxing it would gain nothing.)
-#[allow(clippy::result_large_err)]
-fn open_post<F, S, P>(stepup: &StepUp<F, S, P>, parts: &Parts) -> Result<Subject, Response> {
-    if !same_origin(parts, &stepup.context) {
-        return Err(forbidden());
-    }
-    stepup
-        .context
-        .subject(parts)
-        .ok_or_else(stepup_tower::login_required)
+/// Opens an enrollment POST: origin, subject, and a fresh enough step-up.
+async fn open_fresh_post<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    stepup: &StepUp<F, S, P>,
+    parts: &Parts,
+) -> Result<Subject, Response> {
+    let subject = open_post(stepup, parts)?;
+    fresh_enough(stepup, parts, &subject).await?;
+    Ok(subject)
 }
 
 fn page<F, S, P>(stepup: &StepUp<F, S, P>) -> EnrollPage {
@@ -130,13 +126,10 @@ pub(crate) async fn totp_start<F: FactorStore, S: StateStore, P: PasswordVerifie
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let subject = match open_post(&stepup, &parts) {
+    let subject = match open_fresh_post(&stepup, &parts).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(response) = fresh_enough(&stepup, &parts, &subject).await {
-        return response;
-    }
     let enrollment = match stepup
         .engine
         .start_totp_enrollment(&subject, subject.id())
@@ -205,13 +198,10 @@ pub(crate) async fn recovery_codes<F: FactorStore, S: StateStore, P: PasswordVer
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let subject = match open_post(&stepup, &parts) {
+    let subject = match open_fresh_post(&stepup, &parts).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(response) = fresh_enough(&stepup, &parts, &subject).await {
-        return response;
-    }
     let codes = match stepup
         .engine
         .generate_recovery_codes(&subject, RECOVERY_CODES)

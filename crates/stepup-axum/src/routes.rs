@@ -193,7 +193,7 @@ pub(crate) struct StepUpInput {
 /// configured one, or (browsers that send no `Origin`) `Sec-Fetch-Site:
 /// same-origin`. Anything else — another origin, or neither header — is
 /// refused: API clients send `Origin`.
-pub(crate) fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
+fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
     if let Some(origin) = parts.headers.get("origin") {
         return origin.as_bytes() == context.inner.origin.as_bytes();
     }
@@ -203,7 +203,23 @@ pub(crate) fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
         .is_some_and(|v| v.as_bytes() == b"same-origin")
 }
 
-pub(crate) fn forbidden() -> Response {
+/// Opens a POST: the origin check and the logged-in subject. (The error is
+/// the response the handler returns as it is; boxing it would gain nothing.)
+#[allow(clippy::result_large_err)]
+pub(crate) fn open_post<F, S, P>(
+    stepup: &StepUp<F, S, P>,
+    parts: &Parts,
+) -> Result<Subject, Response> {
+    if !same_origin(parts, &stepup.context) {
+        return Err(forbidden());
+    }
+    stepup
+        .context
+        .subject(parts)
+        .ok_or_else(stepup_tower::login_required)
+}
+
+fn forbidden() -> Response {
     no_store(
         (
             StatusCode::FORBIDDEN,
@@ -277,11 +293,9 @@ async fn step_up<F: FactorStore, S: StateStore, P: PasswordVerifier>(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let context = &stepup.context;
-    if !same_origin(&parts, context) {
-        return forbidden();
-    }
-    let Some(subject) = context.subject(&parts) else {
-        return stepup_tower::login_required();
+    let subject = match open_post(&stepup, &parts) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let input = match read_input(&parts, body).await {
         Ok(input) => input,
