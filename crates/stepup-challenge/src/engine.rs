@@ -9,6 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use stepup_core::{Clock, IssuedToken, Issuer, Method, Proof, Subject, SystemClock};
 
+use crate::code::{Channel, CodeMessage, CodeSender};
 use crate::error::{ChallengeError, StoreError};
 use crate::event::{Event, EventKind, EventSink};
 use crate::limiter::{self, AttemptLimits, Keys};
@@ -166,6 +167,67 @@ pub struct Engine<F, S, P = NoPasswords> {
     clock: Arc<dyn Clock>,
     events: Option<Arc<dyn EventSink>>,
     event_key: [u8; 32],
+    sender: Option<Arc<dyn CodeSender>>,
+    codes: CodeSettings,
+}
+
+/// How one-time codes by e-mail or SMS are made and rationed.
+#[derive(Clone, Debug)]
+pub struct CodeSettings {
+    digits: u8,
+    valid_for: Duration,
+    sends_per_subject: u64,
+    sends_per_address: u64,
+    send_window: Duration,
+}
+
+impl Default for CodeSettings {
+    /// 6 digits, valid 10 minutes; at most 5 sends per subject and 20 per
+    /// client address in 15 minutes.
+    fn default() -> Self {
+        CodeSettings {
+            digits: 6,
+            valid_for: Duration::from_secs(600),
+            sends_per_subject: 5,
+            sends_per_address: 20,
+            send_window: Duration::from_secs(900),
+        }
+    }
+}
+
+impl CodeSettings {
+    /// Digits per code, 6 to 8 (clamped).
+    pub fn digits(mut self, digits: u8) -> Self {
+        self.digits = digits.clamp(6, 8);
+        self
+    }
+
+    /// How long a code stays valid, 1 to 10 minutes (clamped).
+    pub fn valid_for(mut self, valid_for: Duration) -> Self {
+        self.valid_for = valid_for.clamp(Duration::from_secs(60), Duration::from_secs(600));
+        self
+    }
+
+    /// Sends allowed per subject and per client address within `window`.
+    pub fn send_limits(mut self, per_subject: u32, per_address: u32, window: Duration) -> Self {
+        self.sends_per_subject = u64::from(per_subject.max(1));
+        self.sends_per_address = u64::from(per_address.max(1));
+        self.send_window = window.max(Duration::from_secs(1));
+        self
+    }
+}
+
+/// A code was sent: what the client needs to verify it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeSent {
+    /// The challenge the code belongs to: send it back with the code.
+    pub challenge_id: String,
+    /// The channel.
+    pub channel: Channel,
+    /// Where it went, masked (`a•••e@example.com`, `•••• 1234`).
+    pub destination_hint: String,
+    /// When the code stops being valid.
+    pub expires_at: stepup_core::Timestamp,
 }
 
 impl<F, S, P> fmt::Debug for Engine<F, S, P> {
@@ -195,6 +257,8 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
             clock: Arc::new(SystemClock),
             events: None,
             event_key,
+            sender: None,
+            codes: CodeSettings::default(),
         }
     }
 }
@@ -212,7 +276,21 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             clock: self.clock,
             events: self.events,
             event_key: self.event_key,
+            sender: self.sender,
+            codes: self.codes,
         }
+    }
+
+    /// Sends one-time codes by e-mail or SMS with `sender`.
+    pub fn with_code_sender(mut self, sender: impl CodeSender) -> Self {
+        self.sender = Some(Arc::new(sender));
+        self
+    }
+
+    /// How codes are made and rationed.
+    pub fn with_code_settings(mut self, settings: CodeSettings) -> Self {
+        self.codes = settings;
+        self
     }
 
     /// The TOTP configuration.
@@ -337,6 +415,129 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.finish(attempt, Method::RecoveryCode, outcome).await
     }
 
+    /// Sends a one-time code on `channel` to the subject's registered address
+    /// (never one from the request). A new send replaces any earlier code;
+    /// sends are rationed per subject and per client address.
+    pub async fn send_code(
+        &self,
+        attempt: Attempt<'_>,
+        channel: Channel,
+    ) -> Result<CodeSent, ChallengeError> {
+        let method = channel.method();
+        let subject = attempt.subject;
+        let sender = self
+            .sender
+            .as_ref()
+            .ok_or(ChallengeError::NotEnrolled(method))?;
+        let destination = self
+            .factors
+            .code_destination(subject, channel)
+            .await?
+            .ok_or(ChallengeError::NotEnrolled(method))?;
+        let now = self.clock.now();
+        let key = store_key(subject);
+        let sends = self
+            .state
+            .increment(&format!("stepup:code-sends:{key}"), self.codes.send_window)
+            .await?;
+        if sends > self.codes.sends_per_subject {
+            self.emit(EventKind::LockedOut, method, subject, Some("send_limit"));
+            return Err(ChallengeError::LockedOut {
+                until: now + self.codes.send_window,
+            });
+        }
+        if let Some(ip) = attempt.address {
+            let n = self
+                .state
+                .increment(
+                    &format!("stepup:code-sends-address:{ip}"),
+                    self.codes.send_window,
+                )
+                .await?;
+            if n > self.codes.sends_per_address {
+                return Err(ChallengeError::LockedOut {
+                    until: now + self.codes.send_window,
+                });
+            }
+        }
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)
+            .map_err(|e| StoreError::new("random", format!("no randomness available: {e}")))?;
+        let code = random_digits(self.codes.digits)?;
+        let mut record = id.to_vec();
+        record.extend_from_slice(&session_digest(subject));
+        record.extend_from_slice(&code_digest(&id, &code));
+        let slot = code_key(subject, channel);
+        self.state.put(&slot, record, self.codes.valid_for).await?;
+        let message = CodeMessage {
+            channel,
+            destination: &destination,
+            code: &code,
+            valid_for: self.codes.valid_for,
+        };
+        if let Err(e) = sender.send(message).await {
+            // Not delivered: forget it, so nothing waits for a code nobody has.
+            let _ = self.state.remove(&slot).await;
+            self.emit(EventKind::Failed, method, subject, Some("send"));
+            return Err(e.into());
+        }
+        self.emit(EventKind::ChallengeIssued, method, subject, None);
+        Ok(CodeSent {
+            challenge_id: hex(&id),
+            channel,
+            destination_hint: mask(&destination, channel),
+            expires_at: now + self.codes.valid_for,
+        })
+    }
+
+    /// Steps up with a one-time code sent by [`send_code`](Engine::send_code):
+    /// it must be the latest code for this subject, in this session, for this
+    /// challenge, unexpired and unused.
+    pub async fn step_up_code(
+        &self,
+        attempt: Attempt<'_>,
+        channel: Channel,
+        challenge_id: &str,
+        code: &str,
+    ) -> Result<IssuedToken, ChallengeError> {
+        let method = channel.method();
+        let outcome = async {
+            let digits = usize::from(self.codes.digits);
+            if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ChallengeError::Format("enter the code we sent you"));
+            }
+            let attempts_left = self.admit(attempt, method).await?;
+            let slot = code_key(attempt.subject, channel);
+            let record = self
+                .state
+                .get(&slot)
+                .await?
+                .ok_or(ChallengeError::NoPendingCode)?;
+            if record.len() != 16 + 32 + 32 {
+                return Err(ChallengeError::NoPendingCode);
+            }
+            let (id, rest) = record.split_at(16);
+            let (session, digest) = rest.split_at(32);
+            use subtle::ConstantTimeEq;
+            let same_challenge: bool = hex(id).as_bytes().ct_eq(challenge_id.as_bytes()).into();
+            let same_session: bool = session.ct_eq(&session_digest(attempt.subject)).into();
+            if !same_challenge || !same_session {
+                return Err(ChallengeError::NoPendingCode);
+            }
+            let right: bool = digest.ct_eq(&code_digest(id, code)).into();
+            if !right {
+                return Err(ChallengeError::Wrong { attempts_left });
+            }
+            // Single use: of two racing right answers, one takes the code.
+            match self.state.take(&slot).await? {
+                Some(taken) if taken == record => Ok(()),
+                _ => Err(ChallengeError::AlreadyUsed),
+            }
+        }
+        .await;
+        self.finish(attempt, method, outcome).await
+    }
+
     /// Replaces the subject's recovery codes with `count` new ones (1 to
     /// 20), returned once for the user to keep; only digests are stored.
     pub async fn generate_recovery_codes(
@@ -363,6 +564,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         if self.passwords.is_configured() {
             methods.push(Method::Password);
+        }
+        if self.sender.is_some() {
+            for channel in [Channel::Email, Channel::Sms] {
+                if self
+                    .factors
+                    .code_destination(subject, channel)
+                    .await?
+                    .is_some()
+                {
+                    methods.push(channel.method());
+                }
+            }
         }
         if self.factors.recovery_codes_left(subject).await? > 0 {
             methods.push(Method::RecoveryCode);
@@ -530,6 +743,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                     ChallengeError::AlreadyUsed => (EventKind::Failed, Some("already_used")),
                     ChallengeError::Format(_) => (EventKind::Failed, Some("format")),
                     ChallengeError::NotEnrolled(_) => (EventKind::Failed, Some("not_enrolled")),
+                    ChallengeError::NoPendingCode => (EventKind::Failed, Some("no_pending_code")),
                     ChallengeError::Store(_) => (EventKind::Failed, Some("store")),
                     _ => (EventKind::Failed, Some("other")),
                 };
@@ -585,6 +799,67 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 /// bounded size and carry no user id.
 fn store_key(subject: &Subject) -> String {
     hex16(&Sha256::digest(subject.id().as_bytes()))
+}
+
+fn code_key(subject: &Subject, channel: Channel) -> String {
+    format!("stepup:code:{}:{}", channel.as_str(), store_key(subject))
+}
+
+/// Binds a code to the session that asked for it.
+fn session_digest(subject: &Subject) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(subject.id().as_bytes());
+    h.update([0]);
+    h.update(subject.session().unwrap_or("").as_bytes());
+    h.finalize().into()
+}
+
+fn code_digest(challenge_id: &[u8], code: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(challenge_id);
+    h.update(code.as_bytes());
+    h.finalize().into()
+}
+
+/// `digits` decimal digits, uniform (rejection sampling from 32-bit draws).
+fn random_digits(digits: u8) -> Result<String, StoreError> {
+    let modulus = 10u32.pow(u32::from(digits));
+    let limit = u32::MAX - u32::MAX % modulus;
+    loop {
+        let mut raw = [0u8; 4];
+        getrandom::fill(&mut raw)
+            .map_err(|e| StoreError::new("random", format!("no randomness available: {e}")))?;
+        let n = u32::from_be_bytes(raw);
+        if n < limit {
+            return Ok(format!(
+                "{:0width$}",
+                n % modulus,
+                width = usize::from(digits)
+            ));
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Shows where a code went without showing the whole address.
+fn mask(destination: &str, channel: Channel) -> String {
+    match channel {
+        Channel::Email => match destination.split_once('@') {
+            Some((local, domain)) => {
+                let first = local.chars().next().unwrap_or('•');
+                format!("{first}•••@{domain}")
+            }
+            None => "•••".to_owned(),
+        },
+        Channel::Sms => {
+            let digits: Vec<char> = destination.chars().filter(char::is_ascii_digit).collect();
+            let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+            format!("•••• {tail}")
+        }
+    }
 }
 
 fn enrollment_key(subject: &Subject) -> String {

@@ -48,6 +48,10 @@ pub enum ChallengeError {
     /// The subject has not enrolled this method.
     #[error("{0} is not set up for this account")]
     NotEnrolled(Method),
+    /// No one-time code is waiting for this sign-in (none was sent, it
+    /// expired, was used, or a newer one replaced it).
+    #[error("there is no valid code waiting; send a new one")]
+    NoPendingCode,
     /// No enrollment is waiting to be confirmed (it expired or was used).
     #[error("there is no pending enrollment to confirm; start again")]
     NoPendingEnrollment,

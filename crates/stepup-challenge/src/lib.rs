@@ -33,6 +33,7 @@
 //! See [`Engine`] for an end-to-end example: enroll TOTP, step up, pass a
 //! level-2 policy at the gate.
 
+mod code;
 mod engine;
 mod error;
 mod event;
@@ -43,7 +44,8 @@ mod secret;
 mod store;
 mod totp;
 
-pub use engine::{Attempt, Engine, NoPasswords, TotpEnrollment};
+pub use code::{Channel, CodeMessage, CodeSender, ConsoleSender, RecordingSender, SendFuture};
+pub use engine::{Attempt, CodeSent, CodeSettings, Engine, NoPasswords, TotpEnrollment};
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink};
 pub use limiter::AttemptLimits;

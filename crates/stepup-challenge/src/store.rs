@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use stepup_core::{Clock, Subject, SystemClock, Timestamp};
 
+use crate::code::Channel;
 use crate::error::StoreError;
 use crate::secret::TotpSecret;
 
@@ -221,12 +222,26 @@ pub trait FactorStore: Send + Sync + 'static {
         &self,
         subject: &Subject,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// The subject's registered address for one-time codes on `channel`
+    /// (an e-mail address, a phone number), if any. Codes go only there,
+    /// never to an address taken from a request. The default: none.
+    fn code_destination(
+        &self,
+        subject: &Subject,
+        channel: Channel,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let _ = (subject, channel);
+        async { Ok(None) }
+    }
 }
 
 #[derive(Default, Debug)]
 struct Factors {
     totp: Option<TotpSecret>,
     recovery: Vec<[u8; 32]>,
+    email: Option<String>,
+    phone: Option<String>,
 }
 
 /// The in-memory [`FactorStore`], for examples and tests.
@@ -293,6 +308,33 @@ impl FactorStore for MemoryFactorStore {
 
     async fn recovery_codes_left(&self, subject: &Subject) -> Result<usize, StoreError> {
         self.with(subject, |f| f.recovery.len())
+    }
+
+    async fn code_destination(
+        &self,
+        subject: &Subject,
+        channel: Channel,
+    ) -> Result<Option<String>, StoreError> {
+        self.with(subject, |f| match channel {
+            Channel::Email => f.email.clone(),
+            Channel::Sms => f.phone.clone(),
+        })
+    }
+}
+
+impl MemoryFactorStore {
+    /// Registers where the subject receives one-time codes on `channel`.
+    pub fn set_code_destination(
+        &self,
+        subject: &Subject,
+        channel: Channel,
+        address: impl Into<String>,
+    ) -> Result<(), StoreError> {
+        let address = address.into();
+        self.with(subject, |f| match channel {
+            Channel::Email => f.email = Some(address),
+            Channel::Sms => f.phone = Some(address),
+        })
     }
 }
 

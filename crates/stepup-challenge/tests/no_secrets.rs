@@ -27,11 +27,21 @@ fn no_flow_logs_a_secret() {
                 Key::from_bytes(KeyId::new(1), &[3u8; 32]).unwrap(),
             ));
             let sink = sink_text.clone();
+            let factors = MemoryFactorStore::new();
+            factors
+                .set_code_destination(
+                    &Subject::new("alice-the-user"),
+                    stepup_challenge::Channel::Email,
+                    "alice@example.com",
+                )
+                .unwrap();
+            let sender = stepup_challenge::RecordingSender::new();
             let engine = Engine::new(
                 config.issuer(),
-                MemoryFactorStore::new(),
+                factors,
                 MemoryStateStore::new(clock.clone()),
             )
+            .with_code_sender(sender.clone())
             .with_passwords(FixedPasswords::new([(
                 "alice-the-user",
                 "hunter2-very-secret",
@@ -112,6 +122,32 @@ fn no_flow_logs_a_secret() {
                     .await;
             }
             seen.push("another-bad-guess".to_owned());
+            let sent = engine
+                .send_code(Attempt::new(&user), stepup_challenge::Channel::Email)
+                .await
+                .unwrap();
+            let code = sender.last_code_to("alice@example.com").unwrap();
+            let _ = engine
+                .step_up_code(
+                    Attempt::new(&user),
+                    stepup_challenge::Channel::Email,
+                    &sent.challenge_id,
+                    "000000",
+                )
+                .await;
+            let t = engine
+                .step_up_code(
+                    Attempt::new(&user),
+                    stepup_challenge::Channel::Email,
+                    &sent.challenge_id,
+                    &code,
+                )
+                .await;
+            seen.push(code);
+            if let Ok(t) = t {
+                seen.push(t.value().to_owned());
+            }
+            seen.push("alice@example.com".to_owned());
             engine.remove_totp(&user).await.unwrap();
             // Debug output of everything secret-bearing.
             let debug =
