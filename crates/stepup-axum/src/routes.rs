@@ -11,7 +11,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use stepup_challenge::{
-    Attempt, ChallengeError, ChallengePage, FactorStore, PAGE_CSS, PasswordVerifier, StateStore,
+    Attempt, ChallengeError, ChallengePage, Channel, FactorStore, PAGE_CSS, PasswordVerifier,
+    StateStore,
 };
 use stepup_core::{ChallengeReason, IssuedToken, Method, Policy, ReturnTo, Subject};
 use stepup_tower::find_token;
@@ -32,6 +33,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// | `GET /` | the challenge page (`?return_to=…&reason=…`) |
     /// | `GET /assets/page.css` | its stylesheet |
     /// | `POST /totp`, `/password`, `/recovery` | a step-up, form (`code` or `password`, `return_to`) or JSON |
+    /// | `POST /code/send` | send a one-time code (`channel`: `email` or `sms`) to the user's registered address |
+    /// | `POST /code/verify` | a step-up with that code (`channel`, `challenge_id`, `code`) |
     /// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
     /// | `POST /drop` | leave the elevated state (deletes the cookie) |
     /// | `GET /enroll/totp`, `POST /enroll/totp` | set up an authenticator app: the page, then the QR code and manual key |
@@ -55,6 +58,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             .route("/totp", post(step_up::<F, S, P>))
             .route("/password", post(step_up::<F, S, P>))
             .route("/recovery", post(step_up::<F, S, P>))
+            .route("/code/send", post(send_code::<F, S, P>))
+            .route("/code/verify", post(step_up::<F, S, P>))
             .route("/status", get(status::<F, S, P>))
             .route("/drop", post(drop_assurance::<F, S, P>))
             .route(
@@ -140,6 +145,8 @@ async fn render_page<F: FactorStore, S: StateStore, P: PasswordVerifier>(
             Method::Totp => page.with_totp(stepup.engine.totp_config().digits()),
             Method::Password => page.with_password(),
             Method::RecoveryCode => page.with_recovery_code(),
+            Method::EmailCode => page.with_code_channel(Channel::Email),
+            Method::SmsCode => page.with_code_channel(Channel::Sms),
             _ => page,
         };
         stepup.engine.challenge_issued(subject, *method);
@@ -187,6 +194,8 @@ pub(crate) struct StepUpInput {
     pub(crate) code: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) return_to: Option<String>,
+    pub(crate) channel: Option<String>,
+    pub(crate) challenge_id: Option<String>,
 }
 
 /// Whether a challenge POST comes from our own origin: `Origin` equal to the
@@ -306,9 +315,15 @@ async fn step_up<F: FactorStore, S: StateStore, P: PasswordVerifier>(
         .ok()
         .flatten();
     let attempt = Attempt::new(&subject).previous_token(previous);
+    let channel = input
+        .channel
+        .as_deref()
+        .and_then(Channel::parse)
+        .unwrap_or(Channel::Email);
     let (method, form) = match parts.uri.path().rsplit('/').next() {
         Some("password") => (Method::Password, "password"),
         Some("recovery") => (Method::RecoveryCode, "recovery"),
+        Some("verify") => (channel.method(), "code"),
         _ => (Method::Totp, "totp"),
     };
     let secret = match method {
@@ -319,6 +334,13 @@ async fn step_up<F: FactorStore, S: StateStore, P: PasswordVerifier>(
     let outcome = match method {
         Method::Password => stepup.engine.step_up_password(attempt, secret).await,
         Method::RecoveryCode => stepup.engine.step_up_recovery_code(attempt, secret).await,
+        Method::EmailCode | Method::SmsCode => {
+            let challenge_id = input.challenge_id.as_deref().unwrap_or("");
+            stepup
+                .engine
+                .step_up_code(attempt, channel, challenge_id, secret)
+                .await
+        }
         _ => stepup.engine.step_up_totp(attempt, secret).await,
     };
     let return_to = return_path(context, input.return_to.as_deref());
@@ -330,12 +352,81 @@ async fn step_up<F: FactorStore, S: StateStore, P: PasswordVerifier>(
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 return service_unavailable(&error);
             }
-            let page = ChallengePage::new(
+            let mut page = ChallengePage::new(
                 context.inner.target.page.as_str(),
                 &return_to,
                 GENERIC_MESSAGE,
             )
             .error(user_message(&error, context), form);
+            // A wrong code keeps the code form up, for the same challenge.
+            if let (Method::EmailCode | Method::SmsCode, Some(id), ChallengeError::Wrong { .. }) =
+                (method, input.challenge_id.as_deref(), &error)
+            {
+                page = page.awaiting_code(channel, id, "your registered address");
+            }
+            render_page(&stepup, &subject, page, status).await
+        }
+    }
+}
+
+async fn send_code<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    State(stepup): State<StepUp<F, S, P>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let context = &stepup.context;
+    let subject = match open_post(&stepup, &parts) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let input = match read_input(&parts, body).await {
+        Ok(input) => input,
+        Err(response) => return response,
+    };
+    let Some(channel) = input.channel.as_deref().and_then(Channel::parse) else {
+        return bad_request(
+            StatusCode::BAD_REQUEST,
+            "channel",
+            "Choose `email` or `sms`.",
+        );
+    };
+    let return_to = return_path(context, input.return_to.as_deref());
+    let json = is_json(&parts);
+    match stepup
+        .engine
+        .send_code(Attempt::new(&subject), channel)
+        .await
+    {
+        Ok(sent) if json => no_store(
+            axum::Json(json!({
+                "challenge_id": sent.challenge_id,
+                "channel": channel.as_str(),
+                "destination_hint": sent.destination_hint,
+                "expires_at": sent.expires_at.as_unix_seconds(),
+            }))
+            .into_response(),
+        ),
+        Ok(sent) => {
+            let page = ChallengePage::new(
+                context.inner.target.page.as_str(),
+                &return_to,
+                GENERIC_MESSAGE,
+            )
+            .awaiting_code(channel, &sent.challenge_id, &sent.destination_hint);
+            render_page(&stepup, &subject, page, StatusCode::OK).await
+        }
+        Err(error) if json => failed_json(&error),
+        Err(error) => {
+            let status = failure_status(&error);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                return service_unavailable(&error);
+            }
+            let page = ChallengePage::new(
+                context.inner.target.page.as_str(),
+                &return_to,
+                GENERIC_MESSAGE,
+            )
+            .error(user_message(&error, context), "code");
             render_page(&stepup, &subject, page, status).await
         }
     }
@@ -413,6 +504,7 @@ pub(crate) fn failed_json(error: &ChallengeError) -> Response {
         ChallengeError::AlreadyUsed => ("already_used", json!({})),
         ChallengeError::Format(_) => ("format", json!({})),
         ChallengeError::NotEnrolled(_) => ("not_enrolled", json!({})),
+        ChallengeError::NoPendingCode => ("no_pending_code", json!({})),
         _ => ("failed", json!({})),
     };
     let mut body = json!({"error": code, "message": error.to_string()});

@@ -798,3 +798,115 @@ async fn the_page_can_be_replaced_and_never_shows_request_text() {
         String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert_eq!(text, "custom page for /x with password form: true");
 }
+
+#[tokio::test]
+async fn codes_by_email_through_the_routes() {
+    use stepup_challenge::{Channel, RecordingSender};
+    let clock = TestClock::new(T0);
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[5u8; 32]).unwrap(),
+    ));
+    let factors = MemoryFactorStore::new();
+    factors
+        .set_code_destination(&Subject::new("alice"), Channel::Email, "alice@example.com")
+        .unwrap();
+    let sender = RecordingSender::new();
+    let engine = Engine::new(
+        config.issuer(),
+        factors,
+        MemoryStateStore::new(clock.clone()),
+    )
+    .with_clock(clock.clone())
+    .with_code_sender(sender.clone());
+    let stepup = StepUp::new(
+        config.gate(),
+        engine,
+        TrustedHeaders::new("x-user").with_session("x-session"),
+        ORIGIN,
+    )
+    .with_clock(clock.clone());
+    let router: Router = Router::new().nest("/step-up", stepup.routes());
+    let send = |req: Request| {
+        let router = router.clone();
+        async move {
+            let r = router.oneshot(req).await.unwrap();
+            let (parts, body) = r.into_parts();
+            let text =
+                String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+            (Response::from_parts(parts, Body::empty()), text)
+        }
+    };
+    // The page offers the e-mail code.
+    let (_, html) = send(as_alice("GET", "/step-up").body(Body::empty()).unwrap()).await;
+    assert!(html.contains("Send me a code by e-mail"), "{html}");
+    assert!(html.contains(r#"action="/step-up/code/send""#));
+
+    // JSON.
+    let (r, body) = send(json_post(
+        "/step-up/code/send",
+        r#"{"channel":"email"}"#,
+        None,
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["destination_hint"], "a•••@example.com");
+    assert!(!body.contains("alice@example.com"), "the address is masked");
+    let id = v["challenge_id"].as_str().unwrap().to_owned();
+    let code = sender.last_code_to("alice@example.com").unwrap();
+    let (r, body) = send(json_post(
+        "/step-up/code/verify",
+        &format!(r#"{{"channel":"email","challenge_id":"{id}","code":"{code}"}}"#),
+        None,
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    assert!(r.headers().contains_key(header::SET_COOKIE));
+    let (r, body) = send(json_post(
+        "/step-up/code/verify",
+        &format!(r#"{{"channel":"email","challenge_id":"{id}","code":"{code}"}}"#),
+        None,
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(body.contains("no_pending_code"), "{body}");
+
+    // A browser: the send answers with the code form; the code brings it back.
+    let (r, html) = send(form(
+        "/step-up/code/send",
+        "channel=email&return_to=%2Fstatements",
+        None,
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        html.contains(r#"action="/step-up/code/verify""#)
+            && html.contains(r#"name="challenge_id""#),
+        "{html}"
+    );
+    let id = html
+        .split(r#"name="challenge_id" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let code = sender.last_code_to("alice@example.com").unwrap();
+    let (r, _) = send(form(
+        "/step-up/code/verify",
+        &format!("channel=email&challenge_id={id}&code={code}&return_to=%2Fstatements"),
+        None,
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/statements");
+    // An unknown channel is a clear error.
+    let (r, _) = send(json_post(
+        "/step-up/code/send",
+        r#"{"channel":"pigeon"}"#,
+        None,
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}

@@ -5,6 +5,7 @@
 use askama::Template;
 use stepup_core::ReturnTo;
 
+use crate::code::Channel;
 use crate::error::StoreError;
 
 /// The page's stylesheet, served by the adapters at `<base>/assets/page.css`.
@@ -26,6 +27,23 @@ pub struct ChallengePage {
     password: bool,
     recovery: bool,
     any_method: bool,
+    code_channels: Vec<CodeChannel>,
+    pending_code: Option<PendingCode>,
+}
+
+/// A channel the page offers to send a code on.
+#[derive(Debug, Clone)]
+struct CodeChannel {
+    name: &'static str,
+    label: &'static str,
+}
+
+/// A code that was sent and is awaited.
+#[derive(Debug, Clone)]
+struct PendingCode {
+    channel: &'static str,
+    challenge_id: String,
+    hint: String,
 }
 
 impl ChallengePage {
@@ -45,7 +63,33 @@ impl ChallengePage {
             password: false,
             recovery: false,
             any_method: false,
+            code_channels: Vec::new(),
+            pending_code: None,
         }
+    }
+
+    /// Offers to send a code on `channel`.
+    pub fn with_code_channel(mut self, channel: Channel) -> Self {
+        let label = match channel {
+            Channel::Email => "e-mail",
+            Channel::Sms => "text message",
+        };
+        self.code_channels.push(CodeChannel {
+            name: channel.as_str(),
+            label,
+        });
+        self.any_method = true;
+        self
+    }
+
+    /// Shows the form for a code that was just sent.
+    pub fn awaiting_code(mut self, channel: Channel, challenge_id: &str, hint: &str) -> Self {
+        self.pending_code = Some(PendingCode {
+            channel: channel.as_str(),
+            challenge_id: challenge_id.to_owned(),
+            hint: hint.to_owned(),
+        });
+        self
     }
 
     /// A second sentence (why the previous confirmation no longer counts).
