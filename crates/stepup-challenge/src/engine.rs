@@ -169,6 +169,8 @@ pub struct Engine<F, S, P = NoPasswords> {
     event_key: [u8; 32],
     sender: Option<Arc<dyn CodeSender>>,
     codes: CodeSettings,
+    #[cfg(feature = "passkey")]
+    passkeys: Option<Arc<crate::passkey::Passkeys>>,
 }
 
 /// How one-time codes by e-mail or SMS are made and rationed.
@@ -259,6 +261,8 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
             event_key,
             sender: None,
             codes: CodeSettings::default(),
+            #[cfg(feature = "passkey")]
+            passkeys: None,
         }
     }
 }
@@ -278,7 +282,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             event_key: self.event_key,
             sender: self.sender,
             codes: self.codes,
+            #[cfg(feature = "passkey")]
+            passkeys: self.passkeys,
         }
+    }
+
+    /// Offers passkeys for `config`'s relying party, checked now: a bad rp
+    /// id or origin is an error at start-up, not at the first ceremony.
+    #[cfg(feature = "passkey")]
+    pub fn with_passkeys(
+        mut self,
+        config: crate::passkey::PasskeyConfig,
+    ) -> Result<Self, ChallengeError> {
+        self.passkeys = Some(Arc::new(config.build()?));
+        Ok(self)
     }
 
     /// Sends one-time codes by e-mail or SMS with `sender`.
@@ -538,6 +555,148 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.finish(attempt, method, outcome).await
     }
 
+    #[cfg(feature = "passkey")]
+    fn passkey_service(&self) -> Result<&crate::passkey::Passkeys, ChallengeError> {
+        self.passkeys
+            .as_deref()
+            .ok_or(ChallengeError::NotEnrolled(Method::Passkey))
+    }
+
+    /// Starts registering a passkey: the options for
+    /// `navigator.credentials.create()`, and the ceremony id to finish with.
+    /// Credentials already registered are excluded.
+    #[cfg(feature = "passkey")]
+    pub async fn start_passkey_registration(
+        &self,
+        subject: &Subject,
+        user_name: &str,
+    ) -> Result<(String, webauthn_rs::prelude::CreationChallengeResponse), ChallengeError> {
+        let service = self.passkey_service()?;
+        let existing = self.factors.passkeys(subject).await?;
+        service.start_registration(subject, user_name, &existing, self.clock.now())
+    }
+
+    /// Finishes a registration with the browser's answer and stores the
+    /// passkey under `name`.
+    #[cfg(feature = "passkey")]
+    pub async fn finish_passkey_registration(
+        &self,
+        attempt: Attempt<'_>,
+        ceremony: &str,
+        response: &webauthn_rs::prelude::RegisterPublicKeyCredential,
+        name: &str,
+    ) -> Result<(), ChallengeError> {
+        let service = self.passkey_service()?;
+        let subject = attempt.subject;
+        let passkey =
+            match service.finish_registration(subject, ceremony, response, self.clock.now()) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.emit(
+                        EventKind::Failed,
+                        Method::Passkey,
+                        subject,
+                        Some("registration"),
+                    );
+                    return Err(e);
+                }
+            };
+        let mut all = self.factors.passkeys(subject).await?;
+        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        all.push(crate::passkey::StoredPasskey {
+            name: if name.is_empty() {
+                "Passkey".into()
+            } else {
+                name
+            },
+            passkey,
+        });
+        self.factors.save_passkeys(subject, all).await?;
+        self.emit(EventKind::Enrolled, Method::Passkey, subject, None);
+        Ok(())
+    }
+
+    /// Starts a passkey step-up: the options for `navigator.credentials.get()`
+    /// (limited to this subject's credentials, user verification required)
+    /// and the ceremony id to finish with.
+    #[cfg(feature = "passkey")]
+    pub async fn start_passkey_step_up(
+        &self,
+        attempt: Attempt<'_>,
+    ) -> Result<(String, webauthn_rs::prelude::RequestChallengeResponse), ChallengeError> {
+        let service = self.passkey_service()?;
+        let credentials = self.factors.passkeys(attempt.subject).await?;
+        if credentials.is_empty() {
+            return Err(ChallengeError::NotEnrolled(Method::Passkey));
+        }
+        let started =
+            service.start_authentication(attempt.subject, &credentials, self.clock.now())?;
+        self.emit(
+            EventKind::ChallengeIssued,
+            Method::Passkey,
+            attempt.subject,
+            None,
+        );
+        Ok(started)
+    }
+
+    /// Steps up with the browser's passkey assertion for `ceremony`.
+    #[cfg(feature = "passkey")]
+    pub async fn step_up_passkey(
+        &self,
+        attempt: Attempt<'_>,
+        ceremony: &str,
+        response: &webauthn_rs::prelude::PublicKeyCredential,
+    ) -> Result<IssuedToken, ChallengeError> {
+        let outcome = async {
+            let service = self.passkey_service()?;
+            self.admit(attempt, Method::Passkey).await?;
+            let credentials = self.factors.passkeys(attempt.subject).await?;
+            let updated = service.finish_authentication(
+                attempt.subject,
+                ceremony,
+                response,
+                credentials,
+                self.clock.now(),
+            )?;
+            self.factors.save_passkeys(attempt.subject, updated).await?;
+            Ok(())
+        }
+        .await;
+        self.finish(attempt, Method::Passkey, outcome).await
+    }
+
+    /// The names of the subject's passkeys, in registration order.
+    #[cfg(feature = "passkey")]
+    pub async fn passkey_names(&self, subject: &Subject) -> Result<Vec<String>, ChallengeError> {
+        Ok(self
+            .factors
+            .passkeys(subject)
+            .await?
+            .into_iter()
+            .map(|p| p.name.clone())
+            .collect())
+    }
+
+    /// Removes the subject's passkey number `index` (see
+    /// [`passkey_names`](Engine::passkey_names)). Bump the subject's epoch
+    /// too, if step-ups made with it should stop counting.
+    #[cfg(feature = "passkey")]
+    pub async fn remove_passkey(
+        &self,
+        subject: &Subject,
+        index: usize,
+    ) -> Result<(), ChallengeError> {
+        let mut all = self.factors.passkeys(subject).await?;
+        if index >= all.len() {
+            return Err(ChallengeError::NotEnrolled(Method::Passkey));
+        }
+        all.remove(index);
+        self.factors.save_passkeys(subject, all).await?;
+        self.emit(EventKind::Removed, Method::Passkey, subject, None);
+        Ok(())
+    }
+
     /// Replaces the subject's recovery codes with `count` new ones (1 to
     /// 20), returned once for the user to keep; only digests are stored.
     pub async fn generate_recovery_codes(
@@ -559,6 +718,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// recovery codes if any are left.
     pub async fn enrolled_methods(&self, subject: &Subject) -> Result<Vec<Method>, ChallengeError> {
         let mut methods = Vec::new();
+        #[cfg(feature = "passkey")]
+        if self.passkeys.is_some() && !self.factors.passkeys(subject).await?.is_empty() {
+            methods.push(Method::Passkey);
+        }
         if self.factors.totp_secret(subject).await?.is_some() {
             methods.push(Method::Totp);
         }
@@ -744,6 +907,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                     ChallengeError::Format(_) => (EventKind::Failed, Some("format")),
                     ChallengeError::NotEnrolled(_) => (EventKind::Failed, Some("not_enrolled")),
                     ChallengeError::NoPendingCode => (EventKind::Failed, Some("no_pending_code")),
+                    ChallengeError::NoPendingCeremony => {
+                        (EventKind::Failed, Some("no_pending_ceremony"))
+                    }
+                    ChallengeError::PasskeyRejected => {
+                        (EventKind::Failed, Some("passkey_rejected"))
+                    }
                     ChallengeError::Store(_) => (EventKind::Failed, Some("store")),
                     _ => (EventKind::Failed, Some("other")),
                 };

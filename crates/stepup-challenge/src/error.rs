@@ -52,6 +52,17 @@ pub enum ChallengeError {
     /// expired, was used, or a newer one replaced it).
     #[error("there is no valid code waiting; send a new one")]
     NoPendingCode,
+    /// No passkey ceremony with that id is waiting for this sign-in (it was
+    /// finished, expired, or started by another session or user).
+    #[error("that passkey request has expired or was already used; start again")]
+    NoPendingCeremony,
+    /// The passkey's answer did not verify (wrong origin, no user
+    /// verification, a credential not registered to this user, …).
+    #[error("the passkey could not be verified")]
+    PasskeyRejected,
+    /// The passkey configuration is unusable (relying-party id or origin).
+    #[error("passkeys are misconfigured: {0}")]
+    PasskeyConfig(String),
     /// No enrollment is waiting to be confirmed (it expired or was used).
     #[error("there is no pending enrollment to confirm; start again")]
     NoPendingEnrollment,

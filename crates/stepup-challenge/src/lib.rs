@@ -39,6 +39,8 @@ mod error;
 mod event;
 mod limiter;
 mod page;
+#[cfg(feature = "passkey")]
+mod passkey;
 mod recovery;
 mod secret;
 mod store;
@@ -50,6 +52,8 @@ pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink};
 pub use limiter::AttemptLimits;
 pub use page::{ChallengePage, EnrollPage, PAGE_CSS};
+#[cfg(feature = "passkey")]
+pub use passkey::{PasskeyConfig, StoredPasskey};
 pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};
 pub use secret::TotpSecret;
 pub use store::{
@@ -57,3 +61,6 @@ pub use store::{
 };
 pub use totp::TotpConfig;
 pub use totp_rs::Algorithm as TotpAlgorithm;
+/// The WebAuthn types passkey ceremonies exchange with the browser.
+#[cfg(feature = "passkey")]
+pub use webauthn_rs::prelude as webauthn;

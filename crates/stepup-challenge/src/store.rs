@@ -11,6 +11,8 @@ use stepup_core::{Clock, Subject, SystemClock, Timestamp};
 
 use crate::code::Channel;
 use crate::error::StoreError;
+#[cfg(feature = "passkey")]
+use crate::passkey::StoredPasskey;
 use crate::secret::TotpSecret;
 
 /// Short-lived server state with expiry and atomic operations. Every
@@ -234,6 +236,34 @@ pub trait FactorStore: Send + Sync + 'static {
         let _ = (subject, channel);
         async { Ok(None) }
     }
+
+    /// The subject's passkeys. The default: none.
+    #[cfg(feature = "passkey")]
+    fn passkeys(
+        &self,
+        subject: &Subject,
+    ) -> impl Future<Output = Result<Vec<StoredPasskey>, StoreError>> + Send {
+        let _ = subject;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Replaces the subject's passkeys (after adding, renaming, removing one,
+    /// or updating one's counter after use). The default refuses: a store
+    /// that keeps passkeys implements both methods.
+    #[cfg(feature = "passkey")]
+    fn save_passkeys(
+        &self,
+        subject: &Subject,
+        passkeys: Vec<StoredPasskey>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (subject, passkeys);
+        async {
+            Err(StoreError::new(
+                "factor",
+                "this factor store keeps no passkeys",
+            ))
+        }
+    }
 }
 
 #[derive(Default, Debug)]
@@ -242,6 +272,8 @@ struct Factors {
     recovery: Vec<[u8; 32]>,
     email: Option<String>,
     phone: Option<String>,
+    #[cfg(feature = "passkey")]
+    passkeys: Vec<StoredPasskey>,
 }
 
 /// The in-memory [`FactorStore`], for examples and tests.
@@ -308,6 +340,20 @@ impl FactorStore for MemoryFactorStore {
 
     async fn recovery_codes_left(&self, subject: &Subject) -> Result<usize, StoreError> {
         self.with(subject, |f| f.recovery.len())
+    }
+
+    #[cfg(feature = "passkey")]
+    async fn passkeys(&self, subject: &Subject) -> Result<Vec<StoredPasskey>, StoreError> {
+        self.with(subject, |f| f.passkeys.clone())
+    }
+
+    #[cfg(feature = "passkey")]
+    async fn save_passkeys(
+        &self,
+        subject: &Subject,
+        passkeys: Vec<StoredPasskey>,
+    ) -> Result<(), StoreError> {
+        self.with(subject, |f| f.passkeys = passkeys)
     }
 
     async fn code_destination(
