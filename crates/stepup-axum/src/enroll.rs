@@ -34,7 +34,7 @@ fn enroll_policy() -> Policy {
 
 /// A user who already has a second factor must have stepped up recently to
 /// add or replace one; a user without one may enroll the first.
-async fn fresh_enough<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+pub(crate) async fn fresh_enough<F: FactorStore, S: StateStore, P: PasswordVerifier>(
     stepup: &StepUp<F, S, P>,
     parts: &Parts,
     subject: &Subject,
@@ -46,7 +46,7 @@ async fn fresh_enough<F: FactorStore, S: StateStore, P: PasswordVerifier>(
         .map_err(|e| service_unavailable(&e))?;
     let has_second_factor = methods
         .iter()
-        .any(|m| matches!(m, Method::Totp | Method::RecoveryCode));
+        .any(|m| matches!(m, Method::Totp | Method::RecoveryCode | Method::Passkey));
     if !has_second_factor {
         return Ok(());
     }
@@ -75,7 +75,7 @@ async fn fresh_enough<F: FactorStore, S: StateStore, P: PasswordVerifier>(
         .respond_to(stepup_tower::is_navigation(parts), &back, &challenge))
 }
 
-fn html(status: StatusCode, page: &EnrollPage) -> Response {
+pub(crate) fn html(status: StatusCode, page: &EnrollPage) -> Response {
     match page.html() {
         Ok(body) => no_store(
             (

@@ -19,6 +19,7 @@ mod context;
 mod cookie;
 mod enroll;
 mod extract;
+mod passkey;
 mod routes;
 mod stepup;
 

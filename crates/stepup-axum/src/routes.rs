@@ -19,6 +19,7 @@ use stepup_tower::find_token;
 
 use crate::context::StepUpContext;
 use crate::enroll;
+use crate::passkey;
 use crate::stepup::StepUp;
 
 /// The most a challenge POST body may hold.
@@ -33,6 +34,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// | `GET /` | the challenge page (`?return_to=…&reason=…`) |
     /// | `GET /assets/page.css` | its stylesheet |
     /// | `POST /totp`, `/password`, `/recovery` | a step-up, form (`code` or `password`, `return_to`) or JSON |
+    /// | `POST /passkey/start`, `/passkey/finish` | a passkey step-up (JSON; the page's script drives it) |
+    /// | `GET /enroll/passkey`, `POST /enroll/passkey/start`, `/finish` | register a passkey |
+    /// | `GET /assets/passkey.js` | the page's passkey script |
     /// | `POST /code/send` | send a one-time code (`channel`: `email` or `sms`) to the user's registered address |
     /// | `POST /code/verify` | a step-up with that code (`channel`, `challenge_id`, `code`) |
     /// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
@@ -59,6 +63,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             .route("/password", post(step_up::<F, S, P>))
             .route("/recovery", post(step_up::<F, S, P>))
             .route("/code/send", post(send_code::<F, S, P>))
+            .route("/passkey/start", post(passkey::start::<F, S, P>))
+            .route("/passkey/finish", post(passkey::finish::<F, S, P>))
+            .route("/enroll/passkey", get(passkey::enroll_page::<F, S, P>))
+            .route(
+                "/enroll/passkey/start",
+                post(passkey::enroll_start::<F, S, P>),
+            )
+            .route(
+                "/enroll/passkey/finish",
+                post(passkey::enroll_finish::<F, S, P>),
+            )
+            .route("/assets/passkey.js", get(passkey::script))
             .route("/code/verify", post(step_up::<F, S, P>))
             .route("/status", get(status::<F, S, P>))
             .route("/drop", post(drop_assurance::<F, S, P>))
@@ -145,6 +161,7 @@ async fn render_page<F: FactorStore, S: StateStore, P: PasswordVerifier>(
             Method::Totp => page.with_totp(stepup.engine.totp_config().digits()),
             Method::Password => page.with_password(),
             Method::RecoveryCode => page.with_recovery_code(),
+            Method::Passkey => page.with_passkey(),
             Method::EmailCode => page.with_code_channel(Channel::Email),
             Method::SmsCode => page.with_code_channel(Channel::Sms),
             _ => page,
@@ -250,9 +267,27 @@ pub(crate) fn is_json(parts: &Parts) -> bool {
         })
 }
 
-fn return_path(context: &StepUpContext, input: Option<&str>) -> ReturnTo {
+pub(crate) fn return_path(context: &StepUpContext, input: Option<&str>) -> ReturnTo {
     let fallback = &context.inner.target.fallback;
     input.map_or_else(|| fallback.clone(), |p| ReturnTo::parse_or(p, fallback))
+}
+
+/// Reads a JSON body of any shape (the passkey routes speak JSON only).
+pub(crate) async fn read_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Response> {
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        bad_request(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "The request is too large.",
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|_| {
+        bad_request(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "The request body could not be read.",
+        )
+    })
 }
 
 pub(crate) async fn read_input(parts: &Parts, body: Body) -> Result<StepUpInput, Response> {
@@ -505,6 +540,8 @@ pub(crate) fn failed_json(error: &ChallengeError) -> Response {
         ChallengeError::Format(_) => ("format", json!({})),
         ChallengeError::NotEnrolled(_) => ("not_enrolled", json!({})),
         ChallengeError::NoPendingCode => ("no_pending_code", json!({})),
+        ChallengeError::NoPendingCeremony => ("no_pending_ceremony", json!({})),
+        ChallengeError::PasskeyRejected => ("passkey_rejected", json!({})),
         _ => ("failed", json!({})),
     };
     let mut body = json!({"error": code, "message": error.to_string()});

@@ -678,6 +678,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .collect())
     }
 
+    /// Renames the subject's passkey number `index`.
+    #[cfg(feature = "passkey")]
+    pub async fn rename_passkey(
+        &self,
+        subject: &Subject,
+        index: usize,
+        name: &str,
+    ) -> Result<(), ChallengeError> {
+        let mut all = self.factors.passkeys(subject).await?;
+        let entry = all
+            .get_mut(index)
+            .ok_or(ChallengeError::NotEnrolled(Method::Passkey))?;
+        entry.name = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        self.factors.save_passkeys(subject, all).await?;
+        Ok(())
+    }
+
     /// Removes the subject's passkey number `index` (see
     /// [`passkey_names`](Engine::passkey_names)). Bump the subject's epoch
     /// too, if step-ups made with it should stop counting.

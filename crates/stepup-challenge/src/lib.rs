@@ -51,7 +51,7 @@ pub use engine::{Attempt, CodeSent, CodeSettings, Engine, NoPasswords, TotpEnrol
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink};
 pub use limiter::AttemptLimits;
-pub use page::{ChallengePage, EnrollPage, PAGE_CSS};
+pub use page::{ChallengePage, EnrollPage, PAGE_CSS, PASSKEY_JS};
 #[cfg(feature = "passkey")]
 pub use passkey::{PasskeyConfig, StoredPasskey};
 pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};

@@ -11,6 +11,12 @@ use crate::error::StoreError;
 /// The page's stylesheet, served by the adapters at `<base>/assets/page.css`.
 pub const PAGE_CSS: &str = include_str!("../templates/page.css");
 
+/// The passkey script, served by the adapters at `<base>/assets/passkey.js`:
+/// feature-detects WebAuthn (the button stays hidden without it), converts
+/// base64url, talks to `<base>/passkey/start|finish` (or the enrollment
+/// routes), shows errors and leaves the other methods in place.
+pub const PASSKEY_JS: &str = include_str!("../templates/passkey.js");
+
 /// What the challenge page shows. Every text is HTML-escaped when rendered.
 #[derive(Template, Debug, Clone)]
 #[template(path = "page.html")]
@@ -26,6 +32,7 @@ pub struct ChallengePage {
     totp: bool,
     password: bool,
     recovery: bool,
+    passkey: bool,
     any_method: bool,
     code_channels: Vec<CodeChannel>,
     pending_code: Option<PendingCode>,
@@ -62,6 +69,7 @@ impl ChallengePage {
             totp: false,
             password: false,
             recovery: false,
+            passkey: false,
             any_method: false,
             code_channels: Vec::new(),
             pending_code: None,
@@ -112,6 +120,18 @@ impl ChallengePage {
         self.digits = digits;
         self.any_method = true;
         self
+    }
+
+    /// Offers "Use a passkey" (shown by the served script where WebAuthn works).
+    pub fn with_passkey(mut self) -> Self {
+        self.passkey = true;
+        self.any_method = true;
+        self
+    }
+
+    /// Whether the passkey button is offered.
+    pub fn offers_passkey(&self) -> bool {
+        self.passkey
     }
 
     /// Offers the password form.
@@ -233,6 +253,7 @@ pub struct EnrollPage {
     error: Option<String>,
     done: Option<String>,
     start: bool,
+    passkey: bool,
     qr_data_url: Option<String>,
     manual_key: Option<String>,
     codes: Vec<String>,
@@ -248,6 +269,7 @@ impl EnrollPage {
             error: None,
             done: None,
             start: false,
+            passkey: false,
             qr_data_url: None,
             manual_key: None,
             codes: Vec::new(),
@@ -257,6 +279,12 @@ impl EnrollPage {
     /// Offers to start an authenticator-app enrollment.
     pub fn start(mut self) -> Self {
         self.start = true;
+        self
+    }
+
+    /// Offers to create a passkey (with the served script).
+    pub fn offer_passkey(mut self) -> Self {
+        self.passkey = true;
         self
     }
 

@@ -67,6 +67,14 @@ async fn register_then_step_up_to_level_three() {
     let mut key = SoftPasskey::new(true);
     register(&s, &alice, &mut key).await;
     assert_eq!(s.engine.passkey_names(&alice).await.unwrap(), ["laptop"]);
+    s.engine
+        .rename_passkey(&alice, 0, "work laptop\u{7}")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.engine.passkey_names(&alice).await.unwrap(),
+        ["work laptop"]
+    );
 
     let (id, options) = s
         .engine
@@ -90,6 +98,15 @@ async fn register_then_step_up_to_level_three() {
     };
     assert_eq!(a.acr(), Some("aal3"));
 
+    // Removing it leaves nothing to step up with.
+    s.engine.remove_passkey(&alice, 0).await.unwrap();
+    assert_eq!(
+        s.engine
+            .start_passkey_step_up(Attempt::new(&alice))
+            .await
+            .unwrap_err(),
+        ChallengeError::NotEnrolled(stepup_core::Method::Passkey)
+    );
     // The finished ceremony cannot be replayed.
     assert_eq!(
         s.engine

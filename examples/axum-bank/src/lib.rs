@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::json;
 use stepup_axum::{Assurance, CookieSettings, StepUp};
 use stepup_challenge::{
-    Engine, FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig,
-    TotpSecret,
+    Engine, FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore, PasskeyConfig,
+    TotpConfig, TotpSecret,
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
 use stepup_tower::FromExtension;
@@ -80,7 +80,10 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
     )
     .with_clock(clock.clone())
     .with_totp(TotpConfig::new("axum-bank"))
-    .with_passwords(FixedPasswords::new(USERS));
+    .with_passwords(FixedPasswords::new(USERS))
+    // Passkeys need a domain as relying party: the demo runs on `localhost`
+    // (browsers treat http://localhost as a secure context).
+    .with_passkeys(PasskeyConfig::new("localhost", &config.origin, "axum-bank"))?;
     // Plain http on localhost: the `__Host-` prefix and `Secure` need https,
     // so the demo uses the development cookie. Never do this in production.
     let stepup = StepUp::new(
@@ -100,6 +103,9 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
     let transfer_policy = Policy::level(2)
         .max_age(Duration::from_secs(300))
         .with_reason("We need to confirm it's really you before moving money.");
+    let close_policy = Policy::method(Method::Passkey)
+        .max_age(Duration::from_secs(300))
+        .with_reason("Closing your account needs a passkey from the last five minutes.");
     let statements_policy = Policy::level(2)
         .max_age(Duration::from_secs(600))
         .with_reason("Statements show sensitive data: please confirm it's you.");
@@ -113,6 +119,11 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
         .route(
             "/transfer",
             post(transfer).route_layer(stepup.require(transfer_policy)),
+        )
+        .route("/settings", get(settings))
+        .route(
+            "/settings/close-account",
+            post(close_account).route_layer(stepup.require(close_policy)),
         )
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -181,7 +192,7 @@ async fn home(State(bank): State<Bank>, subject: Option<Extension<Subject>>) -> 
          <label for=\"to\">To</label><input id=\"to\" name=\"to\" required>\
          <label for=\"amount\">Amount</label><input id=\"amount\" name=\"amount\" inputmode=\"numeric\" required>\
          <button>Send</button></form>\
-         <p><a href=\"/statements\">Statements</a></p>\
+         <p><a href=\"/statements\">Statements</a> · <a href=\"/settings\">Settings</a></p>\
          <form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
         user = escape(subject.id()),
     ))
@@ -276,6 +287,40 @@ async fn transfer(
         )
             .into_response(),
     }
+}
+
+async fn settings(subject: Option<Extension<Subject>>) -> Response {
+    if subject.is_none() {
+        return (
+            StatusCode::SEE_OTHER,
+            [(LOCATION, HeaderValue::from_static("/"))],
+        )
+            .into_response();
+    }
+    page(
+        "<h1>Settings</h1>\
+         <p><a href=\"/step-up/enroll/passkey\">Set up a passkey</a></p>\
+         <p><a href=\"/step-up/enroll/totp\">Set up an authenticator app</a></p>\
+         <form method=\"post\" action=\"/step-up/enroll/recovery-codes\"><button>New recovery codes</button></form>\
+         <h2>Danger zone</h2>\
+         <form method=\"post\" action=\"/settings/close-account\"><button>Close my account</button></form>\
+         <p><a href=\"/\">Back</a></p>",
+    )
+    .into_response()
+}
+
+async fn close_account(
+    State(bank): State<Bank>,
+    Extension(subject): Extension<Subject>,
+    headers: HeaderMap,
+) -> Response {
+    if let Ok(mut balances) = bank.balances.lock() {
+        balances.remove(subject.id());
+    }
+    if let (Some(sid), Ok(mut sessions)) = (session_id(&headers), bank.sessions.lock()) {
+        sessions.remove(&sid);
+    }
+    (StatusCode::OK, Json(json!({"closed": true}))).into_response()
 }
 
 #[derive(Deserialize)]

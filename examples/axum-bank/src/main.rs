@@ -25,9 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => TotpSecret::generate()?,
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let origin = format!("http://{}", listener.local_addr()?);
+    // `localhost`, not 127.0.0.1: passkeys need a domain as relying party,
+    // and challenge POSTs must come from exactly this origin.
+    let origin = format!("http://localhost:{}", listener.local_addr()?.port());
     let totp = stepup_challenge::TotpConfig::new("axum-bank");
-    println!("axum-bank on {origin}/");
+    println!("axum-bank on {origin}/ (use this URL: passkeys need `localhost`)");
     println!("Log in as alice / wonderland (TOTP enrolled) or bob / builder (no second factor).");
     println!("Alice's TOTP secret: {}", alice_totp.to_base32());
     println!(

@@ -16,6 +16,7 @@ const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 struct Bank {
     base: String,
+    origin: String,
     clock: TestClock,
     secret: TotpSecret,
     client: Client,
@@ -24,10 +25,11 @@ struct Bank {
 async fn start() -> Bank {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
     let clock = TestClock::new(Timestamp::from_unix_seconds(1_700_000_010));
     let secret = TotpSecret::from_bytes(b"12345678901234567890").unwrap();
     let app = axum_bank::app(axum_bank::BankConfig {
-        origin: base.clone(),
+        origin: origin.clone(),
         key: vec![9u8; 32],
         alice_totp: secret.clone(),
         clock: Arc::new(clock.clone()),
@@ -42,6 +44,7 @@ async fn start() -> Bank {
         .unwrap();
     Bank {
         base,
+        origin,
         clock,
         secret,
         client,
@@ -81,7 +84,7 @@ impl Bank {
     async fn totp(&self, code: &str, return_to: &str) -> reqwest::Response {
         self.client
             .post(self.url("/step-up/totp"))
-            .header("origin", &self.base)
+            .header("origin", &self.origin)
             .form(&[("code", code), ("return_to", return_to)])
             .send()
             .await
@@ -204,7 +207,7 @@ async fn the_whole_flow() {
     let r = bank
         .client
         .post(bank.url("/step-up/drop"))
-        .header("origin", &bank.base)
+        .header("origin", &bank.origin)
         .json(&serde_json::json!({}))
         .send()
         .await
@@ -303,4 +306,84 @@ async fn cross_origin_and_hostile_input() {
         !page.contains("<script>alert") && !page.contains("<b>"),
         "{page}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_account_needs_a_passkey() {
+    use stepup_challenge::webauthn::Url;
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    let bank = start().await;
+    bank.login("alice", "wonderland").await;
+    let post_json = |path: &str, body: Value| {
+        bank.client
+            .post(bank.url(path))
+            .header("origin", &bank.origin)
+            .json(&body)
+            .send()
+    };
+    // Closing is challenged: TOTP is not enough.
+    assert_eq!(
+        bank.totp(&bank.code(), "/").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let r = post_json("/settings/close-account", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["reason"], "missing_method");
+    assert_eq!(problem["methods"], serde_json::json!(["passkey"]));
+
+    // Alice registers a passkey (she has TOTP, and just used it: fresh enough).
+    let origin = Url::parse(&bank.origin).unwrap();
+    let mut key = SoftPasskey::new(true);
+    let start: Value = post_json("/step-up/enroll/passkey/start", serde_json::json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let credential = key
+        .do_registration(
+            origin.clone(),
+            serde_json::from_value(start["options"].clone()).unwrap(),
+        )
+        .unwrap();
+    let r = post_json(
+        "/step-up/enroll/passkey/finish",
+        serde_json::json!({"ceremony": start["ceremony"], "credential": credential, "name": "laptop"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Step up with it, then close.
+    let start: Value = post_json("/step-up/passkey/start", serde_json::json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let assertion = key
+        .do_authentication(
+            origin,
+            serde_json::from_value(start["options"].clone()).unwrap(),
+        )
+        .unwrap();
+    let r = post_json(
+        "/step-up/passkey/finish",
+        serde_json::json!({"ceremony": start["ceremony"], "credential": assertion}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = post_json("/settings/close-account", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The account and its session are gone.
+    let r = bank.client.get(bank.url("/account")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
