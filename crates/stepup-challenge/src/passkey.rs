@@ -28,6 +28,11 @@ pub struct StoredPasskey {
 
 /// Where passkeys are valid: the relying-party id (your registrable domain,
 /// `bank.example`), the origins pages run on, and the name shown to users.
+///
+/// Logging: stepup's own events never carry credential material, but
+/// `webauthn-rs` logs whole ceremonies (challenges, credentials,
+/// attestations) at `debug` and `trace` under its `webauthn_rs*` targets.
+/// Keep those targets at `info` or above in production.
 #[derive(Clone, Debug)]
 pub struct PasskeyConfig {
     rp_id: String,
