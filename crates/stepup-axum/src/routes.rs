@@ -498,7 +498,8 @@ fn succeeded(
     no_store(response)
 }
 
-/// The error as the page says it: a lockout in minutes rather than a timestamp.
+/// The error as the page says it: whole sentences, a lockout in minutes
+/// rather than a timestamp.
 fn user_message(error: &ChallengeError, context: &StepUpContext) -> String {
     match error {
         ChallengeError::LockedOut { until } => {
@@ -511,7 +512,21 @@ fn user_message(error: &ChallengeError, context: &StepUpContext) -> String {
                 if minutes == 1 { "" } else { "s" }
             )
         }
-        other => other.to_string(),
+        ChallengeError::Wrong { attempts_left: 0 } => {
+            "That was not right. Please wait a moment before trying again.".to_owned()
+        }
+        ChallengeError::Wrong { attempts_left } => format!(
+            "That was not right. You can try {attempts_left} more time{}.",
+            if *attempts_left == 1 { "" } else { "s" }
+        ),
+        other => {
+            let text = other.to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+                None => text,
+            }
+        }
     }
 }
 

@@ -316,7 +316,14 @@ async fn an_api_client_gets_rfc9470_then_steps_up_with_json() {
 #[tokio::test]
 async fn wrong_codes_lock_out_and_replays_are_refused() {
     let app = app().await;
-    for left in (0..5).rev() {
+    // A browser gets whole sentences.
+    let (r, html) = app.send(form("/step-up/totp", "code=000000", None)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains("That was not right. You can try 4 more times."),
+        "{html}"
+    );
+    for left in (0..4).rev() {
         let (r, body) = app
             .send(json_post("/step-up/totp", r#"{"code":"000000"}"#, None))
             .await;
