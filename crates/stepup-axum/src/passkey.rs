@@ -31,11 +31,20 @@ pub(crate) async fn start<F: FactorStore, S: StateStore, P: PasswordVerifier>(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match stepup
-        .engine
-        .start_passkey_step_up(Attempt::new(&subject))
-        .await
-    {
+    ceremony_started(
+        stepup
+            .engine
+            .start_passkey_step_up(Attempt::new(&subject))
+            .await,
+    )
+}
+
+/// The answer to a ceremony start: its id and the options for
+/// `navigator.credentials`, or the refusal as JSON.
+fn ceremony_started<O: serde::Serialize>(
+    started: Result<(String, O), stepup_challenge::ChallengeError>,
+) -> Response {
+    match started {
         Ok((ceremony, options)) => {
             no_store(axum::Json(json!({"ceremony": ceremony, "options": options})).into_response())
         }
@@ -116,16 +125,12 @@ pub(crate) async fn enroll_start<F: FactorStore, S: StateStore, P: PasswordVerif
     if let Err(response) = fresh_enough(&stepup, &parts, &subject).await {
         return response;
     }
-    match stepup
-        .engine
-        .start_passkey_registration(&subject, subject.id())
-        .await
-    {
-        Ok((ceremony, options)) => {
-            no_store(axum::Json(json!({"ceremony": ceremony, "options": options})).into_response())
-        }
-        Err(e) => failed_json(&e),
-    }
+    ceremony_started(
+        stepup
+            .engine
+            .start_passkey_registration(&subject, subject.id())
+            .await,
+    )
 }
 
 pub(crate) async fn enroll_finish<F: FactorStore, S: StateStore, P: PasswordVerifier>(
