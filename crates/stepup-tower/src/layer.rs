@@ -13,11 +13,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::negotiate::is_navigation;
+use stepup_core::web::{self, CookieName, Found};
+
 use crate::render;
-use crate::respond::ChallengeTarget;
+use crate::respond::{ChallengeTarget, find_cookie, find_header, is_navigation};
 use crate::subject::SubjectSource;
-use crate::token::{self, CookieName, Found};
 
 /// The default name of the assurance cookie. The `__Host-` prefix makes
 /// browsers insist on `Secure`, `Path=/` and no `Domain`.
@@ -246,7 +246,7 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
     /// URL as `why=…`, so the page can show this route's reason from
     /// configuration. Other values are ignored.
     pub fn page_note(mut self, note: &str) -> Self {
-        if crate::respond::valid_note(note) {
+        if web::valid_note(note) {
             self.config_mut().page_note = Some(note.to_owned());
         }
         self
@@ -362,9 +362,9 @@ impl<Src> fmt::Display for PolicyName<'_, Src> {
 
 impl<Src> Config<Src> {
     fn find_token<'a>(&self, parts: &'a Parts) -> Found<'a> {
-        let cookie = token::find_cookie(&parts.headers, &self.cookie_name);
+        let cookie = find_cookie(&parts.headers, &self.cookie_name);
         match &self.token_header {
-            Some(name) => token::combine(cookie, token::find_header(&parts.headers, name)),
+            Some(name) => cookie.or_only(find_header(&parts.headers, name)),
             None => cookie,
         }
     }
@@ -425,7 +425,7 @@ impl<Src> Config<Src> {
     fn no_subject_response<B: From<String>>(&self, parts: &Parts) -> Response<B> {
         match &self.no_subject {
             NoSubject::RedirectToLogin(login) if is_navigation(parts) => {
-                render::redirect(&render::login_location(login, &self.return_to(parts)))
+                render::redirect(&web::login_location(login, &self.return_to(parts)))
             }
             _ => render::login_required(),
         }

@@ -96,11 +96,9 @@
 mod client;
 mod future;
 mod layer;
-mod negotiate;
 mod render;
 mod respond;
 mod subject;
-mod token;
 
 pub use client::client_context;
 pub use future::ResponseFuture;

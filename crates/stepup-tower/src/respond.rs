@@ -1,13 +1,15 @@
 //! The answers the layer writes, for adapters and handlers that need to give
 //! the same ones (an extractor's rejection, an in-handler `require`).
 
+use http::header::{ACCEPT, COOKIE};
 use http::request::Parts;
-use http::{HeaderMap, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
+use stepup_core::web::{self, CookieName, Found};
 use stepup_core::{Challenge, ReturnTo};
 
-use crate::negotiate;
 use crate::render;
-use crate::token::{self, CookieName, Found};
+
+static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
 /// Where to step up and where to come back to, for rendering a challenge.
 #[derive(Clone, Debug)]
@@ -32,15 +34,6 @@ impl Default for ChallengeTarget {
     }
 }
 
-/// Whether `note` may go into a URL as it is: 1 to 32 characters of
-/// `[A-Za-z0-9_-]`.
-pub(crate) fn valid_note(note: &str) -> bool {
-    (1..=32).contains(&note.len())
-        && note
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 impl ChallengeTarget {
     /// The validated path of the request, or the fallback.
     pub fn return_to(&self, parts: &Parts) -> ReturnTo {
@@ -52,11 +45,7 @@ impl ChallengeTarget {
     /// layer gives it: `303` to the challenge page for a browser navigation,
     /// `401` with the RFC 9470 header and problem body otherwise.
     pub fn respond<B: From<String>>(&self, parts: &Parts, challenge: &Challenge) -> Response<B> {
-        self.respond_to(
-            negotiate::is_navigation(parts),
-            &self.return_to(parts),
-            challenge,
-        )
+        self.respond_to(is_navigation(parts), &self.return_to(parts), challenge)
     }
 
     /// [`respond`](ChallengeTarget::respond) from what was noted of a request
@@ -68,8 +57,8 @@ impl ChallengeTarget {
         challenge: &Challenge,
     ) -> Response<B> {
         let mut location =
-            render::challenge_location(&self.page, return_to, challenge.reason().code());
-        if let Some(note) = self.note.as_deref().filter(|n| valid_note(n)) {
+            web::challenge_location(&self.page, return_to, challenge.reason().code());
+        if let Some(note) = self.note.as_deref().filter(|n| web::valid_note(n)) {
             location.push_str("&why=");
             location.push_str(note);
         }
@@ -82,13 +71,35 @@ impl ChallengeTarget {
 
     /// The challenge page URL for `return_to` and a reason code.
     pub fn location(&self, return_to: &ReturnTo, reason: &str) -> String {
-        render::challenge_location(&self.page, return_to, reason)
+        web::challenge_location(&self.page, return_to, reason)
     }
 }
 
-/// Whether the request is a browser navigation (see the layer's rules).
+/// Whether the request is a browser navigation (see the layer's rules and
+/// [`stepup_core::web::is_navigation`]).
 pub fn is_navigation(parts: &Parts) -> bool {
-    negotiate::is_navigation(parts)
+    web::is_navigation(
+        parts.method.as_str(),
+        parts
+            .headers
+            .get(&SEC_FETCH_MODE)
+            .map(HeaderValue::as_bytes),
+        parts
+            .headers
+            .get_all(ACCEPT)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// The assurance cookie among every `Cookie` header.
+pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, cookie: &CookieName) -> Found<'a> {
+    cookie.find(headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes))
+}
+
+/// The token from an opt-in header.
+pub(crate) fn find_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Found<'a> {
+    Found::from_header(headers.get_all(name).iter().map(HeaderValue::as_bytes))
 }
 
 /// The assurance token in the cookie `cookie_name`: `Ok(None)` without one,
@@ -96,7 +107,7 @@ pub fn is_navigation(parts: &Parts) -> bool {
 /// ambiguous — refuse, never guess.
 #[allow(clippy::result_unit_err)]
 pub fn find_token<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Result<Option<&'a str>, ()> {
-    match token::find_cookie(headers, &CookieName::new(cookie_name)) {
+    match find_cookie(headers, &CookieName::new(cookie_name)) {
         Found::None => Ok(None),
         Found::One(token) => Ok(Some(token)),
         Found::Ambiguous => Err(()),

@@ -1,0 +1,400 @@
+//! Framework-neutral request reading and answer building, shared by every
+//! adapter so that axum, actix-web and any other front end find the token,
+//! tell browsers from API clients and build challenge URLs byte for byte the
+//! same way.
+//!
+//! Everything here works on header *values as bytes* and plain strings; an
+//! adapter hands in what its HTTP types hold and writes the result back with
+//! its own types.
+//!
+//! ```
+//! use stepup_core::web::{CookieName, Found, accepts_html, challenge_location};
+//! use stepup_core::ReturnTo;
+//!
+//! let cookie = CookieName::new("__Host-stepup");
+//! let headers: [&[u8]; 1] = [b"theme=dark; __Host-stepup=abc"];
+//! assert_eq!(cookie.find(headers), Found::One("abc"));
+//!
+//! assert!(accepts_html(b"text/html,*/*;q=0.8"));
+//! let page = ReturnTo::parse("/step-up")?;
+//! let back = ReturnTo::parse("/transfer?to=DE89")?;
+//! assert_eq!(
+//!     challenge_location(&page, &back, "stale"),
+//!     "/step-up?return_to=/transfer%3Fto%3DDE89&reason=stale"
+//! );
+//! # Ok::<(), stepup_core::InvalidReturnTo>(())
+//! ```
+
+use std::fmt::Write as _;
+
+use memchr::memmem::Finder;
+
+use crate::ReturnTo;
+
+/// What a request carries of the assurance token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'a> {
+    /// No token.
+    None,
+    /// Exactly one token (not yet verified).
+    One(&'a str),
+    /// More than one (cookie tossing, or a cookie and a header), or a value
+    /// that is not text: refuse, never guess.
+    Ambiguous,
+}
+
+impl<'a> Found<'a> {
+    /// Combines two sources (the cookie and an opt-in header): at most one
+    /// may speak.
+    ///
+    /// ```
+    /// use stepup_core::web::Found;
+    /// assert_eq!(Found::None.or_only(Found::One("t")), Found::One("t"));
+    /// assert_eq!(Found::One("a").or_only(Found::One("b")), Found::Ambiguous);
+    /// ```
+    #[must_use]
+    pub fn or_only(self, other: Found<'a>) -> Found<'a> {
+        match (self, other) {
+            (Found::None, found) | (found, Found::None) => found,
+            _ => Found::Ambiguous,
+        }
+    }
+
+    /// The token from the values of an opt-in header: one text value
+    /// (trimmed), none, or ambiguous.
+    ///
+    /// ```
+    /// use stepup_core::web::Found;
+    /// let one: [&[u8]; 1] = [b" tok "];
+    /// assert_eq!(Found::from_header(one), Found::One("tok"));
+    /// let two: [&[u8]; 2] = [b"a", b"b"];
+    /// assert_eq!(Found::from_header(two), Found::Ambiguous);
+    /// ```
+    pub fn from_header<I: IntoIterator<Item = &'a [u8]>>(values: I) -> Found<'a> {
+        let mut values = values.into_iter();
+        match (values.next(), values.next()) {
+            (None, _) => Found::None,
+            (Some(v), None) => std::str::from_utf8(v)
+                .ok()
+                .filter(|t| t.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b)))
+                .map_or(Found::Ambiguous, |t| Found::One(t.trim())),
+            _ => Found::Ambiguous,
+        }
+    }
+}
+
+/// A cookie name with its substring searcher built once (build it at
+/// start-up, not per request).
+#[derive(Clone, Debug)]
+pub struct CookieName {
+    name: String,
+    finder: Finder<'static>,
+}
+
+impl CookieName {
+    /// A searcher for the cookie `name`.
+    pub fn new(name: &str) -> CookieName {
+        CookieName {
+            name: name.to_owned(),
+            finder: Finder::new(name.as_bytes()).into_owned(),
+        }
+    }
+
+    /// The cookie's name.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// Scans the values of every `Cookie` header for this cookie in one
+    /// linear pass, without parsing (or allocating for) the other cookies:
+    /// a vectorised substring search for the name, then a check that the
+    /// match starts a `name=value` pair. Stops at the second match. A quoted
+    /// value (`name="…"`) is unquoted, as RFC 6265 allows.
+    pub fn find<'a, I: IntoIterator<Item = &'a [u8]>>(&self, values: I) -> Found<'a> {
+        let mut found = Found::None;
+        let name_len = self.name.len();
+        for bytes in values {
+            for start in self.finder.find_iter(bytes) {
+                let after = start + name_len;
+                if !starts_pair(bytes, start) || bytes.get(after) != Some(&b'=') {
+                    continue;
+                }
+                let rest = bytes.get(after + 1..).unwrap_or_default();
+                let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+                let raw = unquote(trim(&rest[..end], |b| matches!(b, b' ' | b'\t')));
+                found = match (found, std::str::from_utf8(raw)) {
+                    (Found::None, Ok(text)) => Found::One(text),
+                    _ => return Found::Ambiguous,
+                };
+            }
+        }
+        found
+    }
+}
+
+/// Whether position `at` begins a cookie pair: the start of the header, or
+/// only spaces/tabs back to a `;`.
+fn starts_pair(bytes: &[u8], at: usize) -> bool {
+    match bytes[..at].iter().rposition(|b| !matches!(b, b' ' | b'\t')) {
+        None => true,
+        Some(i) => bytes[i] == b';',
+    }
+}
+
+fn unquote(raw: &[u8]) -> &[u8] {
+    match raw {
+        [b'"', inner @ .., b'"'] => inner,
+        other => other,
+    }
+}
+
+fn trim(bytes: &[u8], space: impl Fn(&u8) -> bool) -> &[u8] {
+    let start = bytes.iter().position(|b| !space(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
+}
+
+/// How much of an `Accept` header is looked at; browsers send ~150 bytes.
+const ACCEPT_SCAN_LIMIT: usize = 2048;
+
+/// Whether a request is a browser navigation that should be redirected to
+/// the challenge page: a `GET` or `HEAD` that, by `Sec-Fetch-Mode: navigate`
+/// or (without that header) by accepting `text/html`, is a page load rather
+/// than a `fetch`/XHR call.
+///
+/// `method` is the request method's name; `accept` the values of every
+/// `Accept` header.
+///
+/// ```
+/// use stepup_core::web::is_navigation;
+/// let accept: [&[u8]; 1] = [b"text/html"];
+/// assert!(is_navigation("GET", None, accept));
+/// assert!(!is_navigation("GET", Some(b"cors"), accept));
+/// assert!(!is_navigation("POST", None, accept));
+/// ```
+pub fn is_navigation<'a, I: IntoIterator<Item = &'a [u8]>>(
+    method: &str,
+    sec_fetch_mode: Option<&[u8]>,
+    accept: I,
+) -> bool {
+    if method != "GET" && method != "HEAD" {
+        return false;
+    }
+    if let Some(mode) = sec_fetch_mode {
+        return mode.eq_ignore_ascii_case(b"navigate");
+    }
+    accept.into_iter().any(accepts_html)
+}
+
+/// Whether one `Accept` value lists `text/html` with a non-zero quality
+/// (only its first 2 KiB are read).
+pub fn accepts_html(value: &[u8]) -> bool {
+    let value = &value[..value.len().min(ACCEPT_SCAN_LIMIT)];
+    value.split(|b| *b == b',').any(|range| {
+        let mut parts = range.split(|b| *b == b';');
+        let media = parts
+            .next()
+            .map(|m| trim(m, u8::is_ascii_whitespace))
+            .unwrap_or_default();
+        media.eq_ignore_ascii_case(b"text/html")
+            && !parts.any(|param| {
+                let param = trim(param, u8::is_ascii_whitespace);
+                param.len() >= 2
+                    && param[..2].eq_ignore_ascii_case(b"q=")
+                    && is_zero_quality(&param[2..])
+            })
+    })
+}
+
+/// `0`, `0.`, `0.0`, `0.00`, `0.000`.
+fn is_zero_quality(q: &[u8]) -> bool {
+    match q {
+        [b'0'] => true,
+        [b'0', b'.', rest @ ..] => rest.len() <= 3 && rest.iter().all(|b| *b == b'0'),
+        _ => false,
+    }
+}
+
+/// `page?return_to=…&reason=…`: where a browser is sent to step up. Only the
+/// validated return path and the reason code go in, percent-encoded.
+pub fn challenge_location(page: &ReturnTo, return_to: &ReturnTo, reason: &str) -> String {
+    let mut out = String::with_capacity(page.as_str().len() + return_to.as_str().len() + 40);
+    out.push_str(page.as_str());
+    out.push_str("?return_to=");
+    encode_query_value(&mut out, return_to.as_str());
+    out.push_str("&reason=");
+    encode_query_value(&mut out, reason);
+    out
+}
+
+/// `login?return_to=…` (or `&return_to=…` when the login path has a query).
+///
+/// ```
+/// use stepup_core::{ReturnTo, web::login_location};
+/// let login = ReturnTo::parse("/login")?;
+/// let back = ReturnTo::parse("/account")?;
+/// assert_eq!(login_location(&login, &back), "/login?return_to=/account");
+/// # Ok::<(), stepup_core::InvalidReturnTo>(())
+/// ```
+pub fn login_location(login: &ReturnTo, return_to: &ReturnTo) -> String {
+    let mut out = login.as_str().to_owned();
+    out.push_str(if out.contains('?') {
+        "&return_to="
+    } else {
+        "?return_to="
+    });
+    encode_query_value(&mut out, return_to.as_str());
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters and `/`.
+fn encode_query_value(out: &mut String, value: &str) {
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Whether `note` (a route's reason identifier) may go into a URL as it is:
+/// 1 to 32 characters of `[A-Za-z0-9_-]`.
+pub fn valid_note(note: &str) -> bool {
+    (1..=32).contains(&note.len())
+        && note
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The RFC 9457 body of the "log in first" answer (status 401): a request
+/// without a logged-in user gets no step-up challenge, because logging in is
+/// the application's job.
+pub const LOGIN_REQUIRED_BODY: &str = r#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"Log in first: this route needs a logged-in user before any step-up."}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name() -> CookieName {
+        CookieName::new("__Host-stepup")
+    }
+
+    fn find<'a>(values: &[&'a [u8]]) -> Found<'a> {
+        name().find(values.iter().copied())
+    }
+
+    #[test]
+    fn finds_the_one_cookie_among_others() {
+        assert_eq!(find(&[b"a=1; __Host-stepup=tok; b=2"]), Found::One("tok"));
+        assert_eq!(find(&[b"a=1", b"__Host-stepup=tok"]), Found::One("tok"));
+        assert_eq!(find(&[b"__Host-stepup=\"tok\""]), Found::One("tok"));
+        assert_eq!(find(&[b"  __Host-stepup=tok  ;"]), Found::One("tok"));
+        assert_eq!(find(&[b"__Host-stepup="]), Found::One(""));
+    }
+
+    #[test]
+    fn similar_names_do_not_match() {
+        let h: &[u8] = b"__Host-stepupX=a; x__Host-stepup=b; __host-stepup=c; __Host-stepup";
+        assert_eq!(find(&[h]), Found::None);
+    }
+
+    #[test]
+    fn names_inside_values_do_not_match() {
+        assert_eq!(
+            find(&[b"x=__Host-stepup=evil; y=\"a;__Host-stepup\""]),
+            Found::None
+        );
+        assert_eq!(find(&[b"x=1;__Host-stepup=tok"]), Found::One("tok"));
+    }
+
+    #[test]
+    fn duplicates_are_ambiguous() {
+        assert_eq!(
+            find(&[b"__Host-stepup=a; __Host-stepup=b"]),
+            Found::Ambiguous
+        );
+        assert_eq!(
+            find(&[b"__Host-stepup=a", b"__Host-stepup=a"]),
+            Found::Ambiguous
+        );
+    }
+
+    #[test]
+    fn non_text_values_are_ambiguous() {
+        assert_eq!(find(&[b"__Host-stepup=\xff\xfe"]), Found::Ambiguous);
+        let bad: [&[u8]; 1] = [b"\xff"];
+        assert_eq!(Found::from_header(bad), Found::Ambiguous);
+    }
+
+    #[test]
+    fn header_and_cookie_together_are_ambiguous() {
+        assert_eq!(Found::One("a").or_only(Found::One("b")), Found::Ambiguous);
+        assert_eq!(Found::None.or_only(Found::One("b")), Found::One("b"));
+        assert_eq!(Found::One("a").or_only(Found::None), Found::One("a"));
+        assert_eq!(Found::None.or_only(Found::None), Found::None);
+    }
+
+    const CHROME: &[u8] =
+        b"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+
+    fn nav(method: &str, mode: Option<&[u8]>, accept: &[&[u8]]) -> bool {
+        is_navigation(method, mode, accept.iter().copied())
+    }
+
+    #[test]
+    fn browsers_navigating_get_the_page() {
+        assert!(nav("GET", None, &[CHROME]));
+        assert!(nav("HEAD", None, &[b"TEXT/HTML"]));
+        assert!(nav("GET", Some(b"navigate"), &[b"*/*"]));
+        assert!(nav("GET", None, &[b"application/json", b"text/html"]));
+    }
+
+    #[test]
+    fn everything_else_gets_the_api_form() {
+        assert!(!nav("POST", None, &[CHROME]));
+        assert!(!nav("DELETE", None, &[CHROME]));
+        assert!(!nav("GET", None, &[b"application/json"]));
+        assert!(!nav("GET", None, &[b"*/*"]));
+        assert!(!nav("GET", None, &[]));
+        assert!(!nav("GET", None, &[b"text/html;q=0"]));
+        assert!(!nav("GET", None, &[b"text/html; q=0.000"]));
+        // fetch() from a page sends Sec-Fetch-Mode: cors, whatever it accepts.
+        assert!(!nav("GET", Some(b"cors"), &[CHROME]));
+        assert!(!nav("GET", None, &[b"text/htmlx"]));
+    }
+
+    #[test]
+    fn huge_accept_headers_are_bounded() {
+        let long = format!("{}text/html", "x/y,".repeat(10_000));
+        assert!(!accepts_html(long.as_bytes()));
+    }
+
+    #[test]
+    fn locations_encode_the_return_path() {
+        let page = ReturnTo::parse("/step-up").unwrap();
+        let back = ReturnTo::parse("/transfer?amount=10&to=DE89#x").unwrap();
+        assert_eq!(
+            challenge_location(&page, &back, "stale"),
+            "/step-up?return_to=/transfer%3Famount%3D10%26to%3DDE89%23x&reason=stale"
+        );
+        let login = ReturnTo::parse("/login?next=1").unwrap();
+        assert_eq!(
+            login_location(&login, &back),
+            "/login?next=1&return_to=/transfer%3Famount%3D10%26to%3DDE89%23x"
+        );
+    }
+
+    #[test]
+    fn notes_are_identifiers_only() {
+        assert!(valid_note("r1"));
+        assert!(valid_note("close-account_2"));
+        assert!(!valid_note(""));
+        assert!(!valid_note("a b"));
+        assert!(!valid_note("x&reason=y"));
+        assert!(!valid_note(&"a".repeat(33)));
+    }
+}
