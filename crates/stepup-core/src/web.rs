@@ -230,6 +230,38 @@ pub fn challenge_location(page: &ReturnTo, return_to: &ReturnTo, reason: &str) -
     out
 }
 
+/// [`challenge_location`] plus, when `note` is a [`valid_note`], `&why=note`
+/// (the identifier of the route's reason, which the page turns into the
+/// configured sentence). An invalid note is left out, never encoded in.
+///
+/// ```
+/// use stepup_core::{ReturnTo, web::challenge_url};
+/// let page = ReturnTo::parse("/step-up")?;
+/// let back = ReturnTo::parse("/transfer")?;
+/// assert_eq!(
+///     challenge_url(&page, &back, "stale", Some("r1")),
+///     "/step-up?return_to=/transfer&reason=stale&why=r1"
+/// );
+/// assert_eq!(
+///     challenge_url(&page, &back, "stale", Some("<x>")),
+///     "/step-up?return_to=/transfer&reason=stale"
+/// );
+/// # Ok::<(), stepup_core::InvalidReturnTo>(())
+/// ```
+pub fn challenge_url(
+    page: &ReturnTo,
+    return_to: &ReturnTo,
+    reason: &str,
+    note: Option<&str>,
+) -> String {
+    let mut location = challenge_location(page, return_to, reason);
+    if let Some(note) = note.filter(|n| valid_note(n)) {
+        location.push_str("&why=");
+        location.push_str(note);
+    }
+    location
+}
+
 /// `login?return_to=…` (or `&return_to=…` when the login path has a query).
 ///
 /// ```

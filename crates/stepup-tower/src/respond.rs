@@ -56,12 +56,12 @@ impl ChallengeTarget {
         return_to: &ReturnTo,
         challenge: &Challenge,
     ) -> Response<B> {
-        let mut location =
-            web::challenge_location(&self.page, return_to, challenge.reason().code());
-        if let Some(note) = self.note.as_deref().filter(|n| web::valid_note(n)) {
-            location.push_str("&why=");
-            location.push_str(note);
-        }
+        let location = web::challenge_url(
+            &self.page,
+            return_to,
+            challenge.reason().code(),
+            self.note.as_deref(),
+        );
         if navigation {
             render::redirect(&location)
         } else {

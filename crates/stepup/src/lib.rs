@@ -14,6 +14,11 @@
 //! | `totp` | [`challenge`]: the engine — TOTP, passwords, recovery and e-mail/SMS codes, limits, events |
 //! | `passkey` | passkeys in the engine (with `webauthn-rs`) |
 //! | `axum` (default) | [`axum`]: the extractor, the challenge routes and the layer for axum |
+//! | `actix` | `actix`: the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (the challenge routes for actix are not there yet) |
+//!
+//! The prelude brings the adapter's `Assurance` and `StepUpRequired`; with
+//! both `axum` and `actix` on, it brings axum's, and actix's stay under
+//! `stepup::actix`.
 //!
 //! ```
 //! use stepup::prelude::*;
@@ -37,6 +42,9 @@ pub use stepup_challenge as challenge;
 #[cfg(feature = "axum")]
 pub use stepup_axum as axum;
 
+#[cfg(feature = "actix")]
+pub use stepup_actix as actix;
+
 /// The names most applications use, in one import.
 pub mod prelude {
     pub use stepup_core::{
@@ -59,4 +67,9 @@ pub mod prelude {
 
     #[cfg(feature = "axum")]
     pub use stepup_axum::{Assurance, CookieSettings, StepUp, StepUpRequired};
+
+    #[cfg(feature = "actix")]
+    pub use stepup_actix::RequireStepUp;
+    #[cfg(all(feature = "actix", not(feature = "axum")))]
+    pub use stepup_actix::{Assurance, StepUpRequired};
 }

@@ -1,0 +1,91 @@
+//! The answers the middleware and the extractor write, built from the same
+//! neutral pieces as the tower layer (`stepup_core::web`), so both adapters
+//! answer byte for byte alike.
+
+use std::sync::Arc;
+
+use actix_web::HttpRequest;
+use actix_web::HttpResponse;
+use actix_web::http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, LOCATION,
+    WWW_AUTHENTICATE,
+};
+use stepup_core::web::{self, CookieName, Found};
+use stepup_core::{Challenge, Clock, PROBLEM_CONTENT_TYPE, ReturnTo};
+
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+
+/// Where to step up, where to come back to, and the clock of a route.
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    pub(crate) page: ReturnTo,
+    pub(crate) fallback: ReturnTo,
+    pub(crate) note: Option<String>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Route {
+    /// The validated path and query of the request, or the fallback.
+    pub(crate) fn return_to(&self, request: &HttpRequest) -> ReturnTo {
+        let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        ReturnTo::parse_or(path, &self.fallback)
+    }
+
+    /// `303` to the challenge page for a browser navigation, `401` with the
+    /// RFC 9470 header and the RFC 9457 body otherwise.
+    pub(crate) fn respond(
+        &self,
+        navigation: bool,
+        return_to: &ReturnTo,
+        challenge: &Challenge,
+    ) -> HttpResponse {
+        let location = web::challenge_url(
+            &self.page,
+            return_to,
+            challenge.reason().code(),
+            self.note.as_deref(),
+        );
+        if navigation {
+            let mut response = HttpResponse::SeeOther();
+            response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.insert_header((LOCATION, value));
+            }
+            response.finish()
+        } else {
+            let mut response = HttpResponse::Unauthorized();
+            response
+                .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .insert_header((CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)));
+            if let Ok(value) = HeaderValue::from_str(&challenge.www_authenticate()) {
+                response.insert_header((WWW_AUTHENTICATE, value));
+            }
+            response.body(challenge.problem_json_with(&[("step_up_url", &location)]))
+        }
+    }
+}
+
+/// `401` for a request without a logged-in user (no step-up challenge:
+/// logging in is the application's job).
+pub fn login_required() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)))
+        .body(web::LOGIN_REQUIRED_BODY)
+}
+
+/// Whether the request is a browser navigation (see
+/// [`stepup_core::web::is_navigation`]).
+pub fn is_navigation(request: &HttpRequest) -> bool {
+    let headers = request.headers();
+    web::is_navigation(
+        request.method().as_str(),
+        headers.get(SEC_FETCH_MODE).map(HeaderValue::as_bytes),
+        headers.get_all(ACCEPT).map(HeaderValue::as_bytes),
+    )
+}
+
+/// The assurance cookie among every `Cookie` header.
+pub(crate) fn find_cookie<'a>(request: &'a HttpRequest, cookie: &CookieName) -> Found<'a> {
+    cookie.find(request.headers().get_all(COOKIE).map(HeaderValue::as_bytes))
+}
