@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use stepup_core::{Challenge, Policy, ReturnTo};
 
-use crate::respond::{Route, is_navigation};
+use crate::respond::{Granted, Route, is_navigation};
 
 /// The verified assurance of a request that passed a
 /// [`RequireStepUp`](crate::RequireStepUp) middleware, for handlers.
@@ -142,18 +142,14 @@ impl FromRequest for Assurance {
     type Future = Ready<Result<Assurance, MissingStepUp>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let extensions = request.extensions();
-        let found = match (
-            extensions.get::<stepup_core::Assurance>(),
-            extensions.get::<Arc<Route>>(),
-        ) {
-            (Some(assurance), Some(route)) => Ok(Assurance {
-                inner: assurance.clone(),
+        let found = match request.extensions().get::<Granted>() {
+            Some(granted) => Ok(Assurance {
+                inner: granted.assurance.clone(),
                 navigation: is_navigation(request),
-                return_to: route.return_to(request),
-                route: route.clone(),
+                return_to: granted.route.return_to(request),
+                route: granted.route.clone(),
             }),
-            _ => {
+            None => {
                 tracing::error!(target: "stepup", "Assurance extractor used without RequireStepUp");
                 Err(MissingStepUp)
             }

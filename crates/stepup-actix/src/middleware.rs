@@ -11,7 +11,7 @@ use stepup_core::web::{CookieName, Found, valid_note};
 use stepup_core::{ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject, SystemClock};
 
 use crate::future::StepUpFuture;
-use crate::respond::{Route, find_cookie, is_navigation, login_required};
+use crate::respond::{Granted, Route, find_cookie, is_navigation, login_required};
 
 /// The default name of the assurance cookie (the same as the tower layer's).
 pub const DEFAULT_COOKIE_NAME: &str = "__Host-stepup";
@@ -225,11 +225,11 @@ where
         match decision {
             Decision::Allow(assurance) => {
                 tracing::debug!(target: "stepup", outcome = "allow", policy = %config.policy, level = assurance.level());
-                {
-                    let mut extensions = request.extensions_mut();
-                    extensions.insert(assurance);
-                    extensions.insert(config.route.clone());
-                }
+                // One insert (one allocation): the assurance with its route.
+                request.extensions_mut().insert(Granted {
+                    assurance,
+                    route: config.route.clone(),
+                });
                 StepUpFuture::inner(self.service.call(request))
             }
             Decision::Challenge(challenge) => {

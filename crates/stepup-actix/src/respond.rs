@@ -24,6 +24,14 @@ pub(crate) struct Route {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
+/// What the middleware leaves for the extractor: the verified assurance and
+/// the route's answers.
+#[derive(Debug)]
+pub(crate) struct Granted {
+    pub(crate) assurance: stepup_core::Assurance,
+    pub(crate) route: Arc<Route>,
+}
+
 impl Route {
     /// The validated path and query of the request, or the fallback.
     pub(crate) fn return_to(&self, request: &HttpRequest) -> ReturnTo {
