@@ -49,3 +49,4 @@ pub use middleware::{
     DEFAULT_CHALLENGE_PATH, DEFAULT_COOKIE_NAME, RequireStepUp, RequireStepUpMiddleware,
 };
 pub use respond::{is_navigation, login_required};
+pub use stepup_core::web::{NoSubject, TOKEN_HEADER};

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage, HttpRequest};
-use stepup_core::web::{CookieName, Found, valid_note};
+use stepup_core::web::{self, CookieName, Found, NoSubject, valid_note};
 use stepup_core::{ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject, SystemClock};
 
 use crate::future::StepUpFuture;
-use crate::respond::{Granted, Route, find_cookie, is_navigation, login_required};
+use crate::respond::{Granted, Route, find_token, is_navigation, login_required, see_other};
 
 /// The default name of the assurance cookie (the same as the tower layer's).
 pub const DEFAULT_COOKIE_NAME: &str = "__Host-stepup";
@@ -26,6 +26,8 @@ struct Config {
     policy: Policy,
     subjects: Arc<SubjectFn>,
     cookie: CookieName,
+    token_header: bool,
+    no_subject: NoSubject,
     route: Arc<Route>,
 }
 
@@ -94,6 +96,8 @@ impl RequireStepUp {
                 policy,
                 subjects: Arc::new(subjects),
                 cookie: CookieName::new(DEFAULT_COOKIE_NAME),
+                token_header: false,
+                no_subject: NoSubject::default(),
                 route: Arc::new(Route {
                     page: ReturnTo::parse(DEFAULT_CHALLENGE_PATH)
                         .unwrap_or_else(|_| ReturnTo::root()),
@@ -119,6 +123,22 @@ impl RequireStepUp {
     #[must_use]
     pub fn cookie_name(self, name: &str) -> Self {
         self.edit(|c, _| c.cookie = CookieName::new(name))
+    }
+
+    /// Also accept the token in the `Stepup-Assurance` header, for API
+    /// clients that keep no cookies. A request carrying both the header and
+    /// the cookie is refused (challenged), never guessed between.
+    #[must_use]
+    pub fn accept_token_header(self) -> Self {
+        self.edit(|c, _| c.token_header = true)
+    }
+
+    /// What to answer when nobody is logged in (default: `401`, no
+    /// challenge). [`NoSubject::RedirectToLogin`] sends browsers navigating
+    /// to the login page with `?return_to=…`.
+    #[must_use]
+    pub fn on_no_subject(self, answer: NoSubject) -> Self {
+        self.edit(|c, _| c.no_subject = answer)
     }
 
     /// Where the challenge page is (default `/step-up`); a path that is not
@@ -205,13 +225,18 @@ where
         let config = &*self.config;
         let Some(subject) = (config.subjects)(request.request()) else {
             tracing::info!(target: "stepup", outcome = "no_subject", policy = %config.policy, "no logged-in user");
-            let response = request
-                .into_response(login_required())
-                .map_into_right_body();
+            let http = request.request();
+            let answer = match &config.no_subject {
+                NoSubject::RedirectToLogin(login) if is_navigation(http) => {
+                    see_other(&web::login_location(login, &config.route.return_to(http)))
+                }
+                _ => login_required(),
+            };
+            let response = request.into_response(answer).map_into_right_body();
             return StepUpFuture::ready(response);
         };
         let now = config.route.clock.now();
-        let found = find_cookie(request.request(), &config.cookie);
+        let found = find_token(request.request(), &config.cookie, config.token_header);
         let decision = match found {
             // Cookie tossing: a challenge, never a guess.
             Found::Ambiguous => Decision::Challenge(

@@ -10,7 +10,7 @@ use actix_web::http::header::{
     ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, LOCATION,
     WWW_AUTHENTICATE,
 };
-use stepup_core::web::{self, CookieName, Found};
+use stepup_core::web::{self, CookieName, Found, TOKEN_HEADER};
 use stepup_core::{Challenge, Clock, PROBLEM_CONTENT_TYPE, ReturnTo};
 
 const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
@@ -54,12 +54,7 @@ impl Route {
             self.note.as_deref(),
         );
         if navigation {
-            let mut response = HttpResponse::SeeOther();
-            response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-            if let Ok(value) = HeaderValue::from_str(&location) {
-                response.insert_header((LOCATION, value));
-            }
-            response.finish()
+            see_other(&location)
         } else {
             let mut response = HttpResponse::Unauthorized();
             response
@@ -71,6 +66,16 @@ impl Route {
             response.body(challenge.problem_json_with(&[("step_up_url", &location)]))
         }
     }
+}
+
+/// `303 See Other` to `location` (built from validated parts only).
+pub(crate) fn see_other(location: &str) -> HttpResponse {
+    let mut response = HttpResponse::SeeOther();
+    response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.insert_header((LOCATION, value));
+    }
+    response.finish()
 }
 
 /// `401` for a request without a logged-in user (no step-up challenge:
@@ -93,7 +98,20 @@ pub fn is_navigation(request: &HttpRequest) -> bool {
     )
 }
 
-/// The assurance cookie among every `Cookie` header.
-pub(crate) fn find_cookie<'a>(request: &'a HttpRequest, cookie: &CookieName) -> Found<'a> {
-    cookie.find(request.headers().get_all(COOKIE).map(HeaderValue::as_bytes))
+/// The assurance token: the cookie among every `Cookie` header, and the
+/// opt-in header when `header` is on — at most one of them may speak.
+pub(crate) fn find_token<'a>(
+    request: &'a HttpRequest,
+    cookie: &CookieName,
+    header: bool,
+) -> Found<'a> {
+    let headers = request.headers();
+    let found = cookie.find(headers.get_all(COOKIE).map(HeaderValue::as_bytes));
+    if header {
+        found.or_only(Found::from_header(
+            headers.get_all(TOKEN_HEADER).map(HeaderValue::as_bytes),
+        ))
+    } else {
+        found
+    }
 }

@@ -357,3 +357,59 @@ async fn hostile_paths_and_notes_never_reach_the_location() {
         )
     );
 }
+
+#[actix_web::test]
+async fn browsers_without_a_login_can_be_sent_to_the_login_page() {
+    let w = world();
+    let login = ReturnTo::parse("/login").unwrap();
+    let app = app!(
+        w,
+        w.middleware()
+            .on_no_subject(stepup_actix::NoSubject::RedirectToLogin(login))
+    );
+    let request = test::TestRequest::get()
+        .uri("/transfer?to=DE89")
+        .insert_header((header::ACCEPT, BROWSER_ACCEPT))
+        .to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers().get(header::LOCATION).unwrap(),
+        "/login?return_to=/transfer%3Fto%3DDE89"
+    );
+    // API clients still get the 401.
+    let request = test::TestRequest::post().uri("/transfer").to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(w.calls.load(Ordering::SeqCst), 0);
+}
+
+#[actix_web::test]
+async fn the_token_header_is_opt_in_and_never_combined_with_the_cookie() {
+    let w = world();
+    let token = w.token("alice", Method::Totp);
+    let with_header = || {
+        test::TestRequest::post()
+            .uri("/transfer")
+            .insert_header(("x-user", "alice"))
+            .insert_header((stepup_actix::TOKEN_HEADER, token.as_str()))
+    };
+    // Off by default: the header is ignored.
+    let app = app!(w, w.middleware());
+    let response = test::call_service(&app, with_header().to_request()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let app = app!(w, w.middleware().accept_token_header());
+    let response = test::call_service(&app, with_header().to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(w.calls.load(Ordering::SeqCst), 1);
+
+    // Both sources at once, even the same token: refused.
+    let request = with_header().insert_header(cookie(&token)).to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let problem: serde_json::Value =
+        serde_json::from_slice(&test::read_body(response).await).unwrap();
+    assert_eq!(problem["reason"], ChallengeReason::Invalid.code());
+    assert_eq!(w.calls.load(Ordering::SeqCst), 1);
+}

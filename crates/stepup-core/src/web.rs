@@ -302,6 +302,24 @@ pub fn valid_note(note: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The header API clients that keep no cookies may send the token in, where
+/// an adapter enables it (`accept_token_header`). A request carrying both it
+/// and the cookie is refused.
+pub const TOKEN_HEADER: &str = "stepup-assurance";
+
+/// What to answer when no user is logged in.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum NoSubject {
+    /// `401` with a small problem body and no step-up challenge (logging in is
+    /// the application's job). The default.
+    #[default]
+    Unauthorized,
+    /// Browsers navigating are sent (`303`) to this login page with
+    /// `?return_to=…`; everything else gets the `401`.
+    RedirectToLogin(ReturnTo),
+}
+
 /// The RFC 9457 body of the "log in first" answer (status 401): a request
 /// without a logged-in user gets no step-up challenge, because logging in is
 /// the application's job.

@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use stepup_core::web::{self, CookieName, Found};
+use stepup_core::web::{self, CookieName, Found, NoSubject, TOKEN_HEADER};
 
 use crate::render;
 use crate::respond::{ChallengeTarget, find_cookie, find_header, is_navigation};
@@ -22,24 +22,8 @@ use crate::subject::SubjectSource;
 /// The default name of the assurance cookie. The `__Host-` prefix makes
 /// browsers insist on `Secure`, `Path=/` and no `Domain`.
 pub const DEFAULT_COOKIE_NAME: &str = "__Host-stepup";
-/// The header API clients that keep no cookies may use instead, once enabled
-/// with [`RequireStepUpLayer::accept_token_header`].
-pub const TOKEN_HEADER: &str = "stepup-assurance";
 /// Where the challenge routes are mounted unless configured otherwise.
 pub const DEFAULT_CHALLENGE_PATH: &str = "/step-up";
-
-/// What to answer when no user is logged in.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub enum NoSubject {
-    /// `401` with a small problem body and no step-up challenge (logging in is
-    /// the application's job). The default.
-    #[default]
-    Unauthorized,
-    /// Browsers navigating are sent (`303`) to this login page with
-    /// `?return_to=…`; everything else gets the `401`.
-    RedirectToLogin(ReturnTo),
-}
 
 type PolicyFn = dyn Fn(&Parts, Option<&Assurance>) -> Arc<Policy> + Send + Sync;
 
