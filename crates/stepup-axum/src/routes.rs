@@ -220,13 +220,14 @@ pub(crate) struct StepUpInput {
 /// same-origin`. Anything else — another origin, or neither header — is
 /// refused: API clients send `Origin`.
 fn same_origin(parts: &Parts, context: &StepUpContext) -> bool {
-    if let Some(origin) = parts.headers.get("origin") {
-        return origin.as_bytes() == context.inner.origin.as_bytes();
-    }
-    parts
-        .headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"same-origin")
+    stepup_core::web::same_origin(
+        &context.inner.origin,
+        parts.headers.get("origin").map(HeaderValue::as_bytes),
+        parts
+            .headers
+            .get("sec-fetch-site")
+            .map(HeaderValue::as_bytes),
+    )
 }
 
 /// Opens a POST: the origin check and the logged-in subject. (The error is
@@ -249,8 +250,11 @@ fn forbidden() -> Response {
     no_store(
         (
             StatusCode::FORBIDDEN,
-            [(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
-            r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"Step-up requests must come from this site."}"#,
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            )],
+            stepup_core::web::FORBIDDEN_BODY,
         )
             .into_response(),
     )
@@ -260,11 +264,7 @@ pub(crate) fn is_json(parts: &Parts) -> bool {
     parts
         .headers
         .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let media = v.split(';').next().unwrap_or("").trim();
-            media.eq_ignore_ascii_case("application/json")
-        })
+        .is_some_and(|v| stepup_core::web::is_json(v.as_bytes()))
 }
 
 pub(crate) fn return_path(context: &StepUpContext, input: Option<&str>) -> ReturnTo {

@@ -320,6 +320,48 @@ pub enum NoSubject {
     RedirectToLogin(ReturnTo),
 }
 
+/// Whether a state-changing request (a challenge POST) comes from the
+/// application's own origin: an `Origin` equal to `expected`
+/// (`scheme://host[:port]`), or — for browsers that send no `Origin` —
+/// `Sec-Fetch-Site: same-origin`. Another origin, or neither header, is
+/// refused: API clients send `Origin`.
+///
+/// ```
+/// use stepup_core::web::same_origin;
+/// let me = "https://bank.example";
+/// assert!(same_origin(me, Some(b"https://bank.example"), None));
+/// assert!(same_origin(me, None, Some(b"same-origin")));
+/// assert!(!same_origin(me, Some(b"https://evil.example"), Some(b"same-origin")));
+/// assert!(!same_origin(me, None, Some(b"same-site")));
+/// assert!(!same_origin(me, None, None));
+/// ```
+pub fn same_origin(expected: &str, origin: Option<&[u8]>, sec_fetch_site: Option<&[u8]>) -> bool {
+    match origin {
+        Some(origin) => origin == expected.as_bytes(),
+        None => sec_fetch_site == Some(b"same-origin".as_slice()),
+    }
+}
+
+/// The RFC 9457 body of the `403` for a challenge request from elsewhere
+/// (see [`same_origin`]).
+pub const FORBIDDEN_BODY: &str = r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"Step-up requests must come from this site."}"#;
+
+/// Whether a `Content-Type` value is `application/json` (parameters and
+/// case ignored).
+///
+/// ```
+/// use stepup_core::web::is_json;
+/// assert!(is_json(b"Application/JSON; charset=utf-8"));
+/// assert!(!is_json(b"application/x-www-form-urlencoded"));
+/// ```
+pub fn is_json(content_type: &[u8]) -> bool {
+    let media = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default();
+    trim(media, u8::is_ascii_whitespace).eq_ignore_ascii_case(b"application/json")
+}
+
 /// The RFC 9457 body of the "log in first" answer (status 401): a request
 /// without a logged-in user gets no step-up challenge, because logging in is
 /// the application's job.
