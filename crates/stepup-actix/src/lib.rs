@@ -45,8 +45,6 @@ mod respond;
 
 pub use extract::{Assurance, MissingStepUp, StepUpRequired};
 pub use future::StepUpFuture;
-pub use middleware::{
-    DEFAULT_CHALLENGE_PATH, DEFAULT_COOKIE_NAME, RequireStepUp, RequireStepUpMiddleware,
-};
+pub use middleware::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpMiddleware};
 pub use respond::{is_navigation, login_required};
-pub use stepup_core::web::{NoSubject, TOKEN_HEADER};
+pub use stepup_core::web::{DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};

@@ -7,14 +7,12 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage, HttpRequest};
-use stepup_core::web::{self, CookieName, Found, NoSubject, valid_note};
+use stepup_core::web::{self, CookieName, DEFAULT_COOKIE_NAME, Found, NoSubject, valid_note};
 use stepup_core::{ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject, SystemClock};
 
 use crate::future::StepUpFuture;
 use crate::respond::{Granted, Route, find_token, is_navigation, login_required, see_other};
 
-/// The default name of the assurance cookie (the same as the tower layer's).
-pub const DEFAULT_COOKIE_NAME: &str = "__Host-stepup";
 /// Where the challenge page is unless configured otherwise.
 pub const DEFAULT_CHALLENGE_PATH: &str = "/step-up";
 

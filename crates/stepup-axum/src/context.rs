@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use stepup_core::{Clock, Gate, Subject};
 use stepup_tower::{ChallengeTarget, SubjectSource};
 
-use crate::cookie::CookieSettings;
+use stepup_core::web::CookieSettings;
 
 /// The part of [`StepUp`](crate::StepUp) that requests see: the gate, who is
 /// logged in, the clock, the cookie and where the challenge page is. Put it

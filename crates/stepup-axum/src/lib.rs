@@ -16,7 +16,6 @@
 //! See [`StepUp`] for a complete router.
 
 mod context;
-mod cookie;
 mod enroll;
 mod extract;
 mod passkey;
@@ -24,7 +23,7 @@ mod routes;
 mod stepup;
 
 pub use context::{PageRenderer, SharedSubjects, StepUpContext};
-pub use cookie::CookieSettings;
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use stepup::StepUp;
+pub use stepup_core::web::CookieSettings;
 pub use stepup_tower::{FromExtension, RequireStepUpLayer, SubjectSource, TrustedHeaders};

@@ -86,7 +86,12 @@ pub(crate) async fn finish<F: FactorStore, S: StateStore, P: PasswordVerifier>(
                 "return_to": back.as_str(),
             }))
             .into_response();
-            if let Some(cookie) = context.inner.cookie.set(token.value(), token.max_age()) {
+            if let Ok(cookie) = HeaderValue::from_str(
+                &context
+                    .inner
+                    .cookie
+                    .set_cookie(token.value(), token.max_age()),
+            ) {
                 response.headers_mut().insert(SET_COOKIE, cookie);
             }
             no_store(response)

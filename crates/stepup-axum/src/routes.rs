@@ -473,7 +473,13 @@ fn succeeded(
     json: bool,
     return_to: &ReturnTo,
 ) -> Response {
-    let cookie = context.inner.cookie.set(token.value(), token.max_age());
+    let cookie = HeaderValue::from_str(
+        &context
+            .inner
+            .cookie
+            .set_cookie(token.value(), token.max_age()),
+    )
+    .ok();
     let mut response = if json {
         let a = token.assurance();
         axum::Json(json!({
@@ -658,7 +664,7 @@ async fn drop_assurance<F: FactorStore, S: StateStore, P: PasswordVerifier>(
         }
         r
     };
-    if let Some(cookie) = context.inner.cookie.delete() {
+    if let Ok(cookie) = HeaderValue::from_str(&context.inner.cookie.delete_cookie()) {
         response.headers_mut().insert(SET_COOKIE, cookie);
     }
     no_store(response)

@@ -11,7 +11,7 @@ use stepup_core::{Clock, Gate, Policy, ReturnTo, SystemClock};
 use stepup_tower::{ChallengeTarget, RequireStepUpLayer, SubjectSource};
 
 use crate::context::{ContextInner, Reasons, SharedSubjects, StepUpContext};
-use crate::cookie::CookieSettings;
+use stepup_core::web::CookieSettings;
 
 /// Step-up for an axum application: build it once, then take
 /// [`require`](StepUp::require) layers for routes, [`routes`](StepUp::routes)

@@ -13,15 +13,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use stepup_core::web::{self, CookieName, Found, NoSubject, TOKEN_HEADER};
+use stepup_core::web::{self, CookieName, DEFAULT_COOKIE_NAME, Found, NoSubject, TOKEN_HEADER};
 
 use crate::render;
 use crate::respond::{ChallengeTarget, find_cookie, find_header, is_navigation};
 use crate::subject::SubjectSource;
 
-/// The default name of the assurance cookie. The `__Host-` prefix makes
-/// browsers insist on `Secure`, `Path=/` and no `Domain`.
-pub const DEFAULT_COOKIE_NAME: &str = "__Host-stepup";
 /// Where the challenge routes are mounted unless configured otherwise.
 pub const DEFAULT_CHALLENGE_PATH: &str = "/step-up";
 

@@ -102,7 +102,7 @@ mod subject;
 
 pub use client::client_context;
 pub use future::ResponseFuture;
-pub use layer::{DEFAULT_CHALLENGE_PATH, DEFAULT_COOKIE_NAME, RequireStepUp, RequireStepUpLayer};
+pub use layer::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpLayer};
 pub use respond::{ChallengeTarget, find_token, is_navigation, login_required};
-pub use stepup_core::web::{NoSubject, TOKEN_HEADER};
+pub use stepup_core::web::{DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
 pub use subject::{FromExtension, SubjectSource, TrustedHeaders};
