@@ -10,14 +10,19 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use stepup_core::{Challenge, Policy, ReturnTo};
 
-use crate::respond::{Granted, Route, is_navigation};
+use crate::RequireStepUp;
+use crate::respond::{Granted, Route, is_navigation, login_required};
 
 /// The verified assurance of a request that passed a
 /// [`RequireStepUp`](crate::RequireStepUp) middleware, for handlers.
 /// Dereferences to [`stepup_core::Assurance`] (`level()`, `methods()`,
 /// `proven_at(..)`, `age_of(..)`, `acr()`, `amr()`).
 ///
-/// `Option<Assurance>` is `None` on a route without the middleware.
+/// On a route without the middleware it still works when a
+/// `RequireStepUp` is in the app's data (`App::new().app_data(stepup)`):
+/// it then verifies the cookie itself and asks for any step-up at all
+/// (level 1). `Option<Assurance>` is `None` whenever the extractor would
+/// refuse (actix's rule for `Option`), including a missing configuration.
 ///
 /// ```
 /// use actix_web::{HttpResponse, web};
@@ -60,12 +65,12 @@ impl Assurance {
         self.inner
             .require(policy, self.route.clock.now())
             .map_err(|challenge| {
-                StepUpRequired(Box::new(Required {
+                StepUpRequired::new(
                     challenge,
-                    navigation: self.navigation,
-                    return_to: self.return_to.clone(),
-                    route: self.route.clone(),
-                }))
+                    self.navigation,
+                    self.return_to.clone(),
+                    self.route.clone(),
+                )
             })
     }
 
@@ -89,6 +94,20 @@ struct Required {
 }
 
 impl StepUpRequired {
+    pub(crate) fn new(
+        challenge: Challenge,
+        navigation: bool,
+        return_to: ReturnTo,
+        route: Arc<Route>,
+    ) -> Self {
+        StepUpRequired(Box::new(Required {
+            challenge,
+            navigation,
+            return_to,
+            route,
+        }))
+    }
+
     /// The challenge.
     pub fn challenge(&self) -> &Challenge {
         &self.0.challenge
@@ -116,44 +135,79 @@ impl ResponseError for StepUpRequired {
     }
 }
 
-/// Why the [`Assurance`] extractor refused: the route has no
-/// [`RequireStepUp`](crate::RequireStepUp) middleware. A wiring mistake,
-/// answered with `500` and a message saying what to add.
+/// Why the [`Assurance`] extractor refused.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct MissingStepUp;
+pub enum AssuranceRejection {
+    /// Neither a [`RequireStepUp`](crate::RequireStepUp) middleware ran nor
+    /// is one in the `app_data`: a wiring mistake, answered with `500` and a
+    /// message saying what to add.
+    MissingConfiguration,
+    /// Nobody is logged in: `401`, no step-up challenge.
+    NotLoggedIn,
+    /// Not enough assurance: the same challenge the middleware gives.
+    StepUpRequired(StepUpRequired),
+}
 
-impl fmt::Display for MissingStepUp {
+impl fmt::Display for AssuranceRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "stepup is not configured for this route: wrap it in `RequireStepUp::new(gate, policy, subjects)`",
-        )
+        match self {
+            AssuranceRejection::MissingConfiguration => f.write_str(
+                "stepup is not configured for this route: wrap it in `RequireStepUp::new(gate, policy, subjects)`, \
+                 or add one to the app with `.app_data(require_step_up)`",
+            ),
+            AssuranceRejection::NotLoggedIn => f.write_str("nobody is logged in"),
+            AssuranceRejection::StepUpRequired(required) => fmt::Display::fmt(required, f),
+        }
     }
 }
 
-impl ResponseError for MissingStepUp {
+impl ResponseError for AssuranceRejection {
     fn status_code(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
+        match self {
+            AssuranceRejection::MissingConfiguration => StatusCode::INTERNAL_SERVER_ERROR,
+            AssuranceRejection::NotLoggedIn => StatusCode::UNAUTHORIZED,
+            AssuranceRejection::StepUpRequired(required) => required.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            AssuranceRejection::MissingConfiguration => {
+                HttpResponse::InternalServerError().body(self.to_string())
+            }
+            AssuranceRejection::NotLoggedIn => login_required(),
+            AssuranceRejection::StepUpRequired(required) => required.error_response(),
+        }
     }
 }
 
 impl FromRequest for Assurance {
-    type Error = MissingStepUp;
-    type Future = Ready<Result<Assurance, MissingStepUp>>;
+    type Error = AssuranceRejection;
+    type Future = Ready<Result<Assurance, AssuranceRejection>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = match request.extensions().get::<Granted>() {
-            Some(granted) => Ok(Assurance {
-                inner: granted.assurance.clone(),
-                navigation: is_navigation(request),
-                return_to: granted.route.return_to(request),
-                route: granted.route.clone(),
-            }),
-            None => {
-                tracing::error!(target: "stepup", "Assurance extractor used without RequireStepUp");
-                Err(MissingStepUp)
-            }
+        let granted = request
+            .extensions()
+            .get::<Granted>()
+            .map(|g| (g.assurance.clone(), g.route.clone()));
+        let found = match granted {
+            Some((assurance, route)) => Ok((assurance, route)),
+            None => match request.app_data::<RequireStepUp>() {
+                Some(stepup) => stepup
+                    .verify_any(request)
+                    .map(|assurance| (assurance, stepup.route().clone())),
+                None => {
+                    tracing::error!(target: "stepup", "Assurance extractor used without RequireStepUp");
+                    Err(AssuranceRejection::MissingConfiguration)
+                }
+            },
         };
-        ready(found)
+        ready(found.map(|(inner, route)| Assurance {
+            inner,
+            navigation: is_navigation(request),
+            return_to: route.return_to(request),
+            route,
+        }))
     }
 }

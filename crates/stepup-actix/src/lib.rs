@@ -43,7 +43,7 @@ mod future;
 mod middleware;
 mod respond;
 
-pub use extract::{Assurance, MissingStepUp, StepUpRequired};
+pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use future::StepUpFuture;
 pub use middleware::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpMiddleware};
 pub use respond::{is_navigation, login_required};

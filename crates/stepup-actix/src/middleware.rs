@@ -10,6 +10,7 @@ use actix_web::{Error, HttpMessage, HttpRequest};
 use stepup_core::web::{self, CookieName, DEFAULT_COOKIE_NAME, Found, NoSubject, valid_note};
 use stepup_core::{ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject, SystemClock};
 
+use crate::extract::{AssuranceRejection, StepUpRequired};
 use crate::future::StepUpFuture;
 use crate::respond::{Granted, Route, find_token, is_navigation, login_required, see_other};
 
@@ -105,6 +106,34 @@ impl RequireStepUp {
                 }),
             }),
         }
+    }
+
+    /// The assurance of `request` against no particular policy (any valid
+    /// step-up), for the extractor on routes without the middleware.
+    pub(crate) fn verify_any(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<stepup_core::Assurance, AssuranceRejection> {
+        let c = &*self.config;
+        let subject = (c.subjects)(request).ok_or(AssuranceRejection::NotLoggedIn)?;
+        let now = c.route.clock.now();
+        let outcome = match find_token(request, &c.cookie, c.token_header) {
+            Found::One(token) => c.gate.verify(subject, Some(token), now),
+            Found::None => c.gate.verify(subject, None, now),
+            Found::Ambiguous => Err(ChallengeReason::Invalid),
+        };
+        outcome.map_err(|reason| {
+            AssuranceRejection::StepUpRequired(StepUpRequired::new(
+                c.gate.challenge(reason, &Policy::level(1)),
+                is_navigation(request),
+                c.route.return_to(request),
+                c.route.clone(),
+            ))
+        })
+    }
+
+    pub(crate) fn route(&self) -> &Arc<Route> {
+        &self.config.route
     }
 
     /// Builders run at start-up, before the middleware is shared, so the

@@ -413,3 +413,70 @@ async fn the_token_header_is_opt_in_and_never_combined_with_the_cookie() {
     assert_eq!(problem["reason"], ChallengeReason::Invalid.code());
     assert_eq!(w.calls.load(Ordering::SeqCst), 1);
 }
+
+#[actix_web::test]
+async fn with_app_data_the_extractor_verifies_on_routes_without_the_middleware() {
+    let w = world();
+    let app = test::init_service(
+        App::new()
+            .app_data(w.middleware())
+            .route(
+                "/profile",
+                web::get().to(|a: Assurance| async move { format!("level {}", a.level()) }),
+            )
+            .route(
+                "/maybe",
+                web::get().to(|a: Option<Assurance>| async move {
+                    if a.is_some() { "some" } else { "none" }
+                }),
+            ),
+    )
+    .await;
+    let get = |uri: &str| {
+        test::TestRequest::get()
+            .uri(uri)
+            .insert_header(("x-user", "alice"))
+    };
+    // No token: the challenge, for any step-up at all.
+    let response = test::call_service(&app, get("/profile").to_request()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let problem: serde_json::Value =
+        serde_json::from_slice(&test::read_body(response).await).unwrap();
+    assert_eq!(problem["reason"], ChallengeReason::NoAssurance.code());
+    let response = test::call_service(&app, get("/maybe").to_request()).await;
+    assert_eq!(test::read_body(response).await, "none");
+
+    let token = w.token("alice", Method::Password);
+    let response = test::call_service(
+        &app,
+        get("/profile").insert_header(cookie(&token)).to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(test::read_body(response).await, "level 1");
+    let response = test::call_service(
+        &app,
+        get("/maybe").insert_header(cookie(&token)).to_request(),
+    )
+    .await;
+    assert_eq!(test::read_body(response).await, "some");
+
+    // Another user's token is no assurance for this one.
+    let bobs = w.token("bob", Method::Passkey);
+    let response = test::call_service(
+        &app,
+        get("/profile").insert_header(cookie(&bobs)).to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // Nobody logged in: the "log in first" answer, not a challenge.
+    let request = test::TestRequest::get().uri("/profile").to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+    assert_eq!(
+        test::read_body(response).await,
+        stepup_core::web::LOGIN_REQUIRED_BODY.as_bytes()
+    );
+}
