@@ -46,3 +46,40 @@ impl tracing::Subscriber for Recorder {
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// The request the adapter benchmarks send: a logged-in subject with long,
+/// realistic ids, and a ~500-byte `Cookie` header holding a valid assurance
+/// cookie (password 15 min ago, TOTP 4 min ago, passkey 30 s ago) among a
+/// dozen other cookies.
+pub fn bench_request(
+    config: &stepup_core::TokenConfig,
+) -> Result<(stepup_core::Subject, String), stepup_core::IssueError> {
+    use std::time::Duration;
+    use stepup_core::{Clock, Method, Proof, Subject, SystemClock};
+
+    let subject = Subject::new("6f1c2a9e-3b7d-4c55-9a0e-2d8b1f4e7c31")
+        .with_session("k3J9xQ2mZ8vT5wL1nB7cR4yH6pD0sF2gA9eU3iO5tYw");
+    let now = SystemClock.now();
+    let mut token: Option<String> = None;
+    for (method, ago) in [
+        (Method::Password, 900),
+        (Method::Totp, 240),
+        (Method::Passkey, 30),
+    ] {
+        let at = now - Duration::from_secs(ago);
+        let issued =
+            config
+                .issuer()
+                .issue(&subject, Proof::new(method, at), token.as_deref(), at)?;
+        token = Some(issued.into_value());
+    }
+    let token = token.unwrap_or_default();
+    let cookie = format!(
+        "_ga=GA1.2.1234567890.1700000000; _gid=GA1.2.987654321.1700000000; theme=dark; \
+         lang=en-GB; consent=analytics%3Dfalse%26ads%3Dfalse; session=0123456789abcdef0123456789abcdef; \
+         csrftoken=Zx7Qw1Lp9Ks3Vb5Nm8Jh2Gf4Dd6Ss0Aa1Qq3Ww5Ee7Rr9Tt1Yy3Uu5Ii7Oo9Pp; \
+         __Host-stepup={token}; recent=%5B%22acct-1%22%2C%22acct-2%22%2C%22acct-3%22%5D; \
+         tz=Europe%2FBerlin; sidebar=collapsed; ab_test=checkout-v2%3Avariant-b; last_seen=1700000000"
+    );
+    Ok((subject, cookie))
+}
