@@ -272,44 +272,39 @@ pub(crate) fn return_path(context: &StepUpContext, input: Option<&str>) -> Retur
     input.map_or_else(|| fallback.clone(), |p| ReturnTo::parse_or(p, fallback))
 }
 
-/// Reads a JSON body of any shape (the passkey routes speak JSON only).
-pub(crate) async fn read_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Response> {
-    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+/// The body's bytes, at most `MAX_BODY` of them.
+async fn body_bytes(body: Body) -> Result<axum::body::Bytes, Response> {
+    to_bytes(body, MAX_BODY).await.map_err(|_| {
         bad_request(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             "The request is too large.",
-        )
-    })?;
-    serde_json::from_slice(&bytes).map_err(|_| {
-        bad_request(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "The request body could not be read.",
         )
     })
 }
 
+fn malformed() -> Response {
+    bad_request(
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        "The request body could not be read.",
+    )
+}
+
+/// Reads a JSON body of any shape (the passkey routes speak JSON only).
+pub(crate) async fn read_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Response> {
+    let bytes = body_bytes(body).await?;
+    serde_json::from_slice(&bytes).map_err(|_| malformed())
+}
+
+/// Reads a challenge form: JSON or `application/x-www-form-urlencoded`.
 pub(crate) async fn read_input(parts: &Parts, body: Body) -> Result<StepUpInput, Response> {
-    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
-        bad_request(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "The request is too large.",
-        )
-    })?;
-    let parsed = if is_json(parts) {
-        serde_json::from_slice::<StepUpInput>(&bytes).map_err(|_| ())
+    let bytes = body_bytes(body).await?;
+    if is_json(parts) {
+        serde_json::from_slice(&bytes).map_err(|_| malformed())
     } else {
-        serde_urlencoded::from_bytes::<StepUpInput>(&bytes).map_err(|_| ())
-    };
-    parsed.map_err(|()| {
-        bad_request(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "The request body could not be read.",
-        )
-    })
+        serde_urlencoded::from_bytes(&bytes).map_err(|_| malformed())
+    }
 }
 
 pub(crate) fn bad_request(status: StatusCode, code: &str, message: &str) -> Response {
