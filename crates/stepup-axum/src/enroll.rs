@@ -93,7 +93,7 @@ pub(crate) fn html(status: StatusCode, page: &EnrollPage) -> Response {
 }
 
 /// Opens an enrollment POST: origin, subject, and a fresh enough step-up.
-async fn open_fresh_post<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+pub(crate) async fn open_fresh_post<F: FactorStore, S: StateStore, P: PasswordVerifier>(
     stepup: &StepUp<F, S, P>,
     parts: &Parts,
 ) -> Result<Subject, Response> {
@@ -102,7 +102,20 @@ async fn open_fresh_post<F: FactorStore, S: StateStore, P: PasswordVerifier>(
     Ok(subject)
 }
 
-fn page<F, S, P>(stepup: &StepUp<F, S, P>) -> EnrollPage {
+/// Opens an enrollment page: a logged-in subject with a fresh enough step-up.
+pub(crate) async fn open_fresh_page<F: FactorStore, S: StateStore, P: PasswordVerifier>(
+    stepup: &StepUp<F, S, P>,
+    parts: &Parts,
+) -> Result<Subject, Response> {
+    let subject = stepup
+        .context
+        .subject(parts)
+        .ok_or_else(stepup_tower::login_required)?;
+    fresh_enough(stepup, parts, &subject).await?;
+    Ok(subject)
+}
+
+pub(crate) fn page<F, S, P>(stepup: &StepUp<F, S, P>) -> EnrollPage {
     let c = &stepup.context.inner;
     EnrollPage::new(c.target.page.as_str(), &c.target.fallback)
 }
@@ -112,10 +125,7 @@ pub(crate) async fn totp_page<F: FactorStore, S: StateStore, P: PasswordVerifier
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let Some(subject) = stepup.context.subject(&parts) else {
-        return stepup_tower::login_required();
-    };
-    if let Err(response) = fresh_enough(&stepup, &parts, &subject).await {
+    if let Err(response) = open_fresh_page(&stepup, &parts).await {
         return response;
     }
     html(StatusCode::OK, &page(&stepup).start())

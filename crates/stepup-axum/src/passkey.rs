@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use stepup_challenge::webauthn::{PublicKeyCredential, RegisterPublicKeyCredential};
-use stepup_challenge::{Attempt, EnrollPage, FactorStore, PasswordVerifier, StateStore};
+use stepup_challenge::{Attempt, FactorStore, PasswordVerifier, StateStore};
 
-use crate::enroll::{fresh_enough, html};
+use crate::enroll::{html, open_fresh_page, open_fresh_post, page};
 use crate::routes::{failed_json, no_store, open_post, read_body, return_path};
 use crate::stepup::StepUp;
 
@@ -105,17 +105,10 @@ pub(crate) async fn enroll_page<F: FactorStore, S: StateStore, P: PasswordVerifi
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let Some(subject) = stepup.context.subject(&parts) else {
-        return stepup_tower::login_required();
-    };
-    if let Err(response) = fresh_enough(&stepup, &parts, &subject).await {
+    if let Err(response) = open_fresh_page(&stepup, &parts).await {
         return response;
     }
-    let c = &stepup.context.inner;
-    html(
-        StatusCode::OK,
-        &EnrollPage::new(c.target.page.as_str(), &c.target.fallback).offer_passkey(),
-    )
+    html(StatusCode::OK, &page(&stepup).offer_passkey())
 }
 
 pub(crate) async fn enroll_start<F: FactorStore, S: StateStore, P: PasswordVerifier>(
@@ -123,13 +116,10 @@ pub(crate) async fn enroll_start<F: FactorStore, S: StateStore, P: PasswordVerif
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let subject = match open_post(&stepup, &parts) {
+    let subject = match open_fresh_post(&stepup, &parts).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(response) = fresh_enough(&stepup, &parts, &subject).await {
-        return response;
-    }
     ceremony_started(
         stepup
             .engine
