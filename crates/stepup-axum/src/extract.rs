@@ -55,7 +55,7 @@ impl Assurance {
     /// and a problem body otherwise), so `?` in a handler is enough.
     pub fn require(&self, policy: &Policy) -> Result<(), StepUpRequired> {
         let now = match &self.context {
-            Some(c) => c.inner.clock.now(),
+            Some(c) => c.inner.now(),
             None => stepup_core::Clock::now(&stepup_core::SystemClock),
         };
         self.inner.require(policy, now).map_err(|challenge| {
@@ -160,13 +160,13 @@ fn verify(
         .subject(parts)
         .ok_or(AssuranceRejection::NotLoggedIn)?;
     let c = &context.inner;
-    let outcome = match find_token(&parts.headers, c.cookie.name()) {
-        Ok(token) => c.gate.verify(subject, token, c.clock.now()),
+    let outcome = match find_token(&parts.headers, c.cookie_name()) {
+        Ok(token) => c.gate().verify(subject, token, c.now()),
         Err(()) => Err(ChallengeReason::Invalid),
     };
     outcome.map_err(|reason| {
         AssuranceRejection::StepUpRequired(StepUpRequired::new(
-            c.gate.challenge(reason, &Policy::level(1)),
+            c.gate().challenge(reason, &Policy::level(1)),
             is_navigation(parts),
             c.target.return_to(parts),
             c.target.clone(),

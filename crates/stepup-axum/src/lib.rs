@@ -16,14 +16,13 @@
 //! See [`StepUp`] for a complete router.
 
 mod context;
-mod enroll;
 mod extract;
-mod passkey;
 mod routes;
 mod stepup;
 
-pub use context::{PageRenderer, SharedSubjects, StepUpContext};
+pub use context::{SharedSubjects, StepUpContext};
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use stepup::StepUp;
+pub use stepup_challenge::routes::PageRenderer;
 pub use stepup_core::web::CookieSettings;
 pub use stepup_tower::{FromExtension, RequireStepUpLayer, SubjectSource, TrustedHeaders};

@@ -6,11 +6,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::Extension;
+use stepup_challenge::routes::{ChallengeRoutes, Settings};
 use stepup_challenge::{Engine, FactorStore, PasswordVerifier, StateStore};
-use stepup_core::{Clock, Gate, Policy, ReturnTo, SystemClock};
+use stepup_core::{Clock, Gate, Policy, ReturnTo};
 use stepup_tower::{ChallengeTarget, RequireStepUpLayer, SubjectSource};
 
-use crate::context::{ContextInner, Reasons, SharedSubjects, StepUpContext};
+use crate::context::{ContextInner, SharedSubjects, StepUpContext};
 use stepup_core::web::CookieSettings;
 
 /// Step-up for an axum application: build it once, then take
@@ -83,53 +84,44 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         StepUp {
             context: StepUpContext {
                 inner: Arc::new(ContextInner {
-                    gate,
                     subjects: Arc::new(subjects),
-                    clock: Arc::new(SystemClock),
-                    cookie: CookieSettings::default(),
+                    settings: Settings::new(gate, origin),
                     target: ChallengeTarget::default(),
-                    origin: origin.trim_end_matches('/').to_owned(),
-                    reasons: Reasons::default(),
-                    renderer: None,
                 }),
             },
             engine: Arc::new(engine),
         }
     }
 
-    fn context_mut(&mut self) -> &mut ContextInner {
-        // Settings are applied while building; a clone configured later gets
-        // its own copy.
-        Arc::make_mut(&mut self.context.inner)
+    /// Changes the settings while building; a clone configured later gets
+    /// its own copy.
+    fn configure(mut self, change: impl FnOnce(Settings) -> Settings) -> Self {
+        let inner = Arc::make_mut(&mut self.context.inner);
+        inner.settings = change(inner.settings.clone());
+        inner.target = ChallengeTarget {
+            page: inner.settings.page().clone(),
+            fallback: inner.settings.fallback().clone(),
+            note: None,
+        };
+        self
     }
 
     /// The clock (tests use a `TestClock`; give the engine the same one).
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.context_mut().clock = Arc::new(clock);
-        self
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        self.configure(|s| s.with_clock(clock))
     }
 
     /// How the cookie is written (see [`CookieSettings::local_development`]
     /// for plain-http development).
-    pub fn with_cookie(mut self, cookie: CookieSettings) -> Self {
-        self.context_mut().cookie = cookie;
-        self
+    pub fn with_cookie(self, cookie: CookieSettings) -> Self {
+        self.configure(|s| s.with_cookie(cookie))
     }
 
     /// Where the routes are nested (default `/step-up`; nest them at the
     /// same path) and where to return when a return path is refused
     /// (default `/`). A path that is not local keeps the default.
-    pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Self {
-        if let Ok(page) = ReturnTo::parse(path)
-            && !page.as_str().contains(['?', '#'])
-        {
-            self.context_mut().target = ChallengeTarget {
-                page,
-                fallback,
-                note: None,
-            };
-        }
-        self
+    pub fn mounted_at(self, path: &str, fallback: ReturnTo) -> Self {
+        self.configure(|s| s.mounted_at(path, fallback))
     }
 
     /// Renders the challenge page with the application's own template instead
@@ -137,11 +129,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// `return_to` to `<base>/totp`, `<base>/password` and `<base>/recovery`;
     /// escape every text. (Or skip the page: the routes speak JSON too.)
     pub fn with_page_renderer(
-        mut self,
+        self,
         render: impl Fn(&stepup_challenge::ChallengePage) -> String + Send + Sync + 'static,
     ) -> Self {
-        self.context_mut().renderer = Some(Arc::new(render));
-        self
+        self.configure(|s| s.with_page_renderer(render))
     }
 
     /// The layer requiring `policy` on a route, with this step-up's gate,
@@ -151,20 +142,19 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// challenge page says: the layer passes the page an identifier of it.
     pub fn require(&self, policy: Policy) -> RequireStepUpLayer<SharedSubjects> {
         let c = &self.context.inner;
-        let note = policy
-            .reason()
-            .and_then(|reason| c.reasons.register(reason));
+        let s = &c.settings;
+        let note = policy.reason().and_then(|reason| s.register_reason(reason));
         let layer =
-            RequireStepUpLayer::new(c.gate.clone(), policy, SharedSubjects(c.subjects.clone()));
+            RequireStepUpLayer::new(s.gate().clone(), policy, SharedSubjects(c.subjects.clone()));
         let layer = match note {
             Some(id) => layer.page_note(&id),
             None => layer,
         };
         layer
-            .clock(ClockRef(c.clock.clone()))
-            .cookie_name(c.cookie.name())
-            .challenge_page(c.target.page.as_str())
-            .fallback_return(c.target.fallback.clone())
+            .clock(ClockRef(s.clock().clone()))
+            .cookie_name(s.cookie_name())
+            .challenge_page(s.page().as_str())
+            .fallback_return(s.fallback().clone())
     }
 
     /// The extension layer that lets the [`Assurance`](crate::Assurance)
@@ -181,6 +171,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// The engine.
     pub fn engine(&self) -> &Engine<F, S, P> {
         &self.engine
+    }
+
+    /// The framework-neutral challenge routes these settings serve.
+    pub fn challenge_routes(&self) -> ChallengeRoutes<F, S, P> {
+        ChallengeRoutes::new(self.context.inner.settings.clone(), self.engine.clone())
     }
 }
 

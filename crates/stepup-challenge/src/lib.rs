@@ -42,6 +42,7 @@ mod page;
 #[cfg(feature = "passkey")]
 mod passkey;
 mod recovery;
+pub mod routes;
 mod secret;
 mod store;
 mod totp;

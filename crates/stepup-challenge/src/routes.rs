@@ -1,0 +1,1322 @@
+//! The challenge routes without a web framework: what every adapter serves
+//! under `/step-up`, written once.
+//!
+//! An adapter turns its request into an [`Incoming`] (method, path below the
+//! mount point, query, the few headers that matter, the subject its login
+//! found, the body), calls [`ChallengeRoutes::handle`], and writes the
+//! [`Reply`] it gets back (status, headers, body) as its own response. So
+//! the axum and actix-web routes answer alike byte for byte: same paths,
+//! bodies, statuses, headers and page.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stepup_core::web::{self, CookieSettings, Found};
+use stepup_core::{
+    Challenge, ChallengeReason, Clock, Gate, IssuedToken, Method, PROBLEM_CONTENT_TYPE, Policy,
+    ReturnTo, Subject, SystemClock,
+};
+
+use crate::{
+    Attempt, ChallengeError, ChallengePage, Channel, Engine, EnrollPage, FactorStore, PAGE_CSS,
+    PASSKEY_JS, PasswordVerifier, StateStore,
+};
+
+/// The most a challenge POST body may hold; adapters stop reading beyond it
+/// and pass [`Body::TooLarge`].
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Where the routes are mounted unless configured otherwise.
+pub const DEFAULT_MOUNT: &str = "/step-up";
+
+/// How fresh a step-up must be to add or replace a factor.
+const ENROLL_MAX_AGE: Duration = Duration::from_secs(300);
+/// How many recovery codes a user gets.
+const RECOVERY_CODES: usize = 10;
+
+const GENERIC_MESSAGE: &str = "We need to confirm it's really you before you continue.";
+const HTML: &str = "text/html; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// An application's own challenge page: gets what the page should show and
+/// returns the HTML (escaping is then the application's job).
+pub type PageRenderer = Arc<dyn Fn(&ChallengePage) -> String + Send + Sync>;
+
+/// The body of a request, as far as the adapter read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// All of it (at most [`MAX_BODY`] bytes).
+    Read(&'a [u8]),
+    /// More than [`MAX_BODY`] bytes: answered with `413`.
+    TooLarge,
+}
+
+/// What the routes need of a request.
+///
+/// ```
+/// use stepup_challenge::routes::{Body, Incoming};
+/// use stepup_core::web::Found;
+///
+/// let incoming = Incoming {
+///     method: "GET",
+///     path: "/status",
+///     query: Some("policy=level%3E%3D2"),
+///     subject: None,
+///     origin: None,
+///     sec_fetch_site: None,
+///     content_type: None,
+///     navigation: false,
+///     token: Found::None,
+///     body: Body::Read(b""),
+/// };
+/// assert_eq!(incoming.path, "/status");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Incoming<'a> {
+    /// The request method (`GET`, `POST`, …).
+    pub method: &'a str,
+    /// The path below the mount point: `/`, `/totp`, `/enroll/totp`, …
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
+    /// Who is logged in, as the application's login says.
+    pub subject: Option<Subject>,
+    /// The `Origin` header.
+    pub origin: Option<&'a [u8]>,
+    /// The `Sec-Fetch-Site` header.
+    pub sec_fetch_site: Option<&'a [u8]>,
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a [u8]>,
+    /// Whether the request is a browser navigation
+    /// ([`stepup_core::web::is_navigation`]).
+    pub navigation: bool,
+    /// The assurance cookie ([`CookieName::find`](stepup_core::web::CookieName::find)
+    /// with [`ChallengeRoutes::cookie_name`]).
+    pub token: Found<'a>,
+    /// The body (empty for `GET`).
+    pub body: Body<'a>,
+}
+
+/// The answer to write: status, headers (lower-case names) and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Cow<'static, str>,
+}
+
+impl Reply {
+    fn new(status: u16, content_type: Option<&'static str>, body: Cow<'static, str>) -> Reply {
+        let mut headers = Vec::with_capacity(4);
+        if let Some(content_type) = content_type {
+            headers.push(("content-type", content_type.to_owned()));
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn no_store(self) -> Reply {
+        self.header("cache-control", "no-store".to_owned())
+    }
+
+    fn json(status: u16, value: &Value) -> Reply {
+        Reply::new(status, Some(JSON), Cow::Owned(value.to_string())).no_store()
+    }
+
+    fn html(status: u16, html: String) -> Reply {
+        Reply::new(status, Some(HTML), Cow::Owned(html)).no_store()
+    }
+
+    fn asset(content_type: &'static str, body: &'static str) -> Reply {
+        Reply::new(200, Some(content_type), Cow::Borrowed(body))
+            .header("cache-control", "public, max-age=3600".to_owned())
+    }
+
+    fn see_other(location: &str) -> Reply {
+        Reply::new(303, None, Cow::Borrowed(""))
+            .header("location", location.to_owned())
+            .no_store()
+    }
+
+    fn error(status: u16, code: &str, message: &str) -> Reply {
+        Reply::json(status, &json!({"error": code, "message": message}))
+    }
+
+    /// `401` for a request without a logged-in user (no step-up challenge:
+    /// logging in is the application's job) — the same bytes as the
+    /// adapters' middleware.
+    ///
+    /// ```
+    /// use stepup_challenge::routes::Reply;
+    /// assert_eq!(Reply::login_required().status(), 401);
+    /// ```
+    pub fn login_required() -> Reply {
+        Reply::new(
+            401,
+            Some(PROBLEM_CONTENT_TYPE),
+            Cow::Borrowed(web::LOGIN_REQUIRED_BODY),
+        )
+        .no_store()
+    }
+
+    /// A challenge as the middleware gives it: `303` to `location` for a
+    /// browser navigation, `401` with the RFC 9470 `WWW-Authenticate`
+    /// header and the RFC 9457 body otherwise.
+    pub fn challenge(navigation: bool, location: &str, challenge: &Challenge) -> Reply {
+        if navigation {
+            return Reply::see_other(location);
+        }
+        Reply::new(
+            401,
+            Some(PROBLEM_CONTENT_TYPE),
+            Cow::Owned(challenge.problem_json_with(&[("step_up_url", location)])),
+        )
+        .no_store()
+        .header("www-authenticate", challenge.www_authenticate())
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The headers, in order, names in lower case.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.headers.iter().map(|(n, v)| (*n, v.as_str()))
+    }
+
+    /// The first value of header `name` (lower case).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// Status, headers and body, for writing the response.
+    pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, Cow<'static, str>) {
+        (self.status, self.headers, self.body)
+    }
+}
+
+/// The reasons of the policies the middleware was given, by a short
+/// identifier the challenge page receives as `why=…`: the page shows
+/// configured text only, never text from the request.
+#[derive(Clone, Default)]
+struct Reasons(Arc<Mutex<Vec<String>>>);
+
+impl Reasons {
+    fn register(&self, reason: &str) -> Option<String> {
+        let mut list = self.0.lock().ok()?;
+        let index = match list.iter().position(|r| r == reason) {
+            Some(i) => i,
+            None => {
+                list.push(reason.to_owned());
+                list.len() - 1
+            }
+        };
+        Some(format!("r{index}"))
+    }
+
+    fn get(&self, id: &str) -> Option<String> {
+        let index: usize = id.strip_prefix('r')?.parse().ok()?;
+        self.0.lock().ok()?.get(index).cloned()
+    }
+}
+
+/// What the routes and an adapter's middleware share: the gate, the clock,
+/// the cookie, where the page is, the accepted origin, the registered
+/// reasons and an optional page renderer. Cheap to clone (the reasons are
+/// shared between clones).
+///
+/// ```
+/// use stepup_challenge::routes::Settings;
+/// use stepup_core::{Gate, Key, KeyId, KeyRing, ReturnTo};
+///
+/// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+/// let settings = Settings::new(Gate::new(&ring), "https://bank.example/")
+///     .mounted_at("/verify", ReturnTo::root());
+/// assert_eq!(settings.origin(), "https://bank.example");
+/// assert_eq!(settings.page().as_str(), "/verify");
+/// assert_eq!(settings.register_reason("Moving money").as_deref(), Some("r0"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Settings {
+    gate: Gate,
+    clock: Arc<dyn Clock>,
+    cookie: CookieSettings,
+    page: ReturnTo,
+    fallback: ReturnTo,
+    origin: String,
+    reasons: Reasons,
+    renderer: Option<PageRenderer>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("cookie", &self.cookie)
+            .field("page", &self.page)
+            .field("fallback", &self.fallback)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Routes verifying with `gate` and accepting POSTs from `origin` (the
+    /// application's own, `https://bank.example`; a trailing `/` is
+    /// dropped). Mounted at `/step-up`, falling back to `/`, with the default
+    /// cookie and the system clock.
+    pub fn new(gate: Gate, origin: &str) -> Settings {
+        Settings {
+            gate,
+            clock: Arc::new(SystemClock),
+            cookie: CookieSettings::default(),
+            page: ReturnTo::parse(DEFAULT_MOUNT).unwrap_or_else(|_| ReturnTo::root()),
+            fallback: ReturnTo::root(),
+            origin: origin.trim_end_matches('/').to_owned(),
+            reasons: Reasons::default(),
+            renderer: None,
+        }
+    }
+
+    /// The clock (tests use a `TestClock`; give the engine the same one).
+    pub fn with_clock(mut self, clock: impl Clock) -> Settings {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The clock, shared.
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Settings {
+        self.clock = clock;
+        self
+    }
+
+    /// How the cookie is written.
+    pub fn with_cookie(mut self, cookie: CookieSettings) -> Settings {
+        self.cookie = cookie;
+        self
+    }
+
+    /// Where the routes are mounted and where to return when a return path
+    /// is refused. A path that is not local, or carries a query, keeps the
+    /// default.
+    pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Settings {
+        if let Ok(page) = ReturnTo::parse(path)
+            && !page.as_str().contains(['?', '#'])
+        {
+            self.page = page;
+            self.fallback = fallback;
+        }
+        self
+    }
+
+    /// Renders the challenge page with the application's own template.
+    pub fn with_page_renderer(
+        mut self,
+        render: impl Fn(&ChallengePage) -> String + Send + Sync + 'static,
+    ) -> Settings {
+        self.renderer = Some(Arc::new(render));
+        self
+    }
+
+    /// The identifier under which the page finds `reason` (`r0`, `r1`, …),
+    /// adding it if new; give it to the middleware as its page note.
+    pub fn register_reason(&self, reason: &str) -> Option<String> {
+        self.reasons.register(reason)
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The cookie settings.
+    pub fn cookie(&self) -> &CookieSettings {
+        &self.cookie
+    }
+
+    /// The cookie's name (for [`Incoming::token`]).
+    pub fn cookie_name(&self) -> &str {
+        self.cookie.name()
+    }
+
+    /// Where the routes (and so the challenge page) are mounted.
+    pub fn page(&self) -> &ReturnTo {
+        &self.page
+    }
+
+    /// Where to return when a return path is refused.
+    pub fn fallback(&self) -> &ReturnTo {
+        &self.fallback
+    }
+
+    /// The accepted origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn return_path(&self, input: Option<&str>) -> ReturnTo {
+        input.map_or_else(
+            || self.fallback.clone(),
+            |p| ReturnTo::parse_or(p, &self.fallback),
+        )
+    }
+}
+
+/// The challenge routes: the settings and the engine. Cheap to clone.
+///
+/// | route | what |
+/// |---|---|
+/// | `GET /` | the challenge page (`?return_to=…&reason=…&why=…`) |
+/// | `GET /assets/page.css`, `/assets/passkey.js` | its stylesheet and passkey script |
+/// | `POST /totp`, `/password`, `/recovery` | a step-up, form (`code` or `password`, `return_to`) or JSON |
+/// | `POST /code/send` | send a one-time code (`channel`: `email` or `sms`) |
+/// | `POST /code/verify` | a step-up with that code (`channel`, `challenge_id`, `code`) |
+/// | `POST /passkey/start`, `/passkey/finish` | a passkey step-up (JSON) |
+/// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
+/// | `POST /drop` | leave the elevated state (deletes the cookie) |
+/// | `GET`, `POST /enroll/totp`; `POST /enroll/totp/confirm` | set up an authenticator app |
+/// | `POST /enroll/recovery-codes` | replace the recovery codes, shown once |
+/// | `GET /enroll/passkey`, `POST /enroll/passkey/start`, `/finish` | register a passkey |
+///
+/// Enrolling needs a step-up at level 2 within 5 minutes when the user
+/// already has a second factor. Every POST must come from the configured
+/// origin (403 otherwise); no GET changes state. A form POST answers like a
+/// browser expects (`303` to the validated `return_to`, or the page again
+/// with the error); a JSON POST answers with JSON. Another path is `404`,
+/// another method `405` with `Allow`; `HEAD` is answered like `GET`.
+pub struct ChallengeRoutes<F, S, P> {
+    settings: Arc<Settings>,
+    engine: Arc<Engine<F, S, P>>,
+}
+
+impl<F, S, P> Clone for ChallengeRoutes<F, S, P> {
+    fn clone(&self) -> Self {
+        ChallengeRoutes {
+            settings: self.settings.clone(),
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+impl<F, S, P> fmt::Debug for ChallengeRoutes<F, S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChallengeRoutes")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The form or JSON body of a step-up POST.
+#[derive(Deserialize, Default)]
+struct StepUpInput {
+    code: Option<String>,
+    password: Option<String>,
+    return_to: Option<String>,
+    channel: Option<String>,
+    challenge_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    return_to: Option<String>,
+    reason: Option<String>,
+    why: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct StatusQuery {
+    policy: Option<String>,
+}
+
+/// Which route a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Page,
+    Css,
+    Script,
+    StepUp(Method),
+    CodeSend,
+    PasskeyStart,
+    PasskeyFinish,
+    Status,
+    Drop,
+    EnrollTotpPage,
+    EnrollTotpStart,
+    EnrollTotpConfirm,
+    EnrollRecovery,
+    EnrollPasskeyPage,
+    EnrollPasskeyStart,
+    EnrollPasskeyFinish,
+}
+
+/// The route for `method` and `path`, or the methods the path allows.
+fn route(method: &str, path: &str) -> Result<Route, &'static str> {
+    let get = matches!(method, "GET" | "HEAD");
+    let post = method == "POST";
+    let (route, allow) = match path {
+        "" | "/" => (get.then_some(Route::Page), "GET,HEAD"),
+        "/assets/page.css" => (get.then_some(Route::Css), "GET,HEAD"),
+        "/assets/passkey.js" => (get.then_some(Route::Script), "GET,HEAD"),
+        "/totp" => (post.then_some(Route::StepUp(Method::Totp)), "POST"),
+        "/password" => (post.then_some(Route::StepUp(Method::Password)), "POST"),
+        "/recovery" => (post.then_some(Route::StepUp(Method::RecoveryCode)), "POST"),
+        "/code/verify" => (post.then_some(Route::StepUp(Method::EmailCode)), "POST"),
+        "/code/send" => (post.then_some(Route::CodeSend), "POST"),
+        "/passkey/start" => (post.then_some(Route::PasskeyStart), "POST"),
+        "/passkey/finish" => (post.then_some(Route::PasskeyFinish), "POST"),
+        "/status" => (get.then_some(Route::Status), "GET,HEAD"),
+        "/drop" => (post.then_some(Route::Drop), "POST"),
+        "/enroll/totp" => (
+            if get {
+                Some(Route::EnrollTotpPage)
+            } else {
+                post.then_some(Route::EnrollTotpStart)
+            },
+            "GET,HEAD,POST",
+        ),
+        "/enroll/totp/confirm" => (post.then_some(Route::EnrollTotpConfirm), "POST"),
+        "/enroll/recovery-codes" => (post.then_some(Route::EnrollRecovery), "POST"),
+        "/enroll/passkey" => (get.then_some(Route::EnrollPasskeyPage), "GET,HEAD"),
+        "/enroll/passkey/start" => (post.then_some(Route::EnrollPasskeyStart), "POST"),
+        "/enroll/passkey/finish" => (post.then_some(Route::EnrollPasskeyFinish), "POST"),
+        _ => (None, ""),
+    };
+    route.ok_or(allow)
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
+    /// The routes with `settings`, running `engine`. The gate in the
+    /// settings and the engine's issuer must come from the same
+    /// [`TokenConfig`](stepup_core::TokenConfig).
+    pub fn new(settings: Settings, engine: Arc<Engine<F, S, P>>) -> Self {
+        ChallengeRoutes {
+            settings: Arc::new(settings),
+            engine,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine<F, S, P> {
+        &self.engine
+    }
+
+    /// The cookie's name, to find [`Incoming::token`].
+    pub fn cookie_name(&self) -> &str {
+        self.settings.cookie.name()
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Incoming<'_>) -> Reply {
+        let route = match route(request.method, request.path) {
+            Ok(route) => route,
+            Err("") => return Reply::new(404, None, Cow::Borrowed("")),
+            Err(allow) => {
+                return Reply::new(405, None, Cow::Borrowed("")).header("allow", allow.to_owned());
+            }
+        };
+        match route {
+            Route::Css => Reply::asset("text/css; charset=utf-8", PAGE_CSS),
+            Route::Script => Reply::asset("text/javascript; charset=utf-8", PASSKEY_JS),
+            Route::Page => self.page(&request).await,
+            Route::Status => self.status(&request),
+            Route::Drop => self.drop_assurance(&request),
+            _ => self
+                .post(route, &request)
+                .await
+                .unwrap_or_else(|reply| reply),
+        }
+    }
+
+    /// The POST routes (and the enrollment pages): each opens with the
+    /// checks it needs and answers with the error reply if one fails.
+    async fn post(&self, route: Route, request: &Incoming<'_>) -> Result<Reply, Reply> {
+        Ok(match route {
+            Route::StepUp(method) => {
+                let (subject, input) = self.open_form(request)?;
+                self.step_up(request, &subject, method, input).await
+            }
+            Route::CodeSend => {
+                let (subject, input) = self.open_form(request)?;
+                self.send_code(request, &subject, input).await
+            }
+            Route::EnrollTotpPage => {
+                self.open_fresh(request, false).await?;
+                enroll_html(200, &self.enroll_page().start())
+            }
+            Route::EnrollTotpStart => {
+                let subject = self.open_fresh(request, true).await?;
+                self.totp_start(request, &subject).await
+            }
+            Route::EnrollTotpConfirm => {
+                let (subject, input) = self.open_form(request)?;
+                self.totp_confirm(request, &subject, input).await
+            }
+            Route::EnrollRecovery => {
+                let subject = self.open_fresh(request, true).await?;
+                self.recovery_codes(request, &subject).await
+            }
+            #[cfg(feature = "passkey")]
+            Route::PasskeyStart => {
+                let subject = self.open_post(request)?;
+                self.ceremony_started(
+                    self.engine
+                        .start_passkey_step_up(Attempt::new(&subject))
+                        .await,
+                )
+            }
+            #[cfg(feature = "passkey")]
+            Route::PasskeyFinish => {
+                let subject = self.open_post(request)?;
+                self.passkey_finish(request, &subject).await?
+            }
+            #[cfg(feature = "passkey")]
+            Route::EnrollPasskeyPage => {
+                self.open_fresh(request, false).await?;
+                enroll_html(200, &self.enroll_page().offer_passkey())
+            }
+            #[cfg(feature = "passkey")]
+            Route::EnrollPasskeyStart => {
+                let subject = self.open_fresh(request, true).await?;
+                self.ceremony_started(
+                    self.engine
+                        .start_passkey_registration(&subject, subject.id())
+                        .await,
+                )
+            }
+            #[cfg(feature = "passkey")]
+            Route::EnrollPasskeyFinish => {
+                let subject = self.open_post(request)?;
+                self.passkey_enroll_finish(request, &subject).await?
+            }
+            _ => Reply::new(404, None, Cow::Borrowed("")),
+        })
+    }
+
+    /// Refuses a POST from another origin (`Origin`, or `Sec-Fetch-Site`
+    /// for browsers that send no `Origin`; neither is refused too).
+    fn same_origin(&self, request: &Incoming<'_>) -> Result<(), Reply> {
+        if web::same_origin(
+            &self.settings.origin,
+            request.origin,
+            request.sec_fetch_site,
+        ) {
+            return Ok(());
+        }
+        Err(Reply::new(
+            403,
+            Some(PROBLEM_CONTENT_TYPE),
+            Cow::Borrowed(web::FORBIDDEN_BODY),
+        )
+        .no_store())
+    }
+
+    /// Opens a POST: the origin check and the logged-in subject.
+    fn open_post(&self, request: &Incoming<'_>) -> Result<Subject, Reply> {
+        self.same_origin(request)?;
+        request.subject.clone().ok_or_else(Reply::login_required)
+    }
+
+    /// Opens a form POST: origin, subject, and the form or JSON body.
+    fn open_form(&self, request: &Incoming<'_>) -> Result<(Subject, StepUpInput), Reply> {
+        let subject = self.open_post(request)?;
+        let bytes = body_bytes(request)?;
+        let input = if is_json(request) {
+            serde_json::from_slice(bytes).map_err(|_| malformed())?
+        } else {
+            serde_urlencoded::from_bytes(bytes).map_err(|_| malformed())?
+        };
+        Ok((subject, input))
+    }
+
+    /// Opens an enrollment page (`post == false`) or POST: a logged-in
+    /// subject with a fresh enough step-up.
+    async fn open_fresh(&self, request: &Incoming<'_>, post: bool) -> Result<Subject, Reply> {
+        let subject = if post {
+            self.open_post(request)?
+        } else {
+            request.subject.clone().ok_or_else(Reply::login_required)?
+        };
+        self.fresh_enough(request, &subject).await?;
+        Ok(subject)
+    }
+
+    /// A user who already has a second factor must have stepped up recently
+    /// to add or replace one; a user without one may enroll the first.
+    async fn fresh_enough(&self, request: &Incoming<'_>, subject: &Subject) -> Result<(), Reply> {
+        let methods = self
+            .engine
+            .enrolled_methods(subject)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let has_second_factor = methods
+            .iter()
+            .any(|m| matches!(m, Method::Totp | Method::RecoveryCode | Method::Passkey));
+        if !has_second_factor {
+            return Ok(());
+        }
+        let s = &self.settings;
+        let policy = Policy::level(2)
+            .max_age(ENROLL_MAX_AGE)
+            .with_reason("Confirm it's you before changing how you sign in.");
+        let now = s.clock.now();
+        let challenge = match self.verify(request, subject.clone()) {
+            Ok(assurance) => match assurance.require(&policy, now) {
+                Ok(()) => return Ok(()),
+                Err(challenge) => challenge,
+            },
+            Err(reason) => s.gate.challenge(reason, &policy),
+        };
+        // Return here after the step-up.
+        let back = ReturnTo::parse_or(&format!("{}{}", s.page.as_str(), request.path), &s.fallback);
+        let location = web::challenge_url(&s.page, &back, challenge.reason().code(), None);
+        Err(Reply::challenge(request.navigation, &location, &challenge))
+    }
+
+    fn verify(
+        &self,
+        request: &Incoming<'_>,
+        subject: Subject,
+    ) -> Result<stepup_core::Assurance, ChallengeReason> {
+        let s = &self.settings;
+        match request.token {
+            Found::None => s.gate.verify(subject, None, s.clock.now()),
+            Found::One(token) => s.gate.verify(subject, Some(token), s.clock.now()),
+            Found::Ambiguous => Err(ChallengeReason::Invalid),
+        }
+    }
+
+    fn previous_token<'a>(request: &Incoming<'a>) -> Option<&'a str> {
+        match request.token {
+            Found::One(token) => Some(token),
+            _ => None,
+        }
+    }
+
+    fn new_page(&self, return_to: &ReturnTo, message: impl Into<String>) -> ChallengePage {
+        ChallengePage::new(self.settings.page.as_str(), return_to, message)
+    }
+
+    async fn page(&self, request: &Incoming<'_>) -> Reply {
+        let Some(subject) = &request.subject else {
+            return Reply::login_required();
+        };
+        let query: PageQuery = parse_query(request.query);
+        let s = &self.settings;
+        let return_to = s.return_path(query.return_to.as_deref());
+        // Only configured text: `why` is an identifier, never the sentence.
+        let message = query
+            .why
+            .as_deref()
+            .and_then(|id| s.reasons.get(id))
+            .unwrap_or_else(|| GENERIC_MESSAGE.to_owned());
+        let mut page = self.new_page(&return_to, message);
+        if let Some(detail) = reason_detail(query.reason.as_deref()) {
+            page = page.detail(detail);
+        }
+        self.render_page(subject, page, 200).await
+    }
+
+    async fn render_page(&self, subject: &Subject, mut page: ChallengePage, status: u16) -> Reply {
+        let methods = match self.engine.enrolled_methods(subject).await {
+            Ok(m) => m,
+            Err(e) => return unavailable(&e),
+        };
+        for method in &methods {
+            page = match method {
+                Method::Totp => page.with_totp(self.engine.totp_config().digits()),
+                Method::Password => page.with_password(),
+                Method::RecoveryCode => page.with_recovery_code(),
+                Method::Passkey => page.with_passkey(),
+                Method::EmailCode => page.with_code_channel(Channel::Email),
+                Method::SmsCode => page.with_code_channel(Channel::Sms),
+                _ => page,
+            };
+            self.engine.challenge_issued(subject, *method);
+        }
+        let rendered = match &self.settings.renderer {
+            Some(render) => Ok(render(&page)),
+            None => page.html(),
+        };
+        match rendered {
+            Ok(html) => Reply::html(status, html),
+            Err(e) => unavailable(&ChallengeError::Store(e)),
+        }
+    }
+
+    async fn step_up(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        method: Method,
+        input: StepUpInput,
+    ) -> Reply {
+        let json = is_json(request);
+        let attempt = Attempt::new(subject).previous_token(Self::previous_token(request));
+        let channel = input
+            .channel
+            .as_deref()
+            .and_then(Channel::parse)
+            .unwrap_or(Channel::Email);
+        let (method, form) = match method {
+            Method::Password => (Method::Password, "password"),
+            Method::RecoveryCode => (Method::RecoveryCode, "recovery"),
+            Method::EmailCode => (channel.method(), "code"),
+            _ => (Method::Totp, "totp"),
+        };
+        let secret = match method {
+            Method::Password => input.password.as_deref(),
+            _ => input.code.as_deref(),
+        }
+        .unwrap_or("");
+        let engine = &self.engine;
+        let outcome = match method {
+            Method::Password => engine.step_up_password(attempt, secret).await,
+            Method::RecoveryCode => engine.step_up_recovery_code(attempt, secret).await,
+            Method::EmailCode | Method::SmsCode => {
+                let challenge_id = input.challenge_id.as_deref().unwrap_or("");
+                engine
+                    .step_up_code(attempt, channel, challenge_id, secret)
+                    .await
+            }
+            _ => engine.step_up_totp(attempt, secret).await,
+        };
+        let return_to = self.settings.return_path(input.return_to.as_deref());
+        match outcome {
+            Ok(token) => self.succeeded(&token, json, &return_to),
+            Err(error) if json => self.failed_json(&error),
+            Err(error) => {
+                let status = failure_status(&error);
+                if status == 503 {
+                    return unavailable(&error);
+                }
+                let mut page = self
+                    .new_page(&return_to, GENERIC_MESSAGE)
+                    .error(self.user_message(&error), form);
+                // A wrong code keeps the code form up, for the same challenge.
+                if let (
+                    Method::EmailCode | Method::SmsCode,
+                    Some(id),
+                    ChallengeError::Wrong { .. },
+                ) = (method, input.challenge_id.as_deref(), &error)
+                {
+                    page = page.awaiting_code(channel, id, "your registered address");
+                }
+                self.render_page(subject, page, status).await
+            }
+        }
+    }
+
+    async fn send_code(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        input: StepUpInput,
+    ) -> Reply {
+        let Some(channel) = input.channel.as_deref().and_then(Channel::parse) else {
+            return Reply::error(400, "channel", "Choose `email` or `sms`.");
+        };
+        let return_to = self.settings.return_path(input.return_to.as_deref());
+        match self.engine.send_code(Attempt::new(subject), channel).await {
+            Ok(sent) if is_json(request) => Reply::json(
+                200,
+                &json!({
+                    "challenge_id": sent.challenge_id,
+                    "channel": channel.as_str(),
+                    "destination_hint": sent.destination_hint,
+                    "expires_at": sent.expires_at.as_unix_seconds(),
+                }),
+            ),
+            Ok(sent) => {
+                let page = self.new_page(&return_to, GENERIC_MESSAGE).awaiting_code(
+                    channel,
+                    &sent.challenge_id,
+                    &sent.destination_hint,
+                );
+                self.render_page(subject, page, 200).await
+            }
+            Err(error) if is_json(request) => self.failed_json(&error),
+            Err(error) => {
+                let status = failure_status(&error);
+                if status == 503 {
+                    return unavailable(&error);
+                }
+                let page = self
+                    .new_page(&return_to, GENERIC_MESSAGE)
+                    .error(self.user_message(&error), "code");
+                self.render_page(subject, page, status).await
+            }
+        }
+    }
+
+    /// A successful step-up: the cookie, and `303` back or the JSON summary.
+    fn succeeded(&self, token: &IssuedToken, json: bool, return_to: &ReturnTo) -> Reply {
+        let reply = if json {
+            let a = token.assurance();
+            Reply::json(
+                200,
+                &json!({
+                    "ok": true,
+                    "level": a.level(),
+                    "acr": a.acr(),
+                    "amr": a.amr(),
+                    "expires_at": a.expires_at().as_unix_seconds(),
+                    "return_to": return_to.as_str(),
+                }),
+            )
+        } else {
+            Reply::see_other(return_to.as_str())
+        };
+        reply.header(
+            "set-cookie",
+            self.settings
+                .cookie
+                .set_cookie(token.value(), token.max_age()),
+        )
+    }
+
+    /// The error as the page says it: whole sentences, a lockout in minutes
+    /// rather than a timestamp.
+    fn user_message(&self, error: &ChallengeError) -> String {
+        match error {
+            ChallengeError::LockedOut { .. } => {
+                let minutes = self.wait_seconds(error).div_ceil(60).max(1);
+                format!(
+                    "Too many attempts. Please wait {minutes} minute{} and try again.",
+                    plural(minutes)
+                )
+            }
+            ChallengeError::Wrong { attempts_left: 0 } => {
+                "That was not right. Please wait a moment before trying again.".to_owned()
+            }
+            ChallengeError::Wrong { attempts_left } => format!(
+                "That was not right. You can try {attempts_left} more time{}.",
+                plural(u64::from(*attempts_left))
+            ),
+            other => {
+                let text = other.to_string();
+                let mut chars = text.chars();
+                match chars.next() {
+                    Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+                    None => text,
+                }
+            }
+        }
+    }
+
+    /// Seconds until a lockout ends (0 for other errors).
+    fn wait_seconds(&self, error: &ChallengeError) -> u64 {
+        match error {
+            ChallengeError::LockedOut { until } => until
+                .as_unix_seconds()
+                .saturating_sub(self.settings.clock.now().as_unix_seconds()),
+            _ => 0,
+        }
+    }
+
+    fn failed_json(&self, error: &ChallengeError) -> Reply {
+        let status = failure_status(error);
+        if status == 503 {
+            return unavailable(error);
+        }
+        let mut body = json!({"error": error_code(error), "message": error.to_string()});
+        match error {
+            ChallengeError::Wrong { attempts_left } => {
+                insert(&mut body, "attempts_left", json!(attempts_left));
+            }
+            ChallengeError::LockedOut { until } => {
+                insert(&mut body, "locked_until", json!(until.as_unix_seconds()));
+            }
+            _ => {}
+        }
+        let reply = Reply::json(status, &body);
+        if matches!(error, ChallengeError::LockedOut { .. }) {
+            reply.header("retry-after", self.wait_seconds(error).max(1).to_string())
+        } else {
+            reply
+        }
+    }
+
+    fn status(&self, request: &Incoming<'_>) -> Reply {
+        let Some(subject) = &request.subject else {
+            return Reply::login_required();
+        };
+        let query: StatusQuery = parse_query(request.query);
+        let policy = match query.policy.as_deref().map(Policy::parse) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => return Reply::error(400, "policy", &e.to_string()),
+        };
+        let now = self.settings.clock.now();
+        let (mut body, satisfied) = match self.verify(request, subject.clone()) {
+            Ok(a) => {
+                let methods: Vec<_> = a
+                    .proofs()
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "method": p.method().to_string(),
+                            "proven_at": p.at().as_unix_seconds(),
+                            "age": now.duration_since(p.at()).as_secs(),
+                        })
+                    })
+                    .collect();
+                let satisfied = policy.as_ref().is_some_and(|p| a.satisfies(p, now));
+                let body = json!({
+                    "assured": true,
+                    "level": a.level(),
+                    "acr": a.acr(),
+                    "methods": methods,
+                    "expires_at": a.expires_at().as_unix_seconds(),
+                });
+                (body, satisfied)
+            }
+            Err(reason) => (json!({"assured": false, "reason": reason.code()}), false),
+        };
+        if let Some(policy) = &policy {
+            insert(&mut body, "policy", json!(policy.to_string()));
+            insert(&mut body, "satisfied", json!(satisfied));
+        }
+        Reply::json(200, &body)
+    }
+
+    fn drop_assurance(&self, request: &Incoming<'_>) -> Reply {
+        let s = &self.settings;
+        if let Err(forbidden) = self.same_origin(request) {
+            return forbidden;
+        }
+        let reply = if is_json(request) {
+            Reply::json(200, &json!({"dropped": true}))
+        } else {
+            let input: StepUpInput = match request.body {
+                Body::Read(bytes) => serde_urlencoded::from_bytes(bytes).unwrap_or_default(),
+                Body::TooLarge => StepUpInput::default(),
+            };
+            Reply::see_other(s.return_path(input.return_to.as_deref()).as_str())
+        };
+        reply.header("set-cookie", s.cookie.delete_cookie())
+    }
+
+    fn enroll_page(&self) -> EnrollPage {
+        EnrollPage::new(self.settings.page.as_str(), &self.settings.fallback)
+    }
+
+    async fn totp_start(&self, request: &Incoming<'_>, subject: &Subject) -> Reply {
+        let enrollment = match self
+            .engine
+            .start_totp_enrollment(subject, subject.id())
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => return unavailable(&e),
+        };
+        let qr = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(enrollment.qr_png())
+        );
+        if is_json(request) {
+            return Reply::json(
+                200,
+                &json!({
+                    "otpauth_uri": enrollment.otpauth_uri(),
+                    "manual_entry_key": enrollment.manual_entry_key(),
+                    "qr_png_data_url": qr,
+                }),
+            );
+        }
+        enroll_html(
+            200,
+            &self
+                .enroll_page()
+                .scan(qr, enrollment.manual_entry_key().to_owned()),
+        )
+    }
+
+    async fn totp_confirm(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        input: StepUpInput,
+    ) -> Reply {
+        let code = input.code.as_deref().unwrap_or("");
+        let outcome = self
+            .engine
+            .confirm_totp_enrollment(Attempt::new(subject), code)
+            .await;
+        match (outcome, is_json(request)) {
+            (Ok(()), true) => Reply::json(200, &json!({"enrolled": "totp"})),
+            (Ok(()), false) => enroll_html(
+                200,
+                &self.enroll_page().done("Your authenticator app is set up."),
+            ),
+            (Err(e), true) => self.failed_json(&e),
+            (Err(e), false) => {
+                let status = failure_status(&e);
+                if status == 503 {
+                    return unavailable(&e);
+                }
+                enroll_html(status, &self.enroll_page().error(e.to_string()).start())
+            }
+        }
+    }
+
+    async fn recovery_codes(&self, request: &Incoming<'_>, subject: &Subject) -> Reply {
+        let codes = match self
+            .engine
+            .generate_recovery_codes(subject, RECOVERY_CODES)
+            .await
+        {
+            Ok(codes) => codes.iter().map(|c| c.grouped()).collect::<Vec<_>>(),
+            Err(e) => return unavailable(&e),
+        };
+        if is_json(request) {
+            return Reply::json(200, &json!({"recovery_codes": codes}));
+        }
+        enroll_html(200, &self.enroll_page().codes(codes))
+    }
+}
+
+#[cfg(feature = "passkey")]
+mod passkey_routes {
+    use super::*;
+    use crate::webauthn::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+    #[derive(Deserialize)]
+    struct Finish<C> {
+        ceremony: String,
+        credential: C,
+        return_to: Option<String>,
+        name: Option<String>,
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(request: &Incoming<'_>) -> Result<T, Reply> {
+        serde_json::from_slice(body_bytes(request)?).map_err(|_| malformed())
+    }
+
+    impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
+        /// The answer to a ceremony start: its id and the options for
+        /// `navigator.credentials`, or the refusal as JSON.
+        pub(super) fn ceremony_started<O: serde::Serialize>(
+            &self,
+            started: Result<(String, O), ChallengeError>,
+        ) -> Reply {
+            match started {
+                Ok((ceremony, options)) => {
+                    Reply::json(200, &json!({"ceremony": ceremony, "options": options}))
+                }
+                Err(e) => self.failed_json(&e),
+            }
+        }
+
+        pub(super) async fn passkey_finish(
+            &self,
+            request: &Incoming<'_>,
+            subject: &Subject,
+        ) -> Result<Reply, Reply> {
+            let input: Finish<PublicKeyCredential> = read(request)?;
+            let attempt = Attempt::new(subject).previous_token(Self::previous_token(request));
+            Ok(
+                match self
+                    .engine
+                    .step_up_passkey(attempt, &input.ceremony, &input.credential)
+                    .await
+                {
+                    Ok(token) => {
+                        let back = self.settings.return_path(input.return_to.as_deref());
+                        let a = token.assurance();
+                        Reply::json(
+                            200,
+                            &json!({
+                                "ok": true,
+                                "level": a.level(),
+                                "acr": a.acr(),
+                                "expires_at": a.expires_at().as_unix_seconds(),
+                                "return_to": back.as_str(),
+                            }),
+                        )
+                        .header(
+                            "set-cookie",
+                            self.settings
+                                .cookie
+                                .set_cookie(token.value(), token.max_age()),
+                        )
+                    }
+                    Err(e) => self.failed_json(&e),
+                },
+            )
+        }
+
+        pub(super) async fn passkey_enroll_finish(
+            &self,
+            request: &Incoming<'_>,
+            subject: &Subject,
+        ) -> Result<Reply, Reply> {
+            let input: Finish<RegisterPublicKeyCredential> = read(request)?;
+            let name = input.name.as_deref().unwrap_or("Passkey");
+            Ok(
+                match self
+                    .engine
+                    .finish_passkey_registration(
+                        Attempt::new(subject),
+                        &input.ceremony,
+                        &input.credential,
+                        name,
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        let back = self.settings.return_path(input.return_to.as_deref());
+                        Reply::json(
+                            200,
+                            &json!({"enrolled": "passkey", "return_to": back.as_str()}),
+                        )
+                    }
+                    Err(e) => self.failed_json(&e),
+                },
+            )
+        }
+    }
+}
+
+/// Adds a field to a JSON object.
+fn insert(body: &mut Value, key: &str, value: Value) {
+    if let Some(object) = body.as_object_mut() {
+        object.insert(key.to_owned(), value);
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn parse_query<T: serde::de::DeserializeOwned + Default>(query: Option<&str>) -> T {
+    query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default()
+}
+
+fn is_json(request: &Incoming<'_>) -> bool {
+    request.content_type.is_some_and(web::is_json)
+}
+
+fn body_bytes<'a>(request: &Incoming<'a>) -> Result<&'a [u8], Reply> {
+    match request.body {
+        Body::Read(bytes) => Ok(bytes),
+        Body::TooLarge => Err(Reply::error(413, "too_large", "The request is too large.")),
+    }
+}
+
+fn malformed() -> Reply {
+    Reply::error(400, "malformed", "The request body could not be read.")
+}
+
+fn enroll_html(status: u16, page: &EnrollPage) -> Reply {
+    match page.html() {
+        Ok(body) => Reply::html(status, body),
+        Err(e) => unavailable(&ChallengeError::Store(e)),
+    }
+}
+
+fn unavailable(error: &ChallengeError) -> Reply {
+    tracing::warn!(target: "stepup", error = %error, "step-up unavailable");
+    Reply::error(
+        503,
+        "unavailable",
+        "Confirming is not possible right now; please try again in a moment.",
+    )
+}
+
+fn failure_status(error: &ChallengeError) -> u16 {
+    match error {
+        ChallengeError::LockedOut { .. } => 429,
+        ChallengeError::Store(_) | ChallengeError::Issue(_) => 503,
+        _ => 400,
+    }
+}
+
+fn error_code(error: &ChallengeError) -> &'static str {
+    match error {
+        ChallengeError::Wrong { .. } => "wrong",
+        ChallengeError::LockedOut { .. } => "locked_out",
+        ChallengeError::AlreadyUsed => "already_used",
+        ChallengeError::Format(_) => "format",
+        ChallengeError::NotEnrolled(_) => "not_enrolled",
+        ChallengeError::NoPendingCode => "no_pending_code",
+        ChallengeError::NoPendingCeremony => "no_pending_ceremony",
+        ChallengeError::PasskeyRejected => "passkey_rejected",
+        _ => "failed",
+    }
+}
+
+fn reason_detail(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "stale" | "expired" => "Your last confirmation was a while ago.",
+        "insufficient_level" | "missing_method" => {
+            "This needs a stronger confirmation than the last one."
+        }
+        "revoked" => "Your earlier confirmations were reset.",
+        "other_binding" => "Your earlier confirmation belongs to another sign-in.",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_path_has_its_methods() {
+        assert_eq!(route("GET", "/"), Ok(Route::Page));
+        assert_eq!(route("HEAD", "/status"), Ok(Route::Status));
+        assert_eq!(route("POST", "/totp"), Ok(Route::StepUp(Method::Totp)));
+        assert_eq!(route("GET", "/totp"), Err("POST"));
+        assert_eq!(route("POST", "/enroll/totp"), Ok(Route::EnrollTotpStart));
+        assert_eq!(route("DELETE", "/enroll/totp"), Err("GET,HEAD,POST"));
+        assert_eq!(route("GET", "/nothing"), Err(""));
+        assert_eq!(route("GET", "/status/"), Err(""));
+    }
+
+    #[test]
+    fn reasons_are_found_by_identifier_only() {
+        let reasons = Reasons::default();
+        assert_eq!(reasons.register("a").as_deref(), Some("r0"));
+        assert_eq!(reasons.register("b").as_deref(), Some("r1"));
+        assert_eq!(reasons.register("a").as_deref(), Some("r0"));
+        assert_eq!(reasons.get("r1").as_deref(), Some("b"));
+        assert_eq!(reasons.get("r9"), None);
+        assert_eq!(reasons.get("b"), None);
+        assert_eq!(reasons.get("r-1"), None);
+    }
+}
