@@ -9,12 +9,12 @@
 //!   [`Policy`](stepup_core::Policy).
 //! - [`Assurance`]: the extractor for handlers (and `Option<Assurance>`), with
 //!   [`Assurance::require`] for in-handler decisions.
-//!
-//! The challenge routes (the page, TOTP, passkeys, codes) are not part of
-//! this crate yet; until they are, mount the page yourself at the
-//! [`challenge_page`](RequireStepUp::challenge_page) path and mint tokens with
-//! [`stepup_core::Issuer`] after verifying a method with the
-//! `stepup-challenge` engine.
+//! - [`StepUp`]: builds both from one configuration and serves the
+//!   challenge routes (the page, TOTP, password, recovery codes, e-mail/SMS
+//!   codes, passkeys, status, drop, enrollment) with
+//!   [`configure`](StepUp::configure) — the same paths, bodies, statuses,
+//!   headers and page as the axum adapter, because both serve the
+//!   framework-neutral [`stepup_challenge::routes::ChallengeRoutes`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -42,9 +42,13 @@ mod extract;
 mod future;
 mod middleware;
 mod respond;
+mod routes;
+mod stepup;
 
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use future::StepUpFuture;
 pub use middleware::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpMiddleware};
 pub use respond::{is_navigation, login_required};
+pub use stepup::StepUp;
+pub use stepup_challenge::routes::PageRenderer;
 pub use stepup_core::web::{DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};

@@ -17,7 +17,8 @@ use crate::respond::{Granted, Route, find_token, is_navigation, login_required, 
 /// Where the challenge page is unless configured otherwise.
 pub const DEFAULT_CHALLENGE_PATH: &str = "/step-up";
 
-type SubjectFn = dyn Fn(&HttpRequest) -> Option<Subject> + Send + Sync;
+/// Who is logged in, as the application's login says.
+pub(crate) type SubjectFn = dyn Fn(&HttpRequest) -> Option<Subject> + Send + Sync;
 
 #[derive(Clone)]
 struct Config {
@@ -89,11 +90,17 @@ impl RequireStepUp {
     where
         F: Fn(&HttpRequest) -> Option<Subject> + Send + Sync + 'static,
     {
+        RequireStepUp::shared(gate, policy, Arc::new(subjects))
+    }
+
+    /// [`new`](RequireStepUp::new) with a subject source shared with other
+    /// middleware and the routes.
+    pub(crate) fn shared(gate: Gate, policy: Policy, subjects: Arc<SubjectFn>) -> Self {
         RequireStepUp {
             config: Arc::new(Config {
                 gate,
                 policy,
-                subjects: Arc::new(subjects),
+                subjects,
                 cookie: CookieName::new(DEFAULT_COOKIE_NAME),
                 token_header: false,
                 no_subject: NoSubject::default(),
@@ -190,6 +197,11 @@ impl RequireStepUp {
     #[must_use]
     pub fn clock(self, clock: impl Clock) -> Self {
         self.edit(|_, r| r.clock = Arc::new(clock))
+    }
+
+    /// The clock, shared with the routes.
+    pub(crate) fn shared_clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.edit(|_, r| r.clock = clock)
     }
 
     /// An identifier (1–32 of `[A-Za-z0-9_-]`) of this route's reason, sent

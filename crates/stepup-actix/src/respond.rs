@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use actix_web::HttpResponse;
-use actix_web::http::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, LOCATION,
-    WWW_AUTHENTICATE,
-};
+use actix_web::http::header::{ACCEPT, COOKIE, HeaderName, HeaderValue};
+use stepup_challenge::routes::Reply;
 use stepup_core::web::{self, CookieName, Found, TOKEN_HEADER};
-use stepup_core::{Challenge, Clock, PROBLEM_CONTENT_TYPE, ReturnTo};
+use stepup_core::{Challenge, Clock, ReturnTo};
+
+use crate::routes::into_response;
 
 const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
@@ -53,38 +53,19 @@ impl Route {
             challenge.reason().code(),
             self.note.as_deref(),
         );
-        if navigation {
-            see_other(&location)
-        } else {
-            let mut response = HttpResponse::Unauthorized();
-            response
-                .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-                .insert_header((CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)));
-            if let Ok(value) = HeaderValue::from_str(&challenge.www_authenticate()) {
-                response.insert_header((WWW_AUTHENTICATE, value));
-            }
-            response.body(challenge.problem_json_with(&[("step_up_url", &location)]))
-        }
+        into_response(Reply::challenge(navigation, &location, challenge))
     }
 }
 
 /// `303 See Other` to `location` (built from validated parts only).
 pub(crate) fn see_other(location: &str) -> HttpResponse {
-    let mut response = HttpResponse::SeeOther();
-    response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.insert_header((LOCATION, value));
-    }
-    response.finish()
+    into_response(Reply::see_other(location))
 }
 
 /// `401` for a request without a logged-in user (no step-up challenge:
 /// logging in is the application's job).
 pub fn login_required() -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)))
-        .body(web::LOGIN_REQUIRED_BODY)
+    into_response(Reply::login_required())
 }
 
 /// Whether the request is a browser navigation (see

@@ -145,7 +145,14 @@ impl Reply {
             .header("cache-control", "public, max-age=3600".to_owned())
     }
 
-    fn see_other(location: &str) -> Reply {
+    /// `303 See Other` to `location` (which must be built from validated
+    /// parts only), with `Cache-Control: no-store`.
+    ///
+    /// ```
+    /// use stepup_challenge::routes::Reply;
+    /// assert_eq!(Reply::see_other("/account").header_value("location"), Some("/account"));
+    /// ```
+    pub fn see_other(location: &str) -> Reply {
         Reply::new(303, None, Cow::Borrowed(""))
             .header("location", location.to_owned())
             .no_store()

@@ -1,0 +1,192 @@
+//! actix-bank: the same bank as axum-bank — same users, routes, policies,
+//! pages and environment variables — wired with actix-web, so any client
+//! that works against one works against the other (the conformance suite in
+//! `tests/` runs the same scenarios against both).
+//!
+//! `cargo run -p actix-bank`, then open the printed URL.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, COOKIE, HeaderValue, LOCATION, SET_COOKIE};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use bank_core::{
+    BIG_TRANSFER, Bank, ClockHandle, LOGOUT_COOKIE, LoginInput, TRANSFER_REFUSED, TransferInput,
+    pages,
+};
+use serde_json::json;
+use stepup_actix::{Assurance, StepUp};
+use stepup_core::Subject;
+use stepup_core::web::CookieSettings;
+
+pub use bank_core::BankConfig;
+
+/// Builds the bank and returns its server, listening on `listener` with
+/// `workers` worker threads; await it (or spawn it) to serve.
+pub async fn serve(
+    config: BankConfig,
+    listener: TcpListener,
+    workers: usize,
+) -> Result<Server, Box<dyn std::error::Error>> {
+    let (gate, engine) = bank_core::stepup(&config).await?;
+    let bank = Bank::default();
+    // The bank's own login: a session cookie names the user. It tells stepup
+    // the subject *and the session*, so an assurance never outlives the login.
+    let who = {
+        let bank = bank.clone();
+        move |request: &HttpRequest| subject(&bank, request)
+    };
+    // Plain http on localhost: the `__Host-` prefix and `Secure` need https,
+    // so the demo uses the development cookie. Never do this in production.
+    let stepup = StepUp::new(gate, engine, who, &config.origin)
+        .with_clock(ClockHandle(config.clock.clone()))
+        .with_cookie(CookieSettings::local_development());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(bank.clone()))
+            .app_data(stepup.app_data())
+            .configure(|c| stepup.configure(c))
+            .route("/", web::get().to(home))
+            .route("/account", web::get().to(account))
+            .service(
+                web::resource("/statements")
+                    .wrap(stepup.require(bank_core::statements_policy()))
+                    .route(web::get().to(statements)),
+            )
+            .service(
+                web::resource("/transfer")
+                    .wrap(stepup.require(bank_core::transfer_policy()))
+                    .route(web::post().to(transfer)),
+            )
+            .route("/settings", web::get().to(settings))
+            .service(
+                web::resource("/settings/close-account")
+                    .wrap(stepup.require(bank_core::close_policy()))
+                    .route(web::post().to(close_account)),
+            )
+            .route("/login", web::post().to(login))
+            .route("/logout", web::post().to(logout))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+fn cookies(request: &HttpRequest) -> impl Iterator<Item = &[u8]> {
+    request.headers().get_all(COOKIE).map(HeaderValue::as_bytes)
+}
+
+fn subject(bank: &Bank, request: &HttpRequest) -> Option<Subject> {
+    bank.subject(cookies(request))
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+fn json_reply(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+fn see_other(to: &'static str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, to))
+        .finish()
+}
+
+async fn home(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        match subject(&bank, &request) {
+            Some(s) => pages::home(s.id(), bank.balance_of(s.id())),
+            None => pages::login(),
+        },
+    )
+}
+
+async fn account(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
+    match subject(&bank, &request) {
+        Some(s) => json_reply(
+            StatusCode::OK,
+            &json!({"user": s.id(), "balance": bank.balance_of(s.id())}),
+        ),
+        None => json_reply(StatusCode::UNAUTHORIZED, &json!({"error": "log in first"})),
+    }
+}
+
+async fn statements(assurance: Assurance) -> HttpResponse {
+    html(StatusCode::OK, pages::statements(assurance.level()))
+}
+
+async fn transfer(
+    bank: web::Data<Bank>,
+    request: HttpRequest,
+    assurance: Assurance,
+    body: web::Bytes,
+) -> HttpResponse {
+    let json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| stepup_core::web::is_json(v.as_bytes()));
+    let (Some(subject), Some(input)) =
+        (subject(&bank, &request), TransferInput::parse(json, &body))
+    else {
+        return json_reply(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "send `to` and `amount`"}),
+        );
+    };
+    if input.amount > BIG_TRANSFER
+        && let Err(required) = assurance.require(&bank_core::big_transfer_policy())
+    {
+        return required.error_response();
+    }
+    match bank.transfer(subject.id(), &input) {
+        Some(balance) if json => {
+            json_reply(StatusCode::OK, &json!({"ok": true, "balance": balance}))
+        }
+        Some(_) => see_other("/"),
+        None => json_reply(StatusCode::BAD_REQUEST, &json!({"error": TRANSFER_REFUSED})),
+    }
+}
+
+async fn settings(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
+    match subject(&bank, &request) {
+        Some(_) => html(StatusCode::OK, pages::settings()),
+        None => see_other("/"),
+    }
+}
+
+async fn close_account(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
+    if let Some(subject) = subject(&bank, &request) {
+        bank.close(&subject);
+    }
+    json_reply(StatusCode::OK, &json!({"closed": true}))
+}
+
+async fn login(bank: web::Data<Bank>, input: web::Form<LoginInput>) -> HttpResponse {
+    match bank.login(&input) {
+        Ok(Some(cookie)) => HttpResponse::SeeOther()
+            .insert_header((LOCATION, "/"))
+            .insert_header((SET_COOKIE, cookie))
+            .finish(),
+        Ok(None) => html(StatusCode::UNAUTHORIZED, pages::login_failed()),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+async fn logout(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
+    bank.logout(cookies(&request));
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, "/"))
+        .insert_header((SET_COOKIE, LOGOUT_COOKIE))
+        .finish()
+}

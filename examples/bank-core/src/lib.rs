@@ -1,0 +1,451 @@
+//! What the demo banks (`axum-bank`, `actix-bank`) share, so that the two
+//! differ only in how their framework is wired: the users and their login
+//! sessions, the balances and the transfer rule, the step-up policies, the
+//! HTML pages, the stepup engine and the start-up settings from the
+//! environment.
+//!
+//! The contract both banks keep (and the conformance suite in `tests/`
+//! checks against both):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | log-in form, or the balance and a transfer form |
+//! | `POST /login`, `POST /logout` | form `username`, `password` → session cookie `bank_session` |
+//! | `GET /account` | `{"user", "balance"}` (401 without a login) |
+//! | `GET /statements` | level 2 within 10 minutes |
+//! | `POST /transfer` | `to`, `amount` (form or JSON); level 2 within 5 minutes, over 10,000 also a TOTP or passkey proof from the last minute |
+//! | `GET /settings` | enrollment links |
+//! | `POST /settings/close-account` | a passkey within 5 minutes |
+//! | `/step-up/…` | the stepup challenge routes |
+//!
+//! Users: `alice` / `wonderland` (TOTP enrolled, e-mail codes to
+//! `alice@example.com`), `bob` / `builder` (no second factor).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use stepup_challenge::{
+    Channel, CodeSender, ConsoleSender, Engine, FactorStore as _, FixedPasswords,
+    MemoryFactorStore, MemoryStateStore, PasskeyConfig, TotpConfig, TotpSecret,
+};
+use stepup_core::{Clock, Gate, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
+
+/// The demo users: (name, password).
+pub const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
+/// The bank's login cookie.
+pub const SESSION_COOKIE: &str = "bank_session";
+/// Alice's e-mail address, where her one-time codes go.
+pub const ALICE_EMAIL: &str = "alice@example.com";
+/// The TOTP issuer name both banks show in authenticator apps.
+pub const TOTP_ISSUER: &str = "stepup-bank";
+/// The `Set-Cookie` that ends the login session.
+pub const LOGOUT_COOKIE: &str = "bank_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
+
+/// The engine both banks run.
+pub type BankEngine = Engine<MemoryFactorStore, MemoryStateStore, FixedPasswords>;
+
+/// What a bank needs to start.
+pub struct BankConfig {
+    /// The origin the bank is served from (`http://localhost:3000`).
+    pub origin: String,
+    /// The 32+ byte stepup key.
+    pub key: Vec<u8>,
+    /// Alice's TOTP secret.
+    pub alice_totp: TotpSecret,
+    /// The clock (a `TestClock` in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Where one-time codes go (the console in the demo; a recording
+    /// sender in tests).
+    pub codes: Arc<dyn CodeSender>,
+}
+
+impl std::fmt::Debug for BankConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BankConfig")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A clock shared between the engine, the stores and the adapter.
+#[derive(Clone, Debug)]
+pub struct ClockHandle(pub Arc<dyn Clock>);
+
+impl Clock for ClockHandle {
+    fn now(&self) -> stepup_core::Timestamp {
+        self.0.now()
+    }
+}
+
+/// A code sender shared with the caller.
+#[derive(Clone)]
+struct SenderHandle(Arc<dyn CodeSender>);
+
+impl CodeSender for SenderHandle {
+    fn send<'a>(
+        &'a self,
+        message: stepup_challenge::CodeMessage<'a>,
+    ) -> stepup_challenge::SendFuture<'a> {
+        self.0.send(message)
+    }
+}
+
+/// The stepup side of a bank: the gate and the engine, from one key.
+pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn std::error::Error>> {
+    let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &config.key)?));
+    let clock = ClockHandle(config.clock.clone());
+    let factors = MemoryFactorStore::new();
+    let alice = Subject::new("alice");
+    factors
+        .set_totp_secret(&alice, config.alice_totp.clone())
+        .await?;
+    factors.set_code_destination(&alice, Channel::Email, ALICE_EMAIL)?;
+    let engine = Engine::new(
+        tokens.issuer(),
+        factors,
+        MemoryStateStore::new(clock.clone()),
+    )
+    .with_clock(clock)
+    .with_totp(TotpConfig::new(TOTP_ISSUER))
+    .with_passwords(FixedPasswords::new(USERS))
+    .with_code_sender(SenderHandle(config.codes.clone()))
+    // Passkeys need a domain as relying party: the demo runs on `localhost`
+    // (browsers treat http://localhost as a secure context).
+    .with_passkeys(PasskeyConfig::new("localhost", &config.origin, TOTP_ISSUER))?;
+    Ok((tokens.gate(), engine))
+}
+
+/// `GET /statements`: level 2 within 10 minutes.
+pub fn statements_policy() -> Policy {
+    Policy::level(2)
+        .max_age(Duration::from_secs(600))
+        .with_reason("Statements show sensitive data: please confirm it's you.")
+}
+
+/// `POST /transfer`: level 2 within 5 minutes.
+pub fn transfer_policy() -> Policy {
+    Policy::level(2)
+        .max_age(Duration::from_secs(300))
+        .with_reason("We need to confirm it's really you before moving money.")
+}
+
+/// A transfer over [`BIG_TRANSFER`], checked in the handler: a TOTP or
+/// passkey proof from the last minute.
+pub fn big_transfer_policy() -> Policy {
+    Policy::method(Method::Passkey)
+        .or(Policy::method(Method::Totp))
+        .max_age(Duration::from_secs(60))
+        .with_reason("Transfers over 10,000 need a second factor from the last minute.")
+}
+
+/// Above this amount [`big_transfer_policy`] applies too.
+pub const BIG_TRANSFER: u64 = 10_000;
+
+/// `POST /settings/close-account`: a passkey within 5 minutes.
+pub fn close_policy() -> Policy {
+    Policy::method(Method::Passkey)
+        .max_age(Duration::from_secs(300))
+        .with_reason("Closing your account needs a passkey from the last five minutes.")
+}
+
+/// Sessions and balances.
+#[derive(Clone, Debug)]
+pub struct Bank {
+    sessions: Arc<Mutex<HashMap<String, String>>>,
+    balances: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Default for Bank {
+    fn default() -> Self {
+        let balances = HashMap::from([("alice".to_owned(), 125_000), ("bob".to_owned(), 900)]);
+        Bank {
+            sessions: Arc::default(),
+            balances: Arc::new(Mutex::new(balances)),
+        }
+    }
+}
+
+/// The body of `POST /transfer`.
+#[derive(Deserialize, Debug)]
+pub struct TransferInput {
+    /// The recipient.
+    pub to: String,
+    /// How much.
+    pub amount: u64,
+}
+
+impl TransferInput {
+    /// Reads a JSON or form body (`json` from the content type).
+    pub fn parse(json: bool, body: &[u8]) -> Option<TransferInput> {
+        if json {
+            serde_json::from_slice(body).ok()
+        } else {
+            serde_urlencoded::from_bytes(body).ok()
+        }
+    }
+}
+
+/// The body of `POST /login`.
+#[derive(Deserialize, Debug)]
+pub struct LoginInput {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// Why a transfer did not happen.
+pub const TRANSFER_REFUSED: &str = "unknown recipient or not enough money";
+
+impl Bank {
+    /// The subject of a login session — user *and session*, so an assurance
+    /// never outlives the login — from the `Cookie` header values.
+    pub fn subject<'a>(&self, cookies: impl IntoIterator<Item = &'a [u8]>) -> Option<Subject> {
+        let sid = session_id(cookies)?;
+        let user = self.sessions.lock().ok()?.get(&sid).cloned()?;
+        Some(Subject::new(user).with_session(sid))
+    }
+
+    /// Checks the password and opens a session: the `Set-Cookie` value.
+    pub fn login(&self, input: &LoginInput) -> Result<Option<String>, getrandom::Error> {
+        let ok = USERS
+            .iter()
+            .any(|(u, p)| *u == input.username && *p == input.password);
+        if !ok {
+            return Ok(None);
+        }
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw)?;
+        let sid: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(sid.clone(), input.username.clone());
+        }
+        Ok(Some(format!(
+            "{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax"
+        )))
+    }
+
+    /// Ends the session named in the `Cookie` header values.
+    pub fn logout<'a>(&self, cookies: impl IntoIterator<Item = &'a [u8]>) {
+        if let (Some(sid), Ok(mut sessions)) = (session_id(cookies), self.sessions.lock()) {
+            sessions.remove(&sid);
+        }
+    }
+
+    /// The balance of `user`.
+    pub fn balance_of(&self, user: &str) -> u64 {
+        self.balances
+            .lock()
+            .ok()
+            .and_then(|b| b.get(user).copied())
+            .unwrap_or(0)
+    }
+
+    /// Moves money; the new balance, or `None` (unknown recipient, not
+    /// enough money).
+    pub fn transfer(&self, from: &str, input: &TransferInput) -> Option<u64> {
+        let mut balances = self.balances.lock().ok()?;
+        let have = balances.get(from).copied().unwrap_or(0);
+        if have < input.amount || !balances.contains_key(&input.to) || input.to == from {
+            return None;
+        }
+        balances.insert(from.to_owned(), have - input.amount);
+        *balances.entry(input.to.clone()).or_default() += input.amount;
+        Some(have - input.amount)
+    }
+
+    /// Closes the account of `subject` and ends its session.
+    pub fn close(&self, subject: &Subject) {
+        if let Ok(mut balances) = self.balances.lock() {
+            balances.remove(subject.id());
+        }
+        if let (Some(sid), Ok(mut sessions)) = (subject.session(), self.sessions.lock()) {
+            sessions.remove(sid);
+        }
+    }
+}
+
+fn session_id<'a>(cookies: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
+    let prefix = format!("{SESSION_COOKIE}=");
+    cookies
+        .into_iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(&prefix).map(str::to_owned))
+}
+
+/// The pages, as HTML text.
+pub mod pages {
+    fn page(body: &str) -> String {
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>stepup bank</title>\
+             <link rel=\"stylesheet\" href=\"/step-up/assets/page.css\"></head><body><main>{body}</main></body></html>"
+        )
+    }
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    /// `GET /` without a login.
+    pub fn login() -> String {
+        page(
+            "<h1>stepup bank</h1><form method=\"post\" action=\"/login\">\
+             <label for=\"u\">User</label><input id=\"u\" name=\"username\" autocomplete=\"username\" required>\
+             <label for=\"p\">Password</label><input id=\"p\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+             <button>Log in</button></form><p>Demo: alice / wonderland, bob / builder.</p>",
+        )
+    }
+
+    /// A failed login.
+    pub fn login_failed() -> String {
+        page("<p>Wrong user or password. <a href=\"/\">Try again</a></p>")
+    }
+
+    /// `GET /` for `user`.
+    pub fn home(user: &str, balance: u64) -> String {
+        page(&format!(
+            "<h1>Hello, {user}</h1><p>Balance: {balance}</p>\
+             <h2>Transfer</h2><form method=\"post\" action=\"/transfer\">\
+             <label for=\"to\">To</label><input id=\"to\" name=\"to\" required>\
+             <label for=\"amount\">Amount</label><input id=\"amount\" name=\"amount\" inputmode=\"numeric\" required>\
+             <button>Send</button></form>\
+             <p><a href=\"/statements\">Statements</a> · <a href=\"/settings\">Settings</a></p>\
+             <form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
+            user = escape(user),
+        ))
+    }
+
+    /// `GET /statements`.
+    pub fn statements(level: u8) -> String {
+        page(&format!(
+            "<h1>Statements</h1><p>(Confirmed at level {level}.)</p><ul><li>2026-11-01 salary +4,200</li>\
+             <li>2026-11-03 rent -1,350</li></ul><p><a href=\"/\">Back</a></p>"
+        ))
+    }
+
+    /// `GET /settings`.
+    pub fn settings() -> String {
+        page(
+            "<h1>Settings</h1>\
+             <p><a href=\"/step-up/enroll/passkey\">Set up a passkey</a></p>\
+             <p><a href=\"/step-up/enroll/totp\">Set up an authenticator app</a></p>\
+             <form method=\"post\" action=\"/step-up/enroll/recovery-codes\"><button>New recovery codes</button></form>\
+             <h2>Danger zone</h2>\
+             <form method=\"post\" action=\"/settings/close-account\"><button>Close my account</button></form>\
+             <p><a href=\"/\">Back</a></p>",
+        )
+    }
+}
+
+/// The settings a bank's `main` reads from the environment.
+#[derive(Debug)]
+pub struct Startup {
+    /// `BANK_ADDR` (default `127.0.0.1:3000`).
+    pub addr: String,
+    /// `BANK_STEPUP_KEY` (base64), or a fresh random key.
+    pub key: Vec<u8>,
+    /// `BANK_DEMO_TOTP_SECRET` (base32), or a fresh random secret.
+    pub alice_totp: TotpSecret,
+}
+
+impl Startup {
+    /// Reads `BANK_ADDR`, `BANK_STEPUP_KEY` and `BANK_DEMO_TOTP_SECRET`.
+    pub fn from_env() -> Result<Startup, Box<dyn std::error::Error>> {
+        let addr = std::env::var("BANK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+        let key = match std::env::var("BANK_STEPUP_KEY") {
+            Ok(text) => base64::engine::general_purpose::STANDARD.decode(text.trim())?,
+            Err(_) => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key)?;
+                println!(
+                    "No BANK_STEPUP_KEY: generated a key; step-ups will not survive a restart."
+                );
+                key
+            }
+        };
+        let alice_totp = match std::env::var("BANK_DEMO_TOTP_SECRET") {
+            Ok(text) => TotpSecret::from_base32(&text)
+                .ok_or("BANK_DEMO_TOTP_SECRET is not base32 (16+ bytes)")?,
+            Err(_) => TotpSecret::generate()?,
+        };
+        Ok(Startup {
+            addr,
+            key,
+            alice_totp,
+        })
+    }
+
+    /// The bank's configuration once it listens on `port`: origin
+    /// `http://localhost:PORT` (passkeys need a domain as relying party, and
+    /// challenge POSTs must come from exactly this origin), the system
+    /// clock, codes printed on the console. Prints how to use it.
+    pub fn config(self, name: &str, port: u16) -> Result<BankConfig, Box<dyn std::error::Error>> {
+        let origin = format!("http://localhost:{port}");
+        println!("{name} on {origin}/ (use this URL: passkeys need `localhost`)");
+        println!(
+            "Log in as alice / wonderland (TOTP enrolled) or bob / builder (no second factor)."
+        );
+        println!("Alice's TOTP secret: {}", self.alice_totp.to_base32());
+        println!(
+            "Add it to an authenticator app: {}",
+            TotpConfig::new(TOTP_ISSUER).otpauth_uri(&self.alice_totp, "alice")?
+        );
+        println!("E-mail codes are printed here instead of sent.");
+        Ok(BankConfig {
+            origin,
+            key: self.key,
+            alice_totp: self.alice_totp,
+            clock: Arc::new(stepup_core::SystemClock),
+            codes: Arc::new(ConsoleSender),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_transfer_needs_a_known_recipient_and_the_money() {
+        let bank = Bank::default();
+        let to = |to: &str, amount| TransferInput {
+            to: to.into(),
+            amount,
+        };
+        assert_eq!(bank.transfer("alice", &to("bob", 100)), Some(124_900));
+        assert_eq!(bank.balance_of("bob"), 1_000);
+        assert_eq!(bank.transfer("bob", &to("alice", 1_001)), None);
+        assert_eq!(bank.transfer("alice", &to("mallory", 1)), None);
+        assert_eq!(bank.transfer("alice", &to("alice", 1)), None);
+    }
+
+    #[test]
+    fn sessions_name_the_user_and_end_on_logout() {
+        let bank = Bank::default();
+        let wrong = LoginInput {
+            username: "alice".into(),
+            password: "x".into(),
+        };
+        assert_eq!(bank.login(&wrong).unwrap(), None);
+        let input = LoginInput {
+            username: "alice".into(),
+            password: "wonderland".into(),
+        };
+        let cookie = bank.login(&input).unwrap().unwrap();
+        let pair = cookie.split(';').next().unwrap().to_owned();
+        let header = format!("theme=dark; {pair}");
+        let subject = bank.subject([header.as_bytes()]).unwrap();
+        assert_eq!(subject.id(), "alice");
+        assert!(subject.session().is_some());
+        bank.logout([header.as_bytes()]);
+        assert_eq!(bank.subject([header.as_bytes()]), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! The harness of the conformance suite: starts one of the example banks on
+//! `127.0.0.1:0` with a test clock, a fixed key and TOTP secret and a
+//! recording code sender, and gives the scenarios a cookie-keeping HTTP
+//! client. The scenarios themselves (`conformance.rs`) are written once and
+//! stamped out per adapter.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use bank_core::BankConfig;
+use reqwest::{Client, StatusCode, redirect};
+use serde_json::Value;
+use stepup_challenge::{RecordingSender, TotpConfig, TotpSecret};
+use stepup_core::{Clock, TestClock, Timestamp};
+
+/// `Accept` of a browser navigation.
+pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+/// When every bank's clock starts.
+pub const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
+
+/// Which example bank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adapter {
+    /// `axum-bank`.
+    Axum,
+    /// `actix-bank`.
+    Actix,
+}
+
+/// A running bank and a client with its own cookie jar.
+#[derive(Debug)]
+pub struct Bank {
+    /// Which adapter serves it.
+    pub adapter: Adapter,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The origin the bank accepts challenge POSTs from.
+    pub origin: String,
+    /// The bank's clock.
+    pub clock: TestClock,
+    /// Alice's TOTP secret.
+    pub secret: TotpSecret,
+    /// Where one-time codes go.
+    pub codes: RecordingSender,
+    /// A client keeping cookies and not following redirects.
+    pub client: Client,
+}
+
+fn client() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Starts a bank served by `adapter`.
+pub async fn start(adapter: Adapter) -> Bank {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let origin = format!("http://localhost:{port}");
+    let clock = TestClock::new(T0);
+    let secret = TotpSecret::from_bytes(b"12345678901234567890").unwrap();
+    let codes = RecordingSender::new();
+    let config = BankConfig {
+        origin: origin.clone(),
+        key: vec![9u8; 32],
+        alice_totp: secret.clone(),
+        clock: Arc::new(clock.clone()),
+        codes: Arc::new(codes.clone()),
+    };
+    match adapter {
+        Adapter::Axum => {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum_bank::app(config).await.unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        }
+        Adapter::Actix => {
+            let server = actix_bank::serve(config, listener, 1).await.unwrap();
+            tokio::spawn(server);
+        }
+    }
+    Bank {
+        adapter,
+        base,
+        origin,
+        clock,
+        secret,
+        codes,
+        client: client(),
+    }
+}
+
+impl Bank {
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Alice's current TOTP code.
+    pub fn code(&self) -> String {
+        TotpConfig::new(bank_core::TOTP_ISSUER)
+            .code_at(&self.secret, self.clock.now().as_unix_seconds())
+            .unwrap()
+    }
+
+    /// A second client (its own cookies) for the same bank.
+    pub fn other_client(&self) -> Client {
+        client()
+    }
+
+    /// Logs in with the form.
+    pub async fn login(&self, user: &str, password: &str) -> StatusCode {
+        self.client
+            .post(self.url("/login"))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// `POST /transfer` of `amount` to bob, as JSON.
+    pub async fn transfer(&self, amount: u64) -> reqwest::Response {
+        self.client
+            .post(self.url("/transfer"))
+            .json(&serde_json::json!({"to": "bob", "amount": amount}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A TOTP step-up by form, from the bank's origin.
+    pub async fn totp(&self, code: &str, return_to: &str) -> reqwest::Response {
+        self.form("/step-up/totp", &[("code", code), ("return_to", return_to)])
+            .await
+    }
+
+    /// A form POST from the bank's origin.
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("origin", &self.origin)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A JSON POST from the bank's origin.
+    pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("origin", &self.origin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A GET, its status and body as JSON.
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A browser navigation (`Accept: text/html`).
+    pub async fn navigate(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("accept", HTML)
+            .send()
+            .await
+            .unwrap()
+    }
+}
