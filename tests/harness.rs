@@ -132,6 +132,14 @@ impl Bank {
             .unwrap()
     }
 
+    /// `POST /transfer` of `amount`, which must be challenged: the problem
+    /// body (RFC 9457).
+    pub async fn transfer_challenge(&self, amount: u64) -> Value {
+        let r = self.transfer(amount).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        r.json().await.unwrap()
+    }
+
     /// A TOTP step-up by form, from the bank's origin.
     pub async fn totp(&self, code: &str, return_to: &str) -> reqwest::Response {
         self.form("/step-up/totp", &[("code", code), ("return_to", return_to)])
@@ -149,9 +157,32 @@ impl Bank {
             .unwrap()
     }
 
+    /// Another client, logged in as `user` (a second login session).
+    pub async fn login_elsewhere(&self, user: &str, password: &str) -> Client {
+        let other = client();
+        let r = other
+            .post(self.url("/login"))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        other
+    }
+
     /// A JSON POST from the bank's origin.
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client
+        self.post_json_as(&self.client, path, body).await
+    }
+
+    /// A JSON POST from the bank's origin, by `client`.
+    pub async fn post_json_as(
+        &self,
+        client: &Client,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        client
             .post(self.url(path))
             .header("origin", &self.origin)
             .json(&body)

@@ -952,6 +952,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         }
     }
 
+    /// A JSON-only route's answer: `ok` on success, the refusal as JSON.
+    fn answer<T>(&self, outcome: Result<T, ChallengeError>, ok: impl FnOnce(T) -> Reply) -> Reply {
+        match outcome {
+            Ok(value) => ok(value),
+            Err(e) => self.failed_json(&e),
+        }
+    }
+
     fn failed_json(&self, error: &ChallengeError) -> Reply {
         let status = failure_status(error);
         if status == 503 {
@@ -1138,12 +1146,9 @@ mod passkey_routes {
             &self,
             started: Result<(String, O), ChallengeError>,
         ) -> Reply {
-            match started {
-                Ok((ceremony, options)) => {
-                    Reply::json(200, &json!({"ceremony": ceremony, "options": options}))
-                }
-                Err(e) => self.failed_json(&e),
-            }
+            self.answer(started, |(ceremony, options)| {
+                Reply::json(200, &json!({"ceremony": ceremony, "options": options}))
+            })
         }
 
         pub(super) async fn passkey_finish(
@@ -1153,35 +1158,12 @@ mod passkey_routes {
         ) -> Result<Reply, Reply> {
             let input: Finish<PublicKeyCredential> = read(request)?;
             let attempt = Attempt::new(subject).previous_token(Self::previous_token(request));
-            Ok(
-                match self
-                    .engine
-                    .step_up_passkey(attempt, &input.ceremony, &input.credential)
-                    .await
-                {
-                    Ok(token) => {
-                        let back = self.settings.return_path(input.return_to.as_deref());
-                        let a = token.assurance();
-                        Reply::json(
-                            200,
-                            &json!({
-                                "ok": true,
-                                "level": a.level(),
-                                "acr": a.acr(),
-                                "expires_at": a.expires_at().as_unix_seconds(),
-                                "return_to": back.as_str(),
-                            }),
-                        )
-                        .header(
-                            "set-cookie",
-                            self.settings
-                                .cookie
-                                .set_cookie(token.value(), token.max_age()),
-                        )
-                    }
-                    Err(e) => self.failed_json(&e),
-                },
-            )
+            let outcome = self
+                .engine
+                .step_up_passkey(attempt, &input.ceremony, &input.credential)
+                .await;
+            let back = self.settings.return_path(input.return_to.as_deref());
+            Ok(self.answer(outcome, |token| self.succeeded(&token, true, &back)))
         }
 
         pub(super) async fn passkey_enroll_finish(
@@ -1191,27 +1173,22 @@ mod passkey_routes {
         ) -> Result<Reply, Reply> {
             let input: Finish<RegisterPublicKeyCredential> = read(request)?;
             let name = input.name.as_deref().unwrap_or("Passkey");
-            Ok(
-                match self
-                    .engine
-                    .finish_passkey_registration(
-                        Attempt::new(subject),
-                        &input.ceremony,
-                        &input.credential,
-                        name,
-                    )
-                    .await
-                {
-                    Ok(()) => {
-                        let back = self.settings.return_path(input.return_to.as_deref());
-                        Reply::json(
-                            200,
-                            &json!({"enrolled": "passkey", "return_to": back.as_str()}),
-                        )
-                    }
-                    Err(e) => self.failed_json(&e),
-                },
-            )
+            let outcome = self
+                .engine
+                .finish_passkey_registration(
+                    Attempt::new(subject),
+                    &input.ceremony,
+                    &input.credential,
+                    name,
+                )
+                .await;
+            let back = self.settings.return_path(input.return_to.as_deref());
+            Ok(self.answer(outcome, |()| {
+                Reply::json(
+                    200,
+                    &json!({"enrolled": "passkey", "return_to": back.as_str()}),
+                )
+            }))
         }
     }
 }

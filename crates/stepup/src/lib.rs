@@ -14,11 +14,11 @@
 //! | `totp` | [`challenge`]: the engine — TOTP, passwords, recovery and e-mail/SMS codes, limits, events |
 //! | `passkey` | passkeys in the engine (with `webauthn-rs`) |
 //! | `axum` (default) | [`axum`]: the extractor, the challenge routes and the layer for axum |
-//! | `actix` | `actix`: the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (the challenge routes for actix are not there yet) |
+//! | `actix` | `actix`: `StepUp` with the challenge routes, the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (brings `totp` and `passkey`) |
 //!
-//! The prelude brings the adapter's `Assurance` and `StepUpRequired`; with
-//! both `axum` and `actix` on, it brings axum's, and actix's stay under
-//! `stepup::actix`.
+//! The prelude brings the adapter's `StepUp`, `Assurance` and
+//! `StepUpRequired`; with both `axum` and `actix` on, it brings axum's, and
+//! actix's stay under `stepup::actix`.
 //!
 //! ```
 //! use stepup::prelude::*;
@@ -71,5 +71,7 @@ pub mod prelude {
     #[cfg(feature = "actix")]
     pub use stepup_actix::RequireStepUp;
     #[cfg(all(feature = "actix", not(feature = "axum")))]
-    pub use stepup_actix::{Assurance, StepUpRequired};
+    pub use stepup_actix::{Assurance, StepUp, StepUpRequired};
+    #[cfg(all(feature = "actix", not(feature = "axum")))]
+    pub use stepup_core::web::CookieSettings;
 }
