@@ -537,16 +537,68 @@ async fn closing_the_account_needs_a_passkey(bank: Bank) {
             serde_json::from_value(start["options"].clone()).unwrap(),
         )
         .unwrap();
-    let finish = json!({"ceremony": start["ceremony"], "credential": assertion});
+    let finish =
+        json!({"ceremony": start["ceremony"], "credential": assertion, "return_to": "/settings"});
     let r = bank
         .post_json("/step-up/passkey/finish", finish.clone())
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("stepup=")
+    );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["level"], 3);
+    assert_eq!(body["acr"], "aal3");
+    assert_eq!(body["return_to"], "/settings");
     // The same ceremony cannot finish twice.
     let r = bank.post_json("/step-up/passkey/finish", finish).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "no_pending_ceremony");
+    // The page offers the passkey through the served script, no inline script.
+    let html = bank.navigate("/step-up").await.text().await.unwrap();
+    assert!(
+        html.contains(r#"id="passkey-button""#) && html.contains("/step-up/assets/passkey.js"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "no inline script");
+    let r = bank.navigate("/step-up/assets/passkey.js").await;
+    assert_eq!(r.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
+    // Registering another passkey needs a fresh step-up; the passkey counts.
+    let r = bank
+        .post_json("/step-up/enroll/passkey/start", json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    bank.clock.advance(Duration::from_secs(301));
+    let r = bank
+        .post_json("/step-up/enroll/passkey/start", json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = bank.navigate("/step-up/enroll/passkey").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Step up with the passkey again, then close.
+    let start: Value = bank
+        .post_json("/step-up/passkey/start", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let assertion = key
+        .do_authentication(
+            Url::parse(&bank.origin).unwrap(),
+            serde_json::from_value(start["options"].clone()).unwrap(),
+        )
+        .unwrap();
+    let r = bank
+        .post_json(
+            "/step-up/passkey/finish",
+            json!({"ceremony": start["ceremony"], "credential": assertion}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
     let r = bank.post_json("/settings/close-account", json!({})).await;
     assert_eq!(r.status(), StatusCode::OK);
     // The account and its session are gone.
