@@ -535,13 +535,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             }
             let (id, rest) = record.split_at(16);
             let (session, digest) = rest.split_at(32);
-            use subtle::ConstantTimeEq;
-            let same_challenge: bool = hex(id).as_bytes().ct_eq(challenge_id.as_bytes()).into();
-            let same_session: bool = session.ct_eq(&session_digest(attempt.subject)).into();
+            use stepup_core::ct;
+            let same_challenge = ct::eq(hex(id).as_bytes(), challenge_id.as_bytes());
+            let same_session = ct::eq(session, &session_digest(attempt.subject));
             if !same_challenge || !same_session {
                 return Err(ChallengeError::NoPendingCode);
             }
-            let right: bool = digest.ct_eq(&code_digest(id, code)).into();
+            let right = ct::eq(digest, &code_digest(id, code));
             if !right {
                 return Err(ChallengeError::Wrong { attempts_left });
             }

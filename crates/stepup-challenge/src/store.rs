@@ -333,7 +333,7 @@ impl FactorStore for MemoryFactorStore {
     ) -> Result<bool, StoreError> {
         self.with(subject, |f| {
             let before = f.recovery.len();
-            f.recovery.retain(|d| d != digest);
+            f.recovery.retain(|d| !stepup_core::ct::eq(d, digest));
             f.recovery.len() < before
         })
     }
@@ -434,10 +434,9 @@ impl std::fmt::Debug for FixedPasswords {
 
 impl PasswordVerifier for FixedPasswords {
     async fn verify(&self, subject: &Subject, password: &str) -> Result<bool, StoreError> {
-        use subtle::ConstantTimeEq;
         Ok(self
             .passwords
             .get(subject.id())
-            .is_some_and(|p| bool::from(p.as_bytes().ct_eq(password.as_bytes()))))
+            .is_some_and(|p| stepup_core::ct::eq(p.as_bytes(), password.as_bytes())))
     }
 }

@@ -201,10 +201,7 @@ impl Gate {
         let (key_id, recorded) = assurance.context_facts();
         let recorded = recorded?;
         let digest = self.codec.context_digest(key_id, context)?;
-        Some(bool::from(subtle::ConstantTimeEq::ct_eq(
-            &digest[..],
-            &recorded[..],
-        )))
+        Some(crate::ct::eq(&digest[..], &recorded[..]))
     }
 
     /// The level table.

@@ -70,6 +70,7 @@ mod assurance;
 mod base64url;
 mod challenge;
 mod config;
+pub mod ct;
 mod error;
 mod gate;
 mod issuer;

@@ -48,7 +48,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use crate::assurance::{MAX_PROOFS, Proof, Proofs};
 use crate::base64url;
@@ -320,7 +319,7 @@ impl Codec {
                 feed_binding(&mut mac, subject);
             }
         }
-        if mac.verify_slice(&tag).is_err() {
+        if !crate::ct::eq(&mac.finalize().into_bytes(), &tag) {
             return Err(classify_failure(key, &buf[2..body_end], subject));
         }
         parse_body(&buf[2..body_end], key_id, proofs).ok_or(Rejection::Invalid)
@@ -362,12 +361,14 @@ impl Codec {
 #[cold]
 #[inline(never)]
 fn classify_failure(key: &KeyState, body: &[u8], subject: &Subject) -> Rejection {
-    let genuine: bool = body_check(key, body)
-        .ct_eq(&body[CHECK_AT..CHECK_AT + CHECK_LEN])
-        .into();
-    let same_binding: bool = binding_hint(key, subject)
-        .ct_eq(&body[HINT_AT..HINT_AT + HINT_LEN])
-        .into();
+    let genuine = crate::ct::eq(
+        &body_check(key, body),
+        &body[CHECK_AT..CHECK_AT + CHECK_LEN],
+    );
+    let same_binding = crate::ct::eq(
+        &binding_hint(key, subject),
+        &body[HINT_AT..HINT_AT + HINT_LEN],
+    );
     if genuine && !same_binding {
         Rejection::OtherBinding
     } else {

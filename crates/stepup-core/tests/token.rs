@@ -436,3 +436,27 @@ fn the_context_survives_key_rotation() {
         "checked under the key that signed it"
     );
 }
+
+#[test]
+fn the_mac_is_compared_in_constant_time() {
+    // Through the code path: every verification, right or forged, compares
+    // the tag with `stepup_core::ct::eq` (never `==`).
+    let (_, gate, user, token) = minted();
+    let before = stepup_core::ct::comparisons();
+    assert!(gate.verify(&user, Some(&token), T0).is_ok());
+    let after_right = stepup_core::ct::comparisons();
+    assert_eq!(
+        after_right,
+        before + 1,
+        "one tag comparison for a genuine token"
+    );
+    let mut raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    let forged = URL_SAFE_NO_PAD.encode(&raw);
+    assert!(gate.verify(&user, Some(&forged), T0).is_err());
+    assert!(
+        stepup_core::ct::comparisons() > after_right,
+        "a forged tag is compared in constant time too"
+    );
+}
