@@ -12,29 +12,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE, WWW_AUTHE
 use serde_json::{Value, json};
 use stepup_conformance::{Adapter, Bank, HTML, start};
 
-/// Stamps every scenario out once per adapter.
-macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
-        mod axum {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(stepup_conformance::start(stepup_conformance::Adapter::Axum).await).await;
-                }
-            )*
-        }
-        mod actix {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(stepup_conformance::start(stepup_conformance::Adapter::Actix).await).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+stepup_conformance::per_adapter!(
     the_whole_flow,
     assurance_ends_with_the_login_session,
     wrong_codes_lock_out,

@@ -10,8 +10,33 @@ use std::sync::Arc;
 use bank_core::BankConfig;
 use reqwest::{Client, StatusCode, redirect};
 use serde_json::Value;
-use stepup_challenge::{RecordingSender, TotpConfig, TotpSecret};
+use stepup_challenge::{AttemptLimits, RecordingSender, TotpConfig, TotpSecret};
 use stepup_core::{Clock, TestClock, Timestamp};
+
+/// Stamps every scenario — an `async fn(Bank)` — out once per adapter: a
+/// test `axum::<scenario>` against axum-bank and `actix::<scenario>` against
+/// actix-bank, each on a fresh bank.
+#[macro_export]
+macro_rules! per_adapter {
+    ($($scenario:ident),* $(,)?) => {
+        mod axum {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::start($crate::Adapter::Axum).await).await;
+                }
+            )*
+        }
+        mod actix {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::start($crate::Adapter::Actix).await).await;
+                }
+            )*
+        }
+    };
+}
 
 /// `Accept` of a browser navigation.
 pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
@@ -46,6 +71,11 @@ pub struct Bank {
     pub client: Client,
 }
 
+/// `name=value` of a `Set-Cookie` value.
+pub fn first_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap_or("").to_owned()
+}
+
 fn client() -> Client {
     Client::builder()
         .cookie_store(true)
@@ -56,6 +86,11 @@ fn client() -> Client {
 
 /// Starts a bank served by `adapter`.
 pub async fn start(adapter: Adapter) -> Bank {
+    start_with(adapter, None).await
+}
+
+/// Starts a bank served by `adapter` with other attempt limits.
+pub async fn start_with(adapter: Adapter, limits: Option<AttemptLimits>) -> Bank {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
@@ -69,13 +104,15 @@ pub async fn start(adapter: Adapter) -> Bank {
         alice_totp: secret.clone(),
         clock: Arc::new(clock.clone()),
         codes: Arc::new(codes.clone()),
+        limits,
     };
     match adapter {
         Adapter::Axum => {
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let app = axum_bank::app(config).await.unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
         }
         Adapter::Actix => {
             let server = actix_bank::serve(config, listener, 1).await.unwrap();
@@ -138,6 +175,46 @@ impl Bank {
         let r = self.transfer(amount).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         r.json().await.unwrap()
+    }
+
+    /// Steps up with TOTP by JSON: the assurance cookie's `name=value`.
+    pub async fn step_up_cookie(&self) -> String {
+        let r = self
+            .post_json("/step-up/totp", serde_json::json!({"code": self.code()}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        first_pair(r.headers().get("set-cookie").unwrap().to_str().unwrap())
+    }
+
+    /// Logs in with a fresh client: the session cookie's `name=value`.
+    pub async fn session_cookie(&self, user: &str, password: &str) -> String {
+        let r = client()
+            .post(self.url("/login"))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        first_pair(r.headers().get("set-cookie").unwrap().to_str().unwrap())
+    }
+
+    /// `POST /transfer` of 1 from a fresh client with exactly `cookie`.
+    pub async fn transfer_with_cookie(&self, cookie: &[u8]) -> reqwest::Response {
+        self.transfer_with_cookies(&[cookie]).await
+    }
+
+    /// `POST /transfer` of 1 from a fresh client with exactly these `Cookie`
+    /// headers.
+    pub async fn transfer_with_cookies(&self, cookies: &[&[u8]]) -> reqwest::Response {
+        let mut request = client()
+            .post(self.url("/transfer"))
+            .json(&serde_json::json!({"to": "bob", "amount": 1}));
+        for cookie in cookies {
+            request = request.header(
+                "cookie",
+                reqwest::header::HeaderValue::from_bytes(cookie).unwrap(),
+            );
+        }
+        request.send().await.unwrap()
     }
 
     /// A TOTP step-up by form, from the bank's origin.

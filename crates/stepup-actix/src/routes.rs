@@ -50,6 +50,7 @@ pub(crate) async fn handle<F: FactorStore, S: StateStore, P: PasswordVerifier>(
                 Some(bytes) => Body::Read(bytes),
                 None => Body::TooLarge,
             },
+            address: request.peer_addr().map(|peer| peer.ip()),
         })
         .await;
     into_response(reply)

@@ -22,6 +22,7 @@ mod stepup;
 
 pub use context::{SharedSubjects, StepUpContext};
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
+pub use routes::ClientAddress;
 pub use stepup::StepUp;
 pub use stepup_challenge::routes::PageRenderer;
 pub use stepup_core::web::CookieSettings;

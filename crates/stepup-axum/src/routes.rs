@@ -4,6 +4,8 @@
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
+use std::net::IpAddr;
+
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, COOKIE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -44,6 +46,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// to the validated `return_to`, or the page again with the error); a
     /// JSON POST answers with JSON. The answers are those of
     /// [`ChallengeRoutes`], which the actix-web adapter serves too.
+    ///
+    /// The per-address attempt budget needs the client's address: a
+    /// [`ClientAddress`] in the request extensions (what your proxy-aware
+    /// middleware says), or else — with the default feature `connect-info`
+    /// — the peer from `ConnectInfo<SocketAddr>` when the app is served with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`. Without either,
+    /// only the per-subject limits apply.
     ///
     /// The router has no state left to provide, so it nests into a router of
     /// any state type.
@@ -103,9 +112,38 @@ async fn handle<F: FactorStore, S: StateStore, P: PasswordVerifier>(
                 Some(bytes) => routes::Body::Read(bytes),
                 None => routes::Body::TooLarge,
             },
+            address: client_address(&parts),
         })
         .await;
     into_response(reply)
+}
+
+/// The client's address for the per-address attempt budget, when the app
+/// knows it: put it in the request extensions (for example from a trusted
+/// `X-Forwarded-For` behind your own proxy). It takes precedence over the
+/// connection's peer address.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use stepup_axum::ClientAddress;
+/// let mut request = axum::http::Request::new(());
+/// request.extensions_mut().insert(ClientAddress(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+fn client_address(parts: &axum::http::request::Parts) -> Option<IpAddr> {
+    if let Some(ClientAddress(address)) = parts.extensions.get::<ClientAddress>() {
+        return Some(*address);
+    }
+    #[cfg(feature = "connect-info")]
+    if let Some(info) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(info.0.ip());
+    }
+    None
 }
 
 /// Writes a neutral reply as an axum response.

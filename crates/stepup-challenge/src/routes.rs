@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,6 +74,7 @@ pub enum Body<'a> {
 ///     navigation: false,
 ///     token: Found::None,
 ///     body: Body::Read(b""),
+///     address: None,
 /// };
 /// assert_eq!(incoming.path, "/status");
 /// ```
@@ -100,6 +102,11 @@ pub struct Incoming<'a> {
     pub token: Found<'a>,
     /// The body (empty for `GET`).
     pub body: Body<'a>,
+    /// The client's address, for the per-address attempt budget
+    /// ([`AttemptLimits::per_address`](crate::AttemptLimits::per_address)).
+    /// The adapters give the connection's peer; behind a reverse proxy that
+    /// is the proxy, so put a trusted client address there yourself.
+    pub address: Option<IpAddr>,
 }
 
 /// The answer to write: status, headers (lower-case names) and body.
@@ -599,7 +606,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let subject = self.open_post(request)?;
                 self.ceremony_started(
                     self.engine
-                        .start_passkey_step_up(Attempt::new(&subject))
+                        .start_passkey_step_up(self.attempt(request, &subject))
                         .await,
                 )
             }
@@ -724,6 +731,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         }
     }
 
+    /// An attempt by `subject`, from the request's address when known.
+    fn attempt<'s>(&self, request: &Incoming<'_>, subject: &'s Subject) -> Attempt<'s> {
+        let attempt = Attempt::new(subject);
+        match request.address {
+            Some(address) => attempt.from_address(address),
+            None => attempt,
+        }
+    }
+
     fn previous_token<'a>(request: &Incoming<'a>) -> Option<&'a str> {
         match request.token {
             Found::One(token) => Some(token),
@@ -790,7 +806,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         input: StepUpInput,
     ) -> Reply {
         let json = is_json(request);
-        let attempt = Attempt::new(subject).previous_token(Self::previous_token(request));
+        let attempt = self
+            .attempt(request, subject)
+            .previous_token(Self::previous_token(request));
         let channel = input
             .channel
             .as_deref()
@@ -855,7 +873,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             return Reply::error(400, "channel", "Choose `email` or `sms`.");
         };
         let return_to = self.settings.return_path(input.return_to.as_deref());
-        match self.engine.send_code(Attempt::new(subject), channel).await {
+        match self
+            .engine
+            .send_code(self.attempt(request, subject), channel)
+            .await
+        {
             Ok(sent) if is_json(request) => Reply::json(
                 200,
                 &json!({
@@ -1087,7 +1109,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let code = input.code.as_deref().unwrap_or("");
         let outcome = self
             .engine
-            .confirm_totp_enrollment(Attempt::new(subject), code)
+            .confirm_totp_enrollment(self.attempt(request, subject), code)
             .await;
         match (outcome, is_json(request)) {
             (Ok(()), true) => Reply::json(200, &json!({"enrolled": "totp"})),
@@ -1157,7 +1179,9 @@ mod passkey_routes {
             subject: &Subject,
         ) -> Result<Reply, Reply> {
             let input: Finish<PublicKeyCredential> = read(request)?;
-            let attempt = Attempt::new(subject).previous_token(Self::previous_token(request));
+            let attempt = self
+                .attempt(request, subject)
+                .previous_token(Self::previous_token(request));
             let outcome = self
                 .engine
                 .step_up_passkey(attempt, &input.ceremony, &input.credential)
@@ -1176,7 +1200,7 @@ mod passkey_routes {
             let outcome = self
                 .engine
                 .finish_passkey_registration(
-                    Attempt::new(subject),
+                    self.attempt(request, subject),
                     &input.ceremony,
                     &input.credential,
                     name,

@@ -6,6 +6,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let startup = bank_core::Startup::from_env()?;
     let listener = tokio::net::TcpListener::bind(&startup.addr).await?;
     let config = startup.config("axum-bank", listener.local_addr()?.port())?;
-    axum::serve(listener, axum_bank::app(config).await?).await?;
+    let app = axum_bank::app(config).await?;
+    // The peer address feeds the per-address attempt budget.
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).await?;
     Ok(())
 }

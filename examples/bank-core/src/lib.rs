@@ -28,7 +28,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 use stepup_challenge::{
-    Channel, CodeSender, ConsoleSender, Engine, FactorStore as _, FixedPasswords,
+    AttemptLimits, Channel, CodeSender, ConsoleSender, Engine, FactorStore as _, FixedPasswords,
     MemoryFactorStore, MemoryStateStore, PasskeyConfig, TotpConfig, TotpSecret,
 };
 use stepup_core::{Clock, Gate, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
@@ -60,6 +60,8 @@ pub struct BankConfig {
     /// Where one-time codes go (the console in the demo; a recording
     /// sender in tests).
     pub codes: Arc<dyn CodeSender>,
+    /// Attempt limits other than the defaults (tests use small ones).
+    pub limits: Option<AttemptLimits>,
 }
 
 impl std::fmt::Debug for BankConfig {
@@ -112,6 +114,7 @@ pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn s
     .with_totp(TotpConfig::new(TOTP_ISSUER))
     .with_passwords(FixedPasswords::new(USERS))
     .with_code_sender(SenderHandle(config.codes.clone()))
+    .with_limits(config.limits.clone().unwrap_or_default())
     // Passkeys need a domain as relying party: the demo runs on `localhost`
     // (browsers treat http://localhost as a secure context).
     .with_passkeys(PasskeyConfig::new("localhost", &config.origin, TOTP_ISSUER))?;
@@ -404,6 +407,7 @@ impl Startup {
             alice_totp: self.alice_totp,
             clock: Arc::new(stepup_core::SystemClock),
             codes: Arc::new(ConsoleSender),
+            limits: None,
         })
     }
 }
