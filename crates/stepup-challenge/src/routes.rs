@@ -975,6 +975,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     }
 
     /// A JSON-only route's answer: `ok` on success, the refusal as JSON.
+    #[cfg(feature = "passkey")]
     fn answer<T>(&self, outcome: Result<T, ChallengeError>, ok: impl FnOnce(T) -> Reply) -> Reply {
         match outcome {
             Ok(value) => ok(value),
