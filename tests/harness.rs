@@ -105,6 +105,7 @@ pub async fn start_with(adapter: Adapter, limits: Option<AttemptLimits>) -> Bank
         clock: Arc::new(clock.clone()),
         codes: Arc::new(codes.clone()),
         limits,
+        extra_users: 0,
     };
     match adapter {
         Adapter::Axum => {

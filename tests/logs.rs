@@ -86,7 +86,10 @@ async fn no_secret_reaches_the_logs() {
         .collect();
     // The record is real: decisions of the middleware and the engine's
     // events for both adapters are in it.
-    assert!(text.lines().count() >= 20, "the flows were recorded: {text}");
+    assert!(
+        text.lines().count() >= 20,
+        "the flows were recorded: {text}"
+    );
     assert!(text.contains("outcome=\"challenge\""), "{text}");
     assert!(text.contains("stepup::challenge"), "{text}");
     for secret in &secrets {

@@ -1,7 +1,9 @@
-//! The one place secrets are compared: MACs, one-time codes, code digests,
-//! passwords and session digests all go through [`eq`], which takes the same
-//! time whatever the contents (`subtle`). Comparing them with `==` would let
-//! an attacker learn a secret byte by byte from response times.
+//! The one place secrets are compared. One-time codes, code digests,
+//! passwords and session digests go through [`eq`], which takes the same
+//! time whatever the contents (`subtle`); the token's MAC goes through a
+//! sibling in this module that lets `digest`'s `verify_slice` compare the
+//! tag the same way without copying it out. Comparing secrets with `==`
+//! would let an attacker learn them byte by byte from response times.
 //!
 //! Debug builds count the comparisons made on each thread
 //! ([`comparisons`]), so tests can assert that a verification really went
@@ -29,6 +31,17 @@ pub fn eq(a: &[u8], b: &[u8]) -> bool {
     #[cfg(debug_assertions)]
     COMPARISONS.with(|c| c.set(c.get() + 1));
     bool::from(a.ct_eq(b))
+}
+
+/// Whether `mac` (fed with the message) produces `tag`: the tag comparison
+/// of `digest`'s `Mac::verify_slice`, which uses `subtle` like [`eq`] and is
+/// the faster path for a MAC (the computed tag never leaves its buffer).
+/// Counted like [`eq`].
+#[inline]
+pub(crate) fn verify_mac<M: hmac::Mac>(mac: M, tag: &[u8]) -> bool {
+    #[cfg(debug_assertions)]
+    COMPARISONS.with(|c| c.set(c.get() + 1));
+    mac.verify_slice(tag).is_ok()
 }
 
 /// How many comparisons [`eq`] made on this thread so far (debug builds;

@@ -319,7 +319,7 @@ impl Codec {
                 feed_binding(&mut mac, subject);
             }
         }
-        if !crate::ct::eq(&mac.finalize().into_bytes(), &tag) {
+        if !crate::ct::verify_mac(mac, &tag) {
             return Err(classify_failure(key, &buf[2..body_end], subject));
         }
         parse_body(&buf[2..body_end], key_id, proofs).ok_or(Rejection::Invalid)

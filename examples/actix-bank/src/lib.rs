@@ -30,7 +30,7 @@ pub async fn serve(
     workers: usize,
 ) -> Result<Server, Box<dyn std::error::Error>> {
     let (gate, engine) = bank_core::stepup(&config).await?;
-    let bank = Bank::default();
+    let bank = Bank::with_extra_users(config.extra_users);
     // The bank's own login: a session cookie names the user. It tells stepup
     // the subject *and the session*, so an assurance never outlives the login.
     let who = {

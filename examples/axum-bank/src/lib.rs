@@ -38,7 +38,7 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
     )
     .with_clock(ClockHandle(config.clock.clone()))
     .with_cookie(CookieSettings::local_development());
-    let bank = Bank::default();
+    let bank = Bank::with_extra_users(config.extra_users);
     Ok(Router::new()
         .route("/", get(home))
         .route("/account", get(account))

@@ -62,6 +62,18 @@ pub struct BankConfig {
     pub codes: Arc<dyn CodeSender>,
     /// Attempt limits other than the defaults (tests use small ones).
     pub limits: Option<AttemptLimits>,
+    /// Extra users for load tests: `user1` … `userN`, password
+    /// `pw-userI`, TOTP enrolled with Alice's secret (`BANK_SOAK_USERS`).
+    pub extra_users: usize,
+}
+
+/// Every user of a bank with `extra` load-test users: (name, password).
+pub fn users(extra: usize) -> Vec<(String, String)> {
+    USERS
+        .iter()
+        .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
+        .chain((1..=extra).map(|i| (format!("user{i}"), format!("pw-user{i}"))))
+        .collect()
 }
 
 impl std::fmt::Debug for BankConfig {
@@ -105,6 +117,12 @@ pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn s
         .set_totp_secret(&alice, config.alice_totp.clone())
         .await?;
     factors.set_code_destination(&alice, Channel::Email, ALICE_EMAIL)?;
+    for i in 1..=config.extra_users {
+        factors
+            .set_totp_secret(&Subject::new(format!("user{i}")), config.alice_totp.clone())
+            .await?;
+    }
+    let users = users(config.extra_users);
     let engine = Engine::new(
         tokens.issuer(),
         factors,
@@ -112,7 +130,9 @@ pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn s
     )
     .with_clock(clock)
     .with_totp(TotpConfig::new(TOTP_ISSUER))
-    .with_passwords(FixedPasswords::new(USERS))
+    .with_passwords(FixedPasswords::new(
+        users.iter().map(|(u, p)| (u.as_str(), p.as_str())),
+    ))
     .with_code_sender(SenderHandle(config.codes.clone()))
     .with_limits(config.limits.clone().unwrap_or_default())
     // Passkeys need a domain as relying party: the demo runs on `localhost`
@@ -154,17 +174,29 @@ pub fn close_policy() -> Policy {
         .with_reason("Closing your account needs a passkey from the last five minutes.")
 }
 
-/// Sessions and balances.
+/// Users, sessions and balances.
 #[derive(Clone, Debug)]
 pub struct Bank {
+    users: Arc<HashMap<String, String>>,
     sessions: Arc<Mutex<HashMap<String, String>>>,
     balances: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Default for Bank {
     fn default() -> Self {
-        let balances = HashMap::from([("alice".to_owned(), 125_000), ("bob".to_owned(), 900)]);
+        Bank::with_extra_users(0)
+    }
+}
+
+impl Bank {
+    /// Alice, Bob and `extra` load-test users (1,000 each in the bank).
+    pub fn with_extra_users(extra: usize) -> Bank {
+        let mut balances = HashMap::from([("alice".to_owned(), 125_000), ("bob".to_owned(), 900)]);
+        for i in 1..=extra {
+            balances.insert(format!("user{i}"), 1_000);
+        }
         Bank {
+            users: Arc::new(users(extra).into_iter().collect()),
             sessions: Arc::default(),
             balances: Arc::new(Mutex::new(balances)),
         }
@@ -214,9 +246,10 @@ impl Bank {
 
     /// Checks the password and opens a session: the `Set-Cookie` value.
     pub fn login(&self, input: &LoginInput) -> Result<Option<String>, getrandom::Error> {
-        let ok = USERS
-            .iter()
-            .any(|(u, p)| *u == input.username && *p == input.password);
+        let ok = self
+            .users
+            .get(&input.username)
+            .is_some_and(|p| stepup_core::ct::eq(p.as_bytes(), input.password.as_bytes()));
         if !ok {
             return Ok(None);
         }
@@ -356,6 +389,8 @@ pub struct Startup {
     pub key: Vec<u8>,
     /// `BANK_DEMO_TOTP_SECRET` (base32), or a fresh random secret.
     pub alice_totp: TotpSecret,
+    /// `BANK_SOAK_USERS`: extra users for load tests (default 0).
+    pub extra_users: usize,
 }
 
 impl Startup {
@@ -378,10 +413,18 @@ impl Startup {
                 .ok_or("BANK_DEMO_TOTP_SECRET is not base32 (16+ bytes)")?,
             Err(_) => TotpSecret::generate()?,
         };
+        let extra_users = match std::env::var("BANK_SOAK_USERS") {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| "BANK_SOAK_USERS is not a number")?,
+            Err(_) => 0,
+        };
         Ok(Startup {
             addr,
             key,
             alice_totp,
+            extra_users,
         })
     }
 
@@ -408,6 +451,7 @@ impl Startup {
             clock: Arc::new(stepup_core::SystemClock),
             codes: Arc::new(ConsoleSender),
             limits: None,
+            extra_users: self.extra_users,
         })
     }
 }
