@@ -190,7 +190,7 @@ async fn main() {
                 let user = &users[index];
                 // One user in five is an attacker guessing codes; the others
                 // only ever send the right one.
-                let attacker = index % 5 == 0;
+                let attacker = index.is_multiple_of(5);
                 let roll = next() % 100;
                 count(&stats.requests);
                 let outcome = if roll < 40 {
