@@ -14,7 +14,8 @@ use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use stepup_challenge::AttemptLimits;
-use stepup_conformance::{Adapter, Bank, HTML, first_pair, start, start_with};
+use stepup_conformance::{Adapter, Bank, HTML, SoftPasskey, first_pair, start, start_with};
+use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 stepup_conformance::per_adapter!(
     tampered_tokens_are_refused,
@@ -232,18 +233,9 @@ async fn requests_cannot_choose_their_level_or_destination(bank: Bank) {
 async fn racing_submissions_of_one_code_give_one_step_up(bank: Bank) {
     bank.login("alice", "wonderland").await;
     let bank = Arc::new(bank);
-    let code = bank.code();
-    let mut racers = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let bank = bank.clone();
-        let code = code.clone();
-        racers.spawn(async move {
-            bank.post_json("/step-up/totp", json!({"code": code}))
-                .await
-                .status()
-        });
-    }
-    let statuses = racers.join_all().await;
+    let statuses = bank
+        .race(16, "/step-up/totp", json!({"code": bank.code()}))
+        .await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert_eq!(ok, 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| !s.is_server_error()));
@@ -253,119 +245,65 @@ async fn racing_submissions_of_one_code_give_one_step_up(bank: Bank) {
         .post_json("/step-up/enroll/recovery-codes", json!({}))
         .await;
     let codes: Value = r.json().await.unwrap();
-    let one = codes["recovery_codes"][0].as_str().unwrap().to_owned();
-    let mut racers = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let bank = bank.clone();
-        let one = one.clone();
-        racers.spawn(async move {
-            bank.post_json("/step-up/recovery", json!({"code": one}))
-                .await
-                .status()
-        });
-    }
-    let statuses = racers.join_all().await;
+    let statuses = bank
+        .race(
+            16,
+            "/step-up/recovery",
+            json!({"code": codes["recovery_codes"][0]}),
+        )
+        .await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert_eq!(ok, 1, "{statuses:?}");
 }
 
 async fn passkey_ceremonies_stay_in_their_session_and_time(bank: Bank) {
-    use stepup_challenge::webauthn::Url;
-    use webauthn_authenticator_rs::WebauthnAuthenticator;
-    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-
     bank.login("alice", "wonderland").await;
     bank.step_up_cookie().await;
-    let origin = Url::parse(&bank.origin).unwrap();
     let mut key = SoftPasskey::new(true);
-    let start: Value = bank
-        .post_json("/step-up/enroll/passkey/start", json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let credential = key
-        .do_registration(
-            origin.clone(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
-        .unwrap();
-    let r = bank
-        .post_json(
-            "/step-up/enroll/passkey/finish",
-            json!({"ceremony": start["ceremony"], "credential": credential}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        bank.register_passkey(&mut key).await.status(),
+        StatusCode::OK
+    );
 
-    let begin = || async {
-        let start: Value = bank
-            .post_json("/step-up/passkey/start", json!({}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        start
-    };
     // Finished from another login session of the same user: refused.
-    let start = begin().await;
-    let assertion = key
-        .do_authentication(
-            origin.clone(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
+    let finish = bank
+        .passkey_assertion(&mut key, bank.origin_url())
+        .await
         .unwrap();
-    let finish = json!({"ceremony": start["ceremony"], "credential": assertion});
     let other = bank.login_elsewhere("alice", "wonderland").await;
     let r = bank
-        .post_json_as(&other, "/step-up/passkey/finish", finish.clone())
+        .post_json_as(&other, "/step-up/passkey/finish", finish)
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Expired: five minutes later the ceremony is gone.
-    let start = begin().await;
-    let assertion = key
-        .do_authentication(
-            origin.clone(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
+    let finish = bank
+        .passkey_assertion(&mut key, bank.origin_url())
+        .await
         .unwrap();
     bank.clock.advance(Duration::from_secs(301));
-    let r = bank
-        .post_json(
-            "/step-up/passkey/finish",
-            json!({"ceremony": start["ceremony"], "credential": assertion}),
-        )
-        .await;
+    let r = bank.post_json("/step-up/passkey/finish", finish).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Signed for another origin (a look-alike site relaying the challenge).
-    let start = begin().await;
-    let evil = Url::parse(&bank.origin.replace("localhost", "evil.localhost")).unwrap();
-    if let Ok(assertion) = key.do_authentication(
-        evil,
-        serde_json::from_value(start["options"].clone()).unwrap(),
-    ) {
-        let r = bank
-            .post_json(
-                "/step-up/passkey/finish",
-                json!({"ceremony": start["ceremony"], "credential": assertion}),
-            )
-            .await;
+    let evil = bank.origin.replace("localhost", "evil.localhost");
+    if let Some(finish) = bank
+        .passkey_assertion(
+            &mut key,
+            stepup_challenge::webauthn::Url::parse(&evil).unwrap(),
+        )
+        .await
+    {
+        let r = bank.post_json("/step-up/passkey/finish", finish).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
     // A registration without user verification (a tampering client relaxed
     // the options for an authenticator that cannot verify the user).
     bank.step_up_cookie().await;
-    let start: Value = bank
-        .post_json("/step-up/enroll/passkey/start", json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let start = bank.start_ceremony("/step-up/enroll/passkey/start").await;
     let mut options = start["options"].clone();
     options["publicKey"]["authenticatorSelection"]["userVerification"] = "discouraged".into();
     let mut no_uv = SoftPasskey::new(false);
     let credential = no_uv
-        .do_registration(origin, serde_json::from_value(options).unwrap())
+        .do_registration(bank.origin_url(), serde_json::from_value(options).unwrap())
         .unwrap();
     let r = bank
         .post_json(
@@ -375,20 +313,10 @@ async fn passkey_ceremonies_stay_in_their_session_and_time(bank: Bank) {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // And the genuine ceremony of the right session still works.
-    let start = begin().await;
-    let assertion = key
-        .do_authentication(
-            Url::parse(&bank.origin).unwrap(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
-        .unwrap();
-    let r = bank
-        .post_json(
-            "/step-up/passkey/finish",
-            json!({"ceremony": start["ceremony"], "credential": assertion}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        bank.passkey_step_up(&mut key).await.status(),
+        StatusCode::OK
+    );
 }
 
 async fn email_codes_expire(bank: Bank) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
-use stepup_conformance::{Adapter, Bank, HTML, start};
+use stepup_conformance::{Adapter, Bank, HTML, SoftPasskey, start};
 
 stepup_conformance::per_adapter!(
     the_whole_flow,
@@ -463,10 +463,6 @@ async fn email_codes_work_once_and_only_for_their_challenge(bank: Bank) {
 }
 
 async fn closing_the_account_needs_a_passkey(bank: Bank) {
-    use stepup_challenge::webauthn::Url;
-    use webauthn_authenticator_rs::WebauthnAuthenticator;
-    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-
     bank.login("alice", "wonderland").await;
     // Closing is challenged: TOTP is not enough.
     assert_eq!(
@@ -480,43 +476,18 @@ async fn closing_the_account_needs_a_passkey(bank: Bank) {
     assert_eq!(problem["methods"], json!(["passkey"]));
 
     // Alice registers a passkey (she has TOTP, and just used it: fresh enough).
-    let origin = Url::parse(&bank.origin).unwrap();
     let mut key = SoftPasskey::new(true);
-    let start: Value = bank
-        .post_json("/step-up/enroll/passkey/start", json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let credential = key
-        .do_registration(
-            origin.clone(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
-        .unwrap();
-    let r = bank
-        .post_json(
-            "/step-up/enroll/passkey/finish",
-            json!({"ceremony": start["ceremony"], "credential": credential, "name": "laptop"}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        bank.register_passkey(&mut key).await.status(),
+        StatusCode::OK
+    );
 
     // Step up with it, then close.
-    let start: Value = bank
-        .post_json("/step-up/passkey/start", json!({}))
-        .await
-        .json()
+    let mut finish = bank
+        .passkey_assertion(&mut key, bank.origin_url())
         .await
         .unwrap();
-    let assertion = key
-        .do_authentication(
-            origin,
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
-        .unwrap();
-    let finish =
-        json!({"ceremony": start["ceremony"], "credential": assertion, "return_to": "/settings"});
+    finish["return_to"] = json!("/settings");
     let r = bank
         .post_json("/step-up/passkey/finish", finish.clone())
         .await;
@@ -558,25 +529,10 @@ async fn closing_the_account_needs_a_passkey(bank: Bank) {
     let r = bank.navigate("/step-up/enroll/passkey").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // Step up with the passkey again, then close.
-    let start: Value = bank
-        .post_json("/step-up/passkey/start", json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let assertion = key
-        .do_authentication(
-            Url::parse(&bank.origin).unwrap(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
-        .unwrap();
-    let r = bank
-        .post_json(
-            "/step-up/passkey/finish",
-            json!({"ceremony": start["ceremony"], "credential": assertion}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        bank.passkey_step_up(&mut key).await.status(),
+        StatusCode::OK
+    );
     let r = bank.post_json("/settings/close-account", json!({})).await;
     assert_eq!(r.status(), StatusCode::OK);
     // The account and its session are gone.

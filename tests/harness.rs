@@ -10,8 +10,11 @@ use std::sync::Arc;
 use bank_core::BankConfig;
 use reqwest::{Client, StatusCode, redirect};
 use serde_json::Value;
+use stepup_challenge::webauthn::Url;
 use stepup_challenge::{AttemptLimits, RecordingSender, TotpConfig, TotpSecret};
 use stepup_core::{Clock, TestClock, Timestamp};
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+pub use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 /// Stamps every scenario — an `async fn(Bank)` — out once per adapter: a
 /// test `axum::<scenario>` against axum-bank and `actix::<scenario>` against
@@ -216,6 +219,76 @@ impl Bank {
             );
         }
         request.send().await.unwrap()
+    }
+
+    /// Registers `key` as a passkey (the session must be allowed to enroll):
+    /// the finish answer.
+    pub async fn register_passkey(&self, key: &mut SoftPasskey) -> reqwest::Response {
+        let start = self.start_ceremony("/step-up/enroll/passkey/start").await;
+        let credential = key
+            .do_registration(
+                self.origin_url(),
+                serde_json::from_value(start["options"].clone()).unwrap(),
+            )
+            .unwrap();
+        self.post_json(
+            "/step-up/enroll/passkey/finish",
+            serde_json::json!({"ceremony": start["ceremony"], "credential": credential}),
+        )
+        .await
+    }
+
+    /// Starts a passkey step-up and lets `key` answer it as if on `origin`:
+    /// the body to POST to `/step-up/passkey/finish` (`None` when the
+    /// authenticator refuses, as it does for a foreign relying party).
+    pub async fn passkey_assertion(&self, key: &mut SoftPasskey, origin: Url) -> Option<Value> {
+        let start = self.start_ceremony("/step-up/passkey/start").await;
+        let assertion = key
+            .do_authentication(
+                origin,
+                serde_json::from_value(start["options"].clone()).unwrap(),
+            )
+            .ok()?;
+        Some(serde_json::json!({"ceremony": start["ceremony"], "credential": assertion}))
+    }
+
+    /// A passkey step-up with `key` from the bank's own origin.
+    pub async fn passkey_step_up(&self, key: &mut SoftPasskey) -> reqwest::Response {
+        let finish = self
+            .passkey_assertion(key, self.origin_url())
+            .await
+            .unwrap();
+        self.post_json("/step-up/passkey/finish", finish).await
+    }
+
+    /// The JSON answer of a ceremony start.
+    pub async fn start_ceremony(&self, path: &str) -> Value {
+        self.post_json(path, serde_json::json!({}))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The origin as a URL, for the authenticator.
+    pub fn origin_url(&self) -> Url {
+        Url::parse(&self.origin).unwrap()
+    }
+
+    /// The same JSON POST sent `n` times at once: the statuses.
+    pub async fn race(
+        self: &Arc<Self>,
+        n: usize,
+        path: &'static str,
+        body: Value,
+    ) -> Vec<StatusCode> {
+        let mut racers = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let bank = self.clone();
+            let body = body.clone();
+            racers.spawn(async move { bank.post_json(path, body).await.status() });
+        }
+        racers.join_all().await
     }
 
     /// A TOTP step-up by form, from the bank's origin.
