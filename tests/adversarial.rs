@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use stepup_challenge::AttemptLimits;
-use stepup_conformance::{Adapter, Bank, HTML, SoftPasskey, first_pair, start, start_with};
+use stepup_conformance::{Adapter, Bank, HTML, SoftPasskey, start, start_with};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 stepup_conformance::per_adapter!(
@@ -56,16 +56,7 @@ async fn tampered_tokens_are_refused(bank: Bank) {
     bank.login("alice", "wonderland").await;
     let session = bank.session_cookie("alice", "wonderland").await;
     // A genuine token for *this* session.
-    let r = reqwest::Client::new()
-        .post(bank.url("/step-up/totp"))
-        .header("origin", &bank.origin)
-        .header("cookie", &session)
-        .json(&json!({"code": bank.code()}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let pair = first_pair(r.headers()[SET_COOKIE].to_str().unwrap());
+    let pair = bank.step_up_session(&session).await;
     let token = pair.strip_prefix("stepup=").unwrap().to_owned();
     let with = |value: &str| format!("{session}; stepup={value}").into_bytes();
     assert_eq!(
@@ -132,15 +123,7 @@ async fn tampered_tokens_are_refused(bank: Bank) {
 
 async fn a_token_works_only_for_its_user_and_session(bank: Bank) {
     let alice = bank.session_cookie("alice", "wonderland").await;
-    let r = reqwest::Client::new()
-        .post(bank.url("/step-up/totp"))
-        .header("origin", &bank.origin)
-        .header("cookie", &alice)
-        .json(&json!({"code": bank.code()}))
-        .send()
-        .await
-        .unwrap();
-    let token = first_pair(r.headers()[SET_COOKIE].to_str().unwrap());
+    let token = bank.step_up_session(&alice).await;
     let bob = bank.session_cookie("bob", "builder").await;
     let alice_again = bank.session_cookie("alice", "wonderland").await;
     assert_eq!(
@@ -446,15 +429,7 @@ fn url_encode(text: &str) -> String {
 
 async fn header_floods_are_answered_deterministically(bank: Bank) {
     let session = bank.session_cookie("alice", "wonderland").await;
-    let r = reqwest::Client::new()
-        .post(bank.url("/step-up/totp"))
-        .header("origin", &bank.origin)
-        .header("cookie", &session)
-        .json(&json!({"code": bank.code()}))
-        .send()
-        .await
-        .unwrap();
-    let token = first_pair(r.headers()[SET_COOKIE].to_str().unwrap());
+    let token = bank.step_up_session(&session).await;
     let send = |cookies: Vec<String>| {
         let mut request = reqwest::Client::new()
             .post(bank.url("/transfer"))

@@ -190,6 +190,21 @@ impl Bank {
         first_pair(r.headers().get("set-cookie").unwrap().to_str().unwrap())
     }
 
+    /// A TOTP step-up from a fresh client carrying only the login cookie
+    /// `session` (`name=value`): the assurance cookie's `name=value`.
+    pub async fn step_up_session(&self, session: &str) -> String {
+        let r = client()
+            .post(self.url("/step-up/totp"))
+            .header("origin", &self.origin)
+            .header("cookie", session)
+            .json(&serde_json::json!({"code": self.code()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        first_pair(r.headers().get("set-cookie").unwrap().to_str().unwrap())
+    }
+
     /// Logs in with a fresh client: the session cookie's `name=value`.
     pub async fn session_cookie(&self, user: &str, password: &str) -> String {
         let r = client()
