@@ -147,8 +147,16 @@ impl Policy {
     }
 
     /// Parses a policy expression (see the type's documentation for the syntax).
+    ///
+    /// Both the expression and its canonical text (what `to_string` gives:
+    /// ` or ` for `|`, and so on) must fit the length limit, so every policy
+    /// that parses prints to text that parses back to it.
     pub fn parse(expression: &str) -> Result<Policy, PolicyParseError> {
-        policy_syntax::parse(expression).map(Policy::from)
+        let policy = policy_syntax::parse(expression).map(Policy::from)?;
+        if policy.to_string().len() > policy_syntax::MAX_EXPRESSION_LEN {
+            return Err(policy_syntax::too_long());
+        }
+        Ok(policy)
     }
 
     /// The requirement tree.

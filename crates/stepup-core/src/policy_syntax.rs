@@ -49,7 +49,7 @@ pub enum PolicyParseErrorKind {
     /// Nothing but white space.
     #[error("the expression is empty")]
     Empty,
-    /// Longer than the limit.
+    /// Longer than the limit (the expression, or its canonical text).
     #[error("the expression is longer than {MAX_EXPRESSION_LEN} bytes")]
     TooLong,
     /// Parentheses nested too deeply.
@@ -300,9 +300,14 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The error for an expression over the length limit.
+pub(crate) fn too_long() -> PolicyParseError {
+    err(MAX_EXPRESSION_LEN, PolicyParseErrorKind::TooLong)
+}
+
 pub(crate) fn parse(input: &str) -> Result<Requirement, PolicyParseError> {
     if input.len() > MAX_EXPRESSION_LEN {
-        return Err(err(MAX_EXPRESSION_LEN, PolicyParseErrorKind::TooLong));
+        return Err(too_long());
     }
     let toks = tokenize(input)?;
     if toks.is_empty() {

@@ -453,3 +453,21 @@ fn token_config_is_validated() {
     let c: TokenConfig = config().with_clock_skew(secs(100_000));
     assert_eq!(c.clock_skew(), secs(600));
 }
+
+#[test]
+fn every_policy_that_parses_prints_back_within_the_limit() {
+    // Found by the `policy` fuzz target: 920 bytes written with `|` printed
+    // as 1 079 bytes with ` or `, over the 1 024-byte limit, so the printed
+    // policy did not parse back. The canonical text must fit too.
+    let term = "custom:a-s-a|";
+    let compact = term.repeat(70);
+    let compact = compact.trim_end_matches('|');
+    assert!(compact.len() <= 1024);
+    let error = Policy::parse(compact).unwrap_err();
+    assert_eq!(error.kind(), &stepup_core::PolicyParseErrorKind::TooLong);
+    // Just under the limit once printed: parses and round-trips.
+    let fits = term.repeat(40);
+    let fits = fits.trim_end_matches('|');
+    let policy = Policy::parse(fits).unwrap();
+    assert_eq!(Policy::parse(&policy.to_string()).unwrap(), policy);
+}

@@ -1,0 +1,224 @@
+//! One `StateStore` contract, two backends: every rule below runs against
+//! the in-memory store and against a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::RedisServer;
+use stepup_challenge::{MemoryStateStore, StateStore};
+
+const TTL: Duration = Duration::from_millis(300);
+
+async fn advance_only_moves_forward<S: StateStore>(store: &S) {
+    assert!(store.advance("step", 10, TTL * 10).await.unwrap());
+    assert!(
+        !store.advance("step", 10, TTL * 10).await.unwrap(),
+        "same step"
+    );
+    assert!(
+        !store.advance("step", 9, TTL * 10).await.unwrap(),
+        "older step"
+    );
+    assert!(store.advance("step", 11, TTL * 10).await.unwrap());
+    assert!(
+        store.advance("other", 1, TTL * 10).await.unwrap(),
+        "keys are separate"
+    );
+}
+
+async fn increment_counts_from_one<S: StateStore>(store: &S) {
+    assert_eq!(store.increment("count", TTL * 10).await.unwrap(), 1);
+    assert_eq!(store.increment("count", TTL * 10).await.unwrap(), 2);
+    assert_eq!(store.increment("count", TTL * 10).await.unwrap(), 3);
+    assert_eq!(store.increment("count2", TTL * 10).await.unwrap(), 1);
+}
+
+async fn put_get_take_remove<S: StateStore>(store: &S) {
+    assert_eq!(store.get("v").await.unwrap(), None);
+    store.put("v", b"one".to_vec(), TTL * 10).await.unwrap();
+    assert_eq!(store.get("v").await.unwrap().as_deref(), Some(&b"one"[..]));
+    store.put("v", vec![0, 255, 1], TTL * 10).await.unwrap();
+    assert_eq!(
+        store.get("v").await.unwrap(),
+        Some(vec![0, 255, 1]),
+        "binary, replaced"
+    );
+    assert_eq!(store.take("v").await.unwrap(), Some(vec![0, 255, 1]));
+    assert_eq!(store.take("v").await.unwrap(), None, "taken once");
+    store.put("w", b"x".to_vec(), TTL * 10).await.unwrap();
+    store.remove("w").await.unwrap();
+    assert_eq!(store.get("w").await.unwrap(), None);
+    store.remove("never-there").await.unwrap();
+}
+
+async fn entries_expire<S: StateStore>(store: &S) {
+    store.advance("e-step", 5, TTL).await.unwrap();
+    store.increment("e-count", TTL).await.unwrap();
+    store.put("e-value", b"v".to_vec(), TTL).await.unwrap();
+    tokio::time::sleep(TTL + Duration::from_millis(200)).await;
+    assert!(
+        store.advance("e-step", 1, TTL).await.unwrap(),
+        "the step expired"
+    );
+    assert_eq!(
+        store.increment("e-count", TTL).await.unwrap(),
+        1,
+        "the counter expired"
+    );
+    assert_eq!(
+        store.get("e-value").await.unwrap(),
+        None,
+        "the value expired"
+    );
+    // A counter's window starts at its first increment: later increments
+    // do not extend it.
+    store.increment("window", TTL).await.unwrap();
+    tokio::time::sleep(TTL / 2).await;
+    store.increment("window", TTL).await.unwrap();
+    tokio::time::sleep(TTL / 2 + Duration::from_millis(150)).await;
+    assert_eq!(store.increment("window", TTL).await.unwrap(), 1);
+}
+
+async fn takes_race_to_one_winner<S: StateStore + Clone>(store: &S) {
+    for round in 0..20 {
+        let key = format!("race-{round}");
+        store.put(&key, b"once".to_vec(), TTL * 10).await.unwrap();
+        let mut racers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            let key = key.clone();
+            racers.spawn(async move { store.take(&key).await.unwrap() });
+        }
+        let won = racers.join_all().await.into_iter().flatten().count();
+        assert_eq!(won, 1, "round {round}");
+    }
+    // Racing advances of one step: one wins.
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        racers.spawn(async move { store.advance("race-step", 77, TTL * 10).await.unwrap() });
+    }
+    let won = racers.join_all().await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1);
+    // Racing increments lose no count.
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        racers.spawn(async move { store.increment("race-count", TTL * 10).await.unwrap() });
+    }
+    let mut seen = racers.join_all().await;
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=50).collect::<Vec<u64>>());
+}
+
+macro_rules! contract {
+    ($($rule:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    let store = stepup_challenge::MemoryStateStore::default();
+                    super::$rule(&store).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    let server = super::RedisServer::start();
+                    let store = server.store("contract:");
+                    super::$rule(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    advance_only_moves_forward,
+    increment_counts_from_one,
+    put_get_take_remove,
+    entries_expire,
+    takes_race_to_one_winner,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_carry_the_prefix_and_a_redis_ttl() {
+    let server = RedisServer::start();
+    let store = server.store("bank:");
+    store
+        .advance("s", 3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    store.increment("c", Duration::from_secs(60)).await.unwrap();
+    store
+        .put("p", b"v".to_vec(), Duration::from_secs(90))
+        .await
+        .unwrap();
+    for (key, ttl) in [("bank:s", 30_000), ("bank:c", 60_000), ("bank:p", 90_000)] {
+        let pttl: i64 = server
+            .command(&["PTTL", key])
+            .trim_start_matches(':')
+            .parse()
+            .unwrap();
+        assert!(pttl > 0 && pttl <= ttl, "{key}: {pttl}");
+    }
+    assert_eq!(
+        server.command(&["EXISTS", "s"]),
+        ":0",
+        "nothing outside the prefix"
+    );
+    assert_eq!(server.command(&["DBSIZE"]), ":3");
+    // Two prefixes on one server do not see each other.
+    let other = server.store("other:");
+    assert_eq!(other.get("p").await.unwrap(), None);
+    assert!(
+        other
+            .advance("s", 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_redis_is_a_clear_error_and_a_restarted_one_works_again() {
+    let mut server = RedisServer::start();
+    let store = Arc::new(server.store("x:"));
+    store
+        .put("k", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    server.stop();
+    let error = store.get("k").await.unwrap_err().to_string();
+    assert!(error.contains("redis"), "{error}");
+    assert!(!error.contains("x:k"), "no key in the error: {error}");
+    let error = store
+        .advance("k2", 1, Duration::from_secs(60))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("redis"), "{error}");
+    server.restart();
+    let mut ok = false;
+    for _ in 0..50 {
+        if store
+            .put("k", b"again".to_vec(), Duration::from_secs(60))
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the store reconnects");
+    assert_eq!(
+        store.get("k").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
+    let _ = MemoryStateStore::default();
+}
