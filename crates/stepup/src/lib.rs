@@ -14,6 +14,7 @@
 //! | `totp` | [`challenge`]: the engine — TOTP, passwords, recovery and e-mail/SMS codes, limits, events |
 //! | `passkey` | passkeys in the engine (with `webauthn-rs`) |
 //! | `axum` (default) | [`axum`]: the extractor, the challenge routes and the layer for axum |
+//! | `redis` | `redis`: the Redis `StateStore` for deployments with several instances |
 //! | `actix` | `actix`: `StepUp` with the challenge routes, the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (brings `totp` and `passkey`) |
 //!
 //! The prelude brings the adapter's `StepUp`, `Assurance` and
@@ -45,6 +46,9 @@ pub use stepup_axum as axum;
 #[cfg(feature = "actix")]
 pub use stepup_actix as actix;
 
+#[cfg(feature = "redis")]
+pub use stepup_redis as redis;
+
 /// The names most applications use, in one import.
 pub mod prelude {
     pub use stepup_core::{
@@ -64,6 +68,9 @@ pub mod prelude {
 
     #[cfg(feature = "passkey")]
     pub use stepup_challenge::PasskeyConfig;
+
+    #[cfg(feature = "redis")]
+    pub use stepup_redis::RedisStateStore;
 
     #[cfg(feature = "axum")]
     pub use stepup_axum::{Assurance, CookieSettings, StepUp, StepUpRequired};
