@@ -128,6 +128,15 @@ impl RedisStateStore {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    /// `GET` or `GETDEL` of one key.
+    async fn read(&self, command: &str, key: &str) -> redis::RedisResult<Option<Vec<u8>>> {
+        let mut connection = self.connection.clone();
+        redis::cmd(command)
+            .arg(self.key(key))
+            .query_async(&mut connection)
+            .await
+    }
 }
 
 /// A Redis failure as a store error: what was being done and the kind of
@@ -185,19 +194,11 @@ impl StateStore for RedisStateStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut connection = self.connection.clone();
-        redis::cmd("GET")
-            .arg(self.key(key))
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| error("get", &e))
+        self.read("GET", key).await.map_err(|e| error("get", &e))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut connection = self.connection.clone();
-        redis::cmd("GETDEL")
-            .arg(self.key(key))
-            .query_async(&mut connection)
+        self.read("GETDEL", key)
             .await
             .map_err(|e| error("take", &e))
     }
