@@ -26,8 +26,6 @@ pub(crate) struct ContextInner {
     /// What the routes and the layers share (gate, clock, cookie, page,
     /// origin, reasons).
     pub(crate) settings: Settings,
-    /// Where the page is, in the form the tower layer takes it.
-    pub(crate) target: ChallengeTarget,
 }
 
 impl ContextInner {
@@ -41,6 +39,15 @@ impl ContextInner {
 
     pub(crate) fn cookie_name(&self) -> &str {
         self.settings.cookie_name()
+    }
+
+    /// Where the page is, in the form the tower layer's answers take it.
+    pub(crate) fn target(&self) -> ChallengeTarget {
+        ChallengeTarget {
+            page: self.settings.page().clone(),
+            fallback: self.settings.fallback().clone(),
+            note: None,
+        }
     }
 }
 

@@ -40,7 +40,7 @@ impl Assurance {
     fn new(inner: stepup_core::Assurance, parts: &Parts, context: Option<StepUpContext>) -> Self {
         let target = context
             .as_ref()
-            .map_or_else(ChallengeTarget::default, |c| c.inner.target.clone());
+            .map_or_else(ChallengeTarget::default, |c| c.inner.target());
         Assurance {
             inner,
             navigation: is_navigation(parts),
@@ -65,7 +65,7 @@ impl Assurance {
                 self.return_to.clone(),
                 self.context
                     .as_ref()
-                    .map_or_else(ChallengeTarget::default, |c| c.inner.target.clone()),
+                    .map_or_else(ChallengeTarget::default, |c| c.inner.target()),
             )
         })
     }
@@ -168,8 +168,8 @@ fn verify(
         AssuranceRejection::StepUpRequired(StepUpRequired::new(
             c.gate().challenge(reason, &Policy::level(1)),
             is_navigation(parts),
-            c.target.return_to(parts),
-            c.target.clone(),
+            c.target().return_to(parts),
+            c.target(),
         ))
     })
 }

@@ -9,7 +9,7 @@ use axum::Extension;
 use stepup_challenge::routes::{ChallengeRoutes, Settings};
 use stepup_challenge::{Engine, FactorStore, PasswordVerifier, StateStore};
 use stepup_core::{Clock, Gate, Policy, ReturnTo};
-use stepup_tower::{ChallengeTarget, RequireStepUpLayer, SubjectSource};
+use stepup_tower::{RequireStepUpLayer, SubjectSource};
 
 use crate::context::{ContextInner, SharedSubjects, StepUpContext};
 use stepup_core::web::CookieSettings;
@@ -86,7 +86,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
                 inner: Arc::new(ContextInner {
                     subjects: Arc::new(subjects),
                     settings: Settings::new(gate, origin),
-                    target: ChallengeTarget::default(),
                 }),
             },
             engine: Arc::new(engine),
@@ -98,11 +97,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     fn configure(mut self, change: impl FnOnce(Settings) -> Settings) -> Self {
         let inner = Arc::make_mut(&mut self.context.inner);
         inner.settings = change(inner.settings.clone());
-        inner.target = ChallengeTarget {
-            page: inner.settings.page().clone(),
-            fallback: inner.settings.fallback().clone(),
-            note: None,
-        };
         self
     }
 
