@@ -429,3 +429,62 @@ async fn the_page_can_be_replaced_and_never_shows_request_text() {
         String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert_eq!(text, "custom page for /x with password form: true");
 }
+
+#[tokio::test]
+async fn a_client_address_from_the_application_feeds_the_per_address_budget() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use stepup_axum::ClientAddress;
+    use stepup_challenge::AttemptLimits;
+
+    let clock = TestClock::new(T0);
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[5u8; 32]).unwrap(),
+    ));
+    let engine = Engine::new(
+        config.issuer(),
+        MemoryFactorStore::new(),
+        MemoryStateStore::new(clock.clone()),
+    )
+    .with_clock(clock.clone())
+    .with_limits(AttemptLimits::default().per_address(2, Duration::from_secs(900)))
+    .with_passwords(FixedPasswords::new([
+        ("alice", "wonderland"),
+        ("bob", "builder"),
+    ]));
+    let stepup = StepUp::new(
+        config.gate(),
+        engine,
+        TrustedHeaders::new("x-user").with_session("x-session"),
+        ORIGIN,
+    )
+    .with_clock(clock);
+    let router: Router = Router::new().nest("/step-up", stepup.routes());
+    // What a proxy-aware middleware of the application would insert.
+    let attempt = |user: &str, password: &str, client: u8| {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/step-up/password")
+            .header("x-user", user)
+            .header("x-session", "s-1")
+            .header("origin", ORIGIN)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(format!(r#"{{"password":"{password}"}}"#)))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ClientAddress(IpAddr::V4(Ipv4Addr::new(
+                203, 0, 113, client,
+            ))));
+        let router = router.clone();
+        async move { router.oneshot(request).await.unwrap().status() }
+    };
+    assert_eq!(attempt("alice", "wrong", 7).await, StatusCode::BAD_REQUEST);
+    assert_eq!(attempt("alice", "wrong", 7).await, StatusCode::BAD_REQUEST);
+    // The third attempt from 203.0.113.7 is refused whoever it is for …
+    assert_eq!(
+        attempt("bob", "builder", 7).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // … while another client address is not.
+    assert_eq!(attempt("bob", "builder", 8).await, StatusCode::OK);
+}
