@@ -94,6 +94,16 @@ pub async fn start(adapter: Adapter) -> Bank {
 
 /// Starts a bank served by `adapter` with other attempt limits.
 pub async fn start_with(adapter: Adapter, limits: Option<AttemptLimits>) -> Bank {
+    start_configured(adapter, limits, None).await
+}
+
+/// Starts a bank served by `adapter` with other attempt limits and another
+/// level table.
+pub async fn start_configured(
+    adapter: Adapter,
+    limits: Option<AttemptLimits>,
+    levels: Option<stepup_core::LevelTable>,
+) -> Bank {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
@@ -109,6 +119,7 @@ pub async fn start_with(adapter: Adapter, limits: Option<AttemptLimits>) -> Bank
         codes: Arc::new(codes.clone()),
         limits,
         extra_users: 0,
+        levels,
     };
     match adapter {
         Adapter::Axum => {
@@ -156,6 +167,7 @@ impl Bank {
     pub async fn login(&self, user: &str, password: &str) -> StatusCode {
         self.client
             .post(self.url("/login"))
+            .header("origin", &self.origin)
             .form(&[("username", user), ("password", password)])
             .send()
             .await
@@ -167,6 +179,7 @@ impl Bank {
     pub async fn transfer(&self, amount: u64) -> reqwest::Response {
         self.client
             .post(self.url("/transfer"))
+            .header("origin", &self.origin)
             .json(&serde_json::json!({"to": "bob", "amount": amount}))
             .send()
             .await
@@ -209,6 +222,7 @@ impl Bank {
     pub async fn session_cookie(&self, user: &str, password: &str) -> String {
         let r = client()
             .post(self.url("/login"))
+            .header("origin", &self.origin)
             .form(&[("username", user), ("password", password)])
             .send()
             .await
@@ -226,6 +240,7 @@ impl Bank {
     pub async fn transfer_with_cookies(&self, cookies: &[&[u8]]) -> reqwest::Response {
         let mut request = client()
             .post(self.url("/transfer"))
+            .header("origin", &self.origin)
             .json(&serde_json::json!({"to": "bob", "amount": 1}));
         for cookie in cookies {
             request = request.header(
@@ -328,6 +343,7 @@ impl Bank {
         let other = client();
         let r = other
             .post(self.url("/login"))
+            .header("origin", &self.origin)
             .form(&[("username", user), ("password", password)])
             .send()
             .await

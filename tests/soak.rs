@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Checks: zero 5xx, zero transport errors, no panic in the server's log,
-//! every successful step-up honoured by the next transfer, and the resident
+//! every successful step-up honoured by the next transfer, every request
+//! without assurance to the protected `/statements` challenged (a `200`
+//! there means the route is not protected), every `/account` of a
+//! logged-in user answered `200`, and the resident
 //! size at the end within 1.25× (+8 MiB) of the size after the first fifth
 //! of the run (the in-memory stores must not grow without bound). Prints
 //! the figures. Each user connects from its own 127.0.x.y address, so the
@@ -41,6 +44,10 @@ struct Stats {
     server_errors: AtomicU64,
     transport_errors: AtomicU64,
     not_honoured: AtomicU64,
+    /// `/statements` answered 200 without any assurance.
+    unprotected: AtomicU64,
+    /// `/account` of a logged-in user answered other than 200.
+    account_refused: AtomicU64,
     unexpected: AtomicU64,
 }
 
@@ -137,6 +144,7 @@ async fn main() {
             .unwrap();
         let r = client
             .post(format!("{base}/login"))
+            .header("origin", &origin)
             .form(&[
                 ("username", name.as_str()),
                 ("password", &format!("pw-{name}")),
@@ -204,6 +212,9 @@ async fn main() {
                         .map(|r| {
                             if r.status() == StatusCode::OK {
                                 count(&stats.allowed);
+                            } else {
+                                eprintln!("{}: /account answered {}", user.name, r.status());
+                                count(&stats.account_refused);
                             }
                             r.status()
                         })
@@ -215,8 +226,13 @@ async fn main() {
                         .send()
                         .await
                         .map(|r| {
-                            if r.status() == StatusCode::UNAUTHORIZED {
-                                count(&stats.challenged);
+                            match r.status() {
+                                StatusCode::UNAUTHORIZED => count(&stats.challenged),
+                                StatusCode::OK => {
+                                    eprintln!("{}: /statements without assurance: 200", user.name);
+                                    count(&stats.unprotected)
+                                }
+                                _ => count(&stats.unexpected),
                             }
                             r.status()
                         })
@@ -238,6 +254,7 @@ async fn main() {
                             let t = user
                                 .client
                                 .post(format!("{base}/transfer"))
+                                .header("origin", &origin)
                                 .json(&json!({"to": "alice", "amount": 1}))
                                 .send()
                                 .await;
@@ -332,10 +349,12 @@ async fn main() {
         get(&s.locked),
     );
     println!(
-        "soak: 5xx {}, transport errors {}, not honoured {}, unexpected {}, panics in log {}",
+        "soak: 5xx {}, transport errors {}, not honoured {}, unprotected {}, account refused {}, unexpected {}, panics in log {}",
         get(&s.server_errors),
         get(&s.transport_errors),
         get(&s.not_honoured),
+        get(&s.unprotected),
+        get(&s.account_refused),
         get(&s.unexpected),
         panics
     );
@@ -351,6 +370,12 @@ async fn main() {
     }
     if get(&s.not_honoured) > 0 || get(&s.honoured) != get(&s.step_ups_ok) {
         failed.push("a successful step-up was not honoured");
+    }
+    if get(&s.unprotected) > 0 {
+        failed.push("/statements answered 200 without assurance");
+    }
+    if get(&s.account_refused) > 0 {
+        failed.push("/account refused a logged-in user");
     }
     if get(&s.unexpected) > 0 {
         failed.push("unexpected answers");

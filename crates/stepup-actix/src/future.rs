@@ -7,12 +7,14 @@ use std::task::{Context, Poll};
 use actix_web::Error;
 use actix_web::body::EitherBody;
 use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// The future of [`RequireStepUpMiddleware`](crate::RequireStepUpMiddleware):
-    /// the wrapped service's when the request was allowed, or the answer the
-    /// middleware wrote itself (a challenge, or "log in first"). No boxing.
+    /// The future of [`RequireStepUpMiddleware`](crate::RequireStepUpMiddleware)
+    /// and [`SameOriginMiddleware`](crate::SameOriginMiddleware): the wrapped
+    /// service's when the request was allowed, or the answer the middleware
+    /// wrote itself (a challenge, "log in first", or "forbidden"). No boxing.
     pub struct StepUpFuture<F, B> {
         #[pin]
         kind: Kind<F, B>,
@@ -25,6 +27,8 @@ pin_project! {
         Inner {
             #[pin]
             future: F,
+            // Add `Cache-Control: no-store` unless the response has its own.
+            no_store: bool,
         },
         Ready {
             response: Option<ServiceResponse<EitherBody<B>>>,
@@ -33,9 +37,24 @@ pin_project! {
 }
 
 impl<F, B> StepUpFuture<F, B> {
+    /// The wrapped service's response, unchanged.
     pub(crate) fn inner(future: F) -> Self {
         StepUpFuture {
-            kind: Kind::Inner { future },
+            kind: Kind::Inner {
+                future,
+                no_store: false,
+            },
+        }
+    }
+
+    /// The wrapped service's response, with `Cache-Control: no-store` unless
+    /// the handler set its own `Cache-Control`.
+    pub(crate) fn inner_no_store(future: F) -> Self {
+        StepUpFuture {
+            kind: Kind::Inner {
+                future,
+                no_store: true,
+            },
         }
     }
 
@@ -62,8 +81,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => {
-                future.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+            KindProj::Inner { future, no_store } => {
+                let no_store = *no_store;
+                future.poll(cx).map_ok(|mut response| {
+                    if no_store && !response.headers().contains_key(CACHE_CONTROL) {
+                        response
+                            .headers_mut()
+                            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    }
+                    response.map_into_left_body()
+                })
             }
             KindProj::Ready { response } => Poll::Ready(response.take().ok_or_else(|| {
                 actix_web::error::ErrorInternalServerError("step-up answer polled twice")

@@ -15,6 +15,17 @@
 //!   [`configure`](StepUp::configure) — the same paths, bodies, statuses,
 //!   headers and page as the axum adapter, because both serve the
 //!   framework-neutral [`stepup_challenge::routes::ChallengeRoutes`].
+//! - [`SameOrigin`] (or [`StepUp::same_origin`]): the challenge routes'
+//!   origin check for your own state-changing routes (log-in, log-out,
+//!   transfers): a `POST`/`PUT`/`PATCH`/`DELETE` whose `Origin` is not yours
+//!   (or that has none and no `Sec-Fetch-Site: same-origin`) gets `403`
+//!   before the handler runs. `SameSite` cookies alone let a sibling
+//!   subdomain through.
+//! - [`ClientAddress`]: the client's address for the per-address attempt
+//!   budget, when a proxy stands in between (below).
+//!
+//! Responses of the routes a [`RequireStepUp`] protects get
+//! `Cache-Control: no-store` unless the handler set its own `Cache-Control`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -37,18 +48,76 @@
 //! # let _ = app;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Behind a reverse proxy
+//!
+//! The per-address attempt budget keys on the client's address: by default
+//! the connection's `peer_addr`. Behind a load balancer or reverse proxy the
+//! peer is the proxy: every user would share one budget, and one of them
+//! could spend it and block step-ups for everybody. Tell stepup the real
+//! address with a [`ClientAddress`] in the request extensions, from a
+//! middleware of yours that trusts forwarding headers **only as written by
+//! your own proxy**:
+//!
+//! - only when the socket peer is one of your proxies (otherwise the client
+//!   is talking to you directly, and its headers are its own);
+//! - in `X-Forwarded-For` (or the `for=` of `Forwarded`, RFC 7239), take the
+//!   **right-most** address that is not one of your proxies: your proxy
+//!   appended it; everything to its left was sent by the client and proves
+//!   nothing. Never the left-most, never a header a client can set alone
+//!   (`X-Real-IP`, `True-Client-IP`) unless your proxy overwrites it.
+//!
+//! (actix-web's `ConnectionInfo::realip_remote_addr` takes the *left-most*
+//! `Forwarded`/`X-Forwarded-For` value, which the client chooses: do not
+//! use it for this.)
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use actix_web::dev::Service as _;
+//! use actix_web::{App, HttpMessage};
+//! use stepup_actix::ClientAddress;
+//!
+//! /// Your own proxies: the only peers whose forwarding headers count.
+//! fn is_our_proxy(ip: IpAddr) -> bool {
+//!     ip == IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))
+//! }
+//!
+//! let app = App::new()
+//!     // .configure(|c| stepup.configure(c)) …
+//!     .wrap_fn(|request, service| {
+//!         if request.peer_addr().is_some_and(|peer| is_our_proxy(peer.ip())) {
+//!             let client = request
+//!                 .headers()
+//!                 .get_all("x-forwarded-for")
+//!                 .filter_map(|v| v.to_str().ok())
+//!                 .flat_map(|v| v.split(','))
+//!                 .map(|hop| hop.trim().parse::<IpAddr>())
+//!                 .rev() // right to left: the first hop that is not ours
+//!                 .find(|hop| !matches!(hop, Ok(ip) if is_our_proxy(*ip)));
+//!             if let Some(Ok(ip)) = client {
+//!                 request.extensions_mut().insert(ClientAddress(ip));
+//!             }
+//!         }
+//!         service.call(request)
+//!     });
+//! # let _ = app;
+//! ```
 
+mod client;
 mod extract;
 mod future;
 mod middleware;
 mod respond;
 mod routes;
+mod same_origin;
 mod stepup;
 
+pub use client::ClientAddress;
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use future::StepUpFuture;
 pub use middleware::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpMiddleware};
 pub use respond::{is_navigation, login_required};
+pub use same_origin::{SameOrigin, SameOriginMiddleware};
 pub use stepup::StepUp;
 pub use stepup_challenge::routes::PageRenderer;
 pub use stepup_core::web::{DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};

@@ -39,6 +39,8 @@ struct Config {
 /// is taken from the `__Host-stepup` cookie (two cookies of that name are
 /// refused, never guessed between) and checked against the policy. Allowed:
 /// the [`Assurance`](crate::Assurance) is available to the handler.
+/// Its response gets `Cache-Control: no-store` unless the handler set a
+/// `Cache-Control` of its own (what only a step-up shows must not be cached).
 /// Challenged: the handler does not run; a browser navigation (`GET`/`HEAD`
 /// for HTML) gets `303 See Other` to the challenge page with `return_to` and
 /// `reason`, everything else `401` with the RFC 9470 `WWW-Authenticate`
@@ -294,7 +296,7 @@ where
                     assurance,
                     route: config.route.clone(),
                 });
-                StepUpFuture::inner(self.service.call(request))
+                StepUpFuture::inner_no_store(self.service.call(request))
             }
             Decision::Challenge(challenge) => {
                 let reason = if found == Found::Ambiguous {

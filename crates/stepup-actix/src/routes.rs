@@ -12,6 +12,7 @@ use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, MAX_BODY, Reply}
 use stepup_challenge::{FactorStore, PasswordVerifier, StateStore};
 use stepup_core::web::CookieName;
 
+use crate::client::ClientAddress;
 use crate::middleware::SubjectFn;
 use crate::respond::is_navigation;
 
@@ -50,7 +51,8 @@ pub(crate) async fn handle<F: FactorStore, S: StateStore, P: PasswordVerifier>(
                 Some(bytes) => Body::Read(bytes),
                 None => Body::TooLarge,
             },
-            address: request.peer_addr().map(|peer| peer.ip()),
+            // What the application says (behind its proxy), else the peer.
+            address: ClientAddress::of(&request).map(|ClientAddress(ip)| ip),
         })
         .await;
     into_response(reply)

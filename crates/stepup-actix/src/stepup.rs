@@ -12,6 +12,7 @@ use stepup_core::web::CookieSettings;
 use stepup_core::{Clock, Gate, Policy, ReturnTo, Subject};
 
 use crate::middleware::{RequireStepUp, SubjectFn};
+use crate::same_origin::SameOrigin;
 use crate::routes::handle;
 
 /// Step-up for an actix-web application: build it once, then take
@@ -132,7 +133,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// what the challenge page says (it gets an identifier of it).
     pub fn require(&self, policy: Policy) -> RequireStepUp {
         let s = &self.settings;
-        let note = policy.reason().and_then(|reason| s.register_reason(reason));
+        let note = s.register_policy(&policy);
         let middleware = RequireStepUp::shared(s.gate().clone(), policy, self.subjects.clone())
             .shared_clock(s.clock().clone())
             .cookie_name(s.cookie_name())
@@ -142,6 +143,41 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             Some(id) => middleware.page_note(&id),
             None => middleware,
         }
+    }
+
+    /// The origin check of the challenge routes for the application's own
+    /// state-changing routes (log-in, log-out, transfers), with this
+    /// step-up's origin: see [`SameOrigin`]. Wrap it outside
+    /// [`require`](StepUp::require), so a foreign request is refused first.
+    ///
+    /// ```
+    /// use actix_web::{App, HttpRequest, web};
+    /// use stepup_actix::StepUp;
+    /// use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
+    /// use stepup_core::{Key, KeyId, KeyRing, Policy, Subject, TokenConfig};
+    ///
+    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
+    /// let who = |r: &HttpRequest| Some(Subject::new(r.headers().get("x-user")?.to_str().ok()?));
+    /// let stepup = StepUp::new(config.gate(), engine, who, "https://bank.example");
+    ///
+    /// let app = App::new()
+    ///     .service(
+    ///         web::resource("/transfer")
+    ///             .wrap(stepup.require(Policy::level(2)))
+    ///             .wrap(stepup.same_origin()) // the last `wrap` runs first
+    ///             .route(web::post().to(|| async { "sent" })),
+    ///     )
+    ///     .service(
+    ///         web::resource("/login")
+    ///             .wrap(stepup.same_origin())
+    ///             .route(web::post().to(|| async { "welcome" })),
+    ///     );
+    /// # let _ = app;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn same_origin(&self) -> SameOrigin {
+        SameOrigin::new(self.settings.origin())
     }
 
     /// What to give `App::app_data` so the [`Assurance`](crate::Assurance)

@@ -480,3 +480,52 @@ async fn with_app_data_the_extractor_verifies_on_routes_without_the_middleware()
         stepup_core::web::LOGIN_REQUIRED_BODY.as_bytes()
     );
 }
+
+#[actix_web::test]
+async fn protected_responses_are_not_stored_unless_the_handler_says_otherwise() {
+    let w = world();
+    let app = test::init_service(
+        App::new()
+            .app_data(w.calls.clone())
+            .service(
+                web::resource("/transfer")
+                    .wrap(w.middleware())
+                    .route(web::post().to(handler)),
+            )
+            .service(
+                web::resource("/avatar")
+                    .wrap(w.middleware())
+                    .route(web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .insert_header((header::CACHE_CONTROL, "private, max-age=60"))
+                            .body("png")
+                    })),
+            ),
+    )
+    .await;
+    let token = w.token("alice", Method::Totp);
+    let call = |request: test::TestRequest| {
+        request
+            .insert_header(("x-user", "alice"))
+            .insert_header(cookie(&token))
+            .to_request()
+    };
+    let cache_control = |response: &actix_web::dev::ServiceResponse| -> Vec<String> {
+        response
+            .headers()
+            .get_all(header::CACHE_CONTROL)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let response =
+        test::call_service(&app, call(test::TestRequest::post().uri("/transfer"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(cache_control(&response), ["no-store"], "added");
+    let response = test::call_service(&app, call(test::TestRequest::get().uri("/avatar"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        cache_control(&response),
+        ["private, max-age=60"],
+        "the handler's own is kept"
+    );
+}

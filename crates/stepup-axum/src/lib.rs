@@ -12,9 +12,78 @@
 //!   JSON, `status` and `drop`; every POST checked against your origin.
 //! * [`CookieSettings`] — `__Host-stepup; Secure; HttpOnly; SameSite=Strict;
 //!   Path=/`, or the plain-http variant for local development.
+//! * [`StepUp::same_origin`] ([`SameOriginLayer`]) — the challenge routes'
+//!   origin check for your own state-changing routes (log-in, log-out,
+//!   transfers): a `POST`/`PUT`/`PATCH`/`DELETE` whose `Origin` is not
+//!   yours (or that has none and no `Sec-Fetch-Site: same-origin`) gets
+//!   `403` before the handler runs. `SameSite` cookies alone let a sibling
+//!   subdomain through.
+//! * [`ClientAddress`] — the client's address for the per-address attempt
+//!   budget, when a proxy stands in between (below).
+//!
+//! Responses of the routes a [`require`](StepUp::require) layer protects get
+//! `Cache-Control: no-store` unless the handler set its own `Cache-Control`.
 //!
 //! See [`StepUp`] for a complete router.
+//!
+//! # Behind a reverse proxy
+//!
+//! The per-address attempt budget keys on the client's address. Served
+//! directly (`into_make_service_with_connect_info::<SocketAddr>()`), that is
+//! the socket peer. Behind a load balancer or reverse proxy the peer is the
+//! proxy: every user would share one budget, and one of them could spend it
+//! and block step-ups for everybody. Tell stepup the real address with a
+//! [`ClientAddress`] in the request extensions, from a middleware of yours
+//! that trusts forwarding headers **only as written by your own proxy**:
+//!
+//! * only when the socket peer is one of your proxies (otherwise the
+//!   client is talking to you directly, and its headers are its own);
+//! * in `X-Forwarded-For` (or the `for=` of `Forwarded`, RFC 7239), take
+//!   the **right-most** address that is not one of your proxies: your proxy
+//!   appended it; everything to its left was sent by the client and proves
+//!   nothing. Never the left-most, never a header a client can set alone
+//!   (`X-Real-IP`, `True-Client-IP`) unless your proxy overwrites it.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+//! use axum::Router;
+//! use axum::extract::{ConnectInfo, Request};
+//! use axum::middleware::{self, Next};
+//! use axum::response::Response;
+//! use stepup_axum::ClientAddress;
+//!
+//! /// Your own proxies: the only peers whose forwarding headers count.
+//! fn is_our_proxy(ip: IpAddr) -> bool {
+//!     ip == IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))
+//! }
+//!
+//! async fn real_client(mut request: Request, next: Next) -> Response {
+//!     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+//!     if peer.is_some_and(is_our_proxy) {
+//!         let client = request
+//!             .headers()
+//!             .get_all("x-forwarded-for")
+//!             .iter()
+//!             .filter_map(|v| v.to_str().ok())
+//!             .flat_map(|v| v.split(','))
+//!             .map(|hop| hop.trim().parse::<IpAddr>())
+//!             .rev() // right to left: the first hop that is not ours
+//!             .find(|hop| !matches!(hop, Ok(ip) if is_our_proxy(*ip)));
+//!         if let Some(Ok(ip)) = client {
+//!             request.extensions_mut().insert(ClientAddress(ip));
+//!         }
+//!     }
+//!     next.run(request).await
+//! }
+//!
+//! let app: Router = Router::new()
+//!     // .nest("/step-up", stepup.routes()) …
+//!     .layer(middleware::from_fn(real_client));
+//! // axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+//! # let _ = app;
+//! ```
 
+mod client;
 mod context;
 mod extract;
 mod routes;
@@ -22,8 +91,10 @@ mod stepup;
 
 pub use context::{SharedSubjects, StepUpContext};
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
-pub use routes::ClientAddress;
+pub use client::ClientAddress;
 pub use stepup::StepUp;
 pub use stepup_challenge::routes::PageRenderer;
 pub use stepup_core::web::CookieSettings;
-pub use stepup_tower::{FromExtension, RequireStepUpLayer, SubjectSource, TrustedHeaders};
+pub use stepup_tower::{
+    FromExtension, RequireStepUpLayer, SameOriginLayer, SubjectSource, TrustedHeaders,
+};

@@ -4,7 +4,6 @@
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use std::net::IpAddr;
 
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, COOKIE};
@@ -15,6 +14,7 @@ use stepup_challenge::routes::{self, ChallengeRoutes, Incoming, MAX_BODY, Reply}
 use stepup_challenge::{FactorStore, PasswordVerifier, StateStore};
 use stepup_core::web::CookieName;
 
+use crate::client::ClientAddress;
 use crate::context::StepUpContext;
 use crate::stepup::StepUp;
 
@@ -112,38 +112,11 @@ async fn handle<F: FactorStore, S: StateStore, P: PasswordVerifier>(
                 Some(bytes) => routes::Body::Read(bytes),
                 None => routes::Body::TooLarge,
             },
-            address: client_address(&parts),
+            // What the application says (behind its proxy), else the peer.
+            address: ClientAddress::of(&parts).map(|ClientAddress(ip)| ip),
         })
         .await;
     into_response(reply)
-}
-
-/// The client's address for the per-address attempt budget, when the app
-/// knows it: put it in the request extensions (for example from a trusted
-/// `X-Forwarded-For` behind your own proxy). It takes precedence over the
-/// connection's peer address.
-///
-/// ```
-/// use std::net::{IpAddr, Ipv4Addr};
-/// use stepup_axum::ClientAddress;
-/// let mut request = axum::http::Request::new(());
-/// request.extensions_mut().insert(ClientAddress(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddress(pub IpAddr);
-
-fn client_address(parts: &axum::http::request::Parts) -> Option<IpAddr> {
-    if let Some(ClientAddress(address)) = parts.extensions.get::<ClientAddress>() {
-        return Some(*address);
-    }
-    #[cfg(feature = "connect-info")]
-    if let Some(info) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        return Some(info.0.ip());
-    }
-    None
 }
 
 /// Writes a neutral reply as an axum response.

@@ -9,7 +9,7 @@ use axum::Extension;
 use stepup_challenge::routes::{ChallengeRoutes, Settings};
 use stepup_challenge::{Engine, FactorStore, PasswordVerifier, StateStore};
 use stepup_core::{Clock, Gate, Policy, ReturnTo};
-use stepup_tower::{RequireStepUpLayer, SubjectSource};
+use stepup_tower::{RequireStepUpLayer, SameOriginLayer, SubjectSource};
 
 use crate::context::{ContextInner, SharedSubjects, StepUpContext};
 use stepup_core::web::CookieSettings;
@@ -137,7 +137,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     pub fn require(&self, policy: Policy) -> RequireStepUpLayer<SharedSubjects> {
         let c = &self.context.inner;
         let s = &c.settings;
-        let note = policy.reason().and_then(|reason| s.register_reason(reason));
+        let note = s.register_policy(&policy);
         let layer =
             RequireStepUpLayer::new(s.gate().clone(), policy, SharedSubjects(c.subjects.clone()));
         let layer = match note {
@@ -149,6 +149,37 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             .cookie_name(s.cookie_name())
             .challenge_page(s.page().as_str())
             .fallback_return(s.fallback().clone())
+    }
+
+    /// The origin check of the challenge routes for the application's own
+    /// state-changing routes (log-in, log-out, transfers), with this
+    /// step-up's origin: see [`SameOriginLayer`]. Put it outside
+    /// [`require`](StepUp::require) (added after it), so a foreign request
+    /// is refused first.
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use stepup_axum::StepUp;
+    /// use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
+    /// use stepup_core::{Key, KeyId, KeyRing, Policy, Subject, TokenConfig};
+    /// use stepup_tower::FromExtension;
+    ///
+    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
+    /// let stepup = StepUp::new(config.gate(), engine, FromExtension::<Subject>::new(), "https://bank.example");
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/transfer", post(|| async { "sent" }).route_layer(stepup.require(Policy::level(2))))
+    ///     .route("/login", post(|| async { "welcome" }))
+    ///     .route("/logout", post(|| async { "bye" }))
+    ///     .route_layer(stepup.same_origin())
+    ///     .nest("/step-up", stepup.routes()) // checks its own POSTs
+    ///     .layer(stepup.extension());
+    /// # let _ = app;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn same_origin(&self) -> SameOriginLayer {
+        SameOriginLayer::new(self.context.inner.settings.origin())
     }
 
     /// The extension layer that lets the [`Assurance`](crate::Assurance)

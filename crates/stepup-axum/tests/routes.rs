@@ -488,3 +488,59 @@ async fn a_client_address_from_the_application_feeds_the_per_address_budget() {
     // … while another client address is not.
     assert_eq!(attempt("bob", "builder", 8).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_apps_own_routes_get_the_challenge_routes_origin_check() {
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[5u8; 32]).unwrap(),
+    ));
+    let engine = Engine::new(
+        config.issuer(),
+        MemoryFactorStore::new(),
+        MemoryStateStore::default(),
+    );
+    let stepup = StepUp::new(
+        config.gate(),
+        engine,
+        TrustedHeaders::new("x-user").with_session("x-session"),
+        ORIGIN,
+    );
+    let router: Router = Router::new()
+        .route("/login", post(|| async { "welcome" }))
+        .route_layer(stepup.same_origin())
+        .nest("/step-up", stepup.routes());
+    let send = |path: &str, origin: &str| {
+        let request = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("x-user", "alice")
+            .header("x-session", "s-1")
+            .header("origin", origin)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"code":"123456"}"#))
+            .unwrap();
+        let router = router.clone();
+        async move {
+            let r = router.oneshot(request).await.unwrap();
+            let head = format!(
+                "{} {:?} {:?}",
+                r.status(),
+                r.headers().get(header::CONTENT_TYPE),
+                r.headers().get(header::CACHE_CONTROL)
+            );
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            (head, body)
+        }
+    };
+    // The same refusal, byte for byte, from the challenge routes and from
+    // the application's own route.
+    let challenge = send("/step-up/totp", "https://evil.example").await;
+    let own = send("/login", "https://evil.example").await;
+    assert_eq!(own, challenge);
+    assert!(own.0.starts_with("403 "), "{}", own.0);
+    assert_eq!(own.1, stepup_core::web::FORBIDDEN_BODY.as_bytes());
+    // The bank's own origin passes.
+    let (head, body) = send("/login", ORIGIN).await;
+    assert!(head.starts_with("200 "), "{head}");
+    assert_eq!(body, "welcome");
+}

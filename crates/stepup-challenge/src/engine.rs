@@ -5,14 +5,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
-use stepup_core::{Clock, IssuedToken, Issuer, Method, Proof, Subject, SystemClock};
+use stepup_core::{
+    Assurance, Clock, IssuedToken, Issuer, Method, Policy, Proof, Subject, SystemClock, Timestamp,
+    ct::{self, Comparison},
+};
 
+use crate::change::{self, Account, ChangeCheck, FactorChange};
 use crate::code::{Channel, CodeMessage, CodeSender};
 use crate::error::{ChallengeError, StoreError};
-use crate::event::{Event, EventKind, EventSink};
-use crate::limiter::{self, AttemptLimits, Keys};
+use crate::event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};
+use crate::keys::{StoreKeys, hex};
+use crate::limiter::{self, Admission, AttemptLimits, Keys};
 use crate::recovery::{self, RecoveryCode};
 use crate::secret::TotpSecret;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
@@ -166,11 +169,57 @@ pub struct Engine<F, S, P = NoPasswords> {
     limits: AttemptLimits,
     clock: Arc<dyn Clock>,
     events: Option<Arc<dyn EventSink>>,
+    notices: Option<Arc<dyn NoticeSink>>,
     event_key: [u8; 32],
+    keys: StoreKeys,
     sender: Option<Arc<dyn CodeSender>>,
     codes: CodeSettings,
+    changes: ChangeSettings,
     #[cfg(feature = "passkey")]
     passkeys: Option<Arc<crate::passkey::Passkeys>>,
+}
+
+/// How factor changes are guarded (see [`FactorChange`]).
+#[derive(Clone, Debug)]
+struct ChangeSettings {
+    fresh: Duration,
+    recovery_wait: Duration,
+    first_without_password: bool,
+}
+
+/// How long a recovery stays usable once its waiting period is over.
+const RECOVERY_READY_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// A pending account recovery: when it was asked for and when its waiting
+/// period ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingRecovery {
+    /// When it was started.
+    pub requested_at: Timestamp,
+    /// When the waiting period ends: from then (for a day) a weaker factor
+    /// may replace a stronger one.
+    pub ready_at: Timestamp,
+}
+
+impl PendingRecovery {
+    /// Whether the waiting period is over at `now`.
+    pub fn is_ready(&self, now: Timestamp) -> bool {
+        now >= self.ready_at
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = self.requested_at.as_unix_seconds().to_be_bytes().to_vec();
+        out.extend_from_slice(&self.ready_at.as_unix_seconds().to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<PendingRecovery> {
+        let (a, b) = bytes.split_at_checked(8)?;
+        Some(PendingRecovery {
+            requested_at: Timestamp::from_unix_seconds(u64::from_be_bytes(a.try_into().ok()?)),
+            ready_at: Timestamp::from_unix_seconds(u64::from_be_bytes(b.try_into().ok()?)),
+        })
+    }
 }
 
 /// How one-time codes by e-mail or SMS are made and rationed.
@@ -244,11 +293,17 @@ impl<F, S, P> fmt::Debug for Engine<F, S, P> {
 impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
     /// An engine issuing with `issuer`, reading factors from `factors` and
     /// keeping short-lived state in `state`.
+    ///
+    /// Store entries are named, and one-time codes digested, with a key
+    /// derived from the issuer's signing key, so every instance sharing the
+    /// key ring agrees; pin one with [`with_state_key`](Engine::with_state_key)
+    /// if the signing key rotates.
     pub fn new(issuer: Issuer, factors: F, state: S) -> Self {
         let mut event_key = [0u8; 32];
         // A per-process key when randomness is unavailable is still a key;
         // zeros only weaken the pseudonymity of event digests, never access.
         let _ = getrandom::fill(&mut event_key);
+        let state_key = issuer.derive_key("stepup state keys").unwrap_or(event_key);
         Engine {
             issuer,
             factors,
@@ -258,9 +313,16 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
             limits: AttemptLimits::default(),
             clock: Arc::new(SystemClock),
             events: None,
+            notices: None,
             event_key,
+            keys: StoreKeys::new(&state_key),
             sender: None,
             codes: CodeSettings::default(),
+            changes: ChangeSettings {
+                fresh: Duration::from_secs(300),
+                recovery_wait: Duration::from_secs(24 * 3600),
+                first_without_password: false,
+            },
             #[cfg(feature = "passkey")]
             passkeys: None,
         }
@@ -279,9 +341,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             limits: self.limits,
             clock: self.clock,
             events: self.events,
+            notices: self.notices,
             event_key: self.event_key,
+            keys: self.keys,
             sender: self.sender,
             codes: self.codes,
+            changes: self.changes,
             #[cfg(feature = "passkey")]
             passkeys: self.passkeys,
         }
@@ -334,11 +399,59 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self
     }
 
+    /// Delivers every [`Notice`] (a factor added, replaced or removed, a
+    /// method disabled, an account recovery started or cancelled) to
+    /// `sink`, which tells the user on every channel they have.
+    pub fn with_notice_sink(mut self, sink: impl NoticeSink) -> Self {
+        self.notices = Some(Arc::new(sink));
+        self
+    }
+
     /// The key for subject digests in events (default: random per process;
     /// set one shared by all instances to correlate their events).
     pub fn with_event_key(mut self, key: [u8; 32]) -> Self {
         self.event_key = key;
         self
+    }
+
+    /// The server-side key naming store entries and digesting one-time
+    /// codes (default: derived from the issuer's signing key). Every
+    /// instance must use the same; changing it forgets attempt counters,
+    /// replay state and pending codes.
+    pub fn with_state_key(mut self, key: [u8; 32]) -> Self {
+        self.keys = StoreKeys::new(&key);
+        self
+    }
+
+    /// How recent the proof for a factor change must be (default 5
+    /// minutes; 1 minute to 1 hour, clamped).
+    pub fn with_change_freshness(mut self, fresh: Duration) -> Self {
+        self.changes.fresh = fresh.clamp(Duration::from_secs(60), Duration::from_secs(3600));
+        self
+    }
+
+    /// How long an account recovery waits before a weaker factor may
+    /// replace a stronger one (default 24 hours; at least 1 hour).
+    pub fn with_recovery_wait(mut self, wait: Duration) -> Self {
+        self.changes.recovery_wait = wait.max(Duration::from_secs(3600));
+        self
+    }
+
+    /// **Risky.** Lets a user without any second factor enroll the first one
+    /// with nothing but their login session when no [`PasswordVerifier`] is
+    /// configured: anyone holding a session cookie can then add a factor of
+    /// their own and step up with it. Without this, first enrollment needs
+    /// a password re-confirmation within the change freshness, and an
+    /// engine without passwords refuses it.
+    pub fn dangerously_allow_first_factor_without_password(mut self) -> Self {
+        self.changes.first_without_password = true;
+        self
+    }
+
+    /// The factor store (an application reads the subject's epoch where
+    /// [`FactorStore::bump_epoch`] writes it).
+    pub fn factors(&self) -> &F {
+        &self.factors
     }
 
     /// The TOTP configuration in use.
@@ -364,19 +477,31 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .totp_secret(attempt.subject)
             .await?
             .ok_or(ChallengeError::NotEnrolled(Method::Totp))?;
-        let attempts_left = self.admit(attempt, Method::Totp).await?;
+        let admitted = self.admit(attempt, Method::Totp).await?;
         let now = self.clock.now().as_unix_seconds();
         let step = self
             .totp
             .matched_step(&secret, code, now)?
-            .ok_or(ChallengeError::Wrong { attempts_left })?;
-        self.accept_step(attempt.subject, step).await
+            .ok_or(ChallengeError::Wrong {
+                few_left: admitted.few_left,
+            })?;
+        self.accept_step(attempt.subject, &secret, step).await
     }
 
-    /// Records `step` as the last accepted one; refuses a step that is not
-    /// newer (replay, or an older in-window code after a newer one).
-    async fn accept_step(&self, subject: &Subject, step: u64) -> Result<(), ChallengeError> {
-        let key = format!("stepup:totp-step:{}", store_key(subject));
+    /// Records `step` as the last accepted one for this subject and secret;
+    /// refuses a step that is not newer (replay, or an older in-window code
+    /// after a newer one). A new secret has its own replay state.
+    async fn accept_step(
+        &self,
+        subject: &Subject,
+        secret: &TotpSecret,
+        step: u64,
+    ) -> Result<(), ChallengeError> {
+        let key = format!(
+            "stepup:totp-step:{}:{}",
+            self.keys.subject(subject),
+            self.keys.secret(secret.as_bytes())
+        );
         if self
             .state
             .advance(&key, step, self.totp.replay_memory())
@@ -452,7 +577,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .await?
             .ok_or(ChallengeError::NotEnrolled(method))?;
         let now = self.clock.now();
-        let key = store_key(subject);
+        let key = self.keys.subject(subject);
         let sends = self
             .state
             .increment(&format!("stepup:code-sends:{key}"), self.codes.send_window)
@@ -463,11 +588,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 until: now + self.codes.send_window,
             });
         }
-        if let Some(ip) = attempt.address {
+        if let Some(address) = self.address_key(attempt) {
             let n = self
                 .state
                 .increment(
-                    &format!("stepup:code-sends-address:{ip}"),
+                    &format!("stepup:code-sends-address:{address}"),
                     self.codes.send_window,
                 )
                 .await?;
@@ -482,9 +607,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .map_err(|e| StoreError::new("random", format!("no randomness available: {e}")))?;
         let code = random_digits(self.codes.digits)?;
         let mut record = id.to_vec();
-        record.extend_from_slice(&session_digest(subject));
-        record.extend_from_slice(&code_digest(&id, &code));
-        let slot = code_key(subject, channel);
+        record.extend_from_slice(&self.keys.session_digest(subject));
+        record.extend_from_slice(&self.keys.code(&id, &code));
+        let slot = self.code_key(subject, channel);
         self.state.put(&slot, record, self.codes.valid_for).await?;
         let message = CodeMessage {
             channel,
@@ -509,7 +634,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 
     /// Steps up with a one-time code sent by [`send_code`](Engine::send_code):
     /// it must be the latest code for this subject, in this session, for this
-    /// challenge, unexpired and unused.
+    /// challenge, unexpired and unused. After a few wrong guesses
+    /// ([`AttemptLimits::wrong_guesses_per_code`]) the code is void.
     pub async fn step_up_code(
         &self,
         attempt: Attempt<'_>,
@@ -523,8 +649,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ChallengeError::Format("enter the code we sent you"));
             }
-            let attempts_left = self.admit(attempt, method).await?;
-            let slot = code_key(attempt.subject, channel);
+            let admitted = self.admit(attempt, method).await?;
+            let slot = self.code_key(attempt.subject, channel);
             let record = self
                 .state
                 .get(&slot)
@@ -535,19 +661,35 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             }
             let (id, rest) = record.split_at(16);
             let (session, digest) = rest.split_at(32);
-            use stepup_core::ct;
-            let same_challenge = ct::eq(hex(id).as_bytes(), challenge_id.as_bytes());
-            let same_session = ct::eq(session, &session_digest(attempt.subject));
+            let same_challenge = ct::eq_as(
+                Comparison::ChallengeId,
+                hex(id).as_bytes(),
+                challenge_id.as_bytes(),
+            );
+            let same_session = ct::eq_as(
+                Comparison::SessionDigest,
+                session,
+                &self.keys.session_digest(attempt.subject),
+            );
             if !same_challenge || !same_session {
                 return Err(ChallengeError::NoPendingCode);
             }
-            let right = ct::eq(digest, &code_digest(id, code));
-            if !right {
-                return Err(ChallengeError::Wrong { attempts_left });
+            if !ct::eq_as(Comparison::CodeDigest, digest, &self.keys.code(id, code)) {
+                let guesses = self
+                    .state
+                    .increment(&format!("{slot}:wrong:{}", hex(id)), self.codes.valid_for)
+                    .await?;
+                if guesses >= self.limits.code_guesses {
+                    // Void: a new code must be sent (and sends are rationed).
+                    self.state.remove(&slot).await?;
+                }
+                return Err(ChallengeError::Wrong {
+                    few_left: admitted.few_left,
+                });
             }
             // Single use: of two racing right answers, one takes the code.
             match self.state.take(&slot).await? {
-                Some(taken) if taken == record => Ok(()),
+                Some(taken) if ct::eq_as(Comparison::PendingRecord, &taken, &record) => Ok(()),
                 _ => Err(ChallengeError::AlreadyUsed),
             }
         }
@@ -564,7 +706,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 
     /// Starts registering a passkey: the options for
     /// `navigator.credentials.create()`, and the ceremony id to finish with.
-    /// Credentials already registered are excluded.
+    /// Credentials already registered are excluded. Starts are counted
+    /// ([`AttemptLimits::ceremony_starts`]).
     #[cfg(feature = "passkey")]
     pub async fn start_passkey_registration(
         &self,
@@ -572,12 +715,25 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         user_name: &str,
     ) -> Result<(String, webauthn_rs::prelude::CreationChallengeResponse), ChallengeError> {
         let service = self.passkey_service()?;
+        let key = self.keys.subject(subject);
+        let now = self.clock.now();
+        limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
         let existing = self.factors.passkeys(subject).await?;
-        service.start_registration(subject, user_name, &existing, self.clock.now())
+        service.start_registration(self.owner(subject, &key), user_name, &existing, now)
+    }
+
+    #[cfg(feature = "passkey")]
+    fn owner<'a>(&self, subject: &'a Subject, key: &'a str) -> crate::passkey::Owner<'a> {
+        crate::passkey::Owner {
+            subject,
+            key,
+            binding: self.keys.session_digest(subject),
+        }
     }
 
     /// Finishes a registration with the browser's answer and stores the
-    /// passkey under `name`.
+    /// passkey under `name`. A credential id already registered (to anyone)
+    /// is refused.
     #[cfg(feature = "passkey")]
     pub async fn finish_passkey_registration(
         &self,
@@ -588,37 +744,53 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<(), ChallengeError> {
         let service = self.passkey_service()?;
         let subject = attempt.subject;
-        let passkey =
-            match service.finish_registration(subject, ceremony, response, self.clock.now()) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.emit(
-                        EventKind::Failed,
-                        Method::Passkey,
-                        subject,
-                        Some("registration"),
-                    );
-                    return Err(e);
-                }
-            };
-        let mut all = self.factors.passkeys(subject).await?;
+        let key = self.keys.subject(subject);
+        let registered = service.finish_registration(
+            self.owner(subject, &key),
+            ceremony,
+            response,
+            self.clock.now(),
+        );
+        let passkey = match registered {
+            Ok(p) => p,
+            Err(e) => {
+                self.emit(
+                    EventKind::Failed,
+                    Method::Passkey,
+                    subject,
+                    Some("registration"),
+                );
+                return Err(e);
+            }
+        };
         let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-        all.push(crate::passkey::StoredPasskey {
+        let stored = crate::passkey::StoredPasskey {
             name: if name.is_empty() {
                 "Passkey".into()
             } else {
                 name
             },
             passkey,
-        });
-        self.factors.save_passkeys(subject, all).await?;
-        self.emit(EventKind::Enrolled, Method::Passkey, subject, None);
+        };
+        let method = stored.method();
+        if !self.factors.add_passkey(subject, stored).await? {
+            self.emit(
+                EventKind::Failed,
+                method,
+                subject,
+                Some("already_registered"),
+            );
+            return Err(ChallengeError::PasskeyRejected);
+        }
+        self.emit(EventKind::Enrolled, method, subject, None);
+        self.notify(NoticeKind::FactorAdded, method, subject, None);
         Ok(())
     }
 
     /// Starts a passkey step-up: the options for `navigator.credentials.get()`
     /// (limited to this subject's credentials, user verification required)
-    /// and the ceremony id to finish with.
+    /// and the ceremony id to finish with. Starts are counted
+    /// ([`AttemptLimits::ceremony_starts`]).
     #[cfg(feature = "passkey")]
     pub async fn start_passkey_step_up(
         &self,
@@ -629,8 +801,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if credentials.is_empty() {
             return Err(ChallengeError::NotEnrolled(Method::Passkey));
         }
+        let key = self.keys.subject(attempt.subject);
+        let now = self.clock.now();
+        limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
         let started =
-            service.start_authentication(attempt.subject, &credentials, self.clock.now())?;
+            service.start_authentication(self.owner(attempt.subject, &key), &credentials, now)?;
         self.emit(
             EventKind::ChallengeIssued,
             Method::Passkey,
@@ -640,7 +815,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(started)
     }
 
-    /// Steps up with the browser's passkey assertion for `ceremony`.
+    /// Steps up with the browser's passkey assertion for `ceremony`. A
+    /// device-bound passkey proves [`Method::DeviceBoundPasskey`], one that
+    /// may be synced [`Method::Passkey`].
     #[cfg(feature = "passkey")]
     pub async fn step_up_passkey(
         &self,
@@ -648,74 +825,85 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         ceremony: &str,
         response: &webauthn_rs::prelude::PublicKeyCredential,
     ) -> Result<IssuedToken, ChallengeError> {
+        let mut method = Method::Passkey;
         let outcome = async {
             let service = self.passkey_service()?;
             self.admit(attempt, Method::Passkey).await?;
             let credentials = self.factors.passkeys(attempt.subject).await?;
-            let updated = service.finish_authentication(
-                attempt.subject,
+            let key = self.keys.subject(attempt.subject);
+            let used = service.finish_authentication(
+                self.owner(attempt.subject, &key),
                 ceremony,
                 response,
                 credentials,
                 self.clock.now(),
             )?;
-            self.factors.save_passkeys(attempt.subject, updated).await?;
+            let used_method = used.method();
+            // Only a credential still registered counts (a removal racing
+            // with this use wins).
+            if !self.factors.update_passkey(attempt.subject, used).await? {
+                return Err(ChallengeError::PasskeyRejected);
+            }
+            method = used_method;
             Ok(())
         }
         .await;
-        self.finish(attempt, Method::Passkey, outcome).await
+        self.finish_as(attempt, Method::Passkey, method, outcome)
+            .await
     }
 
-    /// The names of the subject's passkeys, in registration order.
+    /// The subject's passkeys, in registration order.
     #[cfg(feature = "passkey")]
-    pub async fn passkey_names(&self, subject: &Subject) -> Result<Vec<String>, ChallengeError> {
-        Ok(self
-            .factors
-            .passkeys(subject)
-            .await?
-            .into_iter()
-            .map(|p| p.name.clone())
-            .collect())
+    pub async fn passkeys(
+        &self,
+        subject: &Subject,
+    ) -> Result<Vec<crate::passkey::StoredPasskey>, ChallengeError> {
+        Ok(self.factors.passkeys(subject).await?)
     }
 
-    /// Renames the subject's passkey number `index`.
+    /// Renames the subject's passkey with credential id `id`.
     #[cfg(feature = "passkey")]
     pub async fn rename_passkey(
         &self,
         subject: &Subject,
-        index: usize,
+        id: &[u8],
         name: &str,
     ) -> Result<(), ChallengeError> {
-        let mut all = self.factors.passkeys(subject).await?;
-        let entry = all
-            .get_mut(index)
-            .ok_or(ChallengeError::NotEnrolled(Method::Passkey))?;
-        entry.name = name.chars().filter(|c| !c.is_control()).take(64).collect();
-        self.factors.save_passkeys(subject, all).await?;
-        Ok(())
+        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        if self.factors.rename_passkey(subject, id, &name).await? {
+            Ok(())
+        } else {
+            Err(ChallengeError::NotEnrolled(Method::Passkey))
+        }
     }
 
-    /// Removes the subject's passkey number `index` (see
-    /// [`passkey_names`](Engine::passkey_names)). Bump the subject's epoch
-    /// too, if step-ups made with it should stop counting.
+    /// Removes the subject's passkey with credential id `id`, bumps the
+    /// subject's epoch (outstanding assurance ends) and notifies. No proof
+    /// is checked here: the routes check one first (see
+    /// [`authorize_change`](Engine::authorize_change)); call this directly
+    /// only from your own support tooling, after your own checks.
     #[cfg(feature = "passkey")]
-    pub async fn remove_passkey(
-        &self,
-        subject: &Subject,
-        index: usize,
-    ) -> Result<(), ChallengeError> {
-        let mut all = self.factors.passkeys(subject).await?;
-        if index >= all.len() {
+    pub async fn remove_passkey(&self, subject: &Subject, id: &[u8]) -> Result<(), ChallengeError> {
+        let method = self
+            .factors
+            .passkeys(subject)
+            .await?
+            .iter()
+            .find(|p| p.id() == id)
+            .map_or(Method::Passkey, crate::passkey::StoredPasskey::method);
+        if !self.factors.remove_passkey(subject, id).await? {
             return Err(ChallengeError::NotEnrolled(Method::Passkey));
         }
-        all.remove(index);
-        self.factors.save_passkeys(subject, all).await?;
-        self.emit(EventKind::Removed, Method::Passkey, subject, None);
+        self.factors.bump_epoch(subject).await?;
+        self.emit(EventKind::Removed, method, subject, None);
+        self.notify(NoticeKind::FactorRemoved, method, subject, None);
         Ok(())
     }
 
     /// Replaces the subject's recovery codes with `count` new ones (1 to
     /// 20), returned once for the user to keep; only digests are stored.
+    /// Replacing earlier codes bumps the subject's epoch. No proof is
+    /// checked here (see [`remove_passkey`](Engine::remove_passkey)).
     pub async fn generate_recovery_codes(
         &self,
         subject: &Subject,
@@ -724,20 +912,40 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let codes = (0..count.clamp(1, 20))
             .map(|_| RecoveryCode::generate())
             .collect::<Result<Vec<_>, _>>()?;
+        let replaced = self.factors.recovery_codes_left(subject).await? > 0;
         let digests = codes.iter().map(RecoveryCode::digest).collect();
         self.factors.set_recovery_digests(subject, digests).await?;
-        self.emit(EventKind::Enrolled, Method::RecoveryCode, subject, None);
+        if replaced {
+            self.factors.bump_epoch(subject).await?;
+            self.emit(EventKind::Replaced, Method::RecoveryCode, subject, None);
+            self.notify(
+                NoticeKind::FactorReplaced,
+                Method::RecoveryCode,
+                subject,
+                None,
+            );
+        } else {
+            self.emit(EventKind::Enrolled, Method::RecoveryCode, subject, None);
+            self.notify(NoticeKind::FactorAdded, Method::RecoveryCode, subject, None);
+        }
         Ok(codes)
     }
 
-    /// The methods the subject can step up with now, strongest first: TOTP
-    /// if enrolled, the password if the application checks passwords,
-    /// recovery codes if any are left.
+    /// The methods the subject can step up with now, strongest first: a
+    /// device-bound passkey, a passkey that may be synced, TOTP if
+    /// enrolled, the password if the application checks passwords, e-mail
+    /// and SMS codes where the subject has an address and a sender is
+    /// configured, recovery codes if any are left.
     pub async fn enrolled_methods(&self, subject: &Subject) -> Result<Vec<Method>, ChallengeError> {
         let mut methods = Vec::new();
         #[cfg(feature = "passkey")]
-        if self.passkeys.is_some() && !self.factors.passkeys(subject).await?.is_empty() {
-            methods.push(Method::Passkey);
+        if self.passkeys.is_some() {
+            let passkeys = self.factors.passkeys(subject).await?;
+            for kind in [Method::DeviceBoundPasskey, Method::Passkey] {
+                if passkeys.iter().any(|p| p.method() == kind) {
+                    methods.push(kind);
+                }
+            }
         }
         if self.factors.totp_secret(subject).await?.is_some() {
             methods.push(Method::Totp);
@@ -768,8 +976,193 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(self.factors.recovery_codes_left(subject).await?)
     }
 
+    /// What `change` to the subject's factors needs, given the `assurance`
+    /// the request carries (if any): [`ChangeCheck::Allowed`], a fresh
+    /// proof ([`ChangeCheck::Prove`] with the policy to challenge with), or
+    /// a refusal with its reason. See [`FactorChange`] for the rule.
+    ///
+    /// ```
+    /// use stepup_challenge::{ChangeCheck, Engine, FactorChange, FixedPasswords, MemoryFactorStore, MemoryStateStore};
+    /// use stepup_core::*;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default())
+    ///     .with_passwords(FixedPasswords::new([("bob", "builder")]));
+    /// let bob = Subject::new("bob").with_session("s-1");
+    /// // Bob has no second factor: his first needs the password, re-confirmed.
+    /// match engine.authorize_change(&bob, None, FactorChange::Add(Method::Totp)).await? {
+    ///     ChangeCheck::Prove(policy) => assert_eq!(policy.to_string(), "password within 5m"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn authorize_change(
+        &self,
+        subject: &Subject,
+        assurance: Option<&Assurance>,
+        change: FactorChange,
+    ) -> Result<ChangeCheck, ChallengeError> {
+        let enrolled = self.enrolled_methods(subject).await?;
+        let now = self.clock.now();
+        let recovery_ready = self
+            .pending_recovery(subject)
+            .await?
+            .is_some_and(|r| r.is_ready(now));
+        let account = self.account(&enrolled, recovery_ready);
+        let check = change::rule(change, &account);
+        if let ChangeCheck::Refused(why) = check
+            && why == change::CODES_NEED_FACTOR
+            && account.passwords
+        {
+            // Nothing about the account's factors is told before the
+            // password is re-confirmed: the challenge first, the refusal
+            // after.
+            let password = Policy::method(Method::Password)
+                .max_age(self.changes.fresh)
+                .with_reason(change::REASON);
+            return Ok(
+                match self.allowed_by(ChangeCheck::Prove(password), subject, assurance) {
+                    ChangeCheck::Allowed => check,
+                    prove => prove,
+                },
+            );
+        }
+        Ok(self.allowed_by(check, subject, assurance))
+    }
+
+    /// What starting an account recovery needs, given the request's
+    /// `assurance`: a fresh proof with any second factor the subject has
+    /// (an e-mail code, a recovery code: the weaker ones are the point).
+    pub async fn authorize_recovery(
+        &self,
+        subject: &Subject,
+        assurance: Option<&Assurance>,
+    ) -> Result<ChangeCheck, ChallengeError> {
+        let enrolled = self.enrolled_methods(subject).await?;
+        let check = change::recovery_rule(&self.account(&enrolled, false));
+        Ok(self.allowed_by(check, subject, assurance))
+    }
+
+    fn account<'a>(&'a self, enrolled: &'a [Method], recovery_ready: bool) -> Account<'a> {
+        Account {
+            enrolled,
+            levels: self.issuer.levels(),
+            passwords: self.passwords.is_configured(),
+            first_without_password: self.changes.first_without_password,
+            recovery_ready,
+            fresh: self.changes.fresh,
+        }
+    }
+
+    /// A proof the presented assurance already satisfies is no longer asked.
+    fn allowed_by(
+        &self,
+        check: ChangeCheck,
+        subject: &Subject,
+        assurance: Option<&Assurance>,
+    ) -> ChangeCheck {
+        let now = self.clock.now();
+        match check {
+            ChangeCheck::Prove(policy)
+                if assurance.is_some_and(|a| {
+                    a.subject().id() == subject.id()
+                        && a.subject().epoch() == subject.epoch()
+                        && a.satisfies(&policy, now)
+                }) =>
+            {
+                ChangeCheck::Allowed
+            }
+            other => other,
+        }
+    }
+
+    /// Starts an account recovery: the user lost their strongest factor and
+    /// wants a weaker one (an e-mail or SMS code, a recovery code) to
+    /// replace it. Nothing changes for the waiting period
+    /// ([`with_recovery_wait`](Engine::with_recovery_wait), 24 hours by
+    /// default) while the user is notified ([`NoticeKind::RecoveryStarted`])
+    /// and can cancel; then, for a day, factor changes accept a fresh proof
+    /// with any second factor. Starting again while one is pending keeps
+    /// the first (the wait does not restart, nor shorten).
+    pub async fn start_account_recovery(
+        &self,
+        subject: &Subject,
+    ) -> Result<PendingRecovery, ChallengeError> {
+        if let Some(pending) = self.pending_recovery(subject).await? {
+            return Ok(pending);
+        }
+        let now = self.clock.now();
+        let pending = PendingRecovery {
+            requested_at: now,
+            ready_at: now + self.changes.recovery_wait,
+        };
+        self.state
+            .put(
+                &self.recovery_key(subject),
+                pending.encode(),
+                self.changes.recovery_wait + RECOVERY_READY_FOR,
+            )
+            .await?;
+        self.emit(
+            EventKind::RecoveryStarted,
+            Method::RecoveryCode,
+            subject,
+            None,
+        );
+        if let Some(sink) = &self.notices {
+            sink.notify(&Notice {
+                kind: NoticeKind::RecoveryStarted,
+                method: Method::RecoveryCode,
+                subject,
+                at: now,
+                ready_at: Some(pending.ready_at),
+            });
+        }
+        Ok(pending)
+    }
+
+    /// The subject's pending account recovery, if any.
+    pub async fn pending_recovery(
+        &self,
+        subject: &Subject,
+    ) -> Result<Option<PendingRecovery>, ChallengeError> {
+        Ok(self
+            .state
+            .get(&self.recovery_key(subject))
+            .await?
+            .and_then(|bytes| PendingRecovery::decode(&bytes)))
+    }
+
+    /// Cancels the subject's pending account recovery; whether there was one.
+    pub async fn cancel_account_recovery(&self, subject: &Subject) -> Result<bool, ChallengeError> {
+        let cancelled = self
+            .state
+            .take(&self.recovery_key(subject))
+            .await?
+            .is_some();
+        if cancelled {
+            self.emit(
+                EventKind::RecoveryCancelled,
+                Method::RecoveryCode,
+                subject,
+                None,
+            );
+            self.notify(
+                NoticeKind::RecoveryCancelled,
+                Method::RecoveryCode,
+                subject,
+                None,
+            );
+        }
+        Ok(cancelled)
+    }
+
     /// Starts a TOTP enrollment: a fresh secret (160 bits), kept on the
-    /// server for ten minutes until confirmed.
+    /// server for ten minutes until confirmed, for this subject *and
+    /// session* only.
     pub async fn start_totp_enrollment(
         &self,
         subject: &Subject,
@@ -783,7 +1176,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         };
         self.state
             .put(
-                &enrollment_key(subject),
+                &self.enrollment_key(subject),
                 secret.as_bytes().to_vec(),
                 ENROLLMENT_TTL,
             )
@@ -791,17 +1184,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(enrollment)
     }
 
-    /// Confirms a pending TOTP enrollment with a first valid code. The code's
-    /// step is recorded, so the same code cannot then be replayed as a
-    /// step-up. Counted by the attempt limiter like a step-up.
+    /// Confirms a pending TOTP enrollment of this session with a first valid
+    /// code. The code's step is recorded in the new secret's replay state,
+    /// so it cannot then be replayed as a step-up; of two racing
+    /// confirmations one wins. Counted by the attempt limiter like a
+    /// step-up. Replacing a secret bumps the subject's epoch.
     pub async fn confirm_totp_enrollment(
         &self,
         attempt: Attempt<'_>,
         code: &str,
     ) -> Result<(), ChallengeError> {
         self.totp.check_format(code)?;
-        let attempts_left = self.admit(attempt, Method::Totp).await?;
-        let key = enrollment_key(attempt.subject);
+        let subject = attempt.subject;
+        let admitted = self.admit(attempt, Method::Totp).await?;
+        let key = self.enrollment_key(subject);
         let pending = self
             .state
             .get(&key)
@@ -810,28 +1206,31 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .ok_or(ChallengeError::NoPendingEnrollment)?;
         let now = self.clock.now().as_unix_seconds();
         let Some(step) = self.totp.matched_step(&pending, code, now)? else {
-            self.emit(
-                EventKind::Failed,
-                Method::Totp,
-                attempt.subject,
-                Some("wrong"),
-            );
-            return Err(ChallengeError::Wrong { attempts_left });
+            self.emit(EventKind::Failed, Method::Totp, subject, Some("wrong"));
+            if let Some(address) = self.address_key(attempt) {
+                limiter::failed_from(&self.state, &self.limits, &address, self.clock.now()).await?;
+            }
+            return Err(ChallengeError::Wrong {
+                few_left: admitted.few_left,
+            });
         };
-        // Take the pending secret once: of two racing confirmations one wins.
+        // The new secret's own replay state first, so a refusal loses
+        // nothing; then take the pending secret once.
+        self.accept_step(subject, &pending, step).await?;
         if self.state.take(&key).await?.is_none() {
             return Err(ChallengeError::NoPendingEnrollment);
         }
-        self.accept_step(attempt.subject, step).await?;
-        self.factors
-            .set_totp_secret(attempt.subject, pending)
-            .await?;
-        limiter::reset(
-            &self.state,
-            &Keys::new(Method::Totp, &store_key(attempt.subject)),
-        )
-        .await?;
-        self.emit(EventKind::Enrolled, Method::Totp, attempt.subject, None);
+        let replaced = self.factors.totp_secret(subject).await?.is_some();
+        self.factors.set_totp_secret(subject, pending).await?;
+        limiter::succeeded(&self.state, &self.limiter_keys(subject, Method::Totp), &[]).await?;
+        if replaced {
+            self.factors.bump_epoch(subject).await?;
+            self.emit(EventKind::Replaced, Method::Totp, subject, None);
+            self.notify(NoticeKind::FactorReplaced, Method::Totp, subject, None);
+        } else {
+            self.emit(EventKind::Enrolled, Method::Totp, subject, None);
+            self.notify(NoticeKind::FactorAdded, Method::Totp, subject, None);
+        }
         Ok(())
     }
 
@@ -842,42 +1241,79 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.emit(EventKind::ChallengeIssued, method, subject, None);
     }
 
-    /// Removes the subject's TOTP enrollment. (Bump the subject's epoch too,
-    /// if outstanding step-ups made with it should stop counting.)
+    /// Removes the subject's TOTP enrollment, bumps the subject's epoch
+    /// (outstanding assurance ends) and notifies. No proof is checked here
+    /// (see [`remove_passkey`](Engine::remove_passkey)).
     pub async fn remove_totp(&self, subject: &Subject) -> Result<(), ChallengeError> {
+        if self.factors.totp_secret(subject).await?.is_none() {
+            return Err(ChallengeError::NotEnrolled(Method::Totp));
+        }
         self.factors.remove_totp_secret(subject).await?;
+        self.factors.bump_epoch(subject).await?;
         self.emit(EventKind::Removed, Method::Totp, subject, None);
+        self.notify(NoticeKind::FactorRemoved, Method::Totp, subject, None);
         Ok(())
     }
 
+    /// Clears every attempt counter of `method` for the subject and enables
+    /// it again if it was disabled: the application's reset (after a
+    /// support call, say), never something a request should reach alone.
+    pub async fn reset_attempts(
+        &self,
+        subject: &Subject,
+        method: Method,
+    ) -> Result<(), ChallengeError> {
+        limiter::reset(&self.state, &self.limiter_keys(subject, method)).await
+    }
+
     /// Counts the attempt, then (and only then: futures start when awaited)
-    /// runs `check`; a `false` is a wrong answer with the attempts left.
+    /// runs `check`; a `false` is a wrong answer.
     async fn counted(
         &self,
         attempt: Attempt<'_>,
         method: Method,
         check: impl std::future::Future<Output = Result<bool, StoreError>>,
     ) -> Result<(), ChallengeError> {
-        let attempts_left = self.admit(attempt, method).await?;
+        let admitted = self.admit(attempt, method).await?;
         if check.await? {
             Ok(())
         } else {
-            Err(ChallengeError::Wrong { attempts_left })
+            Err(ChallengeError::Wrong {
+                few_left: admitted.few_left,
+            })
         }
     }
 
-    /// Counts the attempt; `Ok(attempts left after this one)`.
-    async fn admit(&self, attempt: Attempt<'_>, method: Method) -> Result<u32, ChallengeError> {
-        let keys = Keys::new(method, &store_key(attempt.subject));
-        let left = limiter::admit(
+    fn limiter_keys(&self, subject: &Subject, method: Method) -> Keys {
+        Keys::new(method, &self.keys.subject(subject))
+    }
+
+    fn address_key(&self, attempt: Attempt<'_>) -> Option<String> {
+        attempt
+            .address
+            .map(|ip| self.keys.address(ip, self.limits.v6_prefix))
+    }
+
+    /// Counts the attempt.
+    async fn admit(
+        &self,
+        attempt: Attempt<'_>,
+        method: Method,
+    ) -> Result<Admission, ChallengeError> {
+        let keys = self.limiter_keys(attempt.subject, method);
+        let address = self.address_key(attempt);
+        let admitted = limiter::admit(
             &self.state,
             &self.limits,
             &keys,
-            attempt.address,
+            address.as_deref(),
             self.clock.now(),
         )
-        .await?;
-        Ok(u32::try_from(left).unwrap_or(u32::MAX))
+        .await;
+        if let Err(ChallengeError::Disabled(_)) = &admitted {
+            self.notify(NoticeKind::MethodDisabled, method, attempt.subject, None);
+        }
+        admitted
     }
 
     /// Turns a verified factor into a token, or a failure into the error the
@@ -888,16 +1324,28 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         method: Method,
         outcome: Result<(), ChallengeError>,
     ) -> Result<IssuedToken, ChallengeError> {
+        self.finish_as(attempt, method, method, outcome).await
+    }
+
+    /// [`finish`](Engine::finish) for an attempt counted as `counted` that
+    /// proved `proven` (a passkey attempt proves a synced or a device-bound
+    /// passkey).
+    async fn finish_as(
+        &self,
+        attempt: Attempt<'_>,
+        counted: Method,
+        proven: Method,
+        outcome: Result<(), ChallengeError>,
+    ) -> Result<IssuedToken, ChallengeError> {
         let subject = attempt.subject;
         match outcome {
             Ok(()) => {
-                let keys = Keys::new(method, &store_key(subject));
-                if let Err(e) = limiter::reset(&self.state, &keys).await {
-                    self.emit(EventKind::Failed, method, subject, Some("store"));
+                if let Err(e) = self.succeeded(subject, counted, proven).await {
+                    self.emit(EventKind::Failed, proven, subject, Some("store"));
                     return Err(e);
                 }
                 let now = self.clock.now();
-                let proof = Proof::new(method, now);
+                let proof = Proof::new(proven, now);
                 let issued = match attempt.context {
                     Some(ctx) => {
                         self.issuer
@@ -907,18 +1355,36 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 };
                 match issued {
                     Ok(token) => {
-                        self.emit(EventKind::Succeeded, method, subject, None);
+                        self.emit(EventKind::Succeeded, proven, subject, None);
                         Ok(token)
                     }
                     Err(e) => {
-                        self.emit(EventKind::Failed, method, subject, Some("issue"));
+                        self.emit(EventKind::Failed, proven, subject, Some("issue"));
                         Err(e.into())
                     }
                 }
             }
             Err(e) => {
+                let guess = matches!(
+                    e,
+                    ChallengeError::Wrong { .. }
+                        | ChallengeError::AlreadyUsed
+                        | ChallengeError::PasskeyRejected
+                );
+                if guess && let Some(address) = self.address_key(attempt) {
+                    // Failures only: users behind one address are not
+                    // blocked by each other's successes.
+                    if let Err(store) =
+                        limiter::failed_from(&self.state, &self.limits, &address, self.clock.now())
+                            .await
+                    {
+                        self.emit(EventKind::Failed, counted, subject, Some("store"));
+                        return Err(store);
+                    }
+                }
                 let (kind, reason) = match &e {
                     ChallengeError::LockedOut { .. } => (EventKind::LockedOut, None),
+                    ChallengeError::Disabled(_) => (EventKind::Disabled, None),
                     ChallengeError::Wrong { .. } => (EventKind::Failed, Some("wrong")),
                     ChallengeError::AlreadyUsed => (EventKind::Failed, Some("already_used")),
                     ChallengeError::Format(_) => (EventKind::Failed, Some("format")),
@@ -933,9 +1399,46 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                     ChallengeError::Store(_) => (EventKind::Failed, Some("store")),
                     _ => (EventKind::Failed, Some("other")),
                 };
-                self.emit(kind, method, subject, reason);
+                self.emit(kind, counted, subject, reason);
                 Err(e)
             }
+        }
+    }
+
+    /// A success resets the method's counters and enables again the
+    /// methods disabled for the subject that are no stronger than the one
+    /// proven (by the level table).
+    async fn succeeded(
+        &self,
+        subject: &Subject,
+        counted: Method,
+        proven: Method,
+    ) -> Result<(), ChallengeError> {
+        let levels = self.issuer.levels();
+        let rank = levels.rank_of(proven);
+        let reenable: Vec<Keys> = Method::BUILT_IN
+            .into_iter()
+            .filter(|m| *m != counted && *m != Method::Password && levels.rank_of(*m) <= rank)
+            .map(|m| self.limiter_keys(subject, m))
+            .collect();
+        limiter::succeeded(&self.state, &self.limiter_keys(subject, counted), &reenable).await
+    }
+
+    fn notify(
+        &self,
+        kind: NoticeKind,
+        method: Method,
+        subject: &Subject,
+        ready_at: Option<Timestamp>,
+    ) {
+        if let Some(sink) = &self.notices {
+            sink.notify(&Notice {
+                kind,
+                method,
+                subject,
+                at: self.clock.now(),
+                ready_at,
+            });
         }
     }
 
@@ -954,14 +1457,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             at: self.clock.now(),
         };
         match kind {
-            EventKind::ChallengeIssued
-            | EventKind::Succeeded
-            | EventKind::Enrolled
-            | EventKind::Removed => {
-                tracing::info!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, "step-up event")
-            }
-            EventKind::Failed | EventKind::LockedOut => {
+            EventKind::Failed | EventKind::LockedOut | EventKind::Disabled => {
                 tracing::warn!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, reason = reason.unwrap_or(""), "step-up event")
+            }
+            _ => {
+                tracing::info!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, "step-up event")
             }
         }
         if let Some(sink) = &self.events {
@@ -970,41 +1470,24 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     fn subject_digest(&self, subject: &Subject) -> String {
-        match <Hmac<Sha256> as KeyInit>::new_from_slice(&self.event_key) {
-            Ok(mut mac) => {
-                mac.update(subject.id().as_bytes());
-                hex16(&mac.finalize().into_bytes())
-            }
-            // HMAC takes keys of any length, so this arm is never taken.
-            Err(_) => store_key(subject),
-        }
+        StoreKeys::new(&self.event_key).events(subject)
     }
-}
 
-/// The state-store key of a subject: a digest of its id, so keys have a
-/// bounded size and carry no user id.
-fn store_key(subject: &Subject) -> String {
-    hex16(&Sha256::digest(subject.id().as_bytes()))
-}
+    fn code_key(&self, subject: &Subject, channel: Channel) -> String {
+        format!(
+            "stepup:code:{}:{}",
+            channel.as_str(),
+            self.keys.subject(subject)
+        )
+    }
 
-fn code_key(subject: &Subject, channel: Channel) -> String {
-    format!("stepup:code:{}:{}", channel.as_str(), store_key(subject))
-}
+    fn enrollment_key(&self, subject: &Subject) -> String {
+        format!("stepup:enroll:totp:{}", self.keys.session(subject))
+    }
 
-/// Binds a code to the session that asked for it.
-fn session_digest(subject: &Subject) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(subject.id().as_bytes());
-    h.update([0]);
-    h.update(subject.session().unwrap_or("").as_bytes());
-    h.finalize().into()
-}
-
-fn code_digest(challenge_id: &[u8], code: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(challenge_id);
-    h.update(code.as_bytes());
-    h.finalize().into()
+    fn recovery_key(&self, subject: &Subject) -> String {
+        format!("stepup:account-recovery:{}", self.keys.subject(subject))
+    }
 }
 
 /// `digits` decimal digits, uniform (rejection sampling from 32-bit draws).
@@ -1026,10 +1509,6 @@ fn random_digits(digits: u8) -> Result<String, StoreError> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Shows where a code went without showing the whole address.
 fn mask(destination: &str, channel: Channel) -> String {
     match channel {
@@ -1046,12 +1525,4 @@ fn mask(destination: &str, channel: Channel) -> String {
             format!("•••• {tail}")
         }
     }
-}
-
-fn enrollment_key(subject: &Subject) -> String {
-    format!("stepup:enroll:totp:{}", store_key(subject))
-}
-
-fn hex16(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

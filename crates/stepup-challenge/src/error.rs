@@ -19,18 +19,51 @@ impl StoreError {
             message: message.into(),
         }
     }
+
+    /// Which store failed (`state`, `factor`, `password`, `send`, …): what
+    /// the routes log, since the message may carry what an application put
+    /// in its error (an address, a host name).
+    ///
+    /// ```
+    /// use stepup_challenge::StoreError;
+    /// assert_eq!(StoreError::new("send", "mailbox bob@example.com full").store(), "send");
+    /// ```
+    pub fn store(&self) -> &'static str {
+        self.store
+    }
 }
 
 /// Why a challenge did not produce a new assurance token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChallengeError {
-    /// The code or password was wrong.
-    #[error("that was not right; {attempts_left} attempts left before a pause")]
+    /// The code or password was wrong. How many attempts are left is not
+    /// told (it would tell a patient attacker how to stay under every
+    /// budget), only whether few are.
+    #[error("that was not right{}", if *few_left { "; a few more failures will pause this method" } else { "" })]
     Wrong {
-        /// How many more failures the budget allows before the lockout.
-        attempts_left: u32,
+        /// Only a few attempts are left before a pause.
+        few_left: bool,
     },
+    /// Too many consecutive failures with this method (at most 100, NIST
+    /// SP 800-63B): it stays disabled for this account until a success with
+    /// another method at least as strong, or the application's reset.
+    #[error(
+        "{0} is paused for this account after too many failed attempts; use another way to confirm"
+    )]
+    Disabled(Method),
+    /// Too many passkey ceremonies are in flight on this server: try again
+    /// in a moment (answered with `503`).
+    #[error("too many confirmations are in progress; try again in a moment")]
+    Busy,
+    /// This change to the account's factors is not allowed (see the
+    /// message: a first factor without a password check, recovery codes
+    /// without another factor, …).
+    #[error("{0}")]
+    ChangeRefused(&'static str),
+    /// No account recovery is pending, or its waiting period is not over.
+    #[error("{0}")]
+    Recovery(&'static str),
     /// Too many attempts: nothing is checked until `until`, right or wrong.
     #[error("too many attempts; try again after {until}")]
     LockedOut {

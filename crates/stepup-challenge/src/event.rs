@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use stepup_core::{Method, Timestamp};
+use stepup_core::{Method, Subject, Timestamp};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,8 +19,18 @@ pub enum EventKind {
     LockedOut,
     /// A method was enrolled (confirmed).
     Enrolled,
-    /// A method (or a set of recovery codes) was removed or replaced.
+    /// A method (or a set of recovery codes) was removed.
     Removed,
+    /// A method was replaced (a new TOTP secret, new recovery codes).
+    Replaced,
+    /// A method was disabled for the subject after too many consecutive
+    /// failures.
+    Disabled,
+    /// An account recovery (replacing a lost factor through a weaker one)
+    /// started its waiting period.
+    RecoveryStarted,
+    /// A pending account recovery was cancelled.
+    RecoveryCancelled,
 }
 
 impl EventKind {
@@ -33,6 +43,10 @@ impl EventKind {
             EventKind::LockedOut => "locked_out",
             EventKind::Enrolled => "enrolled",
             EventKind::Removed => "removed",
+            EventKind::Replaced => "replaced",
+            EventKind::Disabled => "disabled",
+            EventKind::RecoveryStarted => "recovery_started",
+            EventKind::RecoveryCancelled => "recovery_cancelled",
         }
     }
 }
@@ -81,5 +95,75 @@ pub trait EventSink: Send + Sync + 'static {
 impl<F: Fn(&Event) + Send + Sync + 'static> EventSink for F {
     fn record(&self, event: &Event) {
         self(event)
+    }
+}
+
+/// A change to an account's factors that its owner should hear about, on
+/// every channel they have ("a passkey was added to your account", "your
+/// authenticator app was replaced", "someone started an account recovery:
+/// cancel it if it was not you"). Unlike an [`Event`], a notice names the
+/// subject, so the application can reach the user; it carries no secret.
+#[derive(Clone, Debug)]
+pub struct Notice<'a> {
+    /// What happened.
+    pub kind: NoticeKind,
+    /// Which method (for a recovery: the weaker method it will accept).
+    pub method: Method,
+    /// Whose account.
+    pub subject: &'a Subject,
+    /// When.
+    pub at: Timestamp,
+    /// For [`NoticeKind::RecoveryStarted`]: when the waiting period ends.
+    pub ready_at: Option<Timestamp>,
+}
+
+/// What a [`Notice`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NoticeKind {
+    /// A factor was added.
+    FactorAdded,
+    /// A factor was replaced (a new TOTP secret; new recovery codes).
+    FactorReplaced,
+    /// A factor was removed.
+    FactorRemoved,
+    /// A method was disabled after too many consecutive failures.
+    MethodDisabled,
+    /// An account recovery started its waiting period: tell the user how to
+    /// cancel it.
+    RecoveryStarted,
+    /// A pending account recovery was cancelled.
+    RecoveryCancelled,
+}
+
+impl NoticeKind {
+    /// A stable snake_case name.
+    ///
+    /// ```
+    /// assert_eq!(stepup_challenge::NoticeKind::FactorAdded.as_str(), "factor_added");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NoticeKind::FactorAdded => "factor_added",
+            NoticeKind::FactorReplaced => "factor_replaced",
+            NoticeKind::FactorRemoved => "factor_removed",
+            NoticeKind::MethodDisabled => "method_disabled",
+            NoticeKind::RecoveryStarted => "recovery_started",
+            NoticeKind::RecoveryCancelled => "recovery_cancelled",
+        }
+    }
+}
+
+/// Where the application wants [`Notice`]s: turn them into e-mails, SMS,
+/// push messages to every channel the user has. Called synchronously after
+/// the change is stored: queue the message, do not send inline.
+pub trait NoticeSink: Send + Sync + 'static {
+    /// Delivers one notice.
+    fn notify(&self, notice: &Notice<'_>);
+}
+
+impl<F: Fn(&Notice<'_>) + Send + Sync + 'static> NoticeSink for F {
+    fn notify(&self, notice: &Notice<'_>) {
+        self(notice)
     }
 }

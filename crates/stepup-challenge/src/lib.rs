@@ -33,10 +33,12 @@
 //! See [`Engine`] for an end-to-end example: enroll TOTP, step up, pass a
 //! level-2 policy at the gate.
 
+mod change;
 mod code;
 mod engine;
 mod error;
 mod event;
+mod keys;
 mod limiter;
 mod page;
 #[cfg(feature = "passkey")]
@@ -47,11 +49,14 @@ mod secret;
 mod store;
 mod totp;
 
+pub use change::{ChangeCheck, FactorChange};
 pub use code::{Channel, CodeMessage, CodeSender, ConsoleSender, RecordingSender, SendFuture};
-pub use engine::{Attempt, CodeSent, CodeSettings, Engine, NoPasswords, TotpEnrollment};
+pub use engine::{
+    Attempt, CodeSent, CodeSettings, Engine, NoPasswords, PendingRecovery, TotpEnrollment,
+};
 pub use error::{ChallengeError, StoreError};
-pub use event::{Event, EventKind, EventSink};
-pub use limiter::AttemptLimits;
+pub use event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};
+pub use limiter::{AttemptLimits, MAX_CONSECUTIVE_FAILURES};
 pub use page::{ChallengePage, EnrollPage, PAGE_CSS, PASSKEY_JS};
 #[cfg(feature = "passkey")]
 pub use passkey::{PasskeyConfig, StoredPasskey};

@@ -1,7 +1,8 @@
 //! The attempt limiter: counted before verifying, per subject and method
-//! across sessions and addresses, plus a budget per client address.
+//! across sessions and addresses; a budget shared by all second-factor
+//! methods; a consecutive-failure cap that no window resets; failures per
+//! client address (IPv6 by prefix).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use stepup_core::{Method, Timestamp};
@@ -11,20 +12,51 @@ use crate::store::StateStore;
 
 /// How many attempts are allowed, and how long lockouts last.
 ///
-/// Defaults: 5 failures per subject and method within 15 minutes, then a
-/// lockout of 1 minute that doubles with every further lockout within a day
-/// (capped at 1 day) — far below NIST SP 800-63B's limit of 100 consecutive
-/// failures. Per client address: 50 attempts in 15 minutes, across all
-/// subjects, so one attacker cannot quietly lock out many users.
+/// Defaults, each a guard against a different attacker:
+///
+/// | budget | default | what it stops |
+/// |---|---|---|
+/// | per subject and method | 5 failures in 15 minutes, then a lockout of 1 minute doubling with each further lockout within a day (at most 1 day) | fast guessing of one method |
+/// | across second-factor methods | 10 failures in 15 minutes, the same lockouts | switching methods (TOTP → e-mail code → recovery code) to multiply the guesses |
+/// | consecutive failures per subject and method | 100 (NIST SP 800-63B's limit; may be set lower, never higher), never reset by a window: only by a success with this method, with another method at least as strong, or [`Engine::reset_attempts`](crate::Engine::reset_attempts) | slow guessing that stays under every window |
+/// | failures per client address | 50 in 15 minutes, IPv4 per address, IPv6 per /64 | one client trying many users; successes do not count, so users behind one NAT are not blocked by each other |
+/// | wrong guesses per e-mail/SMS code | 3, then the code is void | guessing one code for its whole life |
+/// | passkey ceremonies started per subject | 20 in 15 minutes | ceremony exhaustion |
+///
+/// While locked out, right and wrong input get the same answer. Clients
+/// are told only whether few attempts are left, never how many.
+///
+/// ```
+/// use std::time::Duration;
+/// use stepup_challenge::AttemptLimits;
+///
+/// let limits = AttemptLimits::default()
+///     .per_subject(3, Duration::from_secs(600))
+///     .consecutive_failures(50)
+///     .ipv6_prefix(56);
+/// assert_eq!(limits.consecutive_cap(), 50);
+/// // Never above NIST's 100.
+/// assert_eq!(AttemptLimits::default().consecutive_failures(1000).consecutive_cap(), 100);
+/// ```
 #[derive(Clone, Debug)]
 pub struct AttemptLimits {
     pub(crate) per_subject: u64,
     pub(crate) window: Duration,
     pub(crate) first_lockout: Duration,
     pub(crate) max_lockout: Duration,
+    pub(crate) across_methods: u64,
+    pub(crate) across_window: Duration,
+    pub(crate) consecutive: u64,
     pub(crate) per_address: u64,
     pub(crate) address_window: Duration,
+    pub(crate) v6_prefix: u8,
+    pub(crate) code_guesses: u64,
+    pub(crate) ceremony_starts: u64,
+    pub(crate) ceremony_window: Duration,
 }
+
+/// NIST SP 800-63B §5.2.2: at most 100 consecutive failed attempts.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 100;
 
 impl Default for AttemptLimits {
     fn default() -> Self {
@@ -33,8 +65,15 @@ impl Default for AttemptLimits {
             window: Duration::from_secs(15 * 60),
             first_lockout: Duration::from_secs(60),
             max_lockout: Duration::from_secs(24 * 3600),
+            across_methods: 10,
+            across_window: Duration::from_secs(15 * 60),
+            consecutive: u64::from(MAX_CONSECUTIVE_FAILURES),
             per_address: 50,
             address_window: Duration::from_secs(15 * 60),
+            v6_prefix: 64,
+            code_guesses: 3,
+            ceremony_starts: 20,
+            ceremony_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -54,33 +93,86 @@ impl AttemptLimits {
         self
     }
 
-    /// Attempts allowed per client address within `window` (at least 1).
-    pub fn per_address(mut self, attempts: u32, window: Duration) -> Self {
-        self.per_address = u64::from(attempts.max(1));
+    /// Failures allowed per subject within `window` across all
+    /// second-factor methods together (at least 1).
+    pub fn across_methods(mut self, attempts: u32, window: Duration) -> Self {
+        self.across_methods = u64::from(attempts.max(1));
+        self.across_window = window.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Consecutive failures per subject and method before the method is
+    /// disabled for that subject: 1 to [`MAX_CONSECUTIVE_FAILURES`]
+    /// (clamped: never higher).
+    pub fn consecutive_failures(mut self, failures: u32) -> Self {
+        self.consecutive = u64::from(failures.clamp(1, MAX_CONSECUTIVE_FAILURES));
+        self
+    }
+
+    /// The consecutive-failure cap in force.
+    pub fn consecutive_cap(&self) -> u32 {
+        u32::try_from(self.consecutive).unwrap_or(MAX_CONSECUTIVE_FAILURES)
+    }
+
+    /// Failures allowed per client address within `window` (at least 1),
+    /// across all subjects.
+    pub fn per_address(mut self, failures: u32, window: Duration) -> Self {
+        self.per_address = u64::from(failures.max(1));
         self.address_window = window.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How many leading bits of an IPv6 address make one client for the
+    /// per-address budget: 32 to 128 (clamped), default 64.
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.v6_prefix = bits.clamp(32, 128);
+        self
+    }
+
+    /// Wrong guesses a pending e-mail or SMS code survives (1 to 10,
+    /// clamped; default 3): then it is void and a new one must be sent.
+    pub fn wrong_guesses_per_code(mut self, guesses: u32) -> Self {
+        self.code_guesses = u64::from(guesses.clamp(1, 10));
+        self
+    }
+
+    /// Passkey ceremonies a subject may start within `window` (at least 1).
+    pub fn ceremony_starts(mut self, starts: u32, window: Duration) -> Self {
+        self.ceremony_starts = u64::from(starts.max(1));
+        self.ceremony_window = window.max(Duration::from_secs(1));
         self
     }
 }
 
-/// The keys of one subject's counters for one method.
+/// When the hint "few attempts left" is given.
+const FEW: u64 = 2;
+/// How long a consecutive-failure count and a disabled method are kept:
+/// a year without any attempt forgets them.
+const CONSECUTIVE_MEMORY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a lock generation is remembered: longer than any window.
+const GENERATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long consecutive lockouts keep doubling the next one.
+const BACKOFF_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// The keys of one windowed budget.
 ///
 /// Attempts are counted per *generation*: every lockout starts a new
 /// generation, so attempts after a lockout count from zero while attempts
 /// racing with the lockout keep counting in the old, exhausted one.
-pub(crate) struct Keys {
+struct Budget {
     base: String,
     lock: String,
     generation: String,
     backoff: String,
 }
 
-impl Keys {
-    pub(crate) fn new(method: Method, subject_key: &str) -> Keys {
-        Keys {
-            base: format!("stepup:attempts:{method}:{subject_key}"),
-            lock: format!("stepup:lock:{method}:{subject_key}"),
-            generation: format!("stepup:generation:{method}:{subject_key}"),
-            backoff: format!("stepup:backoff:{method}:{subject_key}"),
+impl Budget {
+    fn new(scope: &str, subject_key: &str) -> Budget {
+        Budget {
+            base: format!("stepup:attempts:{scope}:{subject_key}"),
+            lock: format!("stepup:lock:{scope}:{subject_key}"),
+            generation: format!("stepup:generation:{scope}:{subject_key}"),
+            backoff: format!("stepup:backoff:{scope}:{subject_key}"),
         }
     }
 
@@ -89,58 +181,119 @@ impl Keys {
     }
 }
 
-/// How long a lock generation is remembered: longer than any window.
-const GENERATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How long consecutive lockouts keep doubling the next one.
-const BACKOFF_MEMORY: Duration = Duration::from_secs(24 * 3600);
+/// One subject's counters for one method (and the shared ones).
+pub(crate) struct Keys {
+    method: Method,
+    own: Budget,
+    shared: Option<Budget>,
+    consecutive: String,
+    disabled: String,
+}
 
-/// Counts one attempt before it is verified. `Ok(attempts_left)` lets it be
-/// checked; a lockout is returned for right and wrong input alike.
-///
-/// Order matters for racing attempts: the generation is read before the lock,
-/// and a lockout sets the lock before starting a new generation, so an
-/// attempt either sees the lock or counts in the exhausted generation — never
-/// more than the budget is evaluated, however many attempts race.
+impl Keys {
+    /// The counters of `method` for the subject named `subject_key`;
+    /// second-factor methods (all but the password) also draw on the
+    /// shared budget.
+    pub(crate) fn new(method: Method, subject_key: &str) -> Keys {
+        let scope = method.to_string();
+        Keys {
+            method,
+            own: Budget::new(&scope, subject_key),
+            shared: (method != Method::Password).then(|| Budget::new("second-factor", subject_key)),
+            consecutive: format!("stepup:consecutive:{scope}:{subject_key}"),
+            disabled: format!("stepup:disabled:{scope}:{subject_key}"),
+        }
+    }
+}
+
+/// What an admitted attempt may tell the client.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Admission {
+    /// Only a few attempts are left before a pause.
+    pub(crate) few_left: bool,
+}
+
+/// Counts one attempt before it is verified. `Ok` lets it be checked; a
+/// lockout or a disabled method is returned for right and wrong input
+/// alike. `address_key` is the store name of the client's address group.
 pub(crate) async fn admit<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
     keys: &Keys,
-    address: Option<IpAddr>,
+    address_key: Option<&str>,
     now: Timestamp,
-) -> Result<u64, ChallengeError> {
-    let generation = read_u64(state, &keys.generation).await?.unwrap_or(0);
-    if let Some(until) = read_u64(state, &keys.lock)
-        .await?
-        .map(Timestamp::from_unix_seconds)
-        && until > now
+) -> Result<Admission, ChallengeError> {
+    if let Some(address) = address_key
+        && let Some(until) = locked(state, &address_lock(address), now).await?
     {
         return Err(ChallengeError::LockedOut { until });
     }
-    if let Some(ip) = address {
-        let n = state
-            .increment(&format!("stepup:address:{ip}"), limits.address_window)
-            .await?;
-        if n > limits.per_address {
-            return Err(ChallengeError::LockedOut {
-                until: now + limits.address_window,
-            });
-        }
+    if state.get(&keys.disabled).await?.is_some() {
+        return Err(ChallengeError::Disabled(keys.method));
+    }
+    let mut left = window(
+        state,
+        limits,
+        &keys.own,
+        limits.per_subject,
+        limits.window,
+        now,
+    )
+    .await?;
+    if let Some(shared) = &keys.shared {
+        let shared_left = window(
+            state,
+            limits,
+            shared,
+            limits.across_methods,
+            limits.across_window,
+            now,
+        )
+        .await?;
+        left = left.min(shared_left);
     }
     let n = state
-        .increment(&keys.attempts(generation), limits.window)
+        .increment(&keys.consecutive, CONSECUTIVE_MEMORY)
         .await?;
-    if n <= limits.per_subject {
-        return Ok(limits.per_subject - n);
+    if n > limits.consecutive {
+        state
+            .put(&keys.disabled, vec![1], CONSECUTIVE_MEMORY)
+            .await?;
+        return Err(ChallengeError::Disabled(keys.method));
     }
-    if n > limits.per_subject + 1 {
+    Ok(Admission {
+        few_left: left <= FEW || n + FEW >= limits.consecutive,
+    })
+}
+
+/// One windowed budget: the attempts left after this one, or the lockout.
+async fn window<S: StateStore>(
+    state: &S,
+    limits: &AttemptLimits,
+    budget: &Budget,
+    allowed: u64,
+    length: Duration,
+    now: Timestamp,
+) -> Result<u64, ChallengeError> {
+    let generation = read_u64(state, &budget.generation).await?.unwrap_or(0);
+    if let Some(until) = locked(state, &budget.lock, now).await? {
+        return Err(ChallengeError::LockedOut { until });
+    }
+    let n = state
+        .increment(&budget.attempts(generation), length)
+        .await?;
+    if n <= allowed {
+        return Ok(allowed - n);
+    }
+    if n > allowed + 1 {
         // A racing attempt past the one that locked: report that lock.
-        let until = read_u64(state, &keys.lock)
+        let until = read_u64(state, &budget.lock)
             .await?
             .map_or(now + limits.first_lockout, Timestamp::from_unix_seconds);
         return Err(ChallengeError::LockedOut { until });
     }
     // Exactly one attempt crosses the budget: it locks, with doubling.
-    let lockouts = state.increment(&keys.backoff, BACKOFF_MEMORY).await?;
+    let lockouts = state.increment(&budget.backoff, BACKOFF_MEMORY).await?;
     let doublings = u32::try_from(lockouts.saturating_sub(1))
         .unwrap_or(u32::MAX)
         .min(30);
@@ -151,14 +304,14 @@ pub(crate) async fn admit<S: StateStore>(
     let until = now + length;
     state
         .put(
-            &keys.lock,
+            &budget.lock,
             until.as_unix_seconds().to_be_bytes().to_vec(),
             length,
         )
         .await?;
     state
         .put(
-            &keys.generation,
+            &budget.generation,
             (generation + 1).to_be_bytes().to_vec(),
             GENERATION_TTL,
         )
@@ -166,12 +319,104 @@ pub(crate) async fn admit<S: StateStore>(
     Err(ChallengeError::LockedOut { until })
 }
 
-/// A success resets the subject's budget and backoff for the method.
-pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), ChallengeError> {
-    let generation = read_u64(state, &keys.generation).await?.unwrap_or(0);
-    state.remove(&keys.attempts(generation)).await?;
-    state.remove(&keys.backoff).await?;
+/// A failed attempt from `address_key`: counted, and at the budget the
+/// address group is locked for the window.
+pub(crate) async fn failed_from<S: StateStore>(
+    state: &S,
+    limits: &AttemptLimits,
+    address_key: &str,
+    now: Timestamp,
+) -> Result<(), ChallengeError> {
+    let n = state
+        .increment(
+            &format!("stepup:address-failures:{address_key}"),
+            limits.address_window,
+        )
+        .await?;
+    if n >= limits.per_address {
+        let until = now + limits.address_window;
+        state
+            .put(
+                &address_lock(address_key),
+                until.as_unix_seconds().to_be_bytes().to_vec(),
+                limits.address_window,
+            )
+            .await?;
+    }
     Ok(())
+}
+
+/// A success: the method's window, backoff and consecutive count start
+/// over (and the shared budget's, for a second factor), and the methods
+/// in `reenable` (no stronger than this one) are enabled again.
+pub(crate) async fn succeeded<S: StateStore>(
+    state: &S,
+    keys: &Keys,
+    reenable: &[Keys],
+) -> Result<(), ChallengeError> {
+    reset_budget(state, &keys.own).await?;
+    if let Some(shared) = &keys.shared {
+        reset_budget(state, shared).await?;
+    }
+    state.remove(&keys.consecutive).await?;
+    for other in reenable {
+        state.remove(&other.disabled).await?;
+        state.remove(&other.consecutive).await?;
+    }
+    Ok(())
+}
+
+/// Everything about one method, as if no attempt had been made (the
+/// application's reset, after its own checks).
+pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), ChallengeError> {
+    reset_budget(state, &keys.own).await?;
+    state.remove(&keys.own.lock).await?;
+    state.remove(&keys.consecutive).await?;
+    state.remove(&keys.disabled).await?;
+    Ok(())
+}
+
+/// One passkey ceremony start by the subject named `subject_key`.
+pub(crate) async fn ceremony_started<S: StateStore>(
+    state: &S,
+    limits: &AttemptLimits,
+    subject_key: &str,
+    now: Timestamp,
+) -> Result<(), ChallengeError> {
+    let n = state
+        .increment(
+            &format!("stepup:ceremony-starts:{subject_key}"),
+            limits.ceremony_window,
+        )
+        .await?;
+    if n > limits.ceremony_starts {
+        return Err(ChallengeError::LockedOut {
+            until: now + limits.ceremony_window,
+        });
+    }
+    Ok(())
+}
+
+async fn reset_budget<S: StateStore>(state: &S, budget: &Budget) -> Result<(), ChallengeError> {
+    let generation = read_u64(state, &budget.generation).await?.unwrap_or(0);
+    state.remove(&budget.attempts(generation)).await?;
+    state.remove(&budget.backoff).await?;
+    Ok(())
+}
+
+fn address_lock(address_key: &str) -> String {
+    format!("stepup:address-lock:{address_key}")
+}
+
+async fn locked<S: StateStore>(
+    state: &S,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, ChallengeError> {
+    Ok(read_u64(state, key)
+        .await?
+        .map(Timestamp::from_unix_seconds)
+        .filter(|until| *until > now))
 }
 
 async fn read_u64<S: StateStore>(state: &S, key: &str) -> Result<Option<u64>, ChallengeError> {

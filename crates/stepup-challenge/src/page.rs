@@ -36,6 +36,7 @@ pub struct ChallengePage {
     any_method: bool,
     code_channels: Vec<CodeChannel>,
     pending_code: Option<PendingCode>,
+    why: Option<String>,
 }
 
 /// A channel the page offers to send a code on.
@@ -73,7 +74,18 @@ impl ChallengePage {
             any_method: false,
             code_channels: Vec::new(),
             pending_code: None,
+            why: None,
         }
+    }
+
+    /// Carries the identifier of the route's reason (`why=…`) through the
+    /// page's forms, so a page shown again after an error offers the same
+    /// methods.
+    pub fn why(mut self, id: &str) -> Self {
+        if !id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            self.why = Some(id.to_owned());
+        }
+        self
     }
 
     /// Offers to send a code on `channel`.

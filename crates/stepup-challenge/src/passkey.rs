@@ -1,14 +1,15 @@
 //! Passkeys (WebAuthn) through `webauthn-rs`: registration and step-up
 //! assertions with user verification required, ceremony state kept only in
-//! this process, used once, bound to the subject and session, and expiring.
+//! this process, used once, bound to the subject and session, and expiring;
+//! at most a few per subject and a bounded number in all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use stepup_core::{Subject, Timestamp};
+use stepup_core::{Method, Subject, Timestamp};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
@@ -26,6 +27,44 @@ pub struct StoredPasskey {
     pub passkey: Passkey,
 }
 
+impl StoredPasskey {
+    /// The credential id: what the passkey is known by (removing, renaming).
+    pub fn id(&self) -> &[u8] {
+        self.passkey.cred_id().as_slice()
+    }
+
+    /// The credential id in base64url without padding, as the routes and
+    /// pages name it.
+    pub fn id_base64(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.id())
+    }
+
+    /// Whether the credential is bound to its device: its authenticator
+    /// said at registration that it is not backup-eligible, so it cannot be
+    /// synced to other devices (a security key, a TPM-bound platform key).
+    pub fn is_device_bound(&self) -> bool {
+        // webauthn-rs keeps the flag in the credential it serialises for
+        // storage (reading it directly needs a `danger-` feature); a
+        // record without it is not taken to be device-bound.
+        serde_json::to_value(&self.passkey)
+            .ok()
+            .and_then(|v| v.get("cred")?.get("backup_eligible")?.as_bool())
+            .is_some_and(|eligible| !eligible)
+    }
+
+    /// The method a step-up with this passkey proves: a device-bound
+    /// passkey ([`Method::DeviceBoundPasskey`], `amr` `hwk`, NIST AAL3) or
+    /// one that may be synced ([`Method::Passkey`], `amr` `swk`, AAL2).
+    pub fn method(&self) -> Method {
+        if self.is_device_bound() {
+            Method::DeviceBoundPasskey
+        } else {
+            Method::Passkey
+        }
+    }
+}
+
 /// Where passkeys are valid: the relying-party id (your registrable domain,
 /// `bank.example`), the origins pages run on, and the name shown to users.
 ///
@@ -39,7 +78,11 @@ pub struct PasskeyConfig {
     origins: Vec<String>,
     rp_name: String,
     ceremony_ttl: Duration,
+    max_ceremonies: usize,
 }
+
+/// Ceremonies one subject may have in flight: a new one replaces the oldest.
+const PER_SUBJECT: usize = 3;
 
 impl PasskeyConfig {
     /// Passkeys for `rp_id`, used from `origin` (`https://bank.example`).
@@ -49,7 +92,17 @@ impl PasskeyConfig {
             origins: vec![origin.to_owned()],
             rp_name: rp_name.to_owned(),
             ceremony_ttl: Duration::from_secs(300),
+            max_ceremonies: 10_000,
         }
+    }
+
+    /// How many ceremonies may be in flight in this process (default
+    /// 10,000, at least 1): past it, starts are refused with
+    /// [`ChallengeError::Busy`] (a `503`) until some finish or expire. Each
+    /// subject has at most 3; a fourth replaces its oldest.
+    pub fn with_ceremony_cap(mut self, max: usize) -> Self {
+        self.max_ceremonies = max.max(1);
+        self
     }
 
     /// Also accepts `origin` (a second host or port under the same rp id).
@@ -97,6 +150,7 @@ impl PasskeyConfig {
             webauthn,
             ceremonies: Mutex::default(),
             ttl: self.ceremony_ttl,
+            max: self.max_ceremonies,
         })
     }
 }
@@ -108,31 +162,76 @@ enum State {
 
 struct Ceremony {
     state: State,
+    subject: String,
     binding: [u8; 32],
     expires: Timestamp,
+}
+
+/// The ceremonies in flight: by id, in expiry order (the TTL is fixed, so
+/// that is start order) and per subject, so expiring and capping never
+/// scan the whole map.
+#[derive(Default)]
+struct Ceremonies {
+    by_id: HashMap<String, Ceremony>,
+    order: VecDeque<(Timestamp, String)>,
+    per_subject: HashMap<String, VecDeque<String>>,
+}
+
+impl Ceremonies {
+    fn remove(&mut self, id: &str) -> Option<Ceremony> {
+        let ceremony = self.by_id.remove(id)?;
+        if let Some(list) = self.per_subject.get_mut(&ceremony.subject) {
+            list.retain(|other| other != id);
+            if list.is_empty() {
+                self.per_subject.remove(&ceremony.subject);
+            }
+        }
+        Some(ceremony)
+    }
+
+    /// Drops expired ceremonies from the front of the expiry order.
+    fn expire(&mut self, now: Timestamp) {
+        while let Some((expires, _)) = self.order.front() {
+            if *expires > now {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_front() {
+                self.remove(&id);
+            }
+        }
+        // Ids taken before expiring stay in the order until their time; keep
+        // the queue within a small multiple of the live set.
+        if self.order.len() > 64 && self.order.len() > 4 * self.by_id.len() {
+            let live = &self.by_id;
+            self.order.retain(|(_, id)| live.contains_key(id));
+        }
+    }
 }
 
 /// The verifier and the ceremonies in flight.
 pub(crate) struct Passkeys {
     webauthn: Webauthn,
-    ceremonies: Mutex<HashMap<String, Ceremony>>,
+    ceremonies: Mutex<Ceremonies>,
     ttl: Duration,
+    max: usize,
 }
 
 impl fmt::Debug for Passkeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Passkeys")
             .field("ttl", &self.ttl)
+            .field("max", &self.max)
             .finish_non_exhaustive()
     }
 }
 
-fn binding(subject: &Subject) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(subject.id().as_bytes());
-    h.update([0]);
-    h.update(subject.session().unwrap_or("").as_bytes());
-    h.finalize().into()
+/// Who a ceremony belongs to: the store name of its subject, and the keyed
+/// digest of subject and session it is bound to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owner<'a> {
+    pub(crate) subject: &'a Subject,
+    pub(crate) key: &'a str,
+    pub(crate) binding: [u8; 32],
 }
 
 /// A stable WebAuthn user handle for a subject that reveals nothing of its id.
@@ -153,48 +252,78 @@ fn new_id() -> Result<String, StoreError> {
 impl Passkeys {
     fn put(
         &self,
-        subject: &Subject,
+        owner: Owner<'_>,
         state: State,
         now: Timestamp,
     ) -> Result<String, ChallengeError> {
         let id = new_id()?;
-        let mut map = self
+        let mut all = self
             .ceremonies
             .lock()
             .map_err(|_| StoreError::new("state", "the ceremony map's lock is poisoned"))?;
-        map.retain(|_, c| c.expires > now);
-        map.insert(
+        all.expire(now);
+        let oldest = all
+            .per_subject
+            .get(owner.key)
+            .filter(|list| list.len() >= PER_SUBJECT)
+            .and_then(|list| list.front().cloned());
+        if let Some(oldest) = oldest {
+            all.remove(&oldest);
+        }
+        if all.by_id.len() >= self.max {
+            return Err(ChallengeError::Busy);
+        }
+        let expires = now + self.ttl;
+        all.by_id.insert(
             id.clone(),
             Ceremony {
                 state,
-                binding: binding(subject),
-                expires: now + self.ttl,
+                subject: owner.key.to_owned(),
+                binding: owner.binding,
+                expires,
             },
         );
+        all.order.push_back((expires, id.clone()));
+        all.per_subject
+            .entry(owner.key.to_owned())
+            .or_default()
+            .push_back(id.clone());
         Ok(id)
     }
 
     /// Takes a ceremony once; refuses another subject's or session's, and
     /// expired ones (which are gone either way).
-    fn take(&self, id: &str, subject: &Subject, now: Timestamp) -> Result<State, ChallengeError> {
-        let mut map = self
+    fn take(&self, id: &str, owner: Owner<'_>, now: Timestamp) -> Result<State, ChallengeError> {
+        let mut all = self
             .ceremonies
             .lock()
             .map_err(|_| StoreError::new("state", "the ceremony map's lock is poisoned"))?;
-        let ceremony = map.remove(id).ok_or(ChallengeError::NoPendingCeremony)?;
-        if ceremony.expires <= now || ceremony.binding != binding(subject) {
+        let ceremony = all.remove(id).ok_or(ChallengeError::NoPendingCeremony)?;
+        let same_owner = stepup_core::ct::eq_as(
+            stepup_core::ct::Comparison::SessionDigest,
+            &ceremony.binding,
+            &owner.binding,
+        );
+        if ceremony.expires <= now || !same_owner {
             return Err(ChallengeError::NoPendingCeremony);
         }
         Ok(ceremony.state)
     }
 
+    /// How many ceremonies are in flight (for tests of the caps).
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.ceremonies.lock().map(|c| c.by_id.len()).unwrap_or(0)
+    }
+
     pub(crate) fn start_registration(
         &self,
-        subject: &Subject,
+        owner: Owner<'_>,
         user_name: &str,
         existing: &[StoredPasskey],
         now: Timestamp,
     ) -> Result<(String, CreationChallengeResponse), ChallengeError> {
+        let subject = owner.subject;
         let exclude = existing
             .iter()
             .map(|p| p.passkey.cred_id().clone())
@@ -203,18 +332,18 @@ impl Passkeys {
             .webauthn
             .start_passkey_registration(user_handle(subject), user_name, user_name, Some(exclude))
             .map_err(|_| ChallengeError::PasskeyRejected)?;
-        let id = self.put(subject, State::Registration(Box::new(state)), now)?;
+        let id = self.put(owner, State::Registration(Box::new(state)), now)?;
         Ok((id, challenge))
     }
 
     pub(crate) fn finish_registration(
         &self,
-        subject: &Subject,
+        owner: Owner<'_>,
         ceremony: &str,
         response: &RegisterPublicKeyCredential,
         now: Timestamp,
     ) -> Result<Passkey, ChallengeError> {
-        match self.take(ceremony, subject, now)? {
+        match self.take(ceremony, owner, now)? {
             State::Registration(state) => self
                 .webauthn
                 .finish_passkey_registration(response, &state)
@@ -225,7 +354,7 @@ impl Passkeys {
 
     pub(crate) fn start_authentication(
         &self,
-        subject: &Subject,
+        owner: Owner<'_>,
         credentials: &[StoredPasskey],
         now: Timestamp,
     ) -> Result<(String, RequestChallengeResponse), ChallengeError> {
@@ -234,22 +363,23 @@ impl Passkeys {
             .webauthn
             .start_passkey_authentication(&list)
             .map_err(|_| ChallengeError::PasskeyRejected)?;
-        let id = self.put(subject, State::Authentication(Box::new(state)), now)?;
+        let id = self.put(owner, State::Authentication(Box::new(state)), now)?;
         Ok((id, challenge))
     }
 
-    /// Verifies an assertion; returns the stored passkeys updated with the
-    /// new counter / backup state (for the caller to save), or a refusal.
-    /// A counter that did not advance is refused as a possibly cloned key.
+    /// Verifies an assertion; returns the stored passkey it used, updated
+    /// with the new counter / backup state (for the caller to save), or a
+    /// refusal. A counter that did not advance is refused as a possibly
+    /// cloned key.
     pub(crate) fn finish_authentication(
         &self,
-        subject: &Subject,
+        owner: Owner<'_>,
         ceremony: &str,
         response: &PublicKeyCredential,
-        mut credentials: Vec<StoredPasskey>,
+        credentials: Vec<StoredPasskey>,
         now: Timestamp,
-    ) -> Result<Vec<StoredPasskey>, ChallengeError> {
-        let state = match self.take(ceremony, subject, now)? {
+    ) -> Result<StoredPasskey, ChallengeError> {
+        let state = match self.take(ceremony, owner, now)? {
             State::Authentication(state) => state,
             State::Registration(_) => return Err(ChallengeError::NoPendingCeremony),
         };
@@ -260,11 +390,69 @@ impl Passkeys {
         if !result.user_verified() {
             return Err(ChallengeError::PasskeyRejected);
         }
-        let stored = credentials
-            .iter_mut()
+        let mut stored = credentials
+            .into_iter()
             .find(|p| p.passkey.cred_id() == result.cred_id())
             .ok_or(ChallengeError::PasskeyRejected)?;
         stored.passkey.update_credential(&result);
-        Ok(credentials)
+        Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn service(cap: usize) -> Passkeys {
+        PasskeyConfig::new("localhost", "http://localhost:3000", "test")
+            .with_ceremony_cap(cap)
+            .build()
+            .unwrap()
+    }
+
+    fn owner<'a>(subject: &'a Subject, key: &'a str) -> Owner<'a> {
+        Owner {
+            subject,
+            key,
+            binding: [key.len() as u8; 32],
+        }
+    }
+
+    fn start(p: &Passkeys, who: &str, now: Timestamp) -> Result<String, ChallengeError> {
+        let subject = Subject::new(who.to_owned());
+        p.start_registration(owner(&subject, who), who, &[], now)
+            .map(|(id, _)| id)
+    }
+
+    #[test]
+    fn a_subject_has_at_most_three_ceremonies_newest_replacing_oldest() {
+        let p = service(100);
+        let now = Timestamp::from_unix_seconds(1_700_000_000);
+        let ids: Vec<String> = (0..5).map(|_| start(&p, "alice", now).unwrap()).collect();
+        assert_eq!(p.in_flight(), 3);
+        let alice = Subject::new("alice");
+        assert!(matches!(
+            p.take(&ids[0], owner(&alice, "alice"), now),
+            Err(ChallengeError::NoPendingCeremony)
+        ));
+        assert!(matches!(
+            p.take(&ids[4], owner(&alice, "alice"), now),
+            Ok(State::Registration(_))
+        ));
+    }
+
+    #[test]
+    fn the_total_is_capped_with_a_clear_refusal_and_expiry_frees_room() {
+        let p = service(4);
+        let now = Timestamp::from_unix_seconds(1_700_000_000);
+        for who in ["a", "b", "c", "d"] {
+            start(&p, who, now).unwrap();
+        }
+        assert!(matches!(start(&p, "e", now), Err(ChallengeError::Busy)));
+        // After the TTL the old ones expire without a full scan.
+        let later = now + Duration::from_secs(301);
+        start(&p, "e", later).unwrap();
+        assert_eq!(p.in_flight(), 1);
     }
 }

@@ -12,7 +12,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -24,8 +23,8 @@ use stepup_core::{
 };
 
 use crate::{
-    Attempt, ChallengeError, ChallengePage, Channel, Engine, EnrollPage, FactorStore, PAGE_CSS,
-    PASSKEY_JS, PasswordVerifier, StateStore,
+    Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage, FactorChange,
+    FactorStore, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
 };
 
 /// The most a challenge POST body may hold; adapters stop reading beyond it
@@ -35,14 +34,15 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// Where the routes are mounted unless configured otherwise.
 pub const DEFAULT_MOUNT: &str = "/step-up";
 
-/// How fresh a step-up must be to add or replace a factor.
-const ENROLL_MAX_AGE: Duration = Duration::from_secs(300);
 /// How many recovery codes a user gets.
 const RECOVERY_CODES: usize = 10;
 
 const GENERIC_MESSAGE: &str = "We need to confirm it's really you before you continue.";
 const HTML: &str = "text/html; charset=utf-8";
 const JSON: &str = "application/json";
+/// The Content-Security-Policy of every page and asset the routes serve:
+/// nothing inline, nothing from elsewhere, never framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// An application's own challenge page: gets what the page should show and
 /// returns the HTML (escaping is then the application's job).
@@ -144,12 +144,27 @@ impl Reply {
     }
 
     fn html(status: u16, html: String) -> Reply {
-        Reply::new(status, Some(HTML), Cow::Owned(html)).no_store()
+        Reply::new(status, Some(HTML), Cow::Owned(html))
+            .no_store()
+            .framing_denied()
     }
 
     fn asset(content_type: &'static str, body: &'static str) -> Reply {
         Reply::new(200, Some(content_type), Cow::Borrowed(body))
             .header("cache-control", "public, max-age=3600".to_owned())
+            .framing_denied()
+    }
+
+    /// The headers every page and asset carries: a strict CSP, no framing,
+    /// no referrer.
+    fn framing_denied(self) -> Reply {
+        self.header(
+            "content-security-policy",
+            CONTENT_SECURITY_POLICY.to_owned(),
+        )
+        .header("x-frame-options", "DENY".to_owned())
+        .header("referrer-policy", "no-referrer".to_owned())
+        .header("x-content-type-options", "nosniff".to_owned())
     }
 
     /// `303 See Other` to `location` (which must be built from validated
@@ -234,23 +249,27 @@ impl Reply {
 /// The reasons of the policies the middleware was given, by a short
 /// identifier the challenge page receives as `why=…`: the page shows
 /// configured text only, never text from the request.
+///
+/// With a reason goes the list of methods that can satisfy the route's
+/// policy (empty: no filter), so the page offers only those: an e-mail code
+/// is not offered where it cannot suffice.
 #[derive(Clone, Default)]
-struct Reasons(Arc<Mutex<Vec<String>>>);
+struct Reasons(Arc<Mutex<Vec<(String, Vec<Method>)>>>);
 
 impl Reasons {
-    fn register(&self, reason: &str) -> Option<String> {
+    fn register(&self, reason: &str, methods: Vec<Method>) -> Option<String> {
         let mut list = self.0.lock().ok()?;
-        let index = match list.iter().position(|r| r == reason) {
+        let index = match list.iter().position(|(r, m)| r == reason && *m == methods) {
             Some(i) => i,
             None => {
-                list.push(reason.to_owned());
+                list.push((reason.to_owned(), methods));
                 list.len() - 1
             }
         };
         Some(format!("r{index}"))
     }
 
-    fn get(&self, id: &str) -> Option<String> {
+    fn get(&self, id: &str) -> Option<(String, Vec<Method>)> {
         let index: usize = id.strip_prefix('r')?.parse().ok()?;
         self.0.lock().ok()?.get(index).cloned()
     }
@@ -357,7 +376,28 @@ impl Settings {
     /// The identifier under which the page finds `reason` (`r0`, `r1`, …),
     /// adding it if new; give it to the middleware as its page note.
     pub fn register_reason(&self, reason: &str) -> Option<String> {
-        self.reasons.register(reason)
+        self.reasons.register(reason, Vec::new())
+    }
+
+    /// The identifier under which the page finds `policy`'s reason (or a
+    /// generic sentence) and the methods that can satisfy it, which are the
+    /// only ones the page then offers; give it to the middleware as its
+    /// page note.
+    ///
+    /// ```
+    /// use stepup_challenge::routes::Settings;
+    /// use stepup_core::{Gate, Key, KeyId, KeyRing, Policy};
+    ///
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+    /// let settings = Settings::new(Gate::new(&ring), "https://bank.example");
+    /// let id = settings.register_policy(&Policy::level(2).with_reason("Moving money"));
+    /// assert_eq!(id.as_deref(), Some("r0"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_policy(&self, policy: &Policy) -> Option<String> {
+        let reason = policy.reason().unwrap_or(GENERIC_MESSAGE);
+        self.reasons
+            .register(reason, policy.methods(self.gate.levels()))
     }
 
     /// The gate.
@@ -414,13 +454,22 @@ impl Settings {
 /// | `POST /code/verify` | a step-up with that code (`channel`, `challenge_id`, `code`) |
 /// | `POST /passkey/start`, `/passkey/finish` | a passkey step-up (JSON) |
 /// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
-/// | `POST /drop` | leave the elevated state (deletes the cookie) |
-/// | `GET`, `POST /enroll/totp`; `POST /enroll/totp/confirm` | set up an authenticator app |
-/// | `POST /enroll/recovery-codes` | replace the recovery codes, shown once |
+/// | `POST /drop` | delete the assurance cookie in this browser (see below) |
+/// | `GET`, `POST /enroll/totp`; `POST /enroll/totp/confirm` | set up (or replace) an authenticator app |
+/// | `POST /enroll/totp/remove` | remove the authenticator app |
+/// | `POST /enroll/recovery-codes` | new recovery codes, shown once |
 /// | `GET /enroll/passkey`, `POST /enroll/passkey/start`, `/finish` | register a passkey |
+/// | `POST /enroll/passkey/remove` | remove a passkey (`id`: its credential id, base64url) |
+/// | `GET`, `POST /account-recovery`; `POST /account-recovery/cancel` | an account recovery: its state, start it, cancel it |
 ///
-/// Enrolling needs a step-up at level 2 within 5 minutes when the user
-/// already has a second factor. Every POST must come from the configured
+/// Every change to the factors needs a fresh proof by the rule of
+/// [`FactorChange`] (ranks from the level table; the password for a first
+/// factor), checked when the change starts and again when it is
+/// confirmed; removing or replacing one bumps the epoch. `POST /drop` only
+/// deletes the cookie in this browser: a copy of the token saved elsewhere
+/// stays valid until it expires — what ends assurance everywhere is the
+/// application's logout (for session-bound tokens) or bumping the
+/// subject's epoch. Every POST must come from the configured
 /// origin (403 otherwise); no GET changes state. A form POST answers like a
 /// browser expects (`303` to the validated `return_to`, or the page again
 /// with the error); a JSON POST answers with JSON. Another path is `404`,
@@ -455,6 +504,8 @@ struct StepUpInput {
     return_to: Option<String>,
     channel: Option<String>,
     challenge_id: Option<String>,
+    id: Option<String>,
+    why: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -484,10 +535,15 @@ enum Route {
     EnrollTotpPage,
     EnrollTotpStart,
     EnrollTotpConfirm,
+    RemoveTotp,
     EnrollRecovery,
     EnrollPasskeyPage,
     EnrollPasskeyStart,
     EnrollPasskeyFinish,
+    RemovePasskey,
+    RecoveryStatus,
+    RecoveryStart,
+    RecoveryCancel,
 }
 
 /// The route for `method` and `path`, or the methods the path allows.
@@ -516,6 +572,17 @@ fn route(method: &str, path: &str) -> Result<Route, &'static str> {
             "GET,HEAD,POST",
         ),
         "/enroll/totp/confirm" => (post.then_some(Route::EnrollTotpConfirm), "POST"),
+        "/enroll/totp/remove" => (post.then_some(Route::RemoveTotp), "POST"),
+        "/enroll/passkey/remove" => (post.then_some(Route::RemovePasskey), "POST"),
+        "/account-recovery" => (
+            if get {
+                Some(Route::RecoveryStatus)
+            } else {
+                post.then_some(Route::RecoveryStart)
+            },
+            "GET,HEAD,POST",
+        ),
+        "/account-recovery/cancel" => (post.then_some(Route::RecoveryCancel), "POST"),
         "/enroll/recovery-codes" => (post.then_some(Route::EnrollRecovery), "POST"),
         "/enroll/passkey" => (get.then_some(Route::EnrollPasskeyPage), "GET,HEAD"),
         "/enroll/passkey/start" => (post.then_some(Route::EnrollPasskeyStart), "POST"),
@@ -586,20 +653,64 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 self.send_code(request, &subject, input).await
             }
             Route::EnrollTotpPage => {
-                self.open_fresh(request, false).await?;
+                let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
+                let change = self.totp_change(&subject).await?;
+                self.fresh_enough(request, &subject, change).await?;
                 enroll_html(200, &self.enroll_page().start())
             }
             Route::EnrollTotpStart => {
-                let subject = self.open_fresh(request, true).await?;
+                let subject = self.open_post(request)?;
+                let change = self.totp_change(&subject).await?;
+                self.fresh_enough(request, &subject, change).await?;
                 self.totp_start(request, &subject).await
             }
             Route::EnrollTotpConfirm => {
                 let (subject, input) = self.open_form(request)?;
+                let change = self.totp_change(&subject).await?;
+                self.fresh_enough(request, &subject, change).await?;
                 self.totp_confirm(request, &subject, input).await
             }
+            Route::RemoveTotp => {
+                let subject = self.open_post(request)?;
+                self.fresh_enough(request, &subject, FactorChange::Remove(Method::Totp))
+                    .await?;
+                let outcome = self.engine.remove_totp(&subject).await;
+                self.changed(
+                    request,
+                    outcome,
+                    "totp",
+                    "Your authenticator app was removed.",
+                )
+            }
             Route::EnrollRecovery => {
-                let subject = self.open_fresh(request, true).await?;
+                let subject = self.open_post(request)?;
+                let codes_left = self
+                    .engine
+                    .recovery_codes_left(&subject)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                let change = if codes_left > 0 {
+                    FactorChange::Replace(Method::RecoveryCode)
+                } else {
+                    FactorChange::Add(Method::RecoveryCode)
+                };
+                self.fresh_enough(request, &subject, change).await?;
                 self.recovery_codes(request, &subject).await
+            }
+            Route::RecoveryStatus => {
+                let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
+                self.recovery_status(&subject).await
+            }
+            Route::RecoveryStart => {
+                let subject = self.open_post(request)?;
+                self.recovery_start(request, &subject).await?
+            }
+            Route::RecoveryCancel => {
+                let subject = self.open_post(request)?;
+                match self.engine.cancel_account_recovery(&subject).await {
+                    Ok(cancelled) => Reply::json(200, &json!({"cancelled": cancelled})),
+                    Err(e) => unavailable(&e),
+                }
             }
             #[cfg(feature = "passkey")]
             Route::PasskeyStart => {
@@ -617,12 +728,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             }
             #[cfg(feature = "passkey")]
             Route::EnrollPasskeyPage => {
-                self.open_fresh(request, false).await?;
+                let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
+                self.fresh_enough(request, &subject, FactorChange::Add(Method::Passkey))
+                    .await?;
                 enroll_html(200, &self.enroll_page().offer_passkey())
             }
             #[cfg(feature = "passkey")]
             Route::EnrollPasskeyStart => {
-                let subject = self.open_fresh(request, true).await?;
+                let subject = self.open_post(request)?;
+                self.fresh_enough(request, &subject, FactorChange::Add(Method::Passkey))
+                    .await?;
                 self.ceremony_started(
                     self.engine
                         .start_passkey_registration(&subject, subject.id())
@@ -632,7 +747,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             #[cfg(feature = "passkey")]
             Route::EnrollPasskeyFinish => {
                 let subject = self.open_post(request)?;
+                self.fresh_enough(request, &subject, FactorChange::Add(Method::Passkey))
+                    .await?;
                 self.passkey_enroll_finish(request, &subject).await?
+            }
+            #[cfg(feature = "passkey")]
+            Route::RemovePasskey => {
+                let (subject, input) = self.open_form(request)?;
+                self.passkey_remove(request, &subject, input).await?
             }
             _ => Reply::new(404, None, Cow::Borrowed("")),
         })
@@ -674,48 +796,129 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         Ok((subject, input))
     }
 
-    /// Opens an enrollment page (`post == false`) or POST: a logged-in
-    /// subject with a fresh enough step-up.
-    async fn open_fresh(&self, request: &Incoming<'_>, post: bool) -> Result<Subject, Reply> {
-        let subject = if post {
-            self.open_post(request)?
-        } else {
-            request.subject.clone().ok_or_else(Reply::login_required)?
-        };
-        self.fresh_enough(request, &subject).await?;
-        Ok(subject)
-    }
-
-    /// A user who already has a second factor must have stepped up recently
-    /// to add or replace one; a user without one may enroll the first.
-    async fn fresh_enough(&self, request: &Incoming<'_>, subject: &Subject) -> Result<(), Reply> {
+    /// Adding the first authenticator app, or replacing the one there is.
+    async fn totp_change(&self, subject: &Subject) -> Result<FactorChange, Reply> {
         let methods = self
             .engine
             .enrolled_methods(subject)
             .await
             .map_err(|e| unavailable(&e))?;
-        let has_second_factor = methods
-            .iter()
-            .any(|m| matches!(m, Method::Totp | Method::RecoveryCode | Method::Passkey));
-        if !has_second_factor {
-            return Ok(());
-        }
-        let s = &self.settings;
-        let policy = Policy::level(2)
-            .max_age(ENROLL_MAX_AGE)
-            .with_reason("Confirm it's you before changing how you sign in.");
-        let now = s.clock.now();
-        let challenge = match self.verify(request, subject.clone()) {
-            Ok(assurance) => match assurance.require(&policy, now) {
-                Ok(()) => return Ok(()),
-                Err(challenge) => challenge,
-            },
-            Err(reason) => s.gate.challenge(reason, &policy),
+        Ok(if methods.contains(&Method::Totp) {
+            FactorChange::Replace(Method::Totp)
+        } else {
+            FactorChange::Add(Method::Totp)
+        })
+    }
+
+    /// Whether the request's assurance allows `change` (see
+    /// [`Engine::authorize_change`]): `Ok`, or the challenge to answer
+    /// with (returning to this route afterwards), or the refusal.
+    async fn fresh_enough(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        change: FactorChange,
+    ) -> Result<(), Reply> {
+        let verified = self.verify(request, subject.clone());
+        let check = self
+            .engine
+            .authorize_change(subject, verified.as_ref().ok(), change)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let policy = match check {
+            ChangeCheck::Allowed => return Ok(()),
+            ChangeCheck::Prove(policy) => policy,
+            ChangeCheck::Refused(why) => return Err(Reply::error(403, "change_refused", why)),
         };
-        // Return here after the step-up.
+        Err(self.challenge_for(request, verified, &policy))
+    }
+
+    /// The challenge for `policy`, coming back to this route afterwards.
+    fn challenge_for(
+        &self,
+        request: &Incoming<'_>,
+        verified: Result<stepup_core::Assurance, ChallengeReason>,
+        policy: &Policy,
+    ) -> Reply {
+        let s = &self.settings;
+        let challenge = match verified {
+            Ok(assurance) => match assurance.require(policy, s.clock.now()) {
+                Err(challenge) => challenge,
+                // Satisfied but refused (an assurance of an older epoch):
+                // ask again all the same.
+                Ok(()) => s.gate.challenge(ChallengeReason::Stale, policy),
+            },
+            Err(reason) => s.gate.challenge(reason, policy),
+        };
         let back = ReturnTo::parse_or(&format!("{}{}", s.page.as_str(), request.path), &s.fallback);
-        let location = web::challenge_url(&s.page, &back, challenge.reason().code(), None);
-        Err(Reply::challenge(request.navigation, &location, &challenge))
+        let why = s.register_policy(policy);
+        let location =
+            web::challenge_url(&s.page, &back, challenge.reason().code(), why.as_deref());
+        Reply::challenge(request.navigation, &location, &challenge)
+    }
+
+    /// The answer to a factor removal.
+    fn changed(
+        &self,
+        request: &Incoming<'_>,
+        outcome: Result<(), ChallengeError>,
+        what: &str,
+        done: &str,
+    ) -> Reply {
+        match outcome {
+            Ok(()) if is_json(request) => Reply::json(200, &json!({"removed": what})),
+            Ok(()) => enroll_html(200, &self.enroll_page().done(done)),
+            Err(e) if failure_status(&e) == 503 => unavailable(&e),
+            Err(e) => self.failed_json(&e),
+        }
+    }
+
+    async fn recovery_status(&self, subject: &Subject) -> Reply {
+        match self.engine.pending_recovery(subject).await {
+            Ok(Some(pending)) => Reply::json(
+                200,
+                &json!({
+                    "pending": true,
+                    "requested_at": pending.requested_at.as_unix_seconds(),
+                    "ready_at": pending.ready_at.as_unix_seconds(),
+                    "ready": pending.is_ready(self.settings.clock.now()),
+                }),
+            ),
+            Ok(None) => Reply::json(200, &json!({"pending": false})),
+            Err(e) => unavailable(&e),
+        }
+    }
+
+    async fn recovery_start(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+    ) -> Result<Reply, Reply> {
+        let verified = self.verify(request, subject.clone());
+        let check = self
+            .engine
+            .authorize_recovery(subject, verified.as_ref().ok())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match check {
+            ChangeCheck::Allowed => {}
+            ChangeCheck::Prove(policy) => {
+                return Err(self.challenge_for(request, verified, &policy));
+            }
+            ChangeCheck::Refused(why) => return Err(Reply::error(403, "change_refused", why)),
+        }
+        match self.engine.start_account_recovery(subject).await {
+            Ok(pending) => Ok(Reply::json(
+                202,
+                &json!({
+                    "pending": true,
+                    "requested_at": pending.requested_at.as_unix_seconds(),
+                    "ready_at": pending.ready_at.as_unix_seconds(),
+                    "ready": pending.is_ready(self.settings.clock.now()),
+                }),
+            )),
+            Err(e) => Err(unavailable(&e)),
+        }
     }
 
     fn verify(
@@ -759,29 +962,48 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let s = &self.settings;
         let return_to = s.return_path(query.return_to.as_deref());
         // Only configured text: `why` is an identifier, never the sentence.
-        let message = query
-            .why
-            .as_deref()
-            .and_then(|id| s.reasons.get(id))
-            .unwrap_or_else(|| GENERIC_MESSAGE.to_owned());
+        let (message, _) = self.reason(query.why.as_deref());
         let mut page = self.new_page(&return_to, message);
         if let Some(detail) = reason_detail(query.reason.as_deref()) {
             page = page.detail(detail);
         }
-        self.render_page(subject, page, 200).await
+        self.render_page(subject, page, 200, query.why.as_deref())
+            .await
     }
 
-    async fn render_page(&self, subject: &Subject, mut page: ChallengePage, status: u16) -> Reply {
+    /// The registered reason `why` names, and the methods that can satisfy
+    /// its policy (empty: any).
+    fn reason(&self, why: Option<&str>) -> (String, Vec<Method>) {
+        why.and_then(|id| self.settings.reasons.get(id))
+            .unwrap_or_else(|| (GENERIC_MESSAGE.to_owned(), Vec::new()))
+    }
+
+    /// The page with the subject's methods — only those that can satisfy
+    /// the policy `why` names, when it names one.
+    async fn render_page(
+        &self,
+        subject: &Subject,
+        mut page: ChallengePage,
+        status: u16,
+        why: Option<&str>,
+    ) -> Reply {
         let methods = match self.engine.enrolled_methods(subject).await {
             Ok(m) => m,
             Err(e) => return unavailable(&e),
         };
-        for method in &methods {
+        let (_, allowed) = self.reason(why);
+        if let Some(id) = why {
+            page = page.why(id);
+        }
+        let offered = methods
+            .iter()
+            .filter(|m| allowed.is_empty() || allowed.iter().any(|a| m.satisfies(a)));
+        for method in offered {
             page = match method {
                 Method::Totp => page.with_totp(self.engine.totp_config().digits()),
                 Method::Password => page.with_password(),
                 Method::RecoveryCode => page.with_recovery_code(),
-                Method::Passkey => page.with_passkey(),
+                Method::Passkey | Method::DeviceBoundPasskey => page.with_passkey(),
                 Method::EmailCode => page.with_code_channel(Channel::Email),
                 Method::SmsCode => page.with_code_channel(Channel::Sms),
                 _ => page,
@@ -846,8 +1068,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 if status == 503 {
                     return unavailable(&error);
                 }
+                let (message, _) = self.reason(input.why.as_deref());
                 let mut page = self
-                    .new_page(&return_to, GENERIC_MESSAGE)
+                    .new_page(&return_to, message)
                     .error(self.user_message(&error), form);
                 // A wrong code keeps the code form up, for the same challenge.
                 if let (
@@ -858,7 +1081,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 {
                     page = page.awaiting_code(channel, id, "your registered address");
                 }
-                self.render_page(subject, page, status).await
+                self.render_page(subject, page, status, input.why.as_deref())
+                    .await
             }
         }
     }
@@ -888,12 +1112,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 }),
             ),
             Ok(sent) => {
-                let page = self.new_page(&return_to, GENERIC_MESSAGE).awaiting_code(
+                let (message, _) = self.reason(input.why.as_deref());
+                let page = self.new_page(&return_to, message).awaiting_code(
                     channel,
                     &sent.challenge_id,
                     &sent.destination_hint,
                 );
-                self.render_page(subject, page, 200).await
+                self.render_page(subject, page, 200, input.why.as_deref())
+                    .await
             }
             Err(error) if is_json(request) => self.failed_json(&error),
             Err(error) => {
@@ -901,10 +1127,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 if status == 503 {
                     return unavailable(&error);
                 }
+                let (message, _) = self.reason(input.why.as_deref());
                 let page = self
-                    .new_page(&return_to, GENERIC_MESSAGE)
+                    .new_page(&return_to, message)
                     .error(self.user_message(&error), "code");
-                self.render_page(subject, page, status).await
+                self.render_page(subject, page, status, input.why.as_deref())
+                    .await
             }
         }
     }
@@ -946,13 +1174,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     plural(minutes)
                 )
             }
-            ChallengeError::Wrong { attempts_left: 0 } => {
-                "That was not right. Please wait a moment before trying again.".to_owned()
+            ChallengeError::Wrong { few_left: true } => {
+                "That was not right. After a few more failures we will pause this for a while."
+                    .to_owned()
             }
-            ChallengeError::Wrong { attempts_left } => format!(
-                "That was not right. You can try {attempts_left} more time{}.",
-                plural(u64::from(*attempts_left))
-            ),
+            ChallengeError::Wrong { few_left: false } => {
+                "That was not right. Please try again.".to_owned()
+            }
             other => {
                 let text = other.to_string();
                 let mut chars = text.chars();
@@ -990,8 +1218,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         }
         let mut body = json!({"error": error_code(error), "message": error.to_string()});
         match error {
-            ChallengeError::Wrong { attempts_left } => {
-                insert(&mut body, "attempts_left", json!(attempts_left));
+            ChallengeError::Wrong { few_left } => {
+                insert(&mut body, "few_attempts_left", json!(few_left));
             }
             ChallengeError::LockedOut { until } => {
                 insert(&mut body, "locked_until", json!(until.as_unix_seconds()));
@@ -1191,6 +1419,38 @@ mod passkey_routes {
             Ok(self.answer(outcome, |token| self.succeeded(&token, true, &back)))
         }
 
+        pub(super) async fn passkey_remove(
+            &self,
+            request: &Incoming<'_>,
+            subject: &Subject,
+            input: StepUpInput,
+        ) -> Result<Reply, Reply> {
+            use base64::Engine as _;
+            let id = input
+                .id
+                .as_deref()
+                .and_then(|id| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(id)
+                        .ok()
+                })
+                .ok_or_else(|| Reply::error(400, "id", "Name the passkey by its `id`."))?;
+            let passkeys = self
+                .engine
+                .passkeys(subject)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let method = passkeys
+                .iter()
+                .find(|p| p.id() == id.as_slice())
+                .map(crate::StoredPasskey::method)
+                .ok_or_else(|| self.failed_json(&ChallengeError::NotEnrolled(Method::Passkey)))?;
+            self.fresh_enough(request, subject, FactorChange::Remove(method))
+                .await?;
+            let outcome = self.engine.remove_passkey(subject, &id).await;
+            Ok(self.changed(request, outcome, "passkey", "The passkey was removed."))
+        }
+
         pub(super) async fn passkey_enroll_finish(
             &self,
             request: &Incoming<'_>,
@@ -1258,7 +1518,15 @@ fn enroll_html(status: u16, page: &EnrollPage) -> Reply {
 }
 
 fn unavailable(error: &ChallengeError) -> Reply {
-    tracing::warn!(target: "stepup", error = %error, "step-up unavailable");
+    // The kind only: a store's message may carry what an application put in
+    // its error (an address, a host name).
+    let kind = match error {
+        ChallengeError::Store(e) => e.store(),
+        ChallengeError::Issue(_) => "issue",
+        ChallengeError::Busy => "busy",
+        _ => "other",
+    };
+    tracing::warn!(target: "stepup", kind, "step-up unavailable");
     Reply::error(
         503,
         "unavailable",
@@ -1268,8 +1536,10 @@ fn unavailable(error: &ChallengeError) -> Reply {
 
 fn failure_status(error: &ChallengeError) -> u16 {
     match error {
-        ChallengeError::LockedOut { .. } => 429,
-        ChallengeError::Store(_) | ChallengeError::Issue(_) => 503,
+        ChallengeError::LockedOut { .. } | ChallengeError::Disabled(_) => 429,
+        ChallengeError::Store(_) | ChallengeError::Issue(_) | ChallengeError::Busy => 503,
+        ChallengeError::ChangeRefused(_) => 403,
+        ChallengeError::Recovery(_) => 409,
         _ => 400,
     }
 }
@@ -1284,6 +1554,10 @@ fn error_code(error: &ChallengeError) -> &'static str {
         ChallengeError::NoPendingCode => "no_pending_code",
         ChallengeError::NoPendingCeremony => "no_pending_ceremony",
         ChallengeError::PasskeyRejected => "passkey_rejected",
+        ChallengeError::NoPendingEnrollment => "no_pending_enrollment",
+        ChallengeError::Disabled(_) => "method_disabled",
+        ChallengeError::ChangeRefused(_) => "change_refused",
+        ChallengeError::Recovery(_) => "recovery",
         _ => "failed",
     }
 }
@@ -1320,10 +1594,15 @@ mod tests {
     #[test]
     fn reasons_are_found_by_identifier_only() {
         let reasons = Reasons::default();
-        assert_eq!(reasons.register("a").as_deref(), Some("r0"));
-        assert_eq!(reasons.register("b").as_deref(), Some("r1"));
-        assert_eq!(reasons.register("a").as_deref(), Some("r0"));
-        assert_eq!(reasons.get("r1").as_deref(), Some("b"));
+        assert_eq!(reasons.register("a", vec![]).as_deref(), Some("r0"));
+        assert_eq!(reasons.register("b", vec![]).as_deref(), Some("r1"));
+        assert_eq!(reasons.register("a", vec![]).as_deref(), Some("r0"));
+        assert_eq!(
+            reasons.register("a", vec![Method::Totp]).as_deref(),
+            Some("r2")
+        );
+        assert_eq!(reasons.get("r1").map(|r| r.0).as_deref(), Some("b"));
+        assert_eq!(reasons.get("r2").map(|r| r.1), Some(vec![Method::Totp]));
         assert_eq!(reasons.get("r9"), None);
         assert_eq!(reasons.get("b"), None);
         assert_eq!(reasons.get("r-1"), None);

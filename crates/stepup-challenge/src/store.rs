@@ -247,23 +247,73 @@ pub trait FactorStore: Send + Sync + 'static {
         async { Ok(Vec::new()) }
     }
 
-    /// Replaces the subject's passkeys (after adding, renaming, removing one,
-    /// or updating one's counter after use). The default refuses: a store
-    /// that keeps passkeys implements both methods.
+    /// Adds `passkey` to the subject's passkeys, atomically, unless its
+    /// credential id is already registered — to this subject or anyone
+    /// else (WebAuthn §7.1 step 22): then nothing changes and the answer is
+    /// `false`. The default refuses: a store that keeps passkeys implements
+    /// the four passkey writes.
     #[cfg(feature = "passkey")]
-    fn save_passkeys(
+    fn add_passkey(
         &self,
         subject: &Subject,
-        passkeys: Vec<StoredPasskey>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (subject, passkeys);
-        async {
-            Err(StoreError::new(
-                "factor",
-                "this factor store keeps no passkeys",
-            ))
-        }
+        passkey: StoredPasskey,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (subject, passkey);
+        async { Err(no_passkeys()) }
     }
+
+    /// Replaces the stored credential with the same credential id as
+    /// `passkey` (its counter and backup state after a use), atomically and
+    /// only if that credential is still registered: a use racing with a
+    /// removal never brings the credential back. Returns whether it was
+    /// there.
+    #[cfg(feature = "passkey")]
+    fn update_passkey(
+        &self,
+        subject: &Subject,
+        passkey: StoredPasskey,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (subject, passkey);
+        async { Err(no_passkeys()) }
+    }
+
+    /// Removes the subject's passkey with credential id `id`, atomically;
+    /// returns whether it was there.
+    #[cfg(feature = "passkey")]
+    fn remove_passkey(
+        &self,
+        subject: &Subject,
+        id: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (subject, id);
+        async { Err(no_passkeys()) }
+    }
+
+    /// Renames the subject's passkey with credential id `id`; returns
+    /// whether it was there.
+    #[cfg(feature = "passkey")]
+    fn rename_passkey(
+        &self,
+        subject: &Subject,
+        id: &[u8],
+        name: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (subject, id, name);
+        async { Err(no_passkeys()) }
+    }
+
+    /// Bumps the subject's assurance epoch and returns the new one, so
+    /// every outstanding assurance token ends ([`Subject::with_epoch`]: the
+    /// application's subject source must read the epoch from where this
+    /// writes it). Called when a factor is removed or replaced and when
+    /// recovery codes are regenerated.
+    fn bump_epoch(&self, subject: &Subject)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+#[cfg(feature = "passkey")]
+fn no_passkeys() -> StoreError {
+    StoreError::new("factor", "this factor store keeps no passkeys")
 }
 
 #[derive(Default, Debug)]
@@ -274,6 +324,7 @@ struct Factors {
     phone: Option<String>,
     #[cfg(feature = "passkey")]
     passkeys: Vec<StoredPasskey>,
+    epoch: u64,
 }
 
 /// The in-memory [`FactorStore`], for examples and tests.
@@ -288,16 +339,42 @@ impl MemoryFactorStore {
         MemoryFactorStore::default()
     }
 
+    fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, Factors>>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::new("factor", "the in-memory store's lock is poisoned"))
+    }
+
     fn with<T>(
         &self,
         subject: &Subject,
         f: impl FnOnce(&mut Factors) -> T,
     ) -> Result<T, StoreError> {
-        let mut map = self
-            .inner
-            .lock()
-            .map_err(|_| StoreError::new("factor", "the in-memory store's lock is poisoned"))?;
+        let mut map = self.lock()?;
         Ok(f(map.entry(subject.id().to_owned()).or_default()))
+    }
+
+    /// The assurance epoch of user `id` (0 until a factor change bumps
+    /// it): what the application's subject source puts in
+    /// [`Subject::with_epoch`].
+    ///
+    /// ```
+    /// use stepup_challenge::{FactorStore, MemoryFactorStore};
+    /// use stepup_core::Subject;
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let store = MemoryFactorStore::new();
+    /// assert_eq!(store.epoch("alice"), 0);
+    /// store.bump_epoch(&Subject::new("alice")).await?;
+    /// assert_eq!(store.epoch("alice"), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn epoch(&self, id: &str) -> u64 {
+        self.lock()
+            .ok()
+            .and_then(|map| map.get(id).map(|f| f.epoch))
+            .unwrap_or(0)
     }
 }
 
@@ -333,7 +410,9 @@ impl FactorStore for MemoryFactorStore {
     ) -> Result<bool, StoreError> {
         self.with(subject, |f| {
             let before = f.recovery.len();
-            f.recovery.retain(|d| !stepup_core::ct::eq(d, digest));
+            f.recovery.retain(|d| {
+                !stepup_core::ct::eq_as(stepup_core::ct::Comparison::RecoveryCode, d, digest)
+            });
             f.recovery.len() < before
         })
     }
@@ -348,12 +427,75 @@ impl FactorStore for MemoryFactorStore {
     }
 
     #[cfg(feature = "passkey")]
-    async fn save_passkeys(
+    async fn add_passkey(
         &self,
         subject: &Subject,
-        passkeys: Vec<StoredPasskey>,
-    ) -> Result<(), StoreError> {
-        self.with(subject, |f| f.passkeys = passkeys)
+        passkey: StoredPasskey,
+    ) -> Result<bool, StoreError> {
+        let mut map = self.lock()?;
+        let taken = map
+            .values()
+            .flat_map(|f| f.passkeys.iter())
+            .any(|p| p.id() == passkey.id());
+        if taken {
+            return Ok(false);
+        }
+        map.entry(subject.id().to_owned())
+            .or_default()
+            .passkeys
+            .push(passkey);
+        Ok(true)
+    }
+
+    #[cfg(feature = "passkey")]
+    async fn update_passkey(
+        &self,
+        subject: &Subject,
+        passkey: StoredPasskey,
+    ) -> Result<bool, StoreError> {
+        self.with(subject, |f| {
+            match f.passkeys.iter_mut().find(|p| p.id() == passkey.id()) {
+                Some(stored) => {
+                    stored.passkey = passkey.passkey;
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    #[cfg(feature = "passkey")]
+    async fn remove_passkey(&self, subject: &Subject, id: &[u8]) -> Result<bool, StoreError> {
+        self.with(subject, |f| {
+            let before = f.passkeys.len();
+            f.passkeys.retain(|p| p.id() != id);
+            f.passkeys.len() < before
+        })
+    }
+
+    #[cfg(feature = "passkey")]
+    async fn rename_passkey(
+        &self,
+        subject: &Subject,
+        id: &[u8],
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        self.with(subject, |f| {
+            match f.passkeys.iter_mut().find(|p| p.id() == id) {
+                Some(stored) => {
+                    stored.name = name.to_owned();
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    async fn bump_epoch(&self, subject: &Subject) -> Result<u64, StoreError> {
+        self.with(subject, |f| {
+            f.epoch = f.epoch.saturating_add(1);
+            f.epoch
+        })
     }
 
     async fn code_destination(
@@ -434,9 +576,12 @@ impl std::fmt::Debug for FixedPasswords {
 
 impl PasswordVerifier for FixedPasswords {
     async fn verify(&self, subject: &Subject, password: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .passwords
-            .get(subject.id())
-            .is_some_and(|p| stepup_core::ct::eq(p.as_bytes(), password.as_bytes())))
+        Ok(self.passwords.get(subject.id()).is_some_and(|p| {
+            stepup_core::ct::eq_as(
+                stepup_core::ct::Comparison::Password,
+                p.as_bytes(),
+                password.as_bytes(),
+            )
+        }))
     }
 }

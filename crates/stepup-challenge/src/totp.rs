@@ -121,7 +121,12 @@ impl TotpConfig {
         let mut matched = None;
         for counter in window {
             let expected = totp.generate(counter * self.step).to_string();
-            if stepup_core::ct::eq(expected.as_bytes(), code.as_bytes()) && matched.is_none() {
+            if stepup_core::ct::eq_as(
+                stepup_core::ct::Comparison::TotpCode,
+                expected.as_bytes(),
+                code.as_bytes(),
+            ) && matched.is_none()
+            {
                 matched = Some(counter);
             }
         }

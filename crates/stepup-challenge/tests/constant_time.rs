@@ -1,14 +1,17 @@
 //! Every secret the engine checks — TOTP codes, recovery codes, e-mail/SMS
-//! codes, passwords — is compared with `stepup_core::ct::eq`, asserted
-//! through the code path (the per-thread count of constant-time comparisons
-//! in debug builds), not by timing.
+//! codes, passwords — is compared through `stepup_core::ct`, asserted
+//! through the code path, not by timing: the per-thread tally of
+//! constant-time comparisons in debug builds, by label, says exactly
+//! *which* comparisons ran (counted once each comparison has run), so a
+//! secret compared with `==` next to some other constant-time comparison
+//! does not pass unnoticed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use stepup_challenge::{
     Attempt, Channel, Engine, FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore,
     RecordingSender, TotpConfig, TotpSecret,
 };
-use stepup_core::ct::comparisons;
+use stepup_core::ct::{Comparison, comparisons_of};
 use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
@@ -50,10 +53,33 @@ fn alice() -> Subject {
     Subject::new("alice").with_session("s-1")
 }
 
+/// The per-label tally of constant-time comparisons on this thread.
+fn tally() -> Vec<u64> {
+    Comparison::ALL.into_iter().map(comparisons_of).collect()
+}
+
+/// Which comparisons ran since `before`, and how many of each.
+fn ran_since(before: &[u64]) -> Vec<(&'static str, u64)> {
+    Comparison::ALL
+        .into_iter()
+        .zip(tally())
+        .zip(before)
+        .filter(|((_, now), then)| now > then)
+        .map(|((what, now), then)| (what.name(), now - then))
+        .collect()
+}
+
+#[test]
+fn the_tally_is_kept_in_debug_builds() {
+    // Every assertion below relies on it; in a release build they would
+    // compare zeros with zeros.
+    assert!(cfg!(debug_assertions), "run these tests in a debug build");
+}
+
 #[tokio::test]
 async fn totp_codes_are_compared_in_constant_time_at_every_step_of_the_window() {
     let (engine, _) = engine().await;
-    let before = comparisons();
+    let before = tally();
     let user = alice();
     assert!(
         engine
@@ -62,21 +88,21 @@ async fn totp_codes_are_compared_in_constant_time_at_every_step_of_the_window() 
             .is_err()
     );
     // ±1 step: three codes generated, three constant-time comparisons.
-    assert_eq!(comparisons(), before + 3);
+    assert_eq!(ran_since(&before), [("totp_code", 3)]);
 }
 
 #[tokio::test]
 async fn passwords_are_compared_in_constant_time() {
     let (engine, _) = engine().await;
     let user = alice();
-    let before = comparisons();
+    let before = tally();
     assert!(
         engine
             .step_up_password(Attempt::new(&user), "wonderlant")
             .await
             .is_err()
     );
-    assert_eq!(comparisons(), before + 1);
+    assert_eq!(ran_since(&before), [("password", 1)]);
 }
 
 #[tokio::test]
@@ -84,7 +110,7 @@ async fn recovery_codes_are_compared_in_constant_time() {
     let (engine, _) = engine().await;
     let user = alice();
     engine.generate_recovery_codes(&user, 10).await.unwrap();
-    let before = comparisons();
+    let before = tally();
     assert!(
         engine
             .step_up_recovery_code(Attempt::new(&user), "ABCD-EFGH-JKMN-PQRS")
@@ -92,7 +118,7 @@ async fn recovery_codes_are_compared_in_constant_time() {
             .is_err()
     );
     // Against every stored digest.
-    assert_eq!(comparisons(), before + 10);
+    assert_eq!(ran_since(&before), [("recovery_code", 10)]);
 }
 
 #[tokio::test]
@@ -105,7 +131,7 @@ async fn one_time_codes_are_compared_in_constant_time() {
         .unwrap();
     let code = sender.last_code_to("alice@example.com").unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let before = comparisons();
+    let before = tally();
     assert!(
         engine
             .step_up_code(
@@ -118,5 +144,33 @@ async fn one_time_codes_are_compared_in_constant_time() {
             .is_err()
     );
     // The challenge id, the session digest and the code digest.
-    assert_eq!(comparisons(), before + 3);
+    assert_eq!(
+        ran_since(&before),
+        [
+            ("code_digest", 1),
+            ("challenge_id", 1),
+            ("session_digest", 1)
+        ]
+    );
+    // The right code: the same three, then the record taken (single use)
+    // against the one checked.
+    let before = tally();
+    engine
+        .step_up_code(
+            Attempt::new(&user),
+            Channel::Email,
+            &sent.challenge_id,
+            &code,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ran_since(&before),
+        [
+            ("code_digest", 1),
+            ("challenge_id", 1),
+            ("session_digest", 1),
+            ("pending_record", 1)
+        ]
+    );
 }

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use stepup_challenge::webauthn::Url;
 use stepup_challenge::{
-    Attempt, ChallengeError, Engine, MemoryFactorStore, MemoryStateStore, PasskeyConfig,
+    Attempt, ChallengeError, Engine, FactorStore, MemoryFactorStore, MemoryStateStore,
+    PasskeyConfig, StoredPasskey,
 };
 use stepup_core::{
-    Clock, Decision, Key, KeyId, KeyRing, Policy, Subject, TestClock, Timestamp, TokenConfig,
+    Clock, Decision, Key, KeyId, KeyRing, Method, Policy, Subject, TestClock, Timestamp,
+    TokenConfig,
 };
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -43,6 +45,20 @@ fn setup() -> Setup {
     }
 }
 
+async fn names(s: &Setup, user: &Subject) -> Vec<String> {
+    s.engine
+        .passkeys(user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+async fn first_id(s: &Setup, user: &Subject) -> Vec<u8> {
+    s.engine.passkeys(user).await.unwrap()[0].id().to_vec()
+}
+
 fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
 }
@@ -66,14 +82,27 @@ async fn register_then_step_up_to_level_three() {
     let alice = Subject::new("alice").with_session("s-1");
     let mut key = SoftPasskey::new(true);
     register(&s, &alice, &mut key).await;
-    assert_eq!(s.engine.passkey_names(&alice).await.unwrap(), ["laptop"]);
+    assert_eq!(names(&s, &alice).await, ["laptop"]);
+    let key_id = first_id(&s, &alice).await;
     s.engine
-        .rename_passkey(&alice, 0, "work laptop\u{7}")
+        .rename_passkey(&alice, &key_id, "work laptop\u{7}")
         .await
         .unwrap();
+    assert_eq!(names(&s, &alice).await, ["work laptop"]);
+    // An unknown credential id is not enrolled (no index to run past).
     assert_eq!(
-        s.engine.passkey_names(&alice).await.unwrap(),
-        ["work laptop"]
+        s.engine
+            .rename_passkey(&alice, b"no such id", "x")
+            .await
+            .unwrap_err(),
+        ChallengeError::NotEnrolled(Method::Passkey)
+    );
+    assert_eq!(
+        s.engine
+            .remove_passkey(&alice, b"no such id")
+            .await
+            .unwrap_err(),
+        ChallengeError::NotEnrolled(Method::Passkey)
     );
 
     let (id, options) = s
@@ -96,10 +125,13 @@ async fn register_then_step_up_to_level_three() {
     let Decision::Allow(a) = decision else {
         panic!("{decision:?}")
     };
+    // The software authenticator is not backup-eligible: device-bound.
     assert_eq!(a.acr(), Some("aal3"));
+    assert_eq!(a.amr(), ["hwk", "user"]);
+    assert!(a.satisfies(&Policy::method(Method::Passkey), s.clock.now()));
 
     // Removing it leaves nothing to step up with.
-    s.engine.remove_passkey(&alice, 0).await.unwrap();
+    s.engine.remove_passkey(&alice, &key_id).await.unwrap();
     assert_eq!(
         s.engine
             .start_passkey_step_up(Attempt::new(&alice))
@@ -243,7 +275,7 @@ async fn a_registration_without_user_verification_is_refused_by_the_server() {
             .unwrap_err(),
         ChallengeError::PasskeyRejected
     );
-    assert!(s.engine.passkey_names(&carol).await.unwrap().is_empty());
+    assert!(names(&s, &carol).await.is_empty());
 }
 
 #[tokio::test]
@@ -274,4 +306,67 @@ async fn bad_configuration_fails_at_start_up() {
             .unwrap_err(),
         ChallengeError::NotEnrolled(stepup_core::Method::Passkey)
     );
+}
+
+/// A credential id is registered once, to one subject (WebAuthn §7.1 step
+/// 22); a use racing with a removal never brings the credential back; a
+/// backup-eligible passkey proves only `Method::Passkey` (level 2, `swk`).
+#[tokio::test]
+async fn credentials_are_unique_removals_stick_and_synced_passkeys_rank_lower() {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut key = SoftPasskey::new(true);
+    register(&s, &alice, &mut key).await;
+    let stored = s.engine.passkeys(&alice).await.unwrap().remove(0);
+    assert!(stored.is_device_bound());
+    assert_eq!(stored.method(), Method::DeviceBoundPasskey);
+
+    let store = MemoryFactorStore::new();
+    let bob = Subject::new("bob");
+    assert!(store.add_passkey(&alice, stored.clone()).await.unwrap());
+    assert!(!store.add_passkey(&alice, stored.clone()).await.unwrap());
+    assert!(!store.add_passkey(&bob, stored.clone()).await.unwrap());
+    assert!(store.passkeys(&bob).await.unwrap().is_empty());
+
+    // Removed, then a step-up that read the list before the removal saves
+    // its counter: the credential stays removed.
+    assert!(store.remove_passkey(&alice, stored.id()).await.unwrap());
+    assert!(!store.update_passkey(&alice, stored.clone()).await.unwrap());
+    assert!(store.passkeys(&alice).await.unwrap().is_empty());
+
+    // The same credential, had its authenticator said "backup eligible".
+    let mut json = serde_json::to_value(&stored.passkey).unwrap();
+    json["cred"]["backup_eligible"] = true.into();
+    let synced = StoredPasskey {
+        name: "phone".into(),
+        passkey: serde_json::from_value(json).unwrap(),
+    };
+    assert!(!synced.is_device_bound());
+    assert_eq!(synced.method(), Method::Passkey);
+    let levels = s.config.levels();
+    assert_eq!(levels.rank_of(Method::Passkey), 2);
+    assert_eq!(levels.rank_of(Method::DeviceBoundPasskey), 3);
+}
+
+/// Ceremonies are capped per subject (newest replaces oldest) and starts
+/// are counted: a subject cannot fill the server with ceremonies.
+#[tokio::test]
+async fn ceremony_starts_are_counted() {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut refused = None;
+    for i in 0..25 {
+        if let Err(e) = s.engine.start_passkey_registration(&alice, "alice").await {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("starts are limited");
+    assert_eq!(i, 20, "20 starts in 15 minutes by default");
+    assert!(matches!(e, ChallengeError::LockedOut { .. }), "{e:?}");
+    s.clock.advance(Duration::from_secs(15 * 60 + 1));
+    s.engine
+        .start_passkey_registration(&alice, "alice")
+        .await
+        .unwrap();
 }

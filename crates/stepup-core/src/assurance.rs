@@ -278,17 +278,36 @@ impl Assurance {
         self.proofs.as_slice()
     }
 
-    /// When `method` was last proven.
+    /// When `method` was last proven: the newest proof that
+    /// [satisfies](Method::satisfies) it, so asking for
+    /// [`Passkey`](Method::Passkey) gives the newest proof of either kind of
+    /// passkey.
+    ///
+    /// ```
+    /// use stepup_core::{Issuer, Key, KeyId, KeyRing, Method, Proof, Subject, Timestamp};
+    ///
+    /// let issuer = Issuer::new(&KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let user = Subject::new("user-1");
+    /// let t0 = Timestamp::from_unix_seconds(1_700_000_000);
+    /// let token = issuer.issue(&user, Proof::new(Method::DeviceBoundPasskey, t0), None, t0)?;
+    /// let a = token.assurance();
+    /// assert_eq!(a.proven_at(Method::Passkey), Some(t0));
+    /// assert_eq!(a.proven_at(Method::DeviceBoundPasskey), Some(t0));
+    /// assert_eq!(a.proven_at(Method::Totp), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn proven_at(&self, method: Method) -> Option<Timestamp> {
         self.proofs
             .as_slice()
             .iter()
-            .find(|p| p.method == method)
+            .filter(|p| p.method.satisfies(&method))
             .map(|p| p.at)
+            .max()
     }
 
-    /// How long ago `method` was last proven (zero for a proof dated
-    /// slightly ahead of `now` within the clock skew).
+    /// How long ago `method` was last proven, as [`proven_at`](Assurance::proven_at)
+    /// counts it (zero for a proof dated slightly ahead of `now` within the
+    /// clock skew).
     pub fn age_of(&self, method: Method, now: Timestamp) -> Option<Duration> {
         self.proven_at(method).map(|at| now.duration_since(at))
     }

@@ -94,7 +94,7 @@ const DEFAULT_DETAIL: &str = "Please confirm it's really you to continue.";
 ///     challenge.www_authenticate(),
 ///     r#"Bearer error="insufficient_user_authentication", error_description="More recent authentication is required", acr_values="aal2 aal3", max_age="300""#
 /// );
-/// assert_eq!(challenge.methods()[0], Method::Passkey);
+/// assert_eq!(challenge.methods(), [Method::DeviceBoundPasskey, Method::Passkey, Method::Totp, Method::RecoveryCode]);
 /// let body = challenge.problem_json();
 /// assert!(body.contains(r#""status":401"#));
 /// assert!(body.contains(r#""reason":"stale""#));

@@ -78,6 +78,27 @@ impl TokenConfig {
 
     /// Sets the token lifetime (whole seconds, 1 s to 30 days): the longest
     /// any proof counts, and the cookie's `Max-Age`.
+    ///
+    /// The gate applies it to tokens already issued too: a token signed with
+    /// a longer lifetime is expired, and its proofs stop counting, once this
+    /// lifetime has passed, so shortening it after an incident takes effect
+    /// at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stepup_core::{ChallengeReason, Key, KeyId, KeyRing, Method, Proof, Subject, Timestamp, TokenConfig};
+    ///
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[42u8; 32])?);
+    /// let user = Subject::new("user-1");
+    /// let t0 = Timestamp::from_unix_seconds(1_700_000_000);
+    /// let hour = TokenConfig::new(ring.clone()).with_lifetime(Duration::from_secs(3600))?;
+    /// let token = hour.issuer().issue(&user, Proof::new(Method::Totp, t0), None, t0)?;
+    ///
+    /// let ten_minutes = TokenConfig::new(ring).with_lifetime(Duration::from_secs(600))?;
+    /// let later = t0 + Duration::from_secs(600);
+    /// assert_eq!(ten_minutes.gate().verify(&user, Some(token.value()), later).unwrap_err(), ChallengeReason::Expired);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_lifetime(mut self, lifetime: Duration) -> Result<TokenConfig, ConfigError> {
         let secs = lifetime.as_secs();
         if secs == 0 || lifetime > MAX_LIFETIME {
@@ -128,7 +149,7 @@ impl TokenConfig {
 
     /// A gate with these settings.
     pub fn gate(&self) -> Gate {
-        Gate::from_parts(self.codec(), self.levels.clone(), self.skew)
+        Gate::from_parts(self.codec(), self.levels.clone(), self.lifetime, self.skew)
     }
 
     fn codec(&self) -> Arc<Codec> {

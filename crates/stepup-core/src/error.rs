@@ -8,7 +8,7 @@ use crate::key::KeyId;
 pub enum InvalidMethod {
     /// Not one of the canonical names.
     #[error(
-        "unknown method `{0}`: expected password, totp, passkey, email_code, sms_code, recovery_code or custom:<name>"
+        "unknown method `{0}`: expected password, totp, device_bound_passkey, passkey, email_code, sms_code, recovery_code or custom:<name>"
     )]
     Unknown(String),
     /// A custom name that is empty or too long.

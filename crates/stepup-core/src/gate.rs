@@ -41,7 +41,10 @@ pub enum Decision {
 /// [`OtherBinding`](ChallengeReason::OtherBinding) for a genuine token of
 /// someone else); it is not dated beyond `now` plus the clock skew
 /// (`Invalid`); its epoch is the subject's ([`Revoked`](ChallengeReason::Revoked));
-/// `now` is before its expiry ([`Expired`](ChallengeReason::Expired)); and
+/// `now` is before its expiry ([`Expired`](ChallengeReason::Expired)) — the
+/// lifetime signed in the token, capped at the gate's configured
+/// [lifetime](crate::TokenConfig::with_lifetime), which also bounds the age
+/// of every proof; and
 /// the proofs it holds meet the policy at `now`
 /// ([`InsufficientLevel`](ChallengeReason::InsufficientLevel),
 /// [`MissingMethod`](ChallengeReason::MissingMethod),
@@ -76,6 +79,7 @@ pub enum Decision {
 pub struct Gate {
     codec: Arc<Codec>,
     levels: SharedLevels,
+    lifetime: Duration,
     skew: Duration,
 }
 
@@ -86,10 +90,16 @@ impl Gate {
         TokenConfig::new(ring.clone()).gate()
     }
 
-    pub(crate) fn from_parts(codec: Arc<Codec>, levels: SharedLevels, skew: Duration) -> Gate {
+    pub(crate) fn from_parts(
+        codec: Arc<Codec>,
+        levels: SharedLevels,
+        lifetime: Duration,
+        skew: Duration,
+    ) -> Gate {
         Gate {
             codec,
             levels,
+            lifetime,
             skew,
         }
     }
@@ -148,12 +158,19 @@ impl Gate {
         if claims.epoch != subject.epoch() {
             return Err(ChallengeReason::Revoked);
         }
-        if now >= claims.expires_at {
+        // The lifetime signed in the token counts only up to the configured
+        // one: shortening the lifetime after an incident takes effect at
+        // once for every token already out there (issue #13, finding 6).
+        let lifetime = claims
+            .expires_at
+            .duration_since(claims.issued_at)
+            .min(self.lifetime);
+        let expires_at = claims.issued_at.saturating_add(lifetime);
+        if now >= expires_at {
             return Err(ChallengeReason::Expired);
         }
         // The lifetime bounds every proof's age, including proofs merged in
         // from earlier tokens, whatever the route's policy says.
-        let lifetime = claims.expires_at.duration_since(claims.issued_at);
         let fresh = |p: &Proof| now.duration_since(p.at()) < lifetime;
         if !proofs.as_slice().iter().all(fresh) {
             proofs.retain(fresh);
@@ -163,7 +180,7 @@ impl Gate {
         }
         assurance.set_token_facts(
             claims.issued_at,
-            claims.expires_at,
+            expires_at,
             Some(claims.key_id),
             claims.context,
         );
@@ -201,7 +218,11 @@ impl Gate {
         let (key_id, recorded) = assurance.context_facts();
         let recorded = recorded?;
         let digest = self.codec.context_digest(key_id, context)?;
-        Some(crate::ct::eq(&digest[..], &recorded[..]))
+        Some(crate::ct::eq_as(
+            crate::ct::Comparison::ContextDigest,
+            &digest[..],
+            &recorded[..],
+        ))
     }
 
     /// The level table.

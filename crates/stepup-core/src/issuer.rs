@@ -8,10 +8,10 @@ use crate::assurance::{Assurance, Proof, Proofs};
 use crate::config::TokenConfig;
 use crate::error::IssueError;
 use crate::key::{KeyId, KeyRing};
-use crate::level::SharedLevels;
+use crate::level::{LevelTable, SharedLevels};
 use crate::subject::Subject;
 use crate::time::Timestamp;
-use crate::token::{Codec, TIME_BASE};
+use crate::token::{Claims, Codec, TIME_BASE};
 
 /// Mints an assurance token after a method was proven, merging the proofs of
 /// the previous token that are still fresh.
@@ -21,7 +21,10 @@ use crate::token::{Codec, TIME_BASE};
 /// session (if any) and its epoch, and lives for the configured lifetime.
 /// Proofs older than the lifetime are dropped; a previous token that does not
 /// verify for this subject (tampered, expired, revoked, someone else's) is
-/// ignored, never merged.
+/// ignored, never merged. So is a previous token minted in another client
+/// context (see [`issue_in_context`](Issuer::issue_in_context)): proofs are
+/// carried over only between tokens of the same context, or between tokens
+/// that both have none.
 ///
 /// ```
 /// use std::time::Duration;
@@ -127,6 +130,38 @@ impl Issuer {
         self.lifetime
     }
 
+    /// The level table tokens are judged by (ranks of methods, `acr` values).
+    ///
+    /// ```
+    /// use stepup_core::{Key, KeyId, KeyRing, Method, TokenConfig};
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+    /// let issuer = TokenConfig::new(ring).issuer();
+    /// assert_eq!(issuer.levels().level_of(&[Method::Totp]), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn levels(&self) -> &LevelTable {
+        &self.levels
+    }
+
+    /// A 32-byte key for `label`, derived from the signing key (HMAC under
+    /// a domain no token or context digest uses), for server-side keyed
+    /// digests: store keys, code digests. Every instance sharing the key
+    /// ring derives the same key; rotating the signing key changes it.
+    /// `None` only for an issuer without keys.
+    ///
+    /// ```
+    /// use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+    /// let issuer = TokenConfig::new(ring).issuer();
+    /// let a = issuer.derive_key("store keys").unwrap();
+    /// assert_ne!(a, issuer.derive_key("code digests").unwrap());
+    /// assert_eq!(a, issuer.derive_key("store keys").unwrap());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn derive_key(&self, label: &str) -> Option<[u8; 32]> {
+        self.codec.derive_key(label)
+    }
+
     /// Mints a token for `subject` recording `proof`, keeping the still-fresh
     /// proofs of `previous` (the token the client presented, if any).
     pub fn issue(
@@ -144,6 +179,29 @@ impl Issuer {
     /// chooses, say the client's IP prefix and user agent. The token carries
     /// 8 bytes of HMAC, not the context; [`Gate::same_context`](crate::Gate::same_context)
     /// later tells whether a request comes from the same context.
+    ///
+    /// Only proofs made in this same context are carried over from
+    /// `previous`: a token from another context (or without one) contributes
+    /// nothing, so a token stolen elsewhere cannot lend its proofs to a step-up
+    /// made here. Likewise [`issue`](Issuer::issue) carries nothing over from
+    /// a token that has a context.
+    ///
+    /// ```
+    /// use stepup_core::{Issuer, Key, KeyId, KeyRing, Method, Proof, Subject, Timestamp};
+    ///
+    /// let issuer = Issuer::new(&KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let user = Subject::new("user-1");
+    /// let t0 = Timestamp::from_unix_seconds(1_700_000_000);
+    /// let home = issuer.issue_in_context(&user, Proof::new(Method::Passkey, t0), None, b"home", t0)?;
+    ///
+    /// // Same context: the passkey proof is kept.
+    /// let again = issuer.issue_in_context(&user, Proof::new(Method::Password, t0), Some(home.value()), b"home", t0)?;
+    /// assert_eq!(again.assurance().proven_at(Method::Passkey), Some(t0));
+    /// // Another context: only the new proof.
+    /// let elsewhere = issuer.issue_in_context(&user, Proof::new(Method::Password, t0), Some(home.value()), b"cafe", t0)?;
+    /// assert_eq!(elsewhere.assurance().proven_at(Method::Passkey), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn issue_in_context(
         &self,
         subject: &Subject,
@@ -153,6 +211,25 @@ impl Issuer {
         now: Timestamp,
     ) -> Result<IssuedToken, IssueError> {
         self.mint(subject, proof, previous, Some(context), now)
+    }
+
+    /// Whether the previous token's proofs were made in the client context
+    /// of the token being minted: both without a context, or both with the
+    /// same one (its digest checked under the key that signed the previous
+    /// token, so a key rotation does not matter). Anything else would carry
+    /// a proof made elsewhere — a stolen token, another network — into this
+    /// context (issue #13, finding 5).
+    fn same_context(&self, previous: &Claims, context: Option<&[u8]>) -> bool {
+        match (previous.context, context) {
+            (None, None) => true,
+            (Some(recorded), Some(bytes)) => self
+                .codec
+                .context_digest(Some(previous.key_id), bytes)
+                .is_some_and(|digest| {
+                    crate::ct::eq_as(crate::ct::Comparison::ContextDigest, &digest, &recorded)
+                }),
+            _ => false,
+        }
     }
 
     fn mint(
@@ -181,7 +258,11 @@ impl Issuer {
                 .is_ok_and(|claims| {
                     claims.epoch == subject.epoch()
                         && claims.issued_at <= now.saturating_add(self.skew)
-                        && now < claims.expires_at
+                        && now
+                            < claims
+                                .expires_at
+                                .min(claims.issued_at.saturating_add(self.lifetime))
+                        && self.same_context(&claims, context)
                 })
         });
         if carried {

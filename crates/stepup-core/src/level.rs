@@ -14,6 +14,10 @@ use crate::method::Method;
 /// [`reached_by`](Level::reached_by) (all of a set of methods),
 /// [`reached_by_any_of`](Level::reached_by_any_of) (one method out of a list) or
 /// [`reached_by_distinct`](Level::reached_by_distinct) (any N different methods).
+/// A rule naming a method is met by any proof that
+/// [satisfies](Method::satisfies) it, so a rule naming
+/// [`Passkey`](Method::Passkey) is met by a
+/// [`DeviceBoundPasskey`](Method::DeviceBoundPasskey) too.
 ///
 /// ```
 /// use stepup_core::{Level, LevelTable, Method};
@@ -91,7 +95,9 @@ impl Level {
 
     fn reached(&self, proven: &[Method]) -> bool {
         self.rules.iter().any(|rule| match rule {
-            Rule::AllOf(set) => set.iter().all(|m| proven.contains(m)),
+            Rule::AllOf(set) => set
+                .iter()
+                .all(|required| proven.iter().any(|p| p.satisfies(required))),
             Rule::Distinct(n) => distinct_count(proven) >= usize::from(*n),
         })
     }
@@ -99,32 +105,78 @@ impl Level {
     /// Whether `method` can take part in reaching this level.
     fn involves(&self, method: &Method) -> bool {
         self.rules.iter().any(|rule| match rule {
-            Rule::AllOf(set) => set.contains(method),
+            Rule::AllOf(set) => set.iter().any(|required| method.satisfies(required)),
             Rule::Distinct(_) => true,
         })
     }
 }
 
+/// How many different methods were proven, the two kinds of passkey
+/// counting as one method (two WebAuthn credentials are not two kinds of
+/// factor).
 fn distinct_count(proven: &[Method]) -> usize {
+    let same_kind = |a: &Method, b: &Method| a.satisfies(b) || b.satisfies(a);
     proven
         .iter()
         .enumerate()
-        .filter(|(i, m)| !proven[..*i].contains(m))
+        .filter(|(i, m)| !proven[..*i].iter().any(|earlier| same_kind(earlier, m)))
         .count()
 }
 
 /// The ordered table of levels a deployment announces.
 ///
-/// The default follows NIST SP 800-63B's authenticator assurance levels:
+/// The default, [`LevelTable::nist`], follows NIST SP 800-63B's
+/// authenticator assurance levels:
 ///
-/// | rank | acr | reached by |
-/// |---|---|---|
-/// | 1 | `aal1` | any one method |
-/// | 2 | `aal2` | any second factor on top of the login (TOTP, passkey, e-mail or SMS code, recovery code), or two different methods |
-/// | 3 | `aal3` | a phishing-resistant, user-verified factor: a passkey |
+/// | rank | acr | reached by | `amr` of those methods |
+/// |---|---|---|---|
+/// | 1 | `aal1` | any one method: password, e-mail or SMS code, a custom method … | `pwd`, `otp`, `sms`, … |
+/// | 2 | `aal2` | TOTP, a passkey (synced or device-bound) or a recovery code | `otp`; `swk` `user`; `hwk` `user` |
+/// | 3 | `aal3` | a device-bound passkey (not backup-eligible) | `hwk` `user` |
 ///
-/// Rank 0 means "no level reached" (for example only a custom method the
-/// table does not mention was proven).
+/// Deliberately **not** at level 2:
+///
+/// * **E-mail codes.** NIST does not accept e-mail as an out-of-band
+///   authenticator: whoever reads the mailbox (often the same person who
+///   reset the password through it) gets the code.
+/// * **SMS codes**, unless the application opts in with
+///   [`LevelTable::nist_with_restricted_sms`]: NIST SP 800-63B calls SMS a
+///   *restricted* authenticator (SIM swaps, number porting, SS7
+///   interception).
+/// * **Two weak methods together.** Password plus an e-mail code is still
+///   level 1: there is no "any two different methods" rule, since two
+///   factors an attacker can take over the same way add nothing.
+///
+/// A synced passkey (backup-eligible, or of unknown kind: [`Method::Passkey`])
+/// is level 2 with `amr` `swk`; only a passkey that cannot leave its
+/// authenticator ([`Method::DeviceBoundPasskey`]) is level 3 with `hwk`.
+///
+/// Rank 0 means "no level reached" (for example only a custom method a
+/// custom table does not mention was proven).
+///
+/// To change the table, build one with [`LevelTable::new`] and give it to
+/// [`TokenConfig::with_levels`](crate::TokenConfig::with_levels): the issuer,
+/// the gate and the challenges all use it.
+///
+/// ```
+/// use stepup_core::{Key, KeyId, KeyRing, Level, LevelTable, Method, TokenConfig};
+///
+/// let nist = LevelTable::nist();
+/// assert_eq!(nist.level_of(&[Method::Password, Method::EmailCode]), 1);
+/// assert_eq!(nist.level_of(&[Method::Totp]), 2);
+/// assert_eq!(nist.level_of(&[Method::Passkey]), 2);
+/// assert_eq!(nist.level_of(&[Method::DeviceBoundPasskey]), 3);
+///
+/// // A deployment with its own vocabulary, where any passkey is the top level.
+/// let own = LevelTable::new([
+///     Level::new(1, "urn:bank:basic").reached_by_distinct(1),
+///     Level::new(2, "urn:bank:strong").reached_by_any_of([Method::Totp, Method::Passkey]),
+/// ])?;
+/// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[42u8; 32])?);
+/// let config = TokenConfig::new(ring).with_levels(own);
+/// assert_eq!(config.levels().acr(2), Some("urn:bank:strong"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelTable {
     levels: Vec<Level>,
@@ -164,21 +216,53 @@ impl LevelTable {
         Ok(LevelTable { levels })
     }
 
-    /// The NIST-style default table (see the type's documentation).
+    /// The default table, following NIST SP 800-63B (see the type's
+    /// documentation): level 2 by TOTP, a passkey or a recovery code, level 3
+    /// by a device-bound passkey; e-mail and SMS codes stay at level 1.
+    ///
+    /// ```
+    /// use stepup_core::{LevelTable, Method};
+    /// let t = LevelTable::nist();
+    /// assert_eq!(t.level_of(&[Method::SmsCode]), 1);
+    /// assert_eq!(t.acr(3), Some("aal3"));
+    /// ```
     pub fn nist() -> LevelTable {
+        Self::nist_levels(&[Method::Totp, Method::Passkey, Method::RecoveryCode])
+    }
+
+    /// [`nist`](LevelTable::nist), with SMS codes also reaching level 2 as
+    /// NIST SP 800-63B's *restricted* authenticator.
+    ///
+    /// The risk: an SMS code proves control of a phone number, not of a
+    /// device. SIM swaps, number porting and SS7 interception hand it to an
+    /// attacker, and anyone who gets level 2 may be able to enrol factors of
+    /// their own. NIST allows it only when users are told of the risk and
+    /// offered a non-restricted alternative (TOTP or a passkey). Opt in only
+    /// where that is the case, and prefer asking for those methods on the
+    /// most sensitive routes.
+    ///
+    /// ```
+    /// use stepup_core::{LevelTable, Method};
+    /// let t = LevelTable::nist_with_restricted_sms();
+    /// assert_eq!(t.level_of(&[Method::SmsCode]), 2);
+    /// assert_eq!(t.level_of(&[Method::EmailCode]), 1);
+    /// assert_eq!(LevelTable::nist().level_of(&[Method::SmsCode]), 1);
+    /// ```
+    pub fn nist_with_restricted_sms() -> LevelTable {
+        Self::nist_levels(&[
+            Method::Totp,
+            Method::Passkey,
+            Method::RecoveryCode,
+            Method::SmsCode,
+        ])
+    }
+
+    fn nist_levels(level_2: &[Method]) -> LevelTable {
         LevelTable {
             levels: vec![
                 Level::new(1, "aal1").reached_by_distinct(1),
-                Level::new(2, "aal2")
-                    .reached_by_any_of([
-                        Method::Totp,
-                        Method::Passkey,
-                        Method::EmailCode,
-                        Method::SmsCode,
-                        Method::RecoveryCode,
-                    ])
-                    .reached_by_distinct(2),
-                Level::new(3, "aal3").reached_by_any_of([Method::Passkey]),
+                Level::new(2, "aal2").reached_by_any_of(level_2.iter().copied()),
+                Level::new(3, "aal3").reached_by_any_of([Method::DeviceBoundPasskey]),
             ],
         }
     }
@@ -190,6 +274,23 @@ impl LevelTable {
             .rev()
             .find(|l| l.reached(proven))
             .map_or(0, |l| l.rank)
+    }
+
+    /// The rank one proof of `method` reaches on its own (0 if none): how
+    /// strong a factor is in this deployment, for comparing factors (say,
+    /// "replacing a factor needs a proof at least as strong").
+    ///
+    /// ```
+    /// use stepup_core::{LevelTable, Method};
+    /// let t = LevelTable::nist();
+    /// assert_eq!(t.rank_of(Method::DeviceBoundPasskey), 3);
+    /// assert_eq!(t.rank_of(Method::Passkey), 2);
+    /// assert_eq!(t.rank_of(Method::Totp), 2);
+    /// assert_eq!(t.rank_of(Method::EmailCode), 1);
+    /// assert!(t.rank_of(Method::EmailCode) < t.rank_of(Method::Totp));
+    /// ```
+    pub fn rank_of(&self, method: Method) -> u8 {
+        self.level_of(&[method])
     }
 
     /// The `acr` value of the level with this rank.
@@ -298,18 +399,67 @@ mod tests {
         assert_eq!(t.level_of(&[Password]), 1);
         assert_eq!(t.level_of(&[Totp]), 2);
         assert_eq!(t.level_of(&[RecoveryCode]), 2);
-        assert_eq!(t.level_of(&[SmsCode]), 2);
-        assert_eq!(
-            t.level_of(&[Password, Password]),
-            1,
-            "one method twice is not two"
-        );
-        assert_eq!(t.level_of(&[Password, Method::custom("push").unwrap()]), 2);
-        assert_eq!(t.level_of(&[Passkey]), 3);
+        assert_eq!(t.level_of(&[SmsCode]), 1);
+        assert_eq!(t.level_of(&[EmailCode]), 1);
+        assert_eq!(t.level_of(&[Password, EmailCode]), 1);
+        assert_eq!(t.level_of(&[Password, Method::custom("push").unwrap()]), 1);
+        assert_eq!(t.level_of(&[Passkey]), 2);
+        assert_eq!(t.level_of(&[DeviceBoundPasskey]), 3);
+        assert_eq!(t.level_of(&[Passkey, Totp, Password]), 2);
         assert_eq!(t.acr(3), Some("aal3"));
         assert_eq!(t.rank_of_acr("aal2"), Some(2));
-        assert!(t.method_helps_reach(&Passkey, 3));
+        assert!(t.method_helps_reach(&DeviceBoundPasskey, 3));
+        assert!(t.method_helps_reach(&DeviceBoundPasskey, 2), "as a passkey");
+        assert!(!t.method_helps_reach(&Passkey, 3));
         assert!(!t.method_helps_reach(&Totp, 3));
+        assert!(!t.method_helps_reach(&EmailCode, 2));
+        assert!(!t.method_helps_reach(&SmsCode, 2));
+        assert!(LevelTable::nist_with_restricted_sms().method_helps_reach(&SmsCode, 2));
+    }
+
+    #[test]
+    fn ranks_of_single_methods() {
+        let t = LevelTable::nist();
+        let ranks: Vec<(Method, u8)> = Method::BUILT_IN
+            .iter()
+            .map(|m| (*m, t.rank_of(*m)))
+            .collect();
+        assert_eq!(
+            ranks,
+            [
+                (DeviceBoundPasskey, 3),
+                (Passkey, 2),
+                (Totp, 2),
+                (Password, 1),
+                (EmailCode, 1),
+                (SmsCode, 1),
+                (RecoveryCode, 2),
+            ]
+        );
+        assert_eq!(LevelTable::nist_with_restricted_sms().rank_of(SmsCode), 2);
+        let narrow = LevelTable::new([Level::new(2, "two").reached_by_any_of([Totp])]).unwrap();
+        assert_eq!(narrow.rank_of(Password), 0);
+        assert_eq!(narrow.rank_of(Totp), 2);
+    }
+
+    #[test]
+    fn rules_naming_a_passkey_accept_a_device_bound_one() {
+        let t = LevelTable::new([
+            Level::new(1, "one").reached_by([Password, Passkey]),
+            Level::new(2, "two").reached_by_distinct(2),
+            Level::new(3, "three").reached_by([DeviceBoundPasskey, Totp]),
+        ])
+        .unwrap();
+        assert_eq!(t.level_of(&[Password, DeviceBoundPasskey]), 2);
+        assert_eq!(t.level_of(&[Totp, DeviceBoundPasskey]), 3);
+        assert_eq!(t.level_of(&[Totp, Passkey]), 2);
+        // Two kinds of passkey are one method, not two.
+        assert_eq!(t.level_of(&[Passkey, DeviceBoundPasskey]), 0);
+        assert_eq!(
+            t.level_of(&[Password, Password]),
+            0,
+            "one method twice is not two"
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! 1. The application says who is logged in: a [`Subject`] (user id, optional
 //!    session id, and an epoch it bumps to revoke everything).
 //! 2. A route states what it needs: a [`Policy`] — a level of the
-//!    [`LevelTable`], a [`Method`], or an expression such as
+//!    [`LevelTable`] (by default NIST SP 800-63B's: `aal2` by TOTP, a
+//!    passkey or a recovery code, never by an e-mail or SMS code; `aal3` by
+//!    a device-bound passkey), a [`Method`], or an expression such as
 //!    `passkey within 5m or (password within 15m and totp within 5m)`.
 //! 3. The [`Gate`] checks the request's assurance token against the policy
 //!    and returns a [`Decision`]: [`Allow`](Decision::Allow) with the

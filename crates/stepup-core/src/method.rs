@@ -13,8 +13,17 @@ use crate::error::InvalidMethod;
 /// assurances never allocate for them.
 ///
 /// Each method has a canonical name, used in policy expressions, JSON and
-/// logs: `password`, `totp`, `passkey`, `email_code`, `sms_code`,
-/// `recovery_code`, and `custom:<name>`.
+/// logs: `password`, `totp`, `device_bound_passkey`, `passkey`,
+/// `email_code`, `sms_code`, `recovery_code`, and `custom:<name>`.
+///
+/// Passkeys come in two kinds. A [`DeviceBoundPasskey`](Method::DeviceBoundPasskey)
+/// is a WebAuthn credential known not to leave its authenticator (not
+/// backup-eligible): NIST SP 800-63B's AAL3 hardware-bound authenticator.
+/// A [`Passkey`](Method::Passkey) may be synced to other devices through
+/// a cloud account (backup-eligible) or is of unknown kind: phishing-resistant
+/// still, but AAL2. A device-bound passkey is the stronger of the two and
+/// [satisfies](Method::satisfies) anything that asks for a passkey; a
+/// synced one never satisfies a demand for a device-bound one.
 ///
 /// ```
 /// use stepup_core::Method;
@@ -24,6 +33,7 @@ use crate::error::InvalidMethod;
 /// assert_eq!(push.to_string(), "custom:push");
 /// assert_eq!(Method::Totp.amr(), ["otp"]);
 /// assert_eq!("passkey".parse::<Method>()?, Method::Passkey);
+/// assert_eq!("device_bound_passkey".parse::<Method>()?, Method::DeviceBoundPasskey);
 /// # Ok::<(), stepup_core::InvalidMethod>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,7 +43,15 @@ pub enum Method {
     Password,
     /// A time-based one-time password (RFC 6238) from an authenticator app.
     Totp,
-    /// A WebAuthn credential (passkey or security key) with user verification.
+    /// A WebAuthn credential with user verification that is bound to its
+    /// authenticator: not backup-eligible, so it cannot be synced or
+    /// exported (a security key, a platform authenticator without sync).
+    /// RFC 8176 `amr`: `hwk`, `user`. Satisfies a requirement for
+    /// [`Passkey`](Method::Passkey) too.
+    DeviceBoundPasskey,
+    /// A WebAuthn credential with user verification that may be synced to
+    /// other devices (backup-eligible), or whose kind is unknown. RFC 8176
+    /// `amr`: `swk`, `user`.
     Passkey,
     /// A one-time code sent by e-mail.
     EmailCode,
@@ -48,7 +66,8 @@ pub enum Method {
 impl Method {
     /// The built-in methods, strongest first: the order in which challenges
     /// offer them.
-    pub const BUILT_IN: [Method; 6] = [
+    pub const BUILT_IN: [Method; 7] = [
+        Method::DeviceBoundPasskey,
         Method::Passkey,
         Method::Totp,
         Method::Password,
@@ -70,14 +89,16 @@ impl Method {
     /// |---|---|
     /// | password | `pwd` |
     /// | totp, e-mail code, recovery code | `otp` |
-    /// | passkey | `hwk`, `user` (proof of a key plus user verification) |
+    /// | device-bound passkey | `hwk`, `user` (proof of a hardware-bound key plus user verification) |
+    /// | passkey (may be synced) | `swk`, `user` (proof of a software key, as far as anyone can tell, plus user verification) |
     /// | SMS code | `sms` |
     /// | custom | none: RFC 8176 has no value for an unknown method |
     pub fn amr(&self) -> &'static [&'static str] {
         match self {
             Method::Password => &["pwd"],
             Method::Totp | Method::EmailCode | Method::RecoveryCode => &["otp"],
-            Method::Passkey => &["hwk", "user"],
+            Method::DeviceBoundPasskey => &["hwk", "user"],
+            Method::Passkey => &["swk", "user"],
             Method::SmsCode => &["sms"],
             Method::Custom(_) => &[],
         }
@@ -89,12 +110,36 @@ impl Method {
         match self {
             Method::Password => "password",
             Method::Totp => "totp",
+            Method::DeviceBoundPasskey => "device_bound_passkey",
             Method::Passkey => "passkey",
             Method::EmailCode => "email_code",
             Method::SmsCode => "sms_code",
             Method::RecoveryCode => "recovery_code",
             Method::Custom(c) => c.as_str(),
         }
+    }
+
+    /// Whether a proof of this method meets a requirement for `required`:
+    /// the same method, or a [`DeviceBoundPasskey`](Method::DeviceBoundPasskey)
+    /// where a [`Passkey`](Method::Passkey) is asked for (it is the stronger
+    /// kind of passkey). Never the other way round: a passkey that may be
+    /// synced does not meet a requirement for a device-bound one.
+    ///
+    /// Policies, level rules and [`Assurance::proven_at`](crate::Assurance::proven_at)
+    /// all match proofs to requirements with this.
+    ///
+    /// ```
+    /// use stepup_core::Method;
+    ///
+    /// assert!(Method::DeviceBoundPasskey.satisfies(&Method::Passkey));
+    /// assert!(!Method::Passkey.satisfies(&Method::DeviceBoundPasskey));
+    /// assert!(Method::Totp.satisfies(&Method::Totp));
+    /// assert!(!Method::Totp.satisfies(&Method::Passkey));
+    /// ```
+    #[inline]
+    pub fn satisfies(&self, required: &Method) -> bool {
+        self == required
+            || (matches!(self, Method::DeviceBoundPasskey) && matches!(required, Method::Passkey))
     }
 
     /// Whether this is [`Method::Custom`].
@@ -111,6 +156,7 @@ impl Method {
             Method::EmailCode => 4,
             Method::SmsCode => 5,
             Method::RecoveryCode => 6,
+            Method::DeviceBoundPasskey => 7,
             Method::Custom(_) => WIRE_CUSTOM,
         }
     }
@@ -123,6 +169,7 @@ impl Method {
             4 => Method::EmailCode,
             5 => Method::SmsCode,
             6 => Method::RecoveryCode,
+            7 => Method::DeviceBoundPasskey,
             _ => return None,
         })
     }
@@ -243,11 +290,52 @@ mod tests {
     fn amr_values_follow_rfc8176() {
         assert_eq!(Method::Password.amr(), ["pwd"]);
         assert_eq!(Method::Totp.amr(), ["otp"]);
-        assert_eq!(Method::Passkey.amr(), ["hwk", "user"]);
+        assert_eq!(Method::DeviceBoundPasskey.amr(), ["hwk", "user"]);
+        assert_eq!(Method::Passkey.amr(), ["swk", "user"]);
         assert_eq!(Method::SmsCode.amr(), ["sms"]);
         assert_eq!(Method::EmailCode.amr(), ["otp"]);
         assert_eq!(Method::RecoveryCode.amr(), ["otp"]);
         assert!(Method::custom("push").unwrap().amr().is_empty());
+    }
+
+    #[test]
+    fn wire_codes_are_fixed() {
+        // The token format: changing a code changes what old tokens mean.
+        let codes: Vec<(Method, u8)> = Method::BUILT_IN
+            .iter()
+            .map(|m| (*m, m.wire_code()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                (Method::DeviceBoundPasskey, 7),
+                (Method::Passkey, 3),
+                (Method::Totp, 2),
+                (Method::Password, 1),
+                (Method::EmailCode, 4),
+                (Method::SmsCode, 5),
+                (Method::RecoveryCode, 6),
+            ]
+        );
+        assert_eq!(Method::from_wire_code(0), None);
+        assert_eq!(Method::from_wire_code(8), None);
+    }
+
+    #[test]
+    fn only_a_device_bound_passkey_stands_in_for_another_method() {
+        let push = Method::custom("push").unwrap();
+        let all: Vec<Method> = Method::BUILT_IN.into_iter().chain([push]).collect();
+        for proven in &all {
+            for required in &all {
+                let expected = proven == required
+                    || (*proven == Method::DeviceBoundPasskey && *required == Method::Passkey);
+                assert_eq!(
+                    proven.satisfies(required),
+                    expected,
+                    "{proven} for {required}"
+                );
+            }
+        }
     }
 
     #[test]

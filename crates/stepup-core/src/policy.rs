@@ -17,7 +17,10 @@ use crate::time::Timestamp;
 /// the user.
 ///
 /// Freshness is per method: a policy is checked against the time each method
-/// was last proven, never against the token's own expiry alone. A term
+/// was last proven, never against the token's own expiry alone. A method
+/// term is met by any proof that [satisfies](Method::satisfies) it: a
+/// device-bound passkey meets `passkey`, a synced one never meets
+/// `device_bound_passkey`. A term
 /// without a maximum age is satisfied by any proof the (unexpired) token holds.
 /// A proof exactly `max_age` old is still fresh; one second more is not.
 ///
@@ -49,8 +52,8 @@ use crate::time::Timestamp;
 /// ```
 ///
 /// The expression syntax: terms are `level N` or a method name (`password`,
-/// `totp`, `passkey`, `email_code`, `sms_code`, `recovery_code`,
-/// `custom:<name>`), each optionally followed by `within <duration>` or
+/// `totp`, `device_bound_passkey`, `passkey`, `email_code`, `sms_code`,
+/// `recovery_code`, `custom:<name>`), each optionally followed by `within <duration>` or
 /// `(<duration>)`; durations are sums of `<n>d`, `<n>h`, `<n>m`, `<n>s`
 /// (`1h30m`); terms combine with `and`/`&` (binds tighter) and `or`/`|`, and
 /// parentheses group. Keywords are case-insensitive; method names are not.
@@ -192,7 +195,9 @@ impl Policy {
     }
 
     /// The methods that can help satisfy this policy, strongest first
-    /// (built-in order), then custom methods in the order they appear.
+    /// (built-in order), then custom methods in the order they appear. A
+    /// method term counts every method that [satisfies](Method::satisfies)
+    /// it: `passkey` lists `device_bound_passkey` and `passkey`.
     pub fn methods(&self, levels: &LevelTable) -> Vec<Method> {
         let mut named: Vec<Method> = Vec::new();
         let mut min_rank: Option<u8> = None;
@@ -206,7 +211,8 @@ impl Policy {
         let mut out: Vec<Method> = Method::BUILT_IN
             .into_iter()
             .filter(|m| {
-                named.contains(m) || min_rank.is_some_and(|r| levels.method_helps_reach(m, r))
+                named.iter().any(|n| m.satisfies(n))
+                    || min_rank.is_some_and(|r| levels.method_helps_reach(m, r))
             })
             .collect();
         let from_levels = min_rank.map_or_else(Vec::new, |r| levels.custom_methods_from(r));
@@ -308,7 +314,7 @@ impl Requirement {
         match self {
             Requirement::Method { method, max_age } => proofs
                 .iter()
-                .any(|p| p.method() == *method && fresh(p, max_age)),
+                .any(|p| p.method().satisfies(method) && fresh(p, max_age)),
             Requirement::Level { rank, max_age } => {
                 let mut methods = [Method::Password; MAX_PROOFS];
                 let mut n = 0;

@@ -71,7 +71,7 @@ pub enum PolicyParseErrorKind {
     },
     /// A word that is neither a keyword nor a method name.
     #[error(
-        "unknown method `{0}`: expected level N, password, totp, passkey, email_code, sms_code, recovery_code or custom:<name>"
+        "unknown method `{0}`: expected level N, password, totp, device_bound_passkey, passkey, email_code, sms_code, recovery_code or custom:<name>"
     )]
     UnknownMethod(String),
     /// `level` not followed by a rank from 1 to 255.

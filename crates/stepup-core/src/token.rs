@@ -15,14 +15,17 @@
 //! …       1      client-context length: 0, or 8 followed by the 8-byte
 //!                context digest, HMAC(K, block "C" ‖ context)[..8]
 //! …       1      proof count n, 1..=8
-//! …       …      n proofs: method code (1 byte; 0x80 = custom, then a name
+//! …       …      n proofs: method code (1 byte: 1 password, 2 totp,
+//!                3 passkey, 4 email_code, 5 sms_code, 6 recovery_code,
+//!                7 device_bound_passkey; 0x80 = custom, then a name
 //!                length byte and the name), then the proof's age at issue
 //!                time in seconds, LEB128
 //! end-32  32     tag = HMAC(K, block "B" ‖ body length (2 bytes) ‖ body ‖ binding)
 //! ```
 //!
 //! The whole thing is base64url without padding, canonical (no stray bits):
-//! about 80 characters for three proofs. Every integer has exactly one
+//! about 80 characters for three proofs. `tests/vectors.rs` holds frozen
+//! known-answer tokens and recomputes this layout independently. Every integer has exactly one
 //! encoding (LEB128 without redundant groups), so one token has one spelling.
 //!
 //! * The **tag** decides. Its input ends with the *binding*: the subject id
@@ -51,6 +54,7 @@ use sha2::Sha256;
 
 use crate::assurance::{MAX_PROOFS, Proof, Proofs};
 use crate::base64url;
+use crate::ct::Comparison;
 use crate::error::ConfigError;
 use crate::key::{KeyId, KeyRing};
 use crate::method::{CustomMethod, Method, WIRE_CUSTOM};
@@ -345,6 +349,18 @@ impl Codec {
         Some(out)
     }
 
+    /// A key for `label` from the signing key's context state. Context
+    /// digests absorb an 8-byte length first; no context is 2^64-1 bytes
+    /// long, so the all-ones prefix keeps the two domains apart.
+    pub(crate) fn derive_key(&self, label: &str) -> Option<[u8; 32]> {
+        let key = self.keys.first()?;
+        let mut mac = key.context.clone();
+        mac.update(&[0xff; 8]);
+        mac.update(b"stepup derived key\0");
+        mac.update(label.as_bytes());
+        Some(mac.finalize().into_bytes().into())
+    }
+
     /// The exact bytes the tag covers, for the benchmark's floor.
     pub(crate) fn signed_input(&self, token: &str, subject: &Subject) -> Option<Vec<u8>> {
         let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
@@ -361,11 +377,13 @@ impl Codec {
 #[cold]
 #[inline(never)]
 fn classify_failure(key: &KeyState, body: &[u8], subject: &Subject) -> Rejection {
-    let genuine = crate::ct::eq(
+    let genuine = crate::ct::eq_as(
+        Comparison::BodyCheck,
         &body_check(key, body),
         &body[CHECK_AT..CHECK_AT + CHECK_LEN],
     );
-    let same_binding = crate::ct::eq(
+    let same_binding = crate::ct::eq_as(
+        Comparison::BindingHint,
         &binding_hint(key, subject),
         &body[HINT_AT..HINT_AT + HINT_LEN],
     );

@@ -198,7 +198,15 @@ fn downgrades_do_not_pass() {
     let totp = token_for(&issuer, &user, &[Method::Totp], T0);
     challenge(gate.check(&user, Some(&totp), &Policy::level(3), T0));
     challenge(gate.check(&user, Some(&totp), &Policy::method(Method::Passkey), T0));
-    let passkey = token_for(&issuer, &user, &[Method::Passkey], T0);
+    let synced = token_for(&issuer, &user, &[Method::Passkey], T0);
+    challenge(gate.check(&user, Some(&synced), &Policy::level(3), T0));
+    challenge(gate.check(
+        &user,
+        Some(&synced),
+        &Policy::method(Method::DeviceBoundPasskey),
+        T0,
+    ));
+    let passkey = token_for(&issuer, &user, &[Method::DeviceBoundPasskey], T0);
     let a = allow(gate.check(&user, Some(&passkey), &Policy::level(3), T0));
     assert_eq!(a.acr(), Some("aal3"));
     assert_eq!(a.amr(), ["hwk", "user"]);
@@ -416,14 +424,8 @@ fn challenges_are_built_from_configuration_only() {
     assert_eq!(body["step_up_url"], "/step-up?return_to=%2Ftransfer");
     assert_eq!(
         body["methods"],
-        serde_json::json!([
-            "passkey",
-            "totp",
-            "password",
-            "email_code",
-            "sms_code",
-            "recovery_code"
-        ])
+        serde_json::json!(["device_bound_passkey", "passkey", "totp", "recovery_code"]),
+        "only methods that can reach level 2 on their own: no password, e-mail or SMS code"
     );
 }
 

@@ -440,23 +440,33 @@ fn the_context_survives_key_rotation() {
 #[test]
 fn the_mac_is_compared_in_constant_time() {
     // Through the code path: every verification, right or forged, compares
-    // the tag with `stepup_core::ct::eq` (never `==`).
+    // the full tag through `stepup_core::ct` (never `==`), and the tally
+    // moves only once that very comparison ran. The body check and binding
+    // hint looked at after a failure are other labels, so they cannot stand
+    // in for the tag comparison.
+    use stepup_core::ct::{Comparison, comparisons_of};
     let (_, gate, user, token) = minted();
-    let before = stepup_core::ct::comparisons();
+    let tags = || comparisons_of(Comparison::MacTag);
+    let before = tags();
     assert!(gate.verify(&user, Some(&token), T0).is_ok());
-    let after_right = stepup_core::ct::comparisons();
-    assert_eq!(
-        after_right,
-        before + 1,
-        "one tag comparison for a genuine token"
-    );
+    assert_eq!(tags(), before + 1, "the tag of a genuine token");
     let mut raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
     let last = raw.len() - 1;
     raw[last] ^= 1;
     let forged = URL_SAFE_NO_PAD.encode(&raw);
-    assert!(gate.verify(&user, Some(&forged), T0).is_err());
-    assert!(
-        stepup_core::ct::comparisons() > after_right,
-        "a forged tag is compared in constant time too"
+    let (checks, hints) = (
+        comparisons_of(Comparison::BodyCheck),
+        comparisons_of(Comparison::BindingHint),
     );
+    assert!(gate.verify(&user, Some(&forged), T0).is_err());
+    assert_eq!(
+        tags(),
+        before + 2,
+        "a forged tag is compared in constant time"
+    );
+    assert_eq!(comparisons_of(Comparison::BodyCheck), checks + 1);
+    assert_eq!(comparisons_of(Comparison::BindingHint), hints + 1);
+    // Refused before any MAC is computed: too short, not base64url.
+    assert!(gate.verify(&user, Some("AAAA"), T0).is_err());
+    assert_eq!(tags(), before + 2, "no tag comparison without a tag");
 }

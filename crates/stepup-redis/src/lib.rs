@@ -99,10 +99,40 @@ impl RedisStateStore {
     ///
     /// Must be called inside a tokio runtime.
     pub fn connect(url: &str, prefix: &str) -> Result<RedisStateStore, StoreError> {
+        RedisStateStore::connect_with_timeout(url, prefix, DEFAULT_TIMEOUT)
+    }
+
+    /// [`connect`](RedisStateStore::connect), with commands (and connecting)
+    /// timing out after `timeout` instead of [`DEFAULT_TIMEOUT`]: longer for
+    /// a Redis far away or a loaded test machine, shorter to fail closed
+    /// sooner. A step-up waiting on a timed-out command fails closed like
+    /// any other store error.
+    ///
+    /// Must be called inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use stepup_redis::RedisStateStore;
+    ///
+    /// # async fn run() -> Result<(), stepup_challenge::StoreError> {
+    /// let state = RedisStateStore::connect_with_timeout(
+    ///     "redis://127.0.0.1:6379/",
+    ///     "bank:",
+    ///     Duration::from_secs(2),
+    /// )?;
+    /// # let _ = state;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_with_timeout(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisStateStore, StoreError> {
         let client = Client::open(url).map_err(|e| error("connecting", &e))?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let connection = ConnectionManager::new_lazy_with_config(client, config)

@@ -5,13 +5,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use http::header::CACHE_CONTROL;
 use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
 
+use crate::render::NO_STORE;
+
 pin_project! {
-    /// The future returned by [`RequireStepUp`](crate::RequireStepUp): the
-    /// inner service's future when the request was allowed, or the answer the
-    /// layer wrote itself (a challenge, or "not logged in").
+    /// The future returned by [`RequireStepUp`](crate::RequireStepUp) and
+    /// [`SameOrigin`](crate::SameOrigin): the inner service's future when the
+    /// request was allowed, or the answer the layer wrote itself (a
+    /// challenge, "not logged in", or "forbidden").
     pub struct ResponseFuture<F, B> {
         #[pin]
         kind: Kind<F, B>,
@@ -24,6 +28,8 @@ pin_project! {
         Inner {
             #[pin]
             future: F,
+            // Add `Cache-Control: no-store` unless the response has its own.
+            no_store: bool,
         },
         Ready {
             response: Option<Response<B>>,
@@ -32,9 +38,24 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
+    /// The inner service's response, unchanged.
     pub(crate) fn inner(future: F) -> Self {
         ResponseFuture {
-            kind: Kind::Inner { future },
+            kind: Kind::Inner {
+                future,
+                no_store: false,
+            },
+        }
+    }
+
+    /// The inner service's response, with `Cache-Control: no-store` unless
+    /// the handler set its own `Cache-Control`.
+    pub(crate) fn inner_no_store(future: F) -> Self {
+        ResponseFuture {
+            kind: Kind::Inner {
+                future,
+                no_store: true,
+            },
         }
     }
 
@@ -68,7 +89,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Inner { future, no_store } => {
+                let mut polled = future.poll(cx);
+                if *no_store && let Poll::Ready(Ok(response)) = &mut polled {
+                    // One lookup; an existing value (the handler's) is kept.
+                    response
+                        .headers_mut()
+                        .entry(CACHE_CONTROL)
+                        .or_insert(NO_STORE);
+                }
+                polled
+            }
             KindProj::Ready { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
                 // Polled again after completion: a caller bug. Answer with an
                 // error response rather than panicking.

@@ -55,7 +55,9 @@ struct Config<Src> {
 /// the assurance token is taken from the `__Host-stepup` cookie (two cookies
 /// of that name, or a cookie and the opt-in header, are refused, never
 /// guessed between) and checked with [`Gate::check`]. Allowed: the
-/// [`Assurance`] goes into the request extensions and the inner service runs.
+/// [`Assurance`] goes into the request extensions and the inner service runs;
+/// its response gets `Cache-Control: no-store` unless it has a
+/// `Cache-Control` of its own (what only a step-up shows must not be cached).
 /// Challenged: a browser navigation (`GET`/`HEAD` for HTML) gets `303 See
 /// Other` to the challenge page with `return_to` and `reason`; everything
 /// else gets `401` with the RFC 9470 `WWW-Authenticate` header and an RFC 9457
@@ -313,7 +315,7 @@ where
             Decision::Allow(assurance) => {
                 tracing::debug!(target: "stepup", outcome = "allow", policy = %PolicyName(config), level = assurance.level());
                 parts.extensions.insert(assurance);
-                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
+                ResponseFuture::inner_no_store(self.inner.call(Request::from_parts(parts, body)))
             }
             Decision::Challenge(challenge) => {
                 let reason = if found == Found::Ambiguous {

@@ -13,9 +13,17 @@
 //!   an RFC 9457 `application/problem+json` body;
 //! * nobody logged in — `401` without a step-up challenge (configurable).
 //!
-//! Every response it writes carries `Cache-Control: no-store`. One `tracing`
-//! event (target `stepup`) per decision: outcome, reason, policy — never a
-//! token or cookie value.
+//! Every response it writes carries `Cache-Control: no-store`, and so does
+//! the response of the route it protects unless the handler set its own
+//! `Cache-Control`: a page shown only after a step-up must not be kept by a
+//! browser or a shared cache. One `tracing` event (target `stepup`) per
+//! decision: outcome, reason, policy — never a token or cookie value.
+//!
+//! [`SameOriginLayer`] is the challenge routes' origin check for the
+//! application's own state-changing routes (log-in, log-out, transfers): a
+//! `POST`, `PUT`, `PATCH` or `DELETE` from another origin — even one of the
+//! same site, which `SameSite` cookies let through — gets `403` before the
+//! handler runs.
 //!
 //! # Wrapping an axum route
 //!
@@ -52,6 +60,32 @@
 //! `Stepup-Assurance` header ([`TOKEN_HEADER`]) once
 //! [`accept_token_header`](RequireStepUpLayer::accept_token_header) is on;
 //! a request carrying both is refused.
+//!
+//! # The application's own routes
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::post};
+//! use stepup_core::{Gate, Key, KeyId, KeyRing, Policy, Subject};
+//! use stepup_tower::{FromExtension, RequireStepUpLayer, SameOriginLayer};
+//!
+//! let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+//! let app: Router = Router::new()
+//!     .route(
+//!         "/transfer",
+//!         post(|| async { "sent" }).route_layer(RequireStepUpLayer::new(
+//!             Gate::new(&ring),
+//!             Policy::level(2).max_age(Duration::from_secs(300)),
+//!             FromExtension::<Subject>::new(),
+//!         )),
+//!     )
+//!     .route("/login", post(|| async { "welcome" }))
+//!     .route("/logout", post(|| async { "bye" }))
+//!     // Outermost on these routes: a foreign request is refused first.
+//!     .route_layer(SameOriginLayer::new("https://bank.example"));
+//! # let _ = app;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Contextual step-up
 //!
@@ -98,11 +132,13 @@ mod future;
 mod layer;
 mod render;
 mod respond;
+mod same_origin;
 mod subject;
 
 pub use client::client_context;
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpLayer};
 pub use respond::{ChallengeTarget, find_token, is_navigation, login_required};
+pub use same_origin::{SameOrigin, SameOriginLayer};
 pub use stepup_core::web::{DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
 pub use subject::{FromExtension, SubjectSource, TrustedHeaders};

@@ -1,14 +1,15 @@
-//! The responses the layer writes itself: the redirect to the challenge page,
-//! the RFC 9470 / RFC 9457 denial for API clients, and the "not logged in"
-//! answer. All carry `Cache-Control: no-store`; none echoes request data
-//! except the validated, percent-encoded return path.
+//! The responses the layers write themselves: the redirect to the challenge
+//! page, the RFC 9470 / RFC 9457 denial for API clients, the "not logged in"
+//! answer and the origin check's `403`. All carry `Cache-Control: no-store`;
+//! none echoes request data except the validated, percent-encoded return
+//! path.
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use stepup_core::web::LOGIN_REQUIRED_BODY;
+use stepup_core::web::{FORBIDDEN_BODY, LOGIN_REQUIRED_BODY};
 use stepup_core::{Challenge, PROBLEM_CONTENT_TYPE};
 
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+pub(crate) const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 fn with_headers<B>(status: StatusCode, body: B) -> Response<B> {
     let mut response = Response::new(body);
@@ -45,6 +46,16 @@ pub(crate) fn login_required<B: From<String>>() -> Response<B> {
         StatusCode::UNAUTHORIZED,
         B::from(LOGIN_REQUIRED_BODY.to_owned()),
     );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    response
+}
+
+/// `403` for a state-changing request from another origin: the challenge
+/// routes' RFC 9457 body.
+pub(crate) fn forbidden<B: From<String>>() -> Response<B> {
+    let mut response = with_headers(StatusCode::FORBIDDEN, B::from(FORBIDDEN_BODY.to_owned()));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));

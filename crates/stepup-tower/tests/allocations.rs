@@ -1,5 +1,6 @@
 //! The pass path allocates once per request beyond what the plain service
-//! does: the box holding the `Assurance` in the request extensions. (When the
+//! does: the box holding the `Assurance` in the request extensions (adding
+//! `Cache-Control: no-store` to the handler's response allocates nothing). (When the
 //! request's extension map is full — three entries — inserting also grows
 //! the map: that is `http::Extensions` itself, and shows up as a second
 //! allocation.) One test in this binary, so no other test thread allocates
@@ -40,8 +41,17 @@ async fn the_pass_path_allocates_once_beyond_the_plain_service() {
         FromExtension::<Subject>::new(),
     )
     .clock(TestClock::new(T0));
+    // A handler's response carries headers (axum's `String` answer has a
+    // `Content-Type`), so the map has room for the layer's `Cache-Control`:
+    // adding it allocates nothing. (Into a response without any header, the
+    // first insert allocates the map itself — `http::HeaderMap`'s cost.)
     let handler = service_fn(|_: http::Request<()>| async {
-        Ok::<_, Infallible>(http::Response::new(String::new()))
+        let mut response = http::Response::new(String::new());
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Ok::<_, Infallible>(response)
     });
     let mut plain = handler;
     let mut wrapped = layer.layer(handler);
@@ -81,6 +91,7 @@ async fn the_pass_path_allocates_once_beyond_the_plain_service() {
         let with_layer = region.change().allocations;
 
         assert_eq!(response.status(), 200, "the request must pass");
+        assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
         assert_eq!(
             with_layer,
             baseline + 1,

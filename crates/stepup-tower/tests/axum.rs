@@ -128,3 +128,58 @@ async fn one_route_is_protected_and_the_others_are_not() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(!r.headers().contains_key(header::WWW_AUTHENTICATE));
 }
+
+#[tokio::test]
+async fn protected_routes_answer_no_store_unless_the_handler_says_otherwise() {
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[1u8; 32]).unwrap(),
+    ));
+    let layer = RequireStepUpLayer::new(
+        config.gate(),
+        Policy::level(2).max_age(Duration::from_secs(300)),
+        FromExtension::<Subject>::new(),
+    )
+    .clock(TestClock::new(T0));
+    let app = Router::new()
+        .route("/statements", get(|| async { "statements" }))
+        .route(
+            "/avatar",
+            get(|| async { ([(header::CACHE_CONTROL, "private, max-age=60")], "png") }),
+        )
+        .route_layer(layer)
+        .route("/public", get(|| async { "public" }))
+        .layer(middleware::from_fn(login));
+    let alice = Subject::new("alice").with_session("s1");
+    let token = config
+        .issuer()
+        .issue(&alice, Proof::new(Method::Totp, T0), None, T0)
+        .unwrap();
+    let cookie = format!("session=s1; __Host-stepup={}", token.value());
+    let cache_control = |r: &Response| -> Vec<String> {
+        r.headers()
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = app
+        .clone()
+        .oneshot(req("GET", "/statements", &cookie))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(cache_control(&r), ["no-store"], "added to a protected page");
+    let r = app
+        .clone()
+        .oneshot(req("GET", "/avatar", &cookie))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        cache_control(&r),
+        ["private, max-age=60"],
+        "the handler's own is kept"
+    );
+    let r = app.oneshot(req("GET", "/public", &cookie)).await.unwrap();
+    assert!(cache_control(&r).is_empty(), "unprotected routes untouched");
+}

@@ -28,10 +28,43 @@ async fn a_fresh_step_up_is_allowed_and_the_handler_gets_the_assurance() {
     assert!(ran);
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.body(), "handler ran, level Some(2)");
-    assert!(
-        response.headers().get(CACHE_CONTROL).is_none(),
-        "the handler's response is untouched"
+}
+
+#[tokio::test]
+async fn the_protected_response_is_not_stored() {
+    let f = fixture();
+    let token = f.token(&alice(), &[Factor::Totp], T0);
+    let (response, ran) = f.run(api(Some(&alice()), Some(&token))).await;
+    assert!(ran);
+    assert_eq!(response.status(), StatusCode::OK);
+    let values: Vec<_> = response.headers().get_all(CACHE_CONTROL).iter().collect();
+    assert_eq!(
+        values,
+        ["no-store"],
+        "a page shown only after a step-up must not be kept by any cache"
     );
+}
+
+#[tokio::test]
+async fn the_handlers_own_cache_control_is_kept() {
+    let f = fixture();
+    let token = f.token(&alice(), &[Factor::Totp], T0);
+    let inner = tower::service_fn(|_: http::Request<String>| async {
+        let mut response = http::Response::new(String::from("private"));
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("private, max-age=0"));
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let response = tower::ServiceExt::oneshot(
+        tower::Layer::layer(&f.layer, inner),
+        api(Some(&alice()), Some(&token)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let values: Vec<_> = response.headers().get_all(CACHE_CONTROL).iter().collect();
+    assert_eq!(values, ["private, max-age=0"]);
 }
 
 #[tokio::test]

@@ -9,14 +9,16 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, COOKIE, HeaderValue, LOCATION, SET_COOKIE};
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
+};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use bank_core::{
-    BIG_TRANSFER, Bank, ClockHandle, LOGOUT_COOKIE, LoginInput, TRANSFER_REFUSED, TransferInput,
-    pages,
+    BIG_TRANSFER, Bank, ClockHandle, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED,
+    TransferInput, pages,
 };
 use serde_json::json;
-use stepup_actix::{Assurance, StepUp};
+use stepup_actix::{Assurance, ClientAddress, StepUp};
 use stepup_core::Subject;
 use stepup_core::web::CookieSettings;
 
@@ -30,7 +32,9 @@ pub async fn serve(
     workers: usize,
 ) -> Result<Server, Box<dyn std::error::Error>> {
     let (gate, engine) = bank_core::stepup(&config).await?;
-    let bank = Bank::with_extra_users(config.extra_users);
+    let bank = Bank::with_extra_users(config.extra_users)
+        .with_epochs_from(engine.factors())
+        .with_login_throttle(&config);
     // The bank's own login: a session cookie names the user. It tells stepup
     // the subject *and the session*, so an assurance never outlives the login.
     let who = {
@@ -43,6 +47,10 @@ pub async fn serve(
         .with_clock(ClockHandle(config.clock.clone()))
         .with_cookie(CookieSettings::local_development());
     let server = HttpServer::new(move || {
+        // The bank's own state-changing routes take requests from its origin
+        // only (`SameSite` cookies let a sibling subdomain through); wrapped
+        // last, the check runs first. The challenge routes check their own.
+        let from_us = stepup.same_origin();
         App::new()
             .app_data(web::Data::new(bank.clone()))
             .app_data(stepup.app_data())
@@ -57,16 +65,26 @@ pub async fn serve(
             .service(
                 web::resource("/transfer")
                     .wrap(stepup.require(bank_core::transfer_policy()))
+                    .wrap(from_us.clone())
                     .route(web::post().to(transfer)),
             )
             .route("/settings", web::get().to(settings))
             .service(
                 web::resource("/settings/close-account")
                     .wrap(stepup.require(bank_core::close_policy()))
+                    .wrap(from_us.clone())
                     .route(web::post().to(close_account)),
             )
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
+            .service(
+                web::resource("/login")
+                    .wrap(from_us.clone())
+                    .route(web::post().to(login)),
+            )
+            .service(
+                web::resource("/logout")
+                    .wrap(from_us)
+                    .route(web::post().to(logout)),
+            )
     })
     .workers(workers)
     .disable_signals()
@@ -113,13 +131,18 @@ async fn home(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
 }
 
 async fn account(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
-    match subject(&bank, &request) {
+    let mut response = match subject(&bank, &request) {
         Some(s) => json_reply(
             StatusCode::OK,
             &json!({"user": s.id(), "balance": bank.balance_of(s.id())}),
         ),
         None => json_reply(StatusCode::UNAUTHORIZED, &json!({"error": "log in first"})),
-    }
+    };
+    // A balance is nobody else's business: no cache keeps it.
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn statements(assurance: Assurance) -> HttpResponse {
@@ -172,14 +195,23 @@ async fn close_account(bank: web::Data<Bank>, request: HttpRequest) -> HttpRespo
     json_reply(StatusCode::OK, &json!({"closed": true}))
 }
 
-async fn login(bank: web::Data<Bank>, input: web::Form<LoginInput>) -> HttpResponse {
-    match bank.login(&input) {
-        Ok(Some(cookie)) => HttpResponse::SeeOther()
+async fn login(
+    bank: web::Data<Bank>,
+    address: Option<ClientAddress>,
+    input: web::Form<LoginInput>,
+) -> HttpResponse {
+    match bank.login(&input, address.map(|a| a.0)).await {
+        LoginOutcome::LoggedIn(cookie) => HttpResponse::SeeOther()
             .insert_header((LOCATION, "/"))
             .insert_header((SET_COOKIE, cookie))
             .finish(),
-        Ok(None) => html(StatusCode::UNAUTHORIZED, pages::login_failed()),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+        LoginOutcome::Refused => html(StatusCode::UNAUTHORIZED, pages::login_failed()),
+        LoginOutcome::Throttled { retry_after } => HttpResponse::TooManyRequests()
+            .insert_header((RETRY_AFTER, retry_after.as_secs().max(1)))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(pages::login_throttled(retry_after)),
+        LoginOutcome::Unavailable => HttpResponse::ServiceUnavailable().finish(),
     }
 }
 

@@ -8,18 +8,18 @@
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bank_core::{
-    BIG_TRANSFER, Bank, ClockHandle, LOGOUT_COOKIE, LoginInput, TRANSFER_REFUSED, TransferInput,
-    pages,
+    BIG_TRANSFER, Bank, ClockHandle, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED,
+    TransferInput, pages,
 };
 use serde_json::json;
-use stepup_axum::{Assurance, CookieSettings, StepUp};
+use stepup_axum::{Assurance, ClientAddress, CookieSettings, StepUp};
 use stepup_core::Subject;
 use stepup_tower::FromExtension;
 
@@ -28,6 +28,9 @@ pub use bank_core::BankConfig;
 /// Builds the bank's router.
 pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error>> {
     let (gate, engine) = bank_core::stepup(&config).await?;
+    let bank = Bank::with_extra_users(config.extra_users)
+        .with_epochs_from(engine.factors())
+        .with_login_throttle(&config);
     // Plain http on localhost: the `__Host-` prefix and `Secure` need https,
     // so the demo uses the development cookie. Never do this in production.
     let stepup = StepUp::new(
@@ -38,7 +41,11 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
     )
     .with_clock(ClockHandle(config.clock.clone()))
     .with_cookie(CookieSettings::local_development());
-    let bank = Bank::with_extra_users(config.extra_users);
+    // The bank's own state-changing routes take requests from its origin
+    // only (`SameSite` cookies let a sibling subdomain through); added
+    // after `require`, the check runs first. The challenge routes check
+    // their own.
+    let from_us = stepup.same_origin();
     Ok(Router::new()
         .route("/", get(home))
         .route("/account", get(account))
@@ -48,15 +55,19 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
         )
         .route(
             "/transfer",
-            post(transfer).route_layer(stepup.require(bank_core::transfer_policy())),
+            post(transfer)
+                .route_layer(stepup.require(bank_core::transfer_policy()))
+                .route_layer(from_us.clone()),
         )
         .route("/settings", get(settings))
         .route(
             "/settings/close-account",
-            post(close_account).route_layer(stepup.require(bank_core::close_policy())),
+            post(close_account)
+                .route_layer(stepup.require(bank_core::close_policy()))
+                .route_layer(from_us.clone()),
         )
-        .route("/login", post(login))
-        .route("/logout", post(logout))
+        .route("/login", post(login).route_layer(from_us.clone()))
+        .route("/logout", post(logout).route_layer(from_us))
         .nest("/step-up", stepup.routes())
         .layer(stepup.extension())
         .layer(middleware::from_fn_with_state(
@@ -95,12 +106,17 @@ async fn home(State(bank): State<Bank>, subject: Option<Extension<Subject>>) -> 
 }
 
 async fn account(State(bank): State<Bank>, subject: Option<Extension<Subject>>) -> Response {
+    // A balance is nobody else's business: no cache keeps it.
+    let no_store = [(CACHE_CONTROL, HeaderValue::from_static("no-store"))];
     match subject {
-        Some(Extension(s)) => {
-            Json(json!({"user": s.id(), "balance": bank.balance_of(s.id())})).into_response()
-        }
+        Some(Extension(s)) => (
+            no_store,
+            Json(json!({"user": s.id(), "balance": bank.balance_of(s.id())})),
+        )
+            .into_response(),
         None => (
             StatusCode::UNAUTHORIZED,
+            no_store,
             Json(json!({"error": "log in first"})),
         )
             .into_response(),
@@ -161,18 +177,30 @@ async fn close_account(
 
 async fn login(
     State(bank): State<Bank>,
+    address: Option<ClientAddress>,
     axum::extract::Form(input): axum::extract::Form<LoginInput>,
 ) -> Response {
-    match bank.login(&input) {
-        Ok(Some(cookie)) => {
+    match bank.login(&input, address.map(|a| a.0)).await {
+        LoginOutcome::LoggedIn(cookie) => {
             let mut response = see_other("/");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(SET_COOKIE, v);
             }
             response
         }
-        Ok(None) => (StatusCode::UNAUTHORIZED, Html(pages::login_failed())).into_response(),
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        LoginOutcome::Refused => {
+            (StatusCode::UNAUTHORIZED, Html(pages::login_failed())).into_response()
+        }
+        LoginOutcome::Throttled { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1))),
+                (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            Html(pages::login_throttled(retry_after)),
+        )
+            .into_response(),
+        LoginOutcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 

@@ -10,18 +10,28 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | log-in form, or the balance and a transfer form |
-//! | `POST /login`, `POST /logout` | form `username`, `password` → session cookie `bank_session` |
-//! | `GET /account` | `{"user", "balance"}` (401 without a login) |
+//! | `POST /login`, `POST /logout` | form `username`, `password` → session cookie `bank_session`; log-ins throttled ([`LoginThrottle`]: 429 with `Retry-After`) |
+//! | `GET /account` | `{"user", "balance"}` (401 without a login), `Cache-Control: no-store` |
 //! | `GET /statements` | level 2 within 10 minutes |
 //! | `POST /transfer` | `to`, `amount` (form or JSON); level 2 within 5 minutes, over 10,000 also a TOTP or passkey proof from the last minute |
 //! | `GET /settings` | enrollment links |
 //! | `POST /settings/close-account` | a passkey within 5 minutes |
 //! | `/step-up/…` | the stepup challenge routes |
 //!
+//! Every `POST` of the bank's own (`/login`, `/logout`, `/transfer`,
+//! `/settings/close-account`) must come from the bank's origin (stepup's
+//! same-origin check, 403 otherwise), and the pages a step-up protects are
+//! sent with `Cache-Control: no-store`.
+//!
 //! Users: `alice` / `wonderland` (TOTP enrolled, e-mail codes to
-//! `alice@example.com`), `bob` / `builder` (no second factor).
+//! `alice@example.com`), `bob` / `builder` (no second factor), `carol` /
+//! `looking-glass` (e-mail codes to `carol@example.com` only).
+//!
+//! Factor changes are announced as [`stepup_challenge::Notice`]s, printed on
+//! the console (a real bank e-mails and texts them).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,8 +43,18 @@ use stepup_challenge::{
 };
 use stepup_core::{Clock, Gate, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
 
+mod throttle;
+
+pub use throttle::{LoginLimits, LoginThrottle};
+
 /// The demo users: (name, password).
-pub const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
+pub const USERS: [(&str, &str); 3] = [
+    ("alice", "wonderland"),
+    ("bob", "builder"),
+    ("carol", "looking-glass"),
+];
+/// Carol's e-mail address: her only second factor.
+pub const CAROL_EMAIL: &str = "carol@example.com";
 /// The bank's login cookie.
 pub const SESSION_COOKIE: &str = "bank_session";
 /// Alice's e-mail address, where her one-time codes go.
@@ -65,6 +85,8 @@ pub struct BankConfig {
     /// Extra users for load tests: `user1` … `userN`, password
     /// `pw-userI`, TOTP enrolled with Alice's secret (`BANK_SOAK_USERS`).
     pub extra_users: usize,
+    /// A level table other than NIST's (tests of the factor-change rule).
+    pub levels: Option<stepup_core::LevelTable>,
 }
 
 /// Every user of a bank with `extra` load-test users: (name, password).
@@ -109,7 +131,10 @@ impl CodeSender for SenderHandle {
 
 /// The stepup side of a bank: the gate and the engine, from one key.
 pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn std::error::Error>> {
-    let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &config.key)?));
+    let mut tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &config.key)?));
+    if let Some(levels) = &config.levels {
+        tokens = tokens.with_levels(levels.clone());
+    }
     let clock = ClockHandle(config.clock.clone());
     let factors = MemoryFactorStore::new();
     let alice = Subject::new("alice");
@@ -117,6 +142,7 @@ pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn s
         .set_totp_secret(&alice, config.alice_totp.clone())
         .await?;
     factors.set_code_destination(&alice, Channel::Email, ALICE_EMAIL)?;
+    factors.set_code_destination(&Subject::new("carol"), Channel::Email, CAROL_EMAIL)?;
     for i in 1..=config.extra_users {
         factors
             .set_totp_secret(&Subject::new(format!("user{i}")), config.alice_totp.clone())
@@ -135,10 +161,27 @@ pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn s
     ))
     .with_code_sender(SenderHandle(config.codes.clone()))
     .with_limits(config.limits.clone().unwrap_or_default())
+    .with_notice_sink(print_notice)
     // Passkeys need a domain as relying party: the demo runs on `localhost`
     // (browsers treat http://localhost as a secure context).
     .with_passkeys(PasskeyConfig::new("localhost", &config.origin, TOTP_ISSUER))?;
     Ok((tokens.gate(), engine))
+}
+
+/// Where a real bank would e-mail and text the user: "a passkey was added
+/// to your account", "an account recovery started: cancel it if it was not
+/// you".
+fn print_notice(notice: &stepup_challenge::Notice<'_>) {
+    println!(
+        "NOTICE to {}: {} ({}){}",
+        notice.subject.id(),
+        notice.kind.as_str(),
+        notice.method,
+        notice
+            .ready_at
+            .map(|t| format!(", ready at {}", t.as_unix_seconds()))
+            .unwrap_or_default()
+    );
 }
 
 /// `GET /statements`: level 2 within 10 minutes.
@@ -180,6 +223,8 @@ pub struct Bank {
     users: Arc<HashMap<String, String>>,
     sessions: Arc<Mutex<HashMap<String, String>>>,
     balances: Arc<Mutex<HashMap<String, u64>>>,
+    epochs: Option<MemoryFactorStore>,
+    throttle: LoginThrottle<MemoryStateStore>,
 }
 
 impl Default for Bank {
@@ -190,8 +235,14 @@ impl Default for Bank {
 
 impl Bank {
     /// Alice, Bob and `extra` load-test users (1,000 each in the bank).
+    /// Log-ins are throttled under a random key on the system clock until
+    /// [`with_login_throttle`](Bank::with_login_throttle) says otherwise.
     pub fn with_extra_users(extra: usize) -> Bank {
-        let mut balances = HashMap::from([("alice".to_owned(), 125_000), ("bob".to_owned(), 900)]);
+        let mut balances = HashMap::from([
+            ("alice".to_owned(), 125_000),
+            ("bob".to_owned(), 900),
+            ("carol".to_owned(), 4_000),
+        ]);
         for i in 1..=extra {
             balances.insert(format!("user{i}"), 1_000);
         }
@@ -199,7 +250,32 @@ impl Bank {
             users: Arc::new(users(extra).into_iter().collect()),
             sessions: Arc::default(),
             balances: Arc::new(Mutex::new(balances)),
+            epochs: None,
+            throttle: {
+                // Only names this process's entries; the banks key it with
+                // the bank's key (shared by every instance).
+                let mut key = [0u8; 32];
+                let _ = getrandom::fill(&mut key);
+                LoginThrottle::new(MemoryStateStore::default(), &key, stepup_core::SystemClock)
+            },
         }
+    }
+
+    /// Throttles log-ins ([`LoginLimits::default`]) with store names keyed
+    /// by the bank's key, on the configured clock.
+    pub fn with_login_throttle(mut self, config: &BankConfig) -> Bank {
+        let clock = ClockHandle(config.clock.clone());
+        let store = MemoryStateStore::new(clock.clone());
+        self.throttle = LoginThrottle::new(store, &config.key, clock);
+        self
+    }
+
+    /// Reads each user's assurance epoch from `factors` (the engine's
+    /// factor store, which bumps it when a factor is removed or replaced),
+    /// so a factor change ends every outstanding assurance.
+    pub fn with_epochs_from(mut self, factors: &MemoryFactorStore) -> Bank {
+        self.epochs = Some(factors.clone());
+        self
     }
 }
 
@@ -232,6 +308,23 @@ pub struct LoginInput {
     pub password: String,
 }
 
+/// How a log-in ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Logged in: the `Set-Cookie` value of the new session.
+    LoggedIn(String),
+    /// Wrong user name or password (401).
+    Refused,
+    /// Too many failures for this user name or from this address: refused
+    /// whatever the password (429 with `Retry-After`).
+    Throttled {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The throttle's store or the random source failed: refused (503).
+    Unavailable,
+}
+
 /// Why a transfer did not happen.
 pub const TRANSFER_REFUSED: &str = "unknown recipient or not enough money";
 
@@ -241,27 +334,36 @@ impl Bank {
     pub fn subject<'a>(&self, cookies: impl IntoIterator<Item = &'a [u8]>) -> Option<Subject> {
         let sid = session_id(cookies)?;
         let user = self.sessions.lock().ok()?.get(&sid).cloned()?;
-        Some(Subject::new(user).with_session(sid))
+        let epoch = self.epochs.as_ref().map_or(0, |f| f.epoch(&user));
+        Some(Subject::new(user).with_session(sid).with_epoch(epoch))
     }
 
-    /// Checks the password and opens a session: the `Set-Cookie` value.
-    pub fn login(&self, input: &LoginInput) -> Result<Option<String>, getrandom::Error> {
-        let ok = self
-            .users
-            .get(&input.username)
-            .is_some_and(|p| stepup_core::ct::eq(p.as_bytes(), input.password.as_bytes()));
-        if !ok {
-            return Ok(None);
+    /// Checks the password — unless the [`LoginThrottle`] refuses first —
+    /// and opens a session. `address` is the client's (the per-address
+    /// budget); `None` counts per user name only.
+    pub async fn login(&self, input: &LoginInput, address: Option<IpAddr>) -> LoginOutcome {
+        let check = || {
+            self.users
+                .get(&input.username)
+                .is_some_and(|p| stepup_core::ct::eq(p.as_bytes(), input.password.as_bytes()))
+        };
+        match self.throttle.attempt(&input.username, address, check).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return LoginOutcome::Refused,
+            Ok(Err(retry_after)) => return LoginOutcome::Throttled { retry_after },
+            Err(_) => return LoginOutcome::Unavailable,
         }
         let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw)?;
+        if getrandom::fill(&mut raw).is_err() {
+            return LoginOutcome::Unavailable;
+        }
         let sid: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.insert(sid.clone(), input.username.clone());
         }
-        Ok(Some(format!(
+        LoginOutcome::LoggedIn(format!(
             "{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax"
-        )))
+        ))
     }
 
     /// Ends the session named in the `Cookie` header values.
@@ -342,6 +444,14 @@ pub mod pages {
     /// A failed login.
     pub fn login_failed() -> String {
         page("<p>Wrong user or password. <a href=\"/\">Try again</a></p>")
+    }
+
+    /// A throttled login: the same for a right and a wrong password.
+    pub fn login_throttled(retry_after: std::time::Duration) -> String {
+        let minutes = retry_after.as_secs().div_ceil(60).max(1);
+        page(&format!(
+            "<p>Too many failed log-ins. Try again in {minutes} minute(s). <a href=\"/\">Back</a></p>"
+        ))
     }
 
     /// `GET /` for `user`.
@@ -452,13 +562,14 @@ impl Startup {
             codes: Arc::new(ConsoleSender),
             limits: None,
             extra_users: self.extra_users,
+            levels: None,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -475,19 +586,21 @@ mod tests {
         assert_eq!(bank.transfer("alice", &to("alice", 1)), None);
     }
 
-    #[test]
-    fn sessions_name_the_user_and_end_on_logout() {
+    #[tokio::test]
+    async fn sessions_name_the_user_and_end_on_logout() {
         let bank = Bank::default();
         let wrong = LoginInput {
             username: "alice".into(),
             password: "x".into(),
         };
-        assert_eq!(bank.login(&wrong).unwrap(), None);
+        assert_eq!(bank.login(&wrong, None).await, LoginOutcome::Refused);
         let input = LoginInput {
             username: "alice".into(),
             password: "wonderland".into(),
         };
-        let cookie = bank.login(&input).unwrap().unwrap();
+        let LoginOutcome::LoggedIn(cookie) = bank.login(&input, None).await else {
+            panic!("the right password logs in");
+        };
         let pair = cookie.split(';').next().unwrap().to_owned();
         let header = format!("theme=dark; {pair}");
         let subject = bank.subject([header.as_bytes()]).unwrap();

@@ -1,0 +1,304 @@
+//! Who may change an account's factors, with what proof: the rule that
+//! keeps a stolen session, or a password plus a mailbox, from adding a
+//! factor of the attacker's and stepping up with it.
+//!
+//! Ranks come from the configured [`LevelTable`] (the level one proof of a
+//! method alone reaches), never from a literal level:
+//!
+//! * **Adding** a factor needs a fresh proof (5 minutes by default) with a
+//!   factor at least as strong as the strongest the user already has.
+//! * **Replacing** one (a new TOTP secret, new recovery codes) needs that,
+//!   with the replaced factor itself or a strictly stronger one.
+//! * **Removing** one needs a proof at least as strong as the factor removed.
+//! * The password never counts once the user has a second factor; recovery
+//!   codes never count (they are a backup), nor do they make the user "have
+//!   a second factor". A user without one re-confirms the password to add
+//!   the first.
+//! * Recovery codes are generated only for a user who has another factor
+//!   at least as strong as they are.
+//! * A weaker factor (an e-mail or SMS code, a recovery code) replaces a
+//!   lost stronger one only after an account recovery's waiting period
+//!   ([`Engine::start_account_recovery`](crate::Engine::start_account_recovery)).
+
+use std::time::Duration;
+
+use stepup_core::{LevelTable, Method, Policy};
+
+/// A change to a subject's factors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FactorChange {
+    /// A new factor of this method (a first TOTP, another passkey, the first
+    /// recovery codes).
+    Add(Method),
+    /// A factor of this method replaced by a new one (a new TOTP secret,
+    /// new recovery codes).
+    Replace(Method),
+    /// A factor of this method removed.
+    Remove(Method),
+}
+
+/// What a change needs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ChangeCheck {
+    /// The assurance presented is enough.
+    Allowed,
+    /// A fresh proof satisfying this policy first (answer with its
+    /// challenge, then come back).
+    Prove(Policy),
+    /// Not possible this way; the text says why and what to do.
+    Refused(&'static str),
+}
+
+/// What an account has and how the deployment is set up, for the rule.
+pub(crate) struct Account<'a> {
+    /// The methods the subject can step up with (password included when the
+    /// application checks passwords).
+    pub(crate) enrolled: &'a [Method],
+    pub(crate) levels: &'a LevelTable,
+    pub(crate) passwords: bool,
+    pub(crate) first_without_password: bool,
+    /// An account recovery's waiting period is over.
+    pub(crate) recovery_ready: bool,
+    pub(crate) fresh: Duration,
+}
+
+pub(crate) const REASON: &str = "Confirm it's you before changing how you sign in.";
+pub(crate) const CODES_NEED_FACTOR: &str = "Set up an authenticator app or a passkey first: recovery codes are a backup for another factor.";
+const NO_PASSWORD_CHECK: &str =
+    "Adding a first factor needs a password check, and this service has none configured.";
+const TOO_WEAK: &str = "None of your ways to confirm is strong enough for this change. If you lost your strongest one, start an account recovery.";
+
+/// The policy a change needs, or why it cannot be made.
+pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
+    let rank = |m: &Method| account.levels.rank_of(*m);
+    let second: Vec<Method> = account
+        .enrolled
+        .iter()
+        .copied()
+        .filter(|m| *m != Method::Password)
+        .collect();
+    let strong: Vec<Method> = second
+        .iter()
+        .copied()
+        .filter(|m| *m != Method::RecoveryCode)
+        .collect();
+    let codes = matches!(
+        change,
+        FactorChange::Add(Method::RecoveryCode) | FactorChange::Replace(Method::RecoveryCode)
+    );
+    if codes
+        && !strong
+            .iter()
+            .any(|m| rank(m) >= rank(&Method::RecoveryCode))
+    {
+        return ChangeCheck::Refused(CODES_NEED_FACTOR);
+    }
+    let Some(strongest) = strong.iter().map(rank).max() else {
+        // No second factor yet: the password, re-confirmed.
+        if account.passwords {
+            return ChangeCheck::Prove(
+                Policy::method(Method::Password)
+                    .max_age(account.fresh)
+                    .with_reason(REASON),
+            );
+        }
+        if account.first_without_password {
+            return ChangeCheck::Allowed;
+        }
+        return ChangeCheck::Refused(NO_PASSWORD_CHECK);
+    };
+    let candidates: Vec<Method> = if account.recovery_ready {
+        second
+    } else {
+        let (threshold, replaced) = match change {
+            // New recovery codes cannot be proven with the old ones (they
+            // never count): they need the strongest factor, as an addition.
+            FactorChange::Add(_) | FactorChange::Replace(Method::RecoveryCode) => (strongest, None),
+            FactorChange::Replace(old) => (strongest, Some(old)),
+            FactorChange::Remove(old) => (rank(&old), None),
+        };
+        strong
+            .into_iter()
+            .filter(|m| rank(m) >= threshold)
+            .filter(|m| replaced.is_none_or(|old| m.satisfies(&old) || rank(m) > rank(&old)))
+            .collect()
+    };
+    let Some(policy) = candidates
+        .into_iter()
+        .map(Policy::method)
+        .reduce(Policy::or)
+    else {
+        return ChangeCheck::Refused(TOO_WEAK);
+    };
+    ChangeCheck::Prove(policy.max_age(account.fresh).with_reason(REASON))
+}
+
+const NOTHING_TO_RECOVER: &str =
+    "There is nothing to recover: without a stronger factor you can add one with your password.";
+const NO_OTHER_WAY: &str = "You have no other way to confirm it's you: please contact support.";
+
+/// What starting an account recovery needs: a fresh proof with any second
+/// factor the user has, weaker ones included (that is the point), for a
+/// user who has a strong factor to lose.
+pub(crate) fn recovery_rule(account: &Account<'_>) -> ChangeCheck {
+    let has_strong = account
+        .enrolled
+        .iter()
+        .any(|m| !matches!(m, Method::Password | Method::RecoveryCode));
+    if !has_strong {
+        return ChangeCheck::Refused(NOTHING_TO_RECOVER);
+    }
+    account
+        .enrolled
+        .iter()
+        .copied()
+        .filter(|m| *m != Method::Password)
+        .map(Policy::method)
+        .reduce(Policy::or)
+        .map_or(ChangeCheck::Refused(NO_OTHER_WAY), |policy| {
+            ChangeCheck::Prove(
+                policy
+                    .max_age(account.fresh)
+                    .with_reason("Confirm it's you to start an account recovery."),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(change: FactorChange, enrolled: &[Method]) -> ChangeCheck {
+        check_with(change, enrolled, &LevelTable::nist(), false)
+    }
+
+    fn check_with(
+        change: FactorChange,
+        enrolled: &[Method],
+        levels: &LevelTable,
+        ready: bool,
+    ) -> ChangeCheck {
+        rule(
+            change,
+            &Account {
+                enrolled,
+                levels,
+                passwords: enrolled.contains(&Method::Password),
+                first_without_password: false,
+                recovery_ready: ready,
+                fresh: Duration::from_secs(300),
+            },
+        )
+    }
+
+    fn policy(c: ChangeCheck) -> String {
+        match c {
+            ChangeCheck::Prove(p) => p.to_string(),
+            ChangeCheck::Allowed => "allowed".into(),
+            ChangeCheck::Refused(why) => format!("refused: {why}"),
+        }
+    }
+
+    use Method::*;
+
+    #[test]
+    fn a_first_factor_needs_the_password() {
+        assert_eq!(
+            policy(check(FactorChange::Add(Totp), &[Password])),
+            "password within 5m"
+        );
+        // E-mail codes do not make a second factor one could enroll with.
+        assert_eq!(
+            policy(check(FactorChange::Add(Totp), &[Password, EmailCode])),
+            "email_code within 5m"
+        );
+        assert!(policy(check(FactorChange::Add(Totp), &[])).starts_with("refused"));
+    }
+
+    #[test]
+    fn recovery_codes_need_another_factor() {
+        let refused = |m: &[Method]| policy(check(FactorChange::Add(RecoveryCode), m));
+        assert!(refused(&[Password]).starts_with("refused"));
+        assert!(refused(&[Password, EmailCode]).starts_with("refused"));
+        assert!(refused(&[Password, RecoveryCode]).starts_with("refused"));
+        assert_eq!(refused(&[Password, Totp]), "totp within 5m");
+    }
+
+    #[test]
+    fn adding_needs_the_strongest_and_never_the_password_or_a_backup() {
+        let enrolled = [Password, Totp, EmailCode, RecoveryCode];
+        assert_eq!(
+            policy(check(FactorChange::Add(Passkey), &enrolled)),
+            "totp within 5m"
+        );
+        let with_key = [Password, DeviceBoundPasskey, Totp, EmailCode];
+        assert_eq!(
+            policy(check(FactorChange::Add(Passkey), &with_key)),
+            "device_bound_passkey within 5m"
+        );
+    }
+
+    #[test]
+    fn replacing_needs_the_factor_itself_or_a_stronger_one() {
+        let enrolled = [Password, Passkey, Totp];
+        assert_eq!(
+            policy(check(FactorChange::Replace(Totp), &enrolled)),
+            "totp within 5m"
+        );
+        let enrolled = [Password, DeviceBoundPasskey, Totp];
+        assert_eq!(
+            policy(check(FactorChange::Replace(Totp), &enrolled)),
+            "device_bound_passkey within 5m"
+        );
+    }
+
+    #[test]
+    fn removing_needs_a_proof_as_strong_as_the_factor() {
+        let enrolled = [Password, DeviceBoundPasskey, Totp, EmailCode];
+        assert_eq!(
+            policy(check(FactorChange::Remove(Totp), &enrolled)),
+            "device_bound_passkey within 5m or totp within 5m"
+        );
+        assert_eq!(
+            policy(check(FactorChange::Remove(DeviceBoundPasskey), &enrolled)),
+            "device_bound_passkey within 5m"
+        );
+    }
+
+    #[test]
+    fn a_ready_recovery_accepts_the_weaker_factors() {
+        let enrolled = [Password, Totp, EmailCode, RecoveryCode];
+        assert_eq!(
+            policy(check_with(
+                FactorChange::Replace(Totp),
+                &enrolled,
+                &LevelTable::nist(),
+                true
+            )),
+            "totp within 5m or email_code within 5m or recovery_code within 5m"
+        );
+    }
+
+    #[test]
+    fn ranks_come_from_the_table() {
+        use stepup_core::Level;
+        // A table where e-mail codes rank with TOTP: an e-mail proof may add.
+        let table = LevelTable::new([
+            Level::new(1, "low").reached_by_distinct(1),
+            Level::new(2, "high").reached_by_any_of([Totp, EmailCode, Passkey]),
+        ])
+        .unwrap_or_default();
+        let enrolled = [Password, Totp, EmailCode];
+        assert_eq!(
+            policy(check_with(
+                FactorChange::Add(Passkey),
+                &enrolled,
+                &table,
+                false
+            )),
+            "totp within 5m or email_code within 5m"
+        );
+    }
+}
