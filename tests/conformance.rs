@@ -27,7 +27,48 @@ stepup_conformance::per_adapter!(
     nobody_logged_in,
     tossed_cookies_are_refused,
     bad_requests_are_clear_errors,
+    pages_and_assets_cannot_be_framed,
 );
+
+/// Every page and asset of the routes: a strict CSP (no inline script or
+/// style, never framed), `X-Frame-Options: DENY`, no referrer.
+async fn pages_and_assets_cannot_be_framed(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+               connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    bank.totp(&bank.code(), "/").await;
+    for path in [
+        "/step-up",
+        "/step-up/assets/page.css",
+        "/step-up/assets/passkey.js",
+        "/step-up/enroll/totp",
+        "/step-up/enroll/passkey",
+    ] {
+        let r = bank.navigate(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let h = r.headers();
+        assert_eq!(h["content-security-policy"], csp, "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        let body = r.text().await.unwrap();
+        // What the CSP forbids is not used: no inline script, style or
+        // handlers, so the page and the passkey script work under it.
+        for inline in [
+            "<script>",
+            "<style",
+            " style=",
+            " onclick=",
+            " onload=",
+            "javascript:",
+        ] {
+            assert!(!body.contains(inline), "{path}: {inline}");
+        }
+    }
+    // A page shown again after an error carries them too.
+    let r = bank.totp("000000", "/").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+}
 
 async fn the_whole_flow(bank: Bank) {
     assert_eq!(bank.login("alice", "wrong").await, StatusCode::UNAUTHORIZED);
@@ -136,7 +177,10 @@ async fn wrong_codes_lock_out(bank: Bank) {
     let r = bank.totp("000000", "/").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let html = r.text().await.unwrap();
-    assert!(html.contains("That was not right. Please try again."), "{html}");
+    assert!(
+        html.contains("That was not right. Please try again."),
+        "{html}"
+    );
     // … an API client a coarse hint, never the exact count.
     for left in (0..4).rev() {
         let r = bank
@@ -594,7 +638,10 @@ async fn enrollment_needs_a_fresh_step_up(bank: Bank) {
     let r = bob
         .form(
             "/step-up/password",
-            &[("password", "builder"), ("return_to", "/step-up/enroll/totp")],
+            &[
+                ("password", "builder"),
+                ("return_to", "/step-up/enroll/totp"),
+            ],
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -44,7 +44,12 @@ async fn challenged(r: reqwest::Response, what: &str) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
     assert!(r.headers().contains_key(WWW_AUTHENTICATE), "{what}");
     let body = r.text().await.unwrap();
-    for secret in ["recovery_codes", "manual_entry_key", "otpauth", "\"ceremony\""] {
+    for secret in [
+        "recovery_codes",
+        "manual_entry_key",
+        "otpauth",
+        "\"ceremony\"",
+    ] {
         assert!(!body.contains(secret), "{what}: {body}");
     }
 }
@@ -67,10 +72,7 @@ async fn a_session_cookie_alone_cannot_add_a_factor(bank: Bank) {
     let r = bank.navigate("/step-up/enroll/totp").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = bank
-        .post_json(
-            "/step-up/recovery",
-            json!({"code": "AAAA-AAAA-AAAA-AAAA"}),
-        )
+        .post_json("/step-up/recovery", json!({"code": "AAAA-AAAA-AAAA-AAAA"}))
         .await;
     assert_ne!(r.status(), StatusCode::OK);
     assert_eq!(bank.transfer(500).await.status(), StatusCode::UNAUTHORIZED);
@@ -83,7 +85,10 @@ async fn a_session_cookie_alone_cannot_add_a_factor(bank: Bank) {
 async fn password_and_mailbox_cannot_take_over(bank: Bank) {
     bank.login("alice", "wonderland").await;
     let body = email_step_up(&bank, bank_core::ALICE_EMAIL).await;
-    assert_eq!(body["acr"], "aal1", "e-mail is not a level-2 factor: {body}");
+    assert_eq!(
+        body["acr"], "aal1",
+        "e-mail is not a level-2 factor: {body}"
+    );
     assert_eq!(body["level"], 1, "{body}");
     let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
     challenged(r, "replace totp").await;
@@ -112,7 +117,10 @@ async fn a_first_factor_needs_the_password_again(bank: Bank) {
     let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let header = r.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
-    assert!(header.contains("insufficient_user_authentication"), "{header}");
+    assert!(
+        header.contains("insufficient_user_authentication"),
+        "{header}"
+    );
     let r = bank
         .post_json("/step-up/password", json!({"password": "builder"}))
         .await;
@@ -131,7 +139,10 @@ async fn a_first_factor_needs_the_password_again(bank: Bank) {
         stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
     let code = |bank: &Bank| {
         stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-            .code_at(&secret, stepup_core::Clock::now(&bank.clock).as_unix_seconds())
+            .code_at(
+                &secret,
+                stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
+            )
             .unwrap()
     };
     let r = bank
@@ -175,7 +186,11 @@ async fn replacing_totp_needs_totp_and_ends_assurance(bank: Bank) {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the password is not enough");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the password is not enough"
+    );
     bank.totp(&bank.code(), "/").await;
     let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -185,7 +200,10 @@ async fn replacing_totp_needs_totp_and_ends_assurance(bank: Bank) {
     assert_eq!(bank.transfer(1).await.status(), StatusCode::OK);
     bank.clock.advance(Duration::from_secs(30));
     let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(&secret, stepup_core::Clock::now(&bank.clock).as_unix_seconds())
+        .code_at(
+            &secret,
+            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
+        )
         .unwrap();
     let r = bank
         .post_json("/step-up/enroll/totp/confirm", json!({"code": code}))
@@ -214,33 +232,47 @@ async fn a_pending_enrollment_belongs_to_its_session(bank: Bank) {
     let secret =
         stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
     let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(&secret, stepup_core::Clock::now(&bank.clock).as_unix_seconds())
+        .code_at(
+            &secret,
+            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
+        )
         .unwrap();
     let other = bank.login_elsewhere("alice", "wonderland").await;
     let r = bank
-        .post_json_as(&other, "/step-up/enroll/totp/confirm", json!({"code": code}))
+        .post_json_as(
+            &other,
+            "/step-up/enroll/totp/confirm",
+            json!({"code": code}),
+        )
         .await;
     assert_ne!(r.status(), StatusCode::OK);
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // Even after stepping up there, session B has no pending enrollment.
     let r = bank
-        .post_json_as(&other, "/step-up/password", json!({"password": "wonderland"}))
+        .post_json_as(
+            &other,
+            "/step-up/password",
+            json!({"password": "wonderland"}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     bank.clock.advance(Duration::from_secs(30));
     let r = bank
-        .post_json_as(
-            &other,
-            "/step-up/totp",
-            json!({"code": bank.code()}),
-        )
+        .post_json_as(&other, "/step-up/totp", json!({"code": bank.code()}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(&secret, stepup_core::Clock::now(&bank.clock).as_unix_seconds())
+        .code_at(
+            &secret,
+            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
+        )
         .unwrap();
     let r = bank
-        .post_json_as(&other, "/step-up/enroll/totp/confirm", json!({"code": code}))
+        .post_json_as(
+            &other,
+            "/step-up/enroll/totp/confirm",
+            json!({"code": code}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
@@ -260,7 +292,10 @@ async fn confirming_in_the_step_of_the_last_step_up_works(bank: Bank) {
     let secret =
         stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
     let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(&secret, stepup_core::Clock::now(&bank.clock).as_unix_seconds())
+        .code_at(
+            &secret,
+            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
+        )
         .unwrap();
     let r = bank
         .post_json("/step-up/enroll/totp/confirm", json!({"code": code}))
@@ -290,7 +325,10 @@ async fn removing_a_factor_needs_one_as_strong_and_ends_assurance(bank: Bank) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["acr"], "aal3", "{body}");
     let amr = body["amr"].as_array().unwrap();
-    assert!(amr.contains(&json!("hwk")) && !amr.contains(&json!("swk")), "{body}");
+    assert!(
+        amr.contains(&json!("hwk")) && !amr.contains(&json!("swk")),
+        "{body}"
+    );
     // Removing TOTP with the passkey proof: allowed; the epoch moves on.
     let r = bank
         .post_json("/step-up/enroll/totp/remove", json!({}))
@@ -334,7 +372,11 @@ mod more {
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the password is not enough");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "the password is not enough"
+        );
         email_step_up(&bank, bank_core::CAROL_EMAIL).await;
         let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
         assert_eq!(r.status(), StatusCode::OK);

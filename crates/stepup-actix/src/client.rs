@@ -54,8 +54,9 @@ impl FromRequest for ClientAddress {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
-            ClientAddress::of(request)
-                .ok_or_else(|| actix_web::error::ErrorBadRequest("the client's address is unknown")),
+            ClientAddress::of(request).ok_or_else(|| {
+                actix_web::error::ErrorBadRequest("the client's address is unknown")
+            }),
         )
     }
 }

@@ -12,8 +12,8 @@ use stepup_core::web::CookieSettings;
 use stepup_core::{Clock, Gate, Policy, ReturnTo, Subject};
 
 use crate::middleware::{RequireStepUp, SubjectFn};
-use crate::same_origin::SameOrigin;
 use crate::routes::handle;
+use crate::same_origin::SameOrigin;
 
 /// Step-up for an actix-web application: build it once, then take
 /// [`require`](StepUp::require) middleware for resources and scopes,

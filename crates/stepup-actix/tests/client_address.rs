@@ -43,10 +43,7 @@ async fn clients_behind_one_proxy_do_not_share_the_address_budget() {
     ]));
     let stepup = StepUp::new(config.gate(), engine, who, ORIGIN).with_clock(clock);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/step-up/password",
-        listener.local_addr().unwrap()
-    );
+    let url = format!("http://{}/step-up/password", listener.local_addr().unwrap());
     let server = HttpServer::new(move || {
         App::new()
             // Stands in for the application's trusted-proxy middleware: the

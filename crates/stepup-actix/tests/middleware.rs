@@ -517,8 +517,7 @@ async fn protected_responses_are_not_stored_unless_the_handler_says_otherwise() 
             .map(|v| v.to_str().unwrap().to_owned())
             .collect()
     };
-    let response =
-        test::call_service(&app, call(test::TestRequest::post().uri("/transfer"))).await;
+    let response = test::call_service(&app, call(test::TestRequest::post().uri("/transfer"))).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cache_control(&response), ["no-store"], "added");
     let response = test::call_service(&app, call(test::TestRequest::get().uri("/avatar"))).await;

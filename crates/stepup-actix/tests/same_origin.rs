@@ -50,8 +50,15 @@ async fn state_changing_requests_from_elsewhere_are_refused_and_ours_pass() {
     for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
         for headers in refused {
             let response = test::call_service(&app, send(method.clone(), headers)).await;
-            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {headers:?}");
-            assert_eq!(response.headers().get(CONTENT_TYPE).unwrap(), "application/problem+json");
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{method} {headers:?}"
+            );
+            assert_eq!(
+                response.headers().get(CONTENT_TYPE).unwrap(),
+                "application/problem+json"
+            );
             assert_eq!(response.headers().get(CACHE_CONTROL).unwrap(), "no-store");
             assert_eq!(test::read_body(response).await, FORBIDDEN_BODY.as_bytes());
         }
@@ -105,13 +112,11 @@ async fn the_refusal_is_the_challenge_routes_own() {
     let stepup = StepUp::new(config.gate(), engine, who, ORIGIN);
     assert_eq!(stepup.same_origin().origin(), ORIGIN);
     let app = test::init_service(
-        App::new()
-            .configure(|c| stepup.configure(c))
-            .service(
-                web::resource("/login")
-                    .wrap(stepup.same_origin())
-                    .route(web::post().to(|| async { "welcome" })),
-            ),
+        App::new().configure(|c| stepup.configure(c)).service(
+            web::resource("/login")
+                .wrap(stepup.same_origin())
+                .route(web::post().to(|| async { "welcome" })),
+        ),
     )
     .await;
     let mut answers = Vec::new();

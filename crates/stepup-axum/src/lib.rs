@@ -89,9 +89,9 @@ mod extract;
 mod routes;
 mod stepup;
 
+pub use client::ClientAddress;
 pub use context::{SharedSubjects, StepUpContext};
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
-pub use client::ClientAddress;
 pub use stepup::StepUp;
 pub use stepup_challenge::routes::PageRenderer;
 pub use stepup_core::web::CookieSettings;

@@ -33,7 +33,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// | `POST /code/send` | send a one-time code (`channel`: `email` or `sms`) to the user's registered address |
     /// | `POST /code/verify` | a step-up with that code (`channel`, `challenge_id`, `code`) |
     /// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
-    /// | `POST /drop` | leave the elevated state (deletes the cookie) |
+    /// | `POST /drop` | deletes the assurance cookie in this browser only: a copy of the token saved elsewhere stays valid until it expires; logout (session-bound tokens) or bumping the epoch ends it everywhere |
     /// | `GET /enroll/totp`, `POST /enroll/totp` | set up an authenticator app: the page, then the QR code and manual key |
     /// | `POST /enroll/totp/confirm` | confirm it with a first code |
     /// | `POST /enroll/recovery-codes` | replace the recovery codes, shown once |

@@ -359,9 +359,14 @@ pub(crate) async fn succeeded<S: StateStore>(
         reset_budget(state, shared).await?;
     }
     state.remove(&keys.consecutive).await?;
+    // Only a *disabled* method comes back: the consecutive count of one
+    // still enabled keeps running whatever other methods succeed, or a
+    // user's daily TOTP would reset an attacker's slow recovery-code count.
     for other in reenable {
-        state.remove(&other.disabled).await?;
-        state.remove(&other.consecutive).await?;
+        if state.get(&other.disabled).await?.is_some() {
+            state.remove(&other.disabled).await?;
+            state.remove(&other.consecutive).await?;
+        }
     }
     Ok(())
 }

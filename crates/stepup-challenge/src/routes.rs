@@ -254,7 +254,11 @@ impl Reply {
 /// policy (empty: no filter), so the page offers only those: an e-mail code
 /// is not offered where it cannot suffice.
 #[derive(Clone, Default)]
-struct Reasons(Arc<Mutex<Vec<(String, Vec<Method>)>>>);
+struct Reasons(Arc<Mutex<Vec<Reason>>>);
+
+/// A registered reason: its sentence and the methods that can satisfy the
+/// policy it came with (empty: any).
+type Reason = (String, Vec<Method>);
 
 impl Reasons {
     fn register(&self, reason: &str, methods: Vec<Method>) -> Option<String> {
@@ -269,7 +273,7 @@ impl Reasons {
         Some(format!("r{index}"))
     }
 
-    fn get(&self, id: &str) -> Option<(String, Vec<Method>)> {
+    fn get(&self, id: &str) -> Option<Reason> {
         let index: usize = id.strip_prefix('r')?.parse().ok()?;
         self.0.lock().ok()?.get(index).cloned()
     }
@@ -973,7 +977,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 
     /// The registered reason `why` names, and the methods that can satisfy
     /// its policy (empty: any).
-    fn reason(&self, why: Option<&str>) -> (String, Vec<Method>) {
+    fn reason(&self, why: Option<&str>) -> Reason {
         why.and_then(|id| self.settings.reasons.get(id))
             .unwrap_or_else(|| (GENERIC_MESSAGE.to_owned(), Vec::new()))
     }

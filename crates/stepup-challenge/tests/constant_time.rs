@@ -73,7 +73,8 @@ fn ran_since(before: &[u64]) -> Vec<(&'static str, u64)> {
 fn the_tally_is_kept_in_debug_builds() {
     // Every assertion below relies on it; in a release build they would
     // compare zeros with zeros.
-    assert!(cfg!(debug_assertions), "run these tests in a debug build");
+    let debug_build = cfg!(debug_assertions);
+    assert!(debug_build, "run these tests in a debug build");
 }
 
 #[tokio::test]

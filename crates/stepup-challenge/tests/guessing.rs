@@ -367,3 +367,34 @@ async fn the_address_budget_counts_failures_by_prefix() {
         .await
         .unwrap();
 }
+
+/// Another method's success does not reset a method's consecutive count
+/// while it is still enabled: a user's daily TOTP never hides an
+/// attacker's slow recovery-code guessing.
+#[tokio::test]
+async fn other_successes_do_not_reset_a_running_count() {
+    let s = setup(
+        AttemptLimits::default()
+            .consecutive_failures(3)
+            .per_subject(50, Duration::from_secs(900))
+            .across_methods(50, Duration::from_secs(900)),
+    )
+    .await;
+    let user = alice();
+    let guess = || {
+        s.engine
+            .step_up_recovery_code(Attempt::new(&user), "AAAA-AAAA-AAAA-AAAA")
+    };
+    for _ in 0..2 {
+        assert!(matches!(guess().await, Err(ChallengeError::Wrong { .. })));
+    }
+    s.engine
+        .step_up_totp(Attempt::new(&user), &s.code())
+        .await
+        .unwrap();
+    assert!(matches!(guess().await, Err(ChallengeError::Wrong { .. })));
+    assert_eq!(
+        guess().await.unwrap_err(),
+        ChallengeError::Disabled(Method::RecoveryCode)
+    );
+}

@@ -58,16 +58,9 @@ async fn step_up<S: StateStore>(engine: &Engine<MemoryFactorStore, S>, clock: &T
 }
 
 fn commands_processed(server: &RedisServer) -> u64 {
-    let info = {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        stream.write_all(b"INFO stats\r\n").unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        let mut buf = vec![0u8; 16 * 1024];
-        let n = stream.read(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    info.lines()
+    server
+        .info("stats")
+        .lines()
         .find_map(|l| l.strip_prefix("total_commands_processed:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap()
@@ -78,10 +71,14 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let server = RedisServer::start();
+    // On loopback TCP, with the production connection settings.
+    let server = RedisServer::start_tcp();
     let clock = TestClock::new(Timestamp::from_unix_seconds(1_700_000_000));
     let memory = runtime.block_on(engine(MemoryStateStore::new(clock.clone()), clock.clone()));
-    let redis = runtime.block_on(async { engine(server.store("bench:"), clock.clone()).await });
+    let redis = runtime.block_on(async {
+        let store = stepup_redis::RedisStateStore::connect(&server.url(), "bench:").unwrap();
+        engine(store, clock.clone()).await
+    });
 
     // Round trips: one warm-up step-up (loads the scripts), then 1 000.
     runtime.block_on(step_up(&redis, &clock));

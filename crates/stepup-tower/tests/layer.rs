@@ -51,9 +51,10 @@ async fn the_handlers_own_cache_control_is_kept() {
     let token = f.token(&alice(), &[Factor::Totp], T0);
     let inner = tower::service_fn(|_: http::Request<String>| async {
         let mut response = http::Response::new(String::from("private"));
-        response
-            .headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("private, max-age=0"));
+        response.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=0"),
+        );
         Ok::<_, std::convert::Infallible>(response)
     });
     let response = tower::ServiceExt::oneshot(

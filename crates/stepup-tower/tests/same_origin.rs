@@ -54,7 +54,11 @@ async fn state_changing_requests_from_elsewhere_are_refused() {
         for headers in refused {
             let (response, ran) = send(method.clone(), headers).await;
             assert!(!ran, "{method} {headers:?}: the handler must not run");
-            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {headers:?}");
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{method} {headers:?}"
+            );
             assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
             assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
             assert_eq!(response.body(), FORBIDDEN_BODY);

@@ -167,7 +167,11 @@ impl<S: StateStore> LoginThrottle<S> {
         Ok(Ok(false))
     }
 
-    async fn locked_until(&self, lock: &str, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+    async fn locked_until(
+        &self,
+        lock: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
         let until = self
             .state
             .get(lock)
@@ -244,7 +248,10 @@ mod tests {
         assert_eq!(a.user_attempts.len(), "bank:login:attempts:".len() + 32);
         // One IPv6 /64 is one address; IPv4 per address.
         let t = throttle(1);
-        assert_eq!(a.address, t.names("bob", ip("2001:db8:1:2:ffff::9")).address);
+        assert_eq!(
+            a.address,
+            t.names("bob", ip("2001:db8:1:2:ffff::9")).address
+        );
         assert_ne!(a.address, t.names("bob", ip("2001:db8:1:3::1")).address);
         assert_ne!(
             t.names("bob", ip("192.0.2.1")).address,

@@ -214,6 +214,12 @@ impl RedisServer {
         assert!(self.spawn(), "redis-server did not restart");
     }
 
+    /// The text of `INFO section`.
+    pub(crate) fn info(&self, section: &str) -> String {
+        let mut stream = self.connect().expect("the server answers");
+        info(&mut stream, section).expect("an INFO answer")
+    }
+
     /// Runs a raw command with redis-cli semantics over a plain socket:
     /// the reply's first line.
     pub(crate) fn command(&self, args: &[&str]) -> String {
@@ -248,22 +254,26 @@ impl Drop for RedisServer {
 
 /// The `process_id` in the `INFO server` answer on `stream`.
 fn server_pid(stream: &mut Stream) -> Option<u32> {
-    stream
-        .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
-        .ok()?;
-    let mut reader = BufReader::new(stream);
-    let mut header = String::new();
-    reader.read_line(&mut header).ok()?;
-    let len: usize = header.strip_prefix('$')?.trim().parse().ok()?;
-    let mut info = vec![0u8; len];
-    reader.read_exact(&mut info).ok()?;
-    String::from_utf8(info)
-        .ok()?
+    info(stream, "server")?
         .lines()
         .find_map(|line| line.strip_prefix("process_id:"))?
         .trim()
         .parse()
         .ok()
+}
+
+/// The text of `INFO section` on `stream` (`None` if the server cannot
+/// answer it yet).
+fn info(stream: &mut Stream, section: &str) -> Option<String> {
+    let request = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).ok()?;
+    let len: usize = header.strip_prefix('$')?.trim().parse().ok()?;
+    let mut text = vec![0u8; len];
+    reader.read_exact(&mut text).ok()?;
+    String::from_utf8(text).ok()
 }
 
 /// A new empty directory for one server (mode 700).
