@@ -203,6 +203,7 @@ async fn wrong_codes_lock_out(bank: Bank) {
     // The page says it in words, and keeps the focus on the form.
     let r = bank.totp(&bank.code(), "/").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key(RETRY_AFTER), "the page says when too");
     let text = r.text().await.unwrap();
     assert!(
         text.contains("Too many attempts. Please wait 1 minute and try again."),
@@ -430,6 +431,8 @@ async fn email_codes_work_once_and_only_for_their_challenge(bank: Bank) {
     // Another challenge id does not take the code.
     let r = verify("not-the-challenge", &code).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "no_pending_code", "{body}");
     let r = verify(&id, &code).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();

@@ -382,6 +382,7 @@ pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), C
 }
 
 /// One passkey ceremony start by the subject named `subject_key`.
+#[cfg(feature = "passkey")]
 pub(crate) async fn ceremony_started<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,

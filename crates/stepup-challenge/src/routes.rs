@@ -508,6 +508,8 @@ struct StepUpInput {
     return_to: Option<String>,
     channel: Option<String>,
     challenge_id: Option<String>,
+    /// A passkey's credential id (base64url), for removal.
+    #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
     id: Option<String>,
     why: Option<String>,
 }
@@ -1085,8 +1087,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 {
                     page = page.awaiting_code(channel, id, "your registered address");
                 }
-                self.render_page(subject, page, status, input.why.as_deref())
-                    .await
+                let reply = self
+                    .render_page(subject, page, status, input.why.as_deref())
+                    .await;
+                self.retry_after(reply, &error)
             }
         }
     }
@@ -1135,8 +1139,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let page = self
                     .new_page(&return_to, message)
                     .error(self.user_message(&error), "code");
-                self.render_page(subject, page, status, input.why.as_deref())
-                    .await
+                let reply = self
+                    .render_page(subject, page, status, input.why.as_deref())
+                    .await;
+                self.retry_after(reply, &error)
             }
         }
     }
@@ -1230,7 +1236,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             }
             _ => {}
         }
-        let reply = Reply::json(status, &body);
+        self.retry_after(Reply::json(status, &body), error)
+    }
+
+    /// A lockout's answer, page or JSON, says when it ends.
+    fn retry_after(&self, reply: Reply, error: &ChallengeError) -> Reply {
         if matches!(error, ChallengeError::LockedOut { .. }) {
             reply.header("retry-after", self.wait_seconds(error).max(1).to_string())
         } else {
