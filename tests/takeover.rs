@@ -317,19 +317,20 @@ async fn removing_a_factor_needs_one_as_strong_and_ends_assurance(bank: Bank) {
     let mut key = SoftPasskey::new(true);
     let r = bank.register_passkey(&mut key).await;
     assert_eq!(r.status(), StatusCode::OK);
-    // A device-bound passkey now outranks TOTP: removing it needs it.
-    let (_, status) = bank.get_json("/step-up/status").await;
-    assert_eq!(status["level"], 2, "{status}");
+    // The authenticator says "device-bound", unattested: the bank does not
+    // believe it, so the passkey ranks with TOTP (level 2, `swk`) and a
+    // passkey registered with a phished TOTP code never outranks the user.
     let r = bank.passkey_step_up(&mut key).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["acr"], "aal3", "{body}");
+    assert_eq!(body["acr"], "aal2", "{body}");
     let amr = body["amr"].as_array().unwrap();
     assert!(
-        amr.contains(&json!("hwk")) && !amr.contains(&json!("swk")),
+        amr.contains(&json!("swk")) && !amr.contains(&json!("hwk")),
         "{body}"
     );
-    // Removing TOTP with the passkey proof: allowed; the epoch moves on.
+    // Removing TOTP (rank 2) with the passkey proof (rank 2): allowed; the
+    // epoch moves on.
     let r = bank
         .post_json("/step-up/enroll/totp/remove", json!({}))
         .await;
@@ -346,7 +347,7 @@ async fn removing_a_factor_needs_one_as_strong_and_ends_assurance(bank: Bank) {
 
 mod more {
     use super::*;
-    use stepup_conformance::{Adapter, start_configured};
+    use stepup_conformance::{Adapter, start, start_configured};
     use stepup_core::{Level, LevelTable, Method};
 
     stepup_conformance::per_adapter!(
@@ -356,10 +357,17 @@ mod more {
     );
 
     /// Carol's only second factor is e-mail: before, she (or a session
-    /// thief) enrolled anything without a proof. Now an e-mail code first;
-    /// after TOTP, recovery codes need TOTP.
+    /// thief) enrolled anything without a proof. Now the password *and* an
+    /// e-mail code (neither the mailbox nor the password alone); after
+    /// TOTP, recovery codes need TOTP.
     async fn email_only_users_prove_by_email_before_any_change(bank: Bank) {
         bank.login("carol", "looking-glass").await;
+        // A session thief who also reads her mail: not enough.
+        let thief = start(bank.adapter).await;
+        thief.login("carol", "looking-glass").await;
+        email_step_up(&thief, bank_core::CAROL_EMAIL).await;
+        let r = thief.post_json("/step-up/enroll/totp", json!({})).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the mailbox alone");
         let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let problem: Value = r.json().await.unwrap();

@@ -44,17 +44,9 @@ use crate::future::StepUpFuture;
 /// );
 /// # let _ = app;
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SameOrigin {
     origin: Arc<str>,
-}
-
-impl fmt::Debug for SameOrigin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SameOrigin")
-            .field("origin", &self.origin)
-            .finish()
-    }
 }
 
 impl SameOrigin {

@@ -170,9 +170,11 @@ async fn a_browser_is_sent_to_the_page_steps_up_and_comes_back() {
     let (r, _) = app.send(nav).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let location = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    assert_eq!(
-        location,
-        "/step-up?return_to=/statements%3Fmonth%3D2026-10&reason=no_assurance&why=r0"
+    assert!(
+        location.starts_with(
+            "/step-up?return_to=/statements%3Fmonth%3D2026-10&reason=no_assurance&why=r"
+        ),
+        "{location}"
     );
 
     let (r, html) = app

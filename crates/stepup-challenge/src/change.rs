@@ -12,8 +12,10 @@
 //! * **Removing** one needs a proof at least as strong as the factor removed.
 //! * The password never counts once the user has a second factor; recovery
 //!   codes never count (they are a backup), nor do they make the user "have
-//!   a second factor". A user without one re-confirms the password to add
-//!   the first.
+//!   a second factor". Nor do e-mail and SMS codes unless the table ranks
+//!   them above the password: a user whose only factors are such codes
+//!   proves the password *and* a code. A user without any re-confirms the
+//!   password to add the first.
 //! * Recovery codes are generated only for a user who has another factor
 //!   at least as strong as they are.
 //! * A weaker factor (an e-mail or SMS code, a recovery code) replaces a
@@ -70,6 +72,20 @@ const NO_PASSWORD_CHECK: &str =
     "Adding a first factor needs a password check, and this service has none configured.";
 const TOO_WEAK: &str = "None of your ways to confirm is strong enough for this change. If you lost your strongest one, start an account recovery.";
 
+/// Whether a proof of `method` shows the user holds a second factor of
+/// their own: not the password, not a recovery code (a backup), and an
+/// e-mail or SMS code only where the table ranks it above the password
+/// (whoever has the password often has the mailbox).
+pub(crate) fn is_strong(method: Method, levels: &LevelTable) -> bool {
+    match method {
+        Method::Password | Method::RecoveryCode => false,
+        Method::EmailCode | Method::SmsCode => {
+            levels.rank_of(method) > levels.rank_of(Method::Password)
+        }
+        _ => true,
+    }
+}
+
 /// The policy a change needs, or why it cannot be made.
 pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
     let rank = |m: &Method| account.levels.rank_of(*m);
@@ -82,8 +98,16 @@ pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
     let strong: Vec<Method> = second
         .iter()
         .copied()
-        .filter(|m| *m != Method::RecoveryCode)
+        .filter(|m| is_strong(*m, account.levels))
         .collect();
+    let weak_codes = || {
+        second
+            .iter()
+            .copied()
+            .filter(|m| matches!(m, Method::EmailCode | Method::SmsCode) && !strong.contains(m))
+            .map(Policy::method)
+            .reduce(Policy::or)
+    };
     let codes = matches!(
         change,
         FactorChange::Add(Method::RecoveryCode) | FactorChange::Replace(Method::RecoveryCode)
@@ -96,18 +120,18 @@ pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
         return ChangeCheck::Refused(CODES_NEED_FACTOR);
     }
     let Some(strongest) = strong.iter().map(rank).max() else {
-        // No second factor yet: the password, re-confirmed.
-        if account.passwords {
-            return ChangeCheck::Prove(
-                Policy::method(Method::Password)
-                    .max_age(account.fresh)
-                    .with_reason(REASON),
-            );
-        }
-        if account.first_without_password {
-            return ChangeCheck::Allowed;
-        }
-        return ChangeCheck::Refused(NO_PASSWORD_CHECK);
+        // No second factor yet: the password, re-confirmed — and a code on
+        // the user's e-mail or phone when there is one, so neither the
+        // password nor the mailbox alone adds a factor.
+        let password = account.passwords.then(|| Policy::method(Method::Password));
+        let policy = match (password, weak_codes()) {
+            (Some(p), Some(codes)) => p.and(codes),
+            (Some(p), None) => p,
+            (None, Some(codes)) => codes,
+            (None, None) if account.first_without_password => return ChangeCheck::Allowed,
+            (None, None) => return ChangeCheck::Refused(NO_PASSWORD_CHECK),
+        };
+        return ChangeCheck::Prove(policy.max_age(account.fresh).with_reason(REASON));
     };
     let candidates: Vec<Method> = if account.recovery_ready {
         second
@@ -146,7 +170,7 @@ pub(crate) fn recovery_rule(account: &Account<'_>) -> ChangeCheck {
     let has_strong = account
         .enrolled
         .iter()
-        .any(|m| !matches!(m, Method::Password | Method::RecoveryCode));
+        .any(|m| is_strong(*m, account.levels));
     if !has_strong {
         return ChangeCheck::Refused(NOTHING_TO_RECOVER);
     }
@@ -209,10 +233,10 @@ mod tests {
             policy(check(FactorChange::Add(Totp), &[Password])),
             "password within 5m"
         );
-        // E-mail codes do not make a second factor one could enroll with.
+        // E-mail codes do not make a second factor: the password and a code.
         assert_eq!(
             policy(check(FactorChange::Add(Totp), &[Password, EmailCode])),
-            "email_code within 5m"
+            "password within 5m and email_code within 5m"
         );
         assert!(policy(check(FactorChange::Add(Totp), &[])).starts_with("refused"));
     }

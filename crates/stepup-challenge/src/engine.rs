@@ -185,10 +185,15 @@ struct ChangeSettings {
     fresh: Duration,
     recovery_wait: Duration,
     first_without_password: bool,
+    silent_recovery: bool,
 }
 
 /// How long a recovery stays usable once its waiting period is over.
 const RECOVERY_READY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Account recoveries a subject may start within [`RECOVERY_START_WINDOW`]:
+/// a session thief cannot restart one forever after the owner cancels.
+const RECOVERY_STARTS: u64 = 3;
+const RECOVERY_START_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A pending account recovery: when it was asked for and when its waiting
 /// period ends.
@@ -322,6 +327,7 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
                 fresh: Duration::from_secs(300),
                 recovery_wait: Duration::from_secs(24 * 3600),
                 first_without_password: false,
+                silent_recovery: false,
             },
             #[cfg(feature = "passkey")]
             passkeys: None,
@@ -431,9 +437,22 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     /// How long an account recovery waits before a weaker factor may
-    /// replace a stronger one (default 24 hours; at least 1 hour).
+    /// replace a stronger one (default 24 hours; 1 hour to 30 days).
     pub fn with_recovery_wait(mut self, wait: Duration) -> Self {
-        self.changes.recovery_wait = wait.max(Duration::from_secs(3600));
+        self.changes.recovery_wait = wait.clamp(
+            Duration::from_secs(3600),
+            Duration::from_secs(30 * 24 * 3600),
+        );
+        self
+    }
+
+    /// **Risky.** Lets account recoveries start without a
+    /// [`NoticeSink`](crate::NoticeSink): nobody is told that a weaker
+    /// factor will be able to replace the user's strongest in a day, so the
+    /// user cannot cancel. Without this (and without a notice sink), starting
+    /// an account recovery is refused.
+    pub fn dangerously_allow_silent_account_recovery(mut self) -> Self {
+        self.changes.silent_recovery = true;
         self
     }
 
@@ -541,7 +560,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         code: &str,
     ) -> Result<IssuedToken, ChallengeError> {
         let outcome = async {
-            let digest = recovery::digest_of_input(code)?;
+            let digest = recovery::digest_of_input(code, &self.keys)?;
             if self.factors.recovery_codes_left(attempt.subject).await? == 0 {
                 return Err(ChallengeError::NotEnrolled(Method::RecoveryCode));
             }
@@ -649,7 +668,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ChallengeError::Format("enter the code we sent you"));
             }
-            let admitted = self.admit(attempt, method).await?;
             let slot = self.code_key(attempt.subject, channel);
             let record = self
                 .state
@@ -672,14 +690,22 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 &self.keys.session_digest(attempt.subject),
             );
             if !same_challenge || !same_session {
+                // Not this challenge or session: no guess, not counted.
+                return Err(ChallengeError::NoPendingCode);
+            }
+            let admitted = self.admit(attempt, method).await?;
+            // Counted before comparing, so racing guesses cannot exceed the
+            // code's allowance.
+            let guesses = self
+                .state
+                .increment(&format!("{slot}:guesses:{}", hex(id)), self.codes.valid_for)
+                .await?;
+            if guesses > self.limits.code_guesses {
+                self.state.remove(&slot).await?;
                 return Err(ChallengeError::NoPendingCode);
             }
             if !ct::eq_as(Comparison::CodeDigest, digest, &self.keys.code(id, code)) {
-                let guesses = self
-                    .state
-                    .increment(&format!("{slot}:wrong:{}", hex(id)), self.codes.valid_for)
-                    .await?;
-                if guesses >= self.limits.code_guesses {
+                if guesses == self.limits.code_guesses {
                     // Void: a new code must be sent (and sends are rationed).
                     self.state.remove(&slot).await?;
                 }
@@ -725,9 +751,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     #[cfg(feature = "passkey")]
     fn owner<'a>(&self, subject: &'a Subject, key: &'a str) -> crate::passkey::Owner<'a> {
         crate::passkey::Owner {
-            subject,
             key,
             binding: self.keys.session_digest(subject),
+            handle: self.keys.user_handle(subject),
         }
     }
 
@@ -772,7 +798,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             },
             passkey,
         };
-        let method = stored.method();
+        let method = service.method_of(&stored);
         if !self.factors.add_passkey(subject, stored).await? {
             self.emit(
                 EventKind::Failed,
@@ -784,6 +810,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         self.emit(EventKind::Enrolled, method, subject, None);
         self.notify(NoticeKind::FactorAdded, method, subject, None);
+        self.changed(subject).await?;
         Ok(())
     }
 
@@ -828,17 +855,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let mut method = Method::Passkey;
         let outcome = async {
             let service = self.passkey_service()?;
-            self.admit(attempt, Method::Passkey).await?;
-            let credentials = self.factors.passkeys(attempt.subject).await?;
             let key = self.keys.subject(attempt.subject);
-            let used = service.finish_authentication(
-                self.owner(attempt.subject, &key),
+            // No pending ceremony is no guess: not counted.
+            let taken = service.take_authentication(
                 ceremony,
-                response,
-                credentials,
+                self.owner(attempt.subject, &key),
                 self.clock.now(),
             )?;
-            let used_method = used.method();
+            self.admit(attempt, Method::Passkey).await?;
+            let credentials = self.factors.passkeys(attempt.subject).await?;
+            let used = service.finish_authentication(taken, response, credentials)?;
+            let used_method = service.method_of(&used);
             // Only a credential still registered counts (a removal racing
             // with this use wins).
             if !self.factors.update_passkey(attempt.subject, used).await? {
@@ -884,20 +911,34 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// only from your own support tooling, after your own checks.
     #[cfg(feature = "passkey")]
     pub async fn remove_passkey(&self, subject: &Subject, id: &[u8]) -> Result<(), ChallengeError> {
-        let method = self
-            .factors
-            .passkeys(subject)
-            .await?
-            .iter()
-            .find(|p| p.id() == id)
-            .map_or(Method::Passkey, crate::passkey::StoredPasskey::method);
+        let method = self.passkey_method(subject, id).await?;
         if !self.factors.remove_passkey(subject, id).await? {
             return Err(ChallengeError::NotEnrolled(Method::Passkey));
         }
         self.factors.bump_epoch(subject).await?;
         self.emit(EventKind::Removed, method, subject, None);
         self.notify(NoticeKind::FactorRemoved, method, subject, None);
+        self.removed(subject).await?;
+        self.changed(subject).await?;
         Ok(())
+    }
+
+    /// The method the subject's passkey `id` proves here
+    /// ([`Method::Passkey`] when there is none).
+    #[cfg(feature = "passkey")]
+    pub async fn passkey_method(
+        &self,
+        subject: &Subject,
+        id: &[u8],
+    ) -> Result<Method, ChallengeError> {
+        let service = self.passkey_service()?;
+        Ok(self
+            .factors
+            .passkeys(subject)
+            .await?
+            .iter()
+            .find(|p| p.id() == id)
+            .map_or(Method::Passkey, |p| service.method_of(p)))
     }
 
     /// Replaces the subject's recovery codes with `count` new ones (1 to
@@ -913,7 +954,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .map(|_| RecoveryCode::generate())
             .collect::<Result<Vec<_>, _>>()?;
         let replaced = self.factors.recovery_codes_left(subject).await? > 0;
-        let digests = codes.iter().map(RecoveryCode::digest).collect();
+        let digests = codes.iter().map(|c| c.digest(&self.keys)).collect();
         self.factors.set_recovery_digests(subject, digests).await?;
         if replaced {
             self.factors.bump_epoch(subject).await?;
@@ -928,6 +969,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             self.emit(EventKind::Enrolled, Method::RecoveryCode, subject, None);
             self.notify(NoticeKind::FactorAdded, Method::RecoveryCode, subject, None);
         }
+        self.changed(subject).await?;
         Ok(codes)
     }
 
@@ -939,10 +981,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     pub async fn enrolled_methods(&self, subject: &Subject) -> Result<Vec<Method>, ChallengeError> {
         let mut methods = Vec::new();
         #[cfg(feature = "passkey")]
-        if self.passkeys.is_some() {
+        if let Some(service) = &self.passkeys {
             let passkeys = self.factors.passkeys(subject).await?;
             for kind in [Method::DeviceBoundPasskey, Method::Passkey] {
-                if passkeys.iter().any(|p| p.method() == kind) {
+                if passkeys.iter().any(|p| service.method_of(p) == kind) {
                     methods.push(kind);
                 }
             }
@@ -1091,10 +1133,30 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         &self,
         subject: &Subject,
     ) -> Result<PendingRecovery, ChallengeError> {
+        if self.notices.is_none() && !self.changes.silent_recovery {
+            return Err(ChallengeError::Recovery(
+                "account recovery needs a way to tell the user: configure a notice sink",
+            ));
+        }
         if let Some(pending) = self.pending_recovery(subject).await? {
             return Ok(pending);
         }
         let now = self.clock.now();
+        let starts = self
+            .state
+            .increment(
+                &format!(
+                    "stepup:account-recovery-starts:{}",
+                    self.keys.subject(subject)
+                ),
+                RECOVERY_START_WINDOW,
+            )
+            .await?;
+        if starts > RECOVERY_STARTS {
+            return Err(ChallengeError::LockedOut {
+                until: now + RECOVERY_START_WINDOW,
+            });
+        }
         let pending = PendingRecovery {
             requested_at: now,
             ready_at: now + self.changes.recovery_wait,
@@ -1103,7 +1165,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .put(
                 &self.recovery_key(subject),
                 pending.encode(),
-                self.changes.recovery_wait + RECOVERY_READY_FOR,
+                self.changes
+                    .recovery_wait
+                    .saturating_add(RECOVERY_READY_FOR),
             )
             .await?;
         self.emit(
@@ -1196,14 +1260,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<(), ChallengeError> {
         self.totp.check_format(code)?;
         let subject = attempt.subject;
-        let admitted = self.admit(attempt, Method::Totp).await?;
         let key = self.enrollment_key(subject);
+        // No pending enrollment is no guess: not counted.
         let pending = self
             .state
             .get(&key)
             .await?
             .and_then(|bytes| TotpSecret::from_bytes(&bytes))
             .ok_or(ChallengeError::NoPendingEnrollment)?;
+        let admitted = self.admit(attempt, Method::Totp).await?;
         let now = self.clock.now().as_unix_seconds();
         let Some(step) = self.totp.matched_step(&pending, code, now)? else {
             self.emit(EventKind::Failed, Method::Totp, subject, Some("wrong"));
@@ -1231,6 +1296,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             self.emit(EventKind::Enrolled, Method::Totp, subject, None);
             self.notify(NoticeKind::FactorAdded, Method::Totp, subject, None);
         }
+        self.changed(subject).await?;
         Ok(())
     }
 
@@ -1252,6 +1318,46 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.factors.bump_epoch(subject).await?;
         self.emit(EventKind::Removed, Method::Totp, subject, None);
         self.notify(NoticeKind::FactorRemoved, Method::Totp, subject, None);
+        self.removed(subject).await?;
+        self.changed(subject).await?;
+        Ok(())
+    }
+
+    /// After a removal: recovery codes are a backup for a factor at least as
+    /// strong, so when none is left they go too.
+    async fn removed(&self, subject: &Subject) -> Result<(), ChallengeError> {
+        let levels = self.issuer.levels();
+        let enrolled = self.enrolled_methods(subject).await?;
+        let backed = enrolled.iter().any(|m| {
+            change::is_strong(*m, levels)
+                && levels.rank_of(*m) >= levels.rank_of(Method::RecoveryCode)
+        });
+        if !backed && enrolled.contains(&Method::RecoveryCode) {
+            self.factors
+                .set_recovery_digests(subject, Vec::new())
+                .await?;
+            self.emit(EventKind::Removed, Method::RecoveryCode, subject, None);
+            self.notify(
+                NoticeKind::FactorRemoved,
+                Method::RecoveryCode,
+                subject,
+                None,
+            );
+        }
+        Ok(())
+    }
+
+    /// After any completed change: a ready account recovery is used up (one
+    /// change per waiting period).
+    async fn changed(&self, subject: &Subject) -> Result<(), ChallengeError> {
+        let now = self.clock.now();
+        if self
+            .pending_recovery(subject)
+            .await?
+            .is_some_and(|r| r.is_ready(now))
+        {
+            self.state.remove(&self.recovery_key(subject)).await?;
+        }
         Ok(())
     }
 
@@ -1302,15 +1408,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<Admission, ChallengeError> {
         let keys = self.limiter_keys(attempt.subject, method);
         let address = self.address_key(attempt);
+        let mut just_disabled = false;
         let admitted = limiter::admit(
             &self.state,
             &self.limits,
             &keys,
             address.as_deref(),
             self.clock.now(),
+            &mut just_disabled,
         )
         .await;
-        if let Err(ChallengeError::Disabled(_)) = &admitted {
+        if just_disabled {
+            // Once, on the attempt that disabled it: not on every later one.
             self.notify(NoticeKind::MethodDisabled, method, attempt.subject, None);
         }
         admitted
@@ -1416,12 +1525,39 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<(), ChallengeError> {
         let levels = self.issuer.levels();
         let rank = levels.rank_of(proven);
+        // Only a factor of the user's own brings a disabled method back —
+        // never the password or a mailbox code (rank ties included).
+        let strong = change::is_strong(proven, levels);
         let reenable: Vec<Keys> = Method::BUILT_IN
             .into_iter()
-            .filter(|m| *m != counted && *m != Method::Password && levels.rank_of(*m) <= rank)
+            .filter(|m| {
+                strong && *m != counted && *m != Method::Password && levels.rank_of(*m) <= rank
+            })
             .map(|m| self.limiter_keys(subject, m))
             .collect();
-        limiter::succeeded(&self.state, &self.limiter_keys(subject, counted), &reenable).await
+        limiter::succeeded(&self.state, &self.limiter_keys(subject, counted), &reenable).await?;
+        if strong
+            && self
+                .state
+                .take(&self.recovery_key(subject))
+                .await?
+                .is_some()
+        {
+            // The user still holds a factor of their own: nothing to recover.
+            self.emit(
+                EventKind::RecoveryCancelled,
+                proven,
+                subject,
+                Some("factor_used"),
+            );
+            self.notify(
+                NoticeKind::RecoveryCancelled,
+                Method::RecoveryCode,
+                subject,
+                None,
+            );
+        }
+        Ok(())
     }
 
     fn notify(

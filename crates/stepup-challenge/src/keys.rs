@@ -38,6 +38,8 @@ enum Domain {
     Code = 4,
     Secret = 5,
     Events = 6,
+    Recovery = 7,
+    UserHandle = 8,
 }
 
 impl StoreKeys {
@@ -102,6 +104,20 @@ impl StoreKeys {
         hex(&self.digest(Domain::Secret, &[secret])[..NAME_BYTES])
     }
 
+    /// The digest a recovery code (normalized) is stored as.
+    pub(crate) fn recovery(&self, normalized: &str) -> [u8; 32] {
+        self.digest(Domain::Recovery, &[normalized.as_bytes()])
+    }
+
+    /// The WebAuthn user handle of a subject: stable, 16 bytes, revealing
+    /// nothing of the id without the server key.
+    pub(crate) fn user_handle(&self, subject: &Subject) -> [u8; 16] {
+        let full = self.digest(Domain::UserHandle, &[subject.id().as_bytes()]);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
     /// The pseudonym of a subject in events and logs.
     pub(crate) fn events(&self, subject: &Subject) -> String {
         hex(&self.digest(Domain::Events, &[subject.id().as_bytes()])[..8])
@@ -113,7 +129,7 @@ impl StoreKeys {
 fn group(address: IpAddr, v6_prefix: u8) -> Vec<u8> {
     match address {
         IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| nat64(v6)) {
             Some(v4) => v4.octets().to_vec(),
             None => {
                 let bits = u32::from(v6_prefix.clamp(1, 128));
@@ -124,6 +140,17 @@ fn group(address: IpAddr, v6_prefix: u8) -> Vec<u8> {
             }
         },
     }
+}
+
+/// The IPv4 client behind a NAT64 address of the well-known prefix
+/// `64:ff9b::/96` (RFC 6052): each such client is its own IPv4 address, not
+/// one /64 shared by every translated client.
+fn nat64(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+        let o = v6.octets();
+        std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15])
+    })
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -189,6 +216,15 @@ mod tests {
         assert_eq!(
             k.address(ip("::ffff:192.0.2.1"), 64),
             k.address(ip("192.0.2.1"), 64)
+        );
+        // NAT64: translated IPv4 clients are told apart.
+        assert_eq!(
+            k.address(ip("64:ff9b::192.0.2.1"), 64),
+            k.address(ip("192.0.2.1"), 64)
+        );
+        assert_ne!(
+            k.address(ip("64:ff9b::192.0.2.1"), 64),
+            k.address(ip("64:ff9b::192.0.2.2"), 64)
         );
     }
 }

@@ -186,7 +186,9 @@ pub(crate) struct Keys {
     method: Method,
     own: Budget,
     shared: Option<Budget>,
-    consecutive: String,
+    /// `None` for passkeys: an assertion cannot be guessed, so a cap would
+    /// only let a session holder disable the user's strongest factor.
+    consecutive: Option<String>,
     disabled: String,
 }
 
@@ -200,7 +202,8 @@ impl Keys {
             method,
             own: Budget::new(&scope, subject_key),
             shared: (method != Method::Password).then(|| Budget::new("second-factor", subject_key)),
-            consecutive: format!("stepup:consecutive:{scope}:{subject_key}"),
+            consecutive: (!matches!(method, Method::Passkey | Method::DeviceBoundPasskey))
+                .then(|| format!("stepup:consecutive:{scope}:{subject_key}")),
             disabled: format!("stepup:disabled:{scope}:{subject_key}"),
         }
     }
@@ -216,12 +219,15 @@ pub(crate) struct Admission {
 /// Counts one attempt before it is verified. `Ok` lets it be checked; a
 /// lockout or a disabled method is returned for right and wrong input
 /// alike. `address_key` is the store name of the client's address group.
+/// `just_disabled` is set when this attempt is the one that disabled the
+/// method (the user is told once, not on every later attempt).
 pub(crate) async fn admit<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
     keys: &Keys,
     address_key: Option<&str>,
     now: Timestamp,
+    just_disabled: &mut bool,
 ) -> Result<Admission, ChallengeError> {
     if let Some(address) = address_key
         && let Some(until) = locked(state, &address_lock(address), now).await?
@@ -252,13 +258,17 @@ pub(crate) async fn admit<S: StateStore>(
         .await?;
         left = left.min(shared_left);
     }
-    let n = state
-        .increment(&keys.consecutive, CONSECUTIVE_MEMORY)
-        .await?;
+    let Some(consecutive) = &keys.consecutive else {
+        return Ok(Admission {
+            few_left: left <= FEW,
+        });
+    };
+    let n = state.increment(consecutive, CONSECUTIVE_MEMORY).await?;
     if n > limits.consecutive {
         state
             .put(&keys.disabled, vec![1], CONSECUTIVE_MEMORY)
             .await?;
+        *just_disabled = n == limits.consecutive + 1;
         return Err(ChallengeError::Disabled(keys.method));
     }
     Ok(Admission {
@@ -358,14 +368,18 @@ pub(crate) async fn succeeded<S: StateStore>(
     if let Some(shared) = &keys.shared {
         reset_budget(state, shared).await?;
     }
-    state.remove(&keys.consecutive).await?;
+    if let Some(consecutive) = &keys.consecutive {
+        state.remove(consecutive).await?;
+    }
     // Only a *disabled* method comes back: the consecutive count of one
     // still enabled keeps running whatever other methods succeed, or a
     // user's daily TOTP would reset an attacker's slow recovery-code count.
     for other in reenable {
         if state.get(&other.disabled).await?.is_some() {
             state.remove(&other.disabled).await?;
-            state.remove(&other.consecutive).await?;
+            if let Some(consecutive) = &other.consecutive {
+                state.remove(consecutive).await?;
+            }
         }
     }
     Ok(())
@@ -376,7 +390,9 @@ pub(crate) async fn succeeded<S: StateStore>(
 pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), ChallengeError> {
     reset_budget(state, &keys.own).await?;
     state.remove(&keys.own.lock).await?;
-    state.remove(&keys.consecutive).await?;
+    if let Some(consecutive) = &keys.consecutive {
+        state.remove(consecutive).await?;
+    }
     state.remove(&keys.disabled).await?;
     Ok(())
 }

@@ -8,8 +8,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use stepup_core::{Method, Subject, Timestamp};
+use stepup_core::{Method, Timestamp};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
@@ -53,10 +52,13 @@ impl StoredPasskey {
             .is_some_and(|eligible| !eligible)
     }
 
-    /// The method a step-up with this passkey proves: a device-bound
-    /// passkey ([`Method::DeviceBoundPasskey`], `amr` `hwk`, NIST AAL3) or
-    /// one that may be synced ([`Method::Passkey`], `amr` `swk`, AAL2).
-    pub fn method(&self) -> Method {
+    /// The method a step-up with this passkey proves *if its authenticator's
+    /// claim is believed*: a device-bound passkey
+    /// ([`Method::DeviceBoundPasskey`], `amr` `hwk`, NIST AAL3) or one that
+    /// may be synced ([`Method::Passkey`], `amr` `swk`, AAL2). The engine
+    /// believes it only with
+    /// [`PasskeyConfig::trust_unattested_device_binding`].
+    pub fn claimed_method(&self) -> Method {
         if self.is_device_bound() {
             Method::DeviceBoundPasskey
         } else {
@@ -79,6 +81,7 @@ pub struct PasskeyConfig {
     rp_name: String,
     ceremony_ttl: Duration,
     max_ceremonies: usize,
+    trust_device_binding: bool,
 }
 
 /// Ceremonies one subject may have in flight: a new one replaces the oldest.
@@ -93,7 +96,24 @@ impl PasskeyConfig {
             rp_name: rp_name.to_owned(),
             ceremony_ttl: Duration::from_secs(300),
             max_ceremonies: 10_000,
+            trust_device_binding: false,
         }
+    }
+
+    /// **Risky.** Believes what an authenticator says at registration about
+    /// being bound to its device (not backup-eligible): such a passkey then
+    /// proves [`Method::DeviceBoundPasskey`] (`amr` `hwk`, level 3 in the
+    /// NIST table). Registrations are not attested, so the claim is the
+    /// authenticator's own: software can make it, and whoever can register
+    /// a passkey (a phished TOTP code is enough to add one) can then reach
+    /// level 3 — and, being stronger than the user's other factors, block
+    /// the user from changing them until an account recovery. Without this,
+    /// every passkey proves [`Method::Passkey`] (`amr` `swk`, level 2).
+    /// Turn it on only where registering a passkey already needs a strong
+    /// proof, or the authenticators are your own (managed security keys).
+    pub fn trust_unattested_device_binding(mut self) -> Self {
+        self.trust_device_binding = true;
+        self
     }
 
     /// How many ceremonies may be in flight in this process (default
@@ -151,6 +171,7 @@ impl PasskeyConfig {
             ceremonies: Mutex::default(),
             ttl: self.ceremony_ttl,
             max: self.max_ceremonies,
+            trust_device_binding: self.trust_device_binding,
         })
     }
 }
@@ -214,6 +235,7 @@ pub(crate) struct Passkeys {
     ceremonies: Mutex<Ceremonies>,
     ttl: Duration,
     max: usize,
+    trust_device_binding: bool,
 }
 
 impl fmt::Debug for Passkeys {
@@ -225,21 +247,17 @@ impl fmt::Debug for Passkeys {
     }
 }
 
+/// A step-up ceremony taken from the map, to verify.
+pub(crate) struct Authentication(Box<PasskeyAuthentication>);
+
 /// Who a ceremony belongs to: the store name of its subject, and the keyed
 /// digest of subject and session it is bound to.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Owner<'a> {
-    pub(crate) subject: &'a Subject,
     pub(crate) key: &'a str,
     pub(crate) binding: [u8; 32],
-}
-
-/// A stable WebAuthn user handle for a subject that reveals nothing of its id.
-fn user_handle(subject: &Subject) -> Uuid {
-    let digest = Sha256::digest(subject.id().as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Uuid::from_bytes(bytes)
+    /// The WebAuthn user handle (a keyed digest of the id).
+    pub(crate) handle: [u8; 16],
 }
 
 fn new_id() -> Result<String, StoreError> {
@@ -310,6 +328,29 @@ impl Passkeys {
         Ok(ceremony.state)
     }
 
+    /// Takes a step-up ceremony once (before the attempt is counted: a
+    /// request without a pending ceremony is no guess).
+    pub(crate) fn take_authentication(
+        &self,
+        id: &str,
+        owner: Owner<'_>,
+        now: Timestamp,
+    ) -> Result<Authentication, ChallengeError> {
+        match self.take(id, owner, now)? {
+            State::Authentication(state) => Ok(Authentication(state)),
+            State::Registration(_) => Err(ChallengeError::NoPendingCeremony),
+        }
+    }
+
+    /// The method a step-up with `passkey` proves here.
+    pub(crate) fn method_of(&self, passkey: &StoredPasskey) -> Method {
+        if self.trust_device_binding {
+            passkey.claimed_method()
+        } else {
+            Method::Passkey
+        }
+    }
+
     /// How many ceremonies are in flight (for tests of the caps).
     #[cfg(test)]
     fn in_flight(&self) -> usize {
@@ -323,14 +364,18 @@ impl Passkeys {
         existing: &[StoredPasskey],
         now: Timestamp,
     ) -> Result<(String, CreationChallengeResponse), ChallengeError> {
-        let subject = owner.subject;
         let exclude = existing
             .iter()
             .map(|p| p.passkey.cred_id().clone())
             .collect();
         let (challenge, state) = self
             .webauthn
-            .start_passkey_registration(user_handle(subject), user_name, user_name, Some(exclude))
+            .start_passkey_registration(
+                Uuid::from_bytes(owner.handle),
+                user_name,
+                user_name,
+                Some(exclude),
+            )
             .map_err(|_| ChallengeError::PasskeyRejected)?;
         let id = self.put(owner, State::Registration(Box::new(state)), now)?;
         Ok((id, challenge))
@@ -373,16 +418,11 @@ impl Passkeys {
     /// cloned key.
     pub(crate) fn finish_authentication(
         &self,
-        owner: Owner<'_>,
-        ceremony: &str,
+        ceremony: Authentication,
         response: &PublicKeyCredential,
         credentials: Vec<StoredPasskey>,
-        now: Timestamp,
     ) -> Result<StoredPasskey, ChallengeError> {
-        let state = match self.take(ceremony, owner, now)? {
-            State::Authentication(state) => state,
-            State::Registration(_) => return Err(ChallengeError::NoPendingCeremony),
-        };
+        let state = ceremony.0;
         let result = self
             .webauthn
             .finish_passkey_authentication(response, &state)
@@ -403,6 +443,7 @@ impl Passkeys {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use stepup_core::Subject;
 
     fn service(cap: usize) -> Passkeys {
         PasskeyConfig::new("localhost", "http://localhost:3000", "test")
@@ -411,11 +452,11 @@ mod tests {
             .unwrap()
     }
 
-    fn owner<'a>(subject: &'a Subject, key: &'a str) -> Owner<'a> {
+    fn owner<'a>(_subject: &'a Subject, key: &'a str) -> Owner<'a> {
         Owner {
-            subject,
             key,
             binding: [key.len() as u8; 32],
+            handle: [1u8; 16],
         }
     }
 

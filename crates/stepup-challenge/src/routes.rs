@@ -253,8 +253,13 @@ impl Reply {
 /// With a reason goes the list of methods that can satisfy the route's
 /// policy (empty: no filter), so the page offers only those: an e-mail code
 /// is not offered where it cannot suffice.
+///
+/// The identifier is a digest of the reason and its methods, not a
+/// registration number: every adapter and every instance gives the same
+/// policy the same `why=`, whatever order routes were built or first
+/// requested in.
 #[derive(Clone, Default)]
-struct Reasons(Arc<Mutex<Vec<Reason>>>);
+struct Reasons(Arc<Mutex<std::collections::HashMap<String, Reason>>>);
 
 /// A registered reason: its sentence and the methods that can satisfy the
 /// policy it came with (empty: any).
@@ -262,20 +267,30 @@ type Reason = (String, Vec<Method>);
 
 impl Reasons {
     fn register(&self, reason: &str, methods: Vec<Method>) -> Option<String> {
-        let mut list = self.0.lock().ok()?;
-        let index = match list.iter().position(|(r, m)| r == reason && *m == methods) {
-            Some(i) => i,
-            None => {
-                list.push((reason.to_owned(), methods));
-                list.len() - 1
-            }
-        };
-        Some(format!("r{index}"))
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(reason.as_bytes());
+        for m in &methods {
+            h.update([0]);
+            h.update(m.to_string().as_bytes());
+        }
+        let digest = h.finalize();
+        let id: String = std::iter::once('r')
+            .chain(digest[..6].iter().flat_map(|b| {
+                let hex = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
+                [hex(b >> 4), hex(b & 15)]
+            }))
+            .collect();
+        self.0
+            .lock()
+            .ok()?
+            .entry(id.clone())
+            .or_insert_with(|| (reason.to_owned(), methods));
+        Some(id)
     }
 
     fn get(&self, id: &str) -> Option<Reason> {
-        let index: usize = id.strip_prefix('r')?.parse().ok()?;
-        self.0.lock().ok()?.get(index).cloned()
+        self.0.lock().ok()?.get(id).cloned()
     }
 }
 
@@ -293,7 +308,8 @@ impl Reasons {
 ///     .mounted_at("/verify", ReturnTo::root());
 /// assert_eq!(settings.origin(), "https://bank.example");
 /// assert_eq!(settings.page().as_str(), "/verify");
-/// assert_eq!(settings.register_reason("Moving money").as_deref(), Some("r0"));
+/// let why = settings.register_reason("Moving money").unwrap();
+/// assert!(why.starts_with('r') && why.len() == 13);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -395,7 +411,7 @@ impl Settings {
     /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
     /// let settings = Settings::new(Gate::new(&ring), "https://bank.example");
     /// let id = settings.register_policy(&Policy::level(2).with_reason("Moving money"));
-    /// assert_eq!(id.as_deref(), Some("r0"));
+    /// assert_eq!(id, settings.register_policy(&Policy::level(2).with_reason("Moving money")));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn register_policy(&self, policy: &Policy) -> Option<String> {
@@ -1454,11 +1470,14 @@ mod passkey_routes {
                 .passkeys(subject)
                 .await
                 .map_err(|e| unavailable(&e))?;
-            let method = passkeys
-                .iter()
-                .find(|p| p.id() == id.as_slice())
-                .map(crate::StoredPasskey::method)
-                .ok_or_else(|| self.failed_json(&ChallengeError::NotEnrolled(Method::Passkey)))?;
+            if !passkeys.iter().any(|p| p.id() == id.as_slice()) {
+                return Err(self.failed_json(&ChallengeError::NotEnrolled(Method::Passkey)));
+            }
+            let method = self
+                .engine
+                .passkey_method(subject, &id)
+                .await
+                .map_err(|e| unavailable(&e))?;
             self.fresh_enough(request, subject, FactorChange::Remove(method))
                 .await?;
             let outcome = self.engine.remove_passkey(subject, &id).await;
@@ -1608,17 +1627,20 @@ mod tests {
     #[test]
     fn reasons_are_found_by_identifier_only() {
         let reasons = Reasons::default();
-        assert_eq!(reasons.register("a", vec![]).as_deref(), Some("r0"));
-        assert_eq!(reasons.register("b", vec![]).as_deref(), Some("r1"));
-        assert_eq!(reasons.register("a", vec![]).as_deref(), Some("r0"));
-        assert_eq!(
-            reasons.register("a", vec![Method::Totp]).as_deref(),
-            Some("r2")
-        );
-        assert_eq!(reasons.get("r1").map(|r| r.0).as_deref(), Some("b"));
-        assert_eq!(reasons.get("r2").map(|r| r.1), Some(vec![Method::Totp]));
-        assert_eq!(reasons.get("r9"), None);
+        let a = reasons.register("a", vec![]).unwrap();
+        let b = reasons.register("b", vec![]).unwrap();
+        let a_totp = reasons.register("a", vec![Method::Totp]).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, a_totp);
+        // The same policy gets the same id in any registry (another
+        // adapter, another instance), whatever the order.
+        let other = Reasons::default();
+        assert_eq!(other.register("a", vec![Method::Totp]).unwrap(), a_totp);
+        assert_eq!(other.register("a", vec![]).unwrap(), a);
+        assert_eq!(reasons.get(&b).map(|r| r.0).as_deref(), Some("b"));
+        assert_eq!(reasons.get(&a_totp).map(|r| r.1), Some(vec![Method::Totp]));
+        assert_eq!(reasons.get("r0"), None);
         assert_eq!(reasons.get("b"), None);
-        assert_eq!(reasons.get("r-1"), None);
+        assert!(a.len() == 13 && a.starts_with('r'));
     }
 }

@@ -327,3 +327,95 @@ async fn lockouts_are_capped_windows_expire_and_methods_are_separate() {
     }
     assert_eq!(lockouts, [60, 120, 150], "doubling, capped at 150 s");
 }
+
+/// Review findings: a ready recovery allowed every change, repeatedly, for
+/// a day, and the owner's own TOTP successes during the wait did not stop
+/// it. Now a success with a factor of the user's own cancels it (with a
+/// notice), and a ready recovery is used up by the first change.
+#[tokio::test]
+async fn a_recovery_ends_with_the_owners_own_factor_and_serves_one_change() {
+    let s = setup(AttemptLimits::default());
+    let user = alice();
+    let secret = s.enroll_totp(&user).await;
+    s.factors
+        .set_code_destination(&user, stepup_challenge::Channel::Email, "a@example.com")
+        .unwrap();
+    s.engine.start_account_recovery(&user).await.unwrap();
+    s.clock.advance(Duration::from_secs(8 * 3600));
+    s.engine
+        .step_up_totp(Attempt::new(&user), &s.code(&secret))
+        .await
+        .unwrap();
+    assert_eq!(s.engine.pending_recovery(&user).await.unwrap(), None);
+    assert!(s.noticed(NoticeKind::RecoveryCancelled, Method::RecoveryCode));
+    // Started again and waited out: one change, then it is gone.
+    s.engine.start_account_recovery(&user).await.unwrap();
+    s.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    let user = user.with_epoch(s.factors.epoch("alice"));
+    s.enroll_totp(&user).await;
+    assert_eq!(s.engine.pending_recovery(&user).await.unwrap(), None);
+    let ChangeCheck::Prove(policy) = s
+        .engine
+        .authorize_change(&user, None, FactorChange::Replace(Method::Totp))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(policy.to_string(), "totp within 5m");
+}
+
+/// Review findings: without a notice sink a recovery ran silently; starts
+/// could be repeated forever after each cancel; a huge wait panicked.
+#[tokio::test]
+async fn a_recovery_is_announced_limited_and_bounded() {
+    let clock = TestClock::new(T0);
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[4u8; 32]).unwrap(),
+    ));
+    let silent = Engine::new(
+        config.issuer(),
+        MemoryFactorStore::new(),
+        MemoryStateStore::new(clock.clone()),
+    )
+    .with_clock(clock.clone());
+    let user = alice();
+    assert!(matches!(
+        silent.start_account_recovery(&user).await,
+        Err(ChallengeError::Recovery(_))
+    ));
+    let s = setup(AttemptLimits::default());
+    let engine = Engine::new(
+        s.config.issuer(),
+        MemoryFactorStore::new(),
+        MemoryStateStore::new(s.clock.clone()),
+    )
+    .with_clock(s.clock.clone())
+    .with_recovery_wait(Duration::MAX)
+    .with_notice_sink(|_: &Notice<'_>| {});
+    let pending = engine.start_account_recovery(&user).await.unwrap();
+    assert_eq!(pending.ready_at, T0 + Duration::from_secs(30 * 24 * 3600));
+    for _ in 0..2 {
+        assert!(engine.cancel_account_recovery(&user).await.unwrap());
+        engine.start_account_recovery(&user).await.unwrap();
+    }
+    assert!(engine.cancel_account_recovery(&user).await.unwrap());
+    assert!(matches!(
+        engine.start_account_recovery(&user).await,
+        Err(ChallengeError::LockedOut { .. })
+    ));
+}
+
+/// Review finding: after the last strong factor was removed, recovery codes
+/// stayed and still reached level 2. They are a backup: they go with it.
+#[tokio::test]
+async fn recovery_codes_go_with_the_last_factor_they_back() {
+    let s = setup(AttemptLimits::default());
+    let user = alice();
+    s.enroll_totp(&user).await;
+    s.engine.generate_recovery_codes(&user, 10).await.unwrap();
+    assert_eq!(s.engine.recovery_codes_left(&user).await.unwrap(), 10);
+    s.engine.remove_totp(&user).await.unwrap();
+    assert_eq!(s.engine.recovery_codes_left(&user).await.unwrap(), 0);
+    assert!(s.noticed(NoticeKind::FactorRemoved, Method::RecoveryCode));
+}

@@ -398,3 +398,137 @@ async fn other_successes_do_not_reset_a_running_count() {
         ChallengeError::Disabled(Method::RecoveryCode)
     );
 }
+
+/// Review finding: a password success used to re-enable a disabled e-mail
+/// code (ranks tie at 1), so the cap never held. Only a factor of the user's
+/// own brings a disabled method back.
+#[tokio::test]
+async fn the_password_or_a_mailbox_code_never_re_enables_a_method() {
+    let s = setup(
+        AttemptLimits::default()
+            .consecutive_failures(3)
+            .per_subject(50, Duration::from_secs(900))
+            .across_methods(50, Duration::from_secs(900)),
+    )
+    .await;
+    let user = alice();
+    let sent = s
+        .engine
+        .send_code(Attempt::new(&user), Channel::Email)
+        .await
+        .unwrap();
+    let right = s.codes.last_code_to("alice@example.com").unwrap();
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    for _ in 0..3 {
+        s.engine
+            .step_up_code(
+                Attempt::new(&user),
+                Channel::Email,
+                &sent.challenge_id,
+                wrong,
+            )
+            .await
+            .unwrap_err();
+    }
+    let sent = s
+        .engine
+        .send_code(Attempt::new(&user), Channel::Email)
+        .await
+        .unwrap();
+    let refused = s
+        .engine
+        .step_up_code(
+            Attempt::new(&user),
+            Channel::Email,
+            &sent.challenge_id,
+            wrong,
+        )
+        .await;
+    assert_eq!(
+        refused.unwrap_err(),
+        ChallengeError::Disabled(Method::EmailCode)
+    );
+    s.engine
+        .step_up_password(Attempt::new(&user), "wonderland")
+        .await
+        .unwrap();
+    let sent = s
+        .engine
+        .send_code(Attempt::new(&user), Channel::Email)
+        .await
+        .unwrap();
+    let right = s.codes.last_code_to("alice@example.com").unwrap();
+    assert_eq!(
+        s.engine
+            .step_up_code(
+                Attempt::new(&user),
+                Channel::Email,
+                &sent.challenge_id,
+                &right
+            )
+            .await
+            .unwrap_err(),
+        ChallengeError::Disabled(Method::EmailCode),
+        "the password does not bring it back"
+    );
+    // The user is told once, when it was disabled — not on every attempt.
+    let told = s
+        .notices
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| **n == NoticeKind::MethodDisabled)
+        .count();
+    assert_eq!(told, 1);
+}
+
+/// Review finding: racing guesses at one code were all compared before the
+/// per-code count moved; now the count moves first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_guesses_at_one_code_stay_within_its_allowance() {
+    let s = Arc::new(
+        setup(
+            AttemptLimits::default()
+                .per_subject(50, Duration::from_secs(900))
+                .across_methods(50, Duration::from_secs(900)),
+        )
+        .await,
+    );
+    let user = alice();
+    let sent = s
+        .engine
+        .send_code(Attempt::new(&user), Channel::Email)
+        .await
+        .unwrap();
+    let right: u32 = s
+        .codes
+        .last_code_to("alice@example.com")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..20u32 {
+        let s = s.clone();
+        let user = user.clone();
+        let id = sent.challenge_id.clone();
+        let guess = format!("{:06}", (right + 1 + i) % 1_000_000);
+        racers.spawn(async move {
+            s.engine
+                .step_up_code(Attempt::new(&user), Channel::Email, &id, &guess)
+                .await
+        });
+    }
+    let results = racers.join_all().await;
+    let compared = results
+        .iter()
+        .filter(|r| matches!(r, Err(ChallengeError::Wrong { .. })))
+        .count();
+    assert!(
+        compared <= 3,
+        "{compared} guesses compared against one code"
+    );
+}

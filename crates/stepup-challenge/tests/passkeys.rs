@@ -26,6 +26,15 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(PasskeyConfig::new("bank.example", ORIGIN, "Bank"))
+}
+
+/// An engine that believes authenticators' device-binding claims.
+fn setup_trusting() -> Setup {
+    setup_with(PasskeyConfig::new("bank.example", ORIGIN, "Bank").trust_unattested_device_binding())
+}
+
+fn setup_with(passkeys: PasskeyConfig) -> Setup {
     let clock = TestClock::new(Timestamp::from_unix_seconds(1_700_000_010));
     let config = TokenConfig::new(KeyRing::new(
         Key::from_bytes(KeyId::new(1), &[3u8; 32]).unwrap(),
@@ -36,7 +45,7 @@ fn setup() -> Setup {
         MemoryStateStore::new(clock.clone()),
     )
     .with_clock(clock.clone())
-    .with_passkeys(PasskeyConfig::new("bank.example", ORIGIN, "Bank"))
+    .with_passkeys(passkeys)
     .unwrap();
     Setup {
         engine,
@@ -78,7 +87,7 @@ async fn register(s: &Setup, user: &Subject, authenticator: &mut SoftPasskey) {
 
 #[tokio::test]
 async fn register_then_step_up_to_level_three() {
-    let s = setup();
+    let s = setup_trusting();
     let alice = Subject::new("alice").with_session("s-1");
     let mut key = SoftPasskey::new(true);
     register(&s, &alice, &mut key).await;
@@ -319,7 +328,7 @@ async fn credentials_are_unique_removals_stick_and_synced_passkeys_rank_lower() 
     register(&s, &alice, &mut key).await;
     let stored = s.engine.passkeys(&alice).await.unwrap().remove(0);
     assert!(stored.is_device_bound());
-    assert_eq!(stored.method(), Method::DeviceBoundPasskey);
+    assert_eq!(stored.claimed_method(), Method::DeviceBoundPasskey);
 
     let store = MemoryFactorStore::new();
     let bob = Subject::new("bob");
@@ -342,7 +351,7 @@ async fn credentials_are_unique_removals_stick_and_synced_passkeys_rank_lower() 
         passkey: serde_json::from_value(json).unwrap(),
     };
     assert!(!synced.is_device_bound());
-    assert_eq!(synced.method(), Method::Passkey);
+    assert_eq!(synced.claimed_method(), Method::Passkey);
     let levels = s.config.levels();
     assert_eq!(levels.rank_of(Method::Passkey), 2);
     assert_eq!(levels.rank_of(Method::DeviceBoundPasskey), 3);
@@ -367,6 +376,87 @@ async fn ceremony_starts_are_counted() {
     s.clock.advance(Duration::from_secs(15 * 60 + 1));
     s.engine
         .start_passkey_registration(&alice, "alice")
+        .await
+        .unwrap();
+}
+
+/// An authenticator's "device-bound" claim is not attested: software can
+/// make it. By default it is not believed, so a passkey registered with a
+/// phished TOTP code proves `passkey` (level 2, `swk`), never level 3, and
+/// never outranks the user's own factors.
+#[tokio::test]
+async fn an_unattested_device_binding_claim_is_not_believed_by_default() {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut key = SoftPasskey::new(true);
+    register(&s, &alice, &mut key).await;
+    assert!(s.engine.passkeys(&alice).await.unwrap()[0].is_device_bound());
+    assert_eq!(
+        s.engine.enrolled_methods(&alice).await.unwrap(),
+        [Method::Passkey]
+    );
+    let (id, options) = s
+        .engine
+        .start_passkey_step_up(Attempt::new(&alice))
+        .await
+        .unwrap();
+    let assertion = key.do_authentication(origin(), options).unwrap();
+    let token = s
+        .engine
+        .step_up_passkey(Attempt::new(&alice), &id, &assertion)
+        .await
+        .unwrap();
+    assert_eq!(token.assurance().acr(), Some("aal2"));
+    assert_eq!(token.assurance().amr(), ["swk", "user"]);
+    assert!(matches!(
+        s.config.gate().check(
+            &alice,
+            Some(token.value()),
+            &Policy::level(3),
+            s.clock.now()
+        ),
+        Decision::Challenge(_)
+    ));
+}
+
+/// Review finding: 100 finishes with a made-up ceremony id disabled the
+/// user's passkey for a year. A request without a pending ceremony is no
+/// guess (not counted), and passkeys have no consecutive-failure cap (an
+/// assertion cannot be guessed; a cap would only be a lever to disable the
+/// strongest factor).
+#[tokio::test]
+async fn made_up_ceremonies_never_disable_a_passkey() {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut key = SoftPasskey::new(true);
+    register(&s, &alice, &mut key).await;
+    let (_, options) = s
+        .engine
+        .start_passkey_step_up(Attempt::new(&alice))
+        .await
+        .unwrap();
+    let assertion = key.do_authentication(origin(), options).unwrap();
+    for _ in 0..150 {
+        assert_eq!(
+            s.engine
+                .step_up_passkey(
+                    Attempt::new(&alice),
+                    "00000000000000000000000000000000",
+                    &assertion
+                )
+                .await
+                .unwrap_err(),
+            ChallengeError::NoPendingCeremony
+        );
+    }
+    let (id, options) = s
+        .engine
+        .start_passkey_step_up(Attempt::new(&alice))
+        .await
+        .unwrap();
+    let assertion = key.do_authentication(origin(), options).unwrap();
+    s.engine
+        .step_up_passkey(Attempt::new(&alice), &id, &assertion)
         .await
         .unwrap();
 }

@@ -400,23 +400,32 @@ pub enum NoSubject {
 
 /// Whether a state-changing request (a challenge POST) comes from the
 /// application's own origin: an `Origin` equal to `expected`
-/// (`scheme://host[:port]`), or — for browsers that send no `Origin` —
-/// `Sec-Fetch-Site: same-origin`. Another origin, or neither header, is
-/// refused: API clients send `Origin`.
+/// (`scheme://host[:port]`), or — for browsers that send no `Origin`, or
+/// `Origin: null` — `Sec-Fetch-Site: same-origin`. Another origin, or
+/// neither header, is refused: API clients send `Origin`.
+///
+/// Browsers send `Origin: null` on a same-origin form POST from a page
+/// whose referrer policy is `no-referrer` (as the challenge pages'), and
+/// also from sandboxed frames and `data:` documents — whose
+/// `Sec-Fetch-Site` is then `cross-site`. A page cannot set
+/// `Sec-Fetch-Site`, so `null` counts only with `same-origin` from it.
 ///
 /// ```
 /// use stepup_core::web::same_origin;
 /// let me = "https://bank.example";
 /// assert!(same_origin(me, Some(b"https://bank.example"), None));
 /// assert!(same_origin(me, None, Some(b"same-origin")));
+/// assert!(same_origin(me, Some(b"null"), Some(b"same-origin")));
+/// assert!(!same_origin(me, Some(b"null"), Some(b"cross-site")));
+/// assert!(!same_origin(me, Some(b"null"), None));
 /// assert!(!same_origin(me, Some(b"https://evil.example"), Some(b"same-origin")));
 /// assert!(!same_origin(me, None, Some(b"same-site")));
 /// assert!(!same_origin(me, None, None));
 /// ```
 pub fn same_origin(expected: &str, origin: Option<&[u8]>, sec_fetch_site: Option<&[u8]>) -> bool {
     match origin {
+        Some(b"null") | None => sec_fetch_site == Some(b"same-origin".as_slice()),
         Some(origin) => origin == expected.as_bytes(),
-        None => sec_fetch_site == Some(b"same-origin".as_slice()),
     }
 }
 

@@ -1,7 +1,6 @@
 //! `SameOriginLayer`: the origin check of the challenge routes, for an
 //! application's own state-changing routes (log-in, log-out, transfers).
 
-use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -43,17 +42,9 @@ static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 ///     .route_layer(SameOriginLayer::new("https://bank.example"));
 /// # let _ = app;
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SameOriginLayer {
     origin: Arc<str>,
-}
-
-impl fmt::Debug for SameOriginLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SameOriginLayer")
-            .field("origin", &self.origin)
-            .finish()
-    }
 }
 
 impl SameOriginLayer {
@@ -83,19 +74,10 @@ impl<S> Layer<S> for SameOriginLayer {
 }
 
 /// The service made by [`SameOriginLayer`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SameOrigin<S> {
     inner: S,
     origin: Arc<str>,
-}
-
-impl<S: fmt::Debug> fmt::Debug for SameOrigin<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SameOrigin")
-            .field("inner", &self.inner)
-            .field("origin", &self.origin)
-            .finish()
-    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SameOrigin<S>

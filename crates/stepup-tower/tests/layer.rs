@@ -121,7 +121,8 @@ async fn api_clients_get_rfc9470_and_a_problem_body() {
         body["step_up_url"],
         "/step-up?return_to=/transfer&reason=no_assurance"
     );
-    assert_eq!(body["methods"][0], "passkey");
+    // Strongest first: a device-bound passkey (level 3 under NIST).
+    assert_eq!(body["methods"][0], "device_bound_passkey");
 }
 
 #[tokio::test]
@@ -381,9 +382,10 @@ async fn contextual_policies_follow_the_request() {
     let (response, ran) = f.run(call(Method::DELETE, &totp)).await;
     assert!(!ran);
     assert_eq!(problem(&response)["reason"], "missing_method");
+    // A device-bound passkey satisfies "a passkey" too.
     assert_eq!(
         problem(&response)["methods"],
-        serde_json::json!(["passkey"])
+        serde_json::json!(["device_bound_passkey", "passkey"])
     );
     let passkey = f.token(&user, &[Factor::Passkey], T0);
     assert!(f.run(call(Method::DELETE, &passkey)).await.1);

@@ -2,6 +2,7 @@
 // playwright-core: headless, no network of its own, a fresh profile that is
 // removed on close. Never `npx playwright install`: the browser comes from
 // apt (scripts/browser installs it).
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +43,9 @@ export async function launch(options = {}) {
     await rm(profile, { recursive: true, force: true });
     throw error;
   }
+  // Also when the process ends early (process.exit, or Playwright's own
+  // SIGTERM / SIGINT handling, which closes the browser first).
+  process.once('exit', () => rmSync(profile, { recursive: true, force: true }));
   return {
     context,
     async close() {
