@@ -38,6 +38,24 @@ async fn email_step_up(bank: &Bank, address: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// Starts a TOTP enrollment by JSON (it must be allowed): the new secret.
+async fn start_totp(bank: &Bank) -> stepup_challenge::TotpSecret {
+    let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap()
+}
+
+/// The code of `secret` on the bank's clock now.
+fn code_of(bank: &Bank, secret: &stepup_challenge::TotpSecret) -> String {
+    stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
+        .code_at(
+            secret,
+            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
+        )
+        .unwrap()
+}
+
 /// A challenge, not a success: 401 with the RFC 9470 header, and nothing
 /// of the factor in the body.
 async fn challenged(r: reqwest::Response, what: &str) {
@@ -132,19 +150,8 @@ async fn a_first_factor_needs_the_password_again(bank: Bank) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "change_refused", "{body}");
-    let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.unwrap();
-    let secret =
-        stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
-    let code = |bank: &Bank| {
-        stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-            .code_at(
-                &secret,
-                stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
-            )
-            .unwrap()
-    };
+    let secret = start_totp(&bank).await;
+    let code = |bank: &Bank| code_of(bank, &secret);
     let r = bank
         .post_json("/step-up/enroll/totp/confirm", json!({"code": code(&bank)}))
         .await;
@@ -192,19 +199,10 @@ async fn replacing_totp_needs_totp_and_ends_assurance(bank: Bank) {
         "the password is not enough"
     );
     bank.totp(&bank.code(), "/").await;
-    let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.unwrap();
-    let secret =
-        stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
+    let secret = start_totp(&bank).await;
     assert_eq!(bank.transfer(1).await.status(), StatusCode::OK);
     bank.clock.advance(Duration::from_secs(30));
-    let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(
-            &secret,
-            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
-        )
-        .unwrap();
+    let code = code_of(&bank, &secret);
     let r = bank
         .post_json("/step-up/enroll/totp/confirm", json!({"code": code}))
         .await;
@@ -226,17 +224,8 @@ async fn replacing_totp_needs_totp_and_ends_assurance(bank: Bank) {
 async fn a_pending_enrollment_belongs_to_its_session(bank: Bank) {
     bank.login("alice", "wonderland").await;
     bank.totp(&bank.code(), "/").await;
-    let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.unwrap();
-    let secret =
-        stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
-    let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(
-            &secret,
-            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
-        )
-        .unwrap();
+    let secret = start_totp(&bank).await;
+    let code = code_of(&bank, &secret);
     let other = bank.login_elsewhere("alice", "wonderland").await;
     let r = bank
         .post_json_as(
@@ -261,12 +250,7 @@ async fn a_pending_enrollment_belongs_to_its_session(bank: Bank) {
         .post_json_as(&other, "/step-up/totp", json!({"code": bank.code()}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(
-            &secret,
-            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
-        )
-        .unwrap();
+    let code = code_of(&bank, &secret);
     let r = bank
         .post_json_as(
             &other,
@@ -286,17 +270,8 @@ async fn confirming_in_the_step_of_the_last_step_up_works(bank: Bank) {
     bank.login("alice", "wonderland").await;
     let r = bank.totp(&bank.code(), "/").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.unwrap();
-    let secret =
-        stepup_challenge::TotpSecret::from_base32(v["manual_entry_key"].as_str().unwrap()).unwrap();
-    let code = stepup_challenge::TotpConfig::new(bank_core::TOTP_ISSUER)
-        .code_at(
-            &secret,
-            stepup_core::Clock::now(&bank.clock).as_unix_seconds(),
-        )
-        .unwrap();
+    let secret = start_totp(&bank).await;
+    let code = code_of(&bank, &secret);
     let r = bank
         .post_json("/step-up/enroll/totp/confirm", json!({"code": code}))
         .await;
