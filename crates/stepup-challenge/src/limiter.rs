@@ -190,6 +190,9 @@ pub(crate) struct Keys {
     /// only let a session holder disable the user's strongest factor.
     consecutive: Option<String>,
     disabled: String,
+    /// Set while any method of the subject is disabled, so a success looks
+    /// for methods to enable again only then (one read, not one per method).
+    any_disabled: String,
 }
 
 impl Keys {
@@ -205,6 +208,7 @@ impl Keys {
             consecutive: (!matches!(method, Method::Passkey | Method::DeviceBoundPasskey))
                 .then(|| format!("stepup:consecutive:{scope}:{subject_key}")),
             disabled: format!("stepup:disabled:{scope}:{subject_key}"),
+            any_disabled: format!("stepup:disabled-any:{subject_key}"),
         }
     }
 }
@@ -267,6 +271,9 @@ pub(crate) async fn admit<S: StateStore>(
     if n > limits.consecutive {
         state
             .put(&keys.disabled, vec![1], CONSECUTIVE_MEMORY)
+            .await?;
+        state
+            .put(&keys.any_disabled, vec![1], CONSECUTIVE_MEMORY)
             .await?;
         *just_disabled = n == limits.consecutive + 1;
         return Err(ChallengeError::Disabled(keys.method));
@@ -374,6 +381,9 @@ pub(crate) async fn succeeded<S: StateStore>(
     // Only a *disabled* method comes back: the consecutive count of one
     // still enabled keeps running whatever other methods succeed, or a
     // user's daily TOTP would reset an attacker's slow recovery-code count.
+    if reenable.is_empty() || state.get(&keys.any_disabled).await?.is_none() {
+        return Ok(());
+    }
     for other in reenable {
         if state.get(&other.disabled).await?.is_some() {
             state.remove(&other.disabled).await?;
