@@ -437,5 +437,21 @@ mod more {
         email_step_up(&bank, bank_core::ALICE_EMAIL).await;
         let r = bank.post_json("/step-up/enroll/totp", json!({})).await;
         assert_eq!(r.status(), StatusCode::OK);
+        // (The enrollment was started, not confirmed: the recovery is still
+        // there.) Cancelled, a third start is taken; cancelled again, a
+        // fourth within the week is refused as such (429), not as an outage.
+        let cancel = || bank.post_json("/step-up/account-recovery/cancel", json!({}));
+        let body: Value = cancel().await.json().await.unwrap();
+        assert_eq!(body["cancelled"], true, "{body}");
+        email_step_up(&bank, bank_core::ALICE_EMAIL).await;
+        let r = bank.post_json("/step-up/account-recovery", json!({})).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let body: Value = cancel().await.json().await.unwrap();
+        assert_eq!(body["cancelled"], true, "{body}");
+        email_step_up(&bank, bank_core::ALICE_EMAIL).await;
+        let r = bank.post_json("/step-up/account-recovery", json!({})).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "locked_out", "{body}");
     }
 }

@@ -890,7 +890,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         match outcome {
             Ok(()) if is_json(request) => Reply::json(200, &json!({"removed": what})),
             Ok(()) => enroll_html(200, &self.enroll_page().done(done)),
-            Err(e) if failure_status(&e) == 503 => unavailable(&e),
             Err(e) => self.failed_json(&e),
         }
     }
@@ -939,7 +938,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     "ready": pending.is_ready(self.settings.clock.now()),
                 }),
             )),
-            Err(e) => Err(unavailable(&e)),
+            // A refusal (no notice sink, too many starts) is said as such;
+            // only a store failure is a 503.
+            Err(e) => Err(self.failed_json(&e)),
         }
     }
 
