@@ -231,7 +231,7 @@ async fn wrong_codes_lock_out(bank: Bank) {
 }
 
 /// Every challenge POST, with a body it would accept.
-const POSTS: [&str; 13] = [
+const POSTS: [&str; 17] = [
     "/step-up/totp",
     "/step-up/password",
     "/step-up/recovery",
@@ -245,6 +245,10 @@ const POSTS: [&str; 13] = [
     "/step-up/enroll/recovery-codes",
     "/step-up/enroll/passkey/start",
     "/step-up/enroll/passkey/finish",
+    "/step-up/enroll/totp/remove",
+    "/step-up/enroll/passkey/remove",
+    "/step-up/account-recovery",
+    "/step-up/account-recovery/cancel",
 ];
 
 async fn every_post_refuses_other_origins(bank: Bank) {
@@ -269,16 +273,24 @@ async fn every_post_refuses_other_origins(bank: Bank) {
             assert_eq!(r.headers()["cache-control"], "no-store");
             assert!(r.headers().get(SET_COOKIE).is_none(), "{path}");
         }
-        // A cross-site or same-site fetch without Origin is refused too.
+        // A cross-site or same-site fetch without Origin, or with `null`
+        // (a sandboxed frame, a data: document), is refused too.
         for site in ["cross-site", "same-site", "none"] {
-            let r = bank
-                .client
-                .post(bank.url(path))
-                .header("sec-fetch-site", site)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} {site}");
+            for origin in [None, Some("null")] {
+                let mut request = bank
+                    .client
+                    .post(bank.url(path))
+                    .header("sec-fetch-site", site);
+                if let Some(origin) = origin {
+                    request = request.header("origin", origin);
+                }
+                let r = request.send().await.unwrap();
+                assert_eq!(
+                    r.status(),
+                    StatusCode::FORBIDDEN,
+                    "{path} {site} {origin:?}"
+                );
+            }
         }
     }
     // Nothing happened: no step-up, no code sent.
@@ -294,6 +306,18 @@ async fn every_post_refuses_other_origins(bank: Bank) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // So is `Origin: null` with it: what Chromium sends on a form POST from
+    // the challenge page, whose referrer policy is `no-referrer`.
+    let r = bank
+        .client
+        .post(bank.url("/step-up/password"))
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("password", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "checked, not refused");
 }
 
 async fn hostile_return_paths_and_page_input(bank: Bank) {

@@ -26,7 +26,30 @@ use std::time::Duration;
 
 use stepup_core::{LevelTable, Method, Policy};
 
-/// A change to a subject's factors.
+/// A change to a subject's factors, and the rule it is held to
+/// ([`Engine::authorize_change`](crate::Engine::authorize_change)). Ranks
+/// come from the configured level table
+/// ([`LevelTable::rank_of`](stepup_core::LevelTable::rank_of)), and every
+/// proof must be fresh (5 minutes by default):
+///
+/// | change | needs |
+/// |---|---|
+/// | the first second factor | the password, re-confirmed — and a code, for a user with e-mail or SMS codes; without a password check, refused unless [`dangerously_allow_first_factor_without_password`](crate::Engine::dangerously_allow_first_factor_without_password) |
+/// | `Add` | a proof with a factor at least as strong as the strongest the user has |
+/// | `Replace` | that, with the replaced factor itself or a strictly stronger one |
+/// | `Remove` | a proof at least as strong as the removed factor |
+/// | recovery codes (`Add`/`Replace(RecoveryCode)`) | another factor at least as strong as recovery codes, and a proof with the strongest |
+///
+/// The password never counts once the user has a second factor; recovery
+/// codes never count, nor do e-mail and SMS codes the table does not rank
+/// above the password — except in a ready account recovery, which accepts
+/// any second factor for one change.
+///
+/// ```
+/// use stepup_challenge::FactorChange;
+/// use stepup_core::Method;
+/// assert_ne!(FactorChange::Add(Method::Totp), FactorChange::Replace(Method::Totp));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FactorChange {
@@ -127,9 +150,11 @@ pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
         let policy = match (password, weak_codes()) {
             (Some(p), Some(codes)) => p.and(codes),
             (Some(p), None) => p,
+            (None, _) if !account.first_without_password => {
+                return ChangeCheck::Refused(NO_PASSWORD_CHECK);
+            }
             (None, Some(codes)) => codes,
-            (None, None) if account.first_without_password => return ChangeCheck::Allowed,
-            (None, None) => return ChangeCheck::Refused(NO_PASSWORD_CHECK),
+            (None, None) => return ChangeCheck::Allowed,
         };
         return ChangeCheck::Prove(policy.max_age(account.fresh).with_reason(REASON));
     };
@@ -239,6 +264,8 @@ mod tests {
             "password within 5m and email_code within 5m"
         );
         assert!(policy(check(FactorChange::Add(Totp), &[])).starts_with("refused"));
+        // Without a password check the mailbox alone does not add a factor.
+        assert!(policy(check(FactorChange::Add(Totp), &[EmailCode])).starts_with("refused"));
     }
 
     #[test]

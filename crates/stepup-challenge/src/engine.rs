@@ -422,8 +422,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 
     /// The server-side key naming store entries and digesting one-time
     /// codes (default: derived from the issuer's signing key). Every
-    /// instance must use the same; changing it forgets attempt counters,
-    /// replay state and pending codes.
+    /// instance must use the same; changing it (or, without this, rotating
+    /// the signing key) forgets attempt counters, disabled methods, TOTP
+    /// replay state, pending codes, enrollments and account recoveries, and
+    /// gives new passkey registrations another user handle. Pin one to
+    /// rotate the signing key without that.
     pub fn with_state_key(mut self, key: [u8; 32]) -> Self {
         self.keys = StoreKeys::new(&key);
         self
@@ -457,11 +460,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     /// **Risky.** Lets a user without any second factor enroll the first one
-    /// with nothing but their login session when no [`PasswordVerifier`] is
-    /// configured: anyone holding a session cookie can then add a factor of
-    /// their own and step up with it. Without this, first enrollment needs
-    /// a password re-confirmation within the change freshness, and an
-    /// engine without passwords refuses it.
+    /// without a password re-confirmation when no [`PasswordVerifier`] is
+    /// configured: with nothing but the login session (or, for a user with
+    /// an e-mail or SMS address, with a code sent there), so anyone holding
+    /// a session cookie (and the mailbox) can add a factor of their own and
+    /// step up with it. Without this, first enrollment needs a password
+    /// re-confirmation within the change freshness (and a code, for a user
+    /// with e-mail or SMS codes), and an engine without passwords refuses
+    /// it.
     pub fn dangerously_allow_first_factor_without_password(mut self) -> Self {
         self.changes.first_without_password = true;
         self
@@ -560,7 +566,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         code: &str,
     ) -> Result<IssuedToken, ChallengeError> {
         let outcome = async {
-            let digest = recovery::digest_of_input(code, &self.keys)?;
+            let digest = recovery::digest_of_input(code)?;
             if self.factors.recovery_codes_left(attempt.subject).await? == 0 {
                 return Err(ChallengeError::NotEnrolled(Method::RecoveryCode));
             }
@@ -842,9 +848,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(started)
     }
 
-    /// Steps up with the browser's passkey assertion for `ceremony`. A
-    /// device-bound passkey proves [`Method::DeviceBoundPasskey`], one that
-    /// may be synced [`Method::Passkey`].
+    /// Steps up with the browser's passkey assertion for `ceremony`: it
+    /// proves [`Method::Passkey`] — or [`Method::DeviceBoundPasskey`] for a
+    /// passkey that says it is device-bound, only with
+    /// [`PasskeyConfig::trust_unattested_device_binding`](crate::PasskeyConfig::trust_unattested_device_binding).
     #[cfg(feature = "passkey")]
     pub async fn step_up_passkey(
         &self,
@@ -954,7 +961,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .map(|_| RecoveryCode::generate())
             .collect::<Result<Vec<_>, _>>()?;
         let replaced = self.factors.recovery_codes_left(subject).await? > 0;
-        let digests = codes.iter().map(|c| c.digest(&self.keys)).collect();
+        let digests = codes.iter().map(RecoveryCode::digest).collect();
         self.factors.set_recovery_digests(subject, digests).await?;
         if replaced {
             self.factors.bump_epoch(subject).await?;
@@ -974,8 +981,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     /// The methods the subject can step up with now, strongest first: a
-    /// device-bound passkey, a passkey that may be synced, TOTP if
-    /// enrolled, the password if the application checks passwords, e-mail
+    /// device-bound passkey (only where device-binding claims are trusted),
+    /// a passkey, TOTP if enrolled, the password if the application checks passwords, e-mail
     /// and SMS codes where the subject has an address and a sender is
     /// configured, recovery codes if any are left.
     pub async fn enrolled_methods(&self, subject: &Subject) -> Result<Vec<Method>, ChallengeError> {
@@ -1530,9 +1537,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let strong = change::is_strong(proven, levels);
         let reenable: Vec<Keys> = Method::BUILT_IN
             .into_iter()
-            .filter(|m| {
-                strong && *m != counted && *m != Method::Password && levels.rank_of(*m) <= rank
-            })
+            .filter(|m| strong && *m != counted && levels.rank_of(*m) <= rank)
             .map(|m| self.limiter_keys(subject, m))
             .collect();
         limiter::succeeded(&self.state, &self.limiter_keys(subject, counted), &reenable).await?;

@@ -47,7 +47,9 @@ pub enum ChallengeError {
     },
     /// Too many consecutive failures with this method (at most 100, NIST
     /// SP 800-63B): it stays disabled for this account until a success with
-    /// another method at least as strong, or the application's reset.
+    /// a factor of the user's own at least as strong (not the password, a
+    /// recovery code, or an e-mail/SMS code the table ranks no higher than
+    /// the password), or the application's reset.
     #[error(
         "{0} is paused for this account after too many failed attempts; use another way to confirm"
     )]
@@ -56,12 +58,8 @@ pub enum ChallengeError {
     /// in a moment (answered with `503`).
     #[error("too many confirmations are in progress; try again in a moment")]
     Busy,
-    /// This change to the account's factors is not allowed (see the
-    /// message: a first factor without a password check, recovery codes
-    /// without another factor, …).
-    #[error("{0}")]
-    ChangeRefused(&'static str),
-    /// No account recovery is pending, or its waiting period is not over.
+    /// An account recovery cannot start: no notice sink is configured
+    /// (nobody could tell the user, who could not cancel it).
     #[error("{0}")]
     Recovery(&'static str),
     /// Too many attempts: nothing is checked until `until`, right or wrong.

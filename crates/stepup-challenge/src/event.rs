@@ -107,7 +107,8 @@ impl<F: Fn(&Event) + Send + Sync + 'static> EventSink for F {
 pub struct Notice<'a> {
     /// What happened.
     pub kind: NoticeKind,
-    /// Which method (for a recovery: the weaker method it will accept).
+    /// Which method (for an account recovery: `RecoveryCode`, standing for
+    /// the weaker factors it lets replace a stronger one).
     pub method: Method,
     /// Whose account.
     pub subject: &'a Subject,

@@ -38,7 +38,7 @@ enum Domain {
     Code = 4,
     Secret = 5,
     Events = 6,
-    Recovery = 7,
+    #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
     UserHandle = 8,
 }
 
@@ -104,13 +104,9 @@ impl StoreKeys {
         hex(&self.digest(Domain::Secret, &[secret])[..NAME_BYTES])
     }
 
-    /// The digest a recovery code (normalized) is stored as.
-    pub(crate) fn recovery(&self, normalized: &str) -> [u8; 32] {
-        self.digest(Domain::Recovery, &[normalized.as_bytes()])
-    }
-
     /// The WebAuthn user handle of a subject: stable, 16 bytes, revealing
     /// nothing of the id without the server key.
+    #[cfg(feature = "passkey")]
     pub(crate) fn user_handle(&self, subject: &Subject) -> [u8; 16] {
         let full = self.digest(Domain::UserHandle, &[subject.id().as_bytes()]);
         let mut out = [0u8; 16];

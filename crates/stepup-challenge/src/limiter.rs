@@ -18,7 +18,7 @@ use crate::store::StateStore;
 /// |---|---|---|
 /// | per subject and method | 5 failures in 15 minutes, then a lockout of 1 minute doubling with each further lockout within a day (at most 1 day) | fast guessing of one method |
 /// | across second-factor methods | 10 failures in 15 minutes, the same lockouts | switching methods (TOTP → e-mail code → recovery code) to multiply the guesses |
-/// | consecutive failures per subject and method | 100 (NIST SP 800-63B's limit; may be set lower, never higher), never reset by a window: only by a success with this method, with another method at least as strong, or [`Engine::reset_attempts`](crate::Engine::reset_attempts) | slow guessing that stays under every window |
+/// | consecutive failures per subject and method | 100 (NIST SP 800-63B's limit; may be set lower, never higher), never reset by a window: only by a success with this method, with a factor of the user's own at least as strong (never the password, a recovery code, or an e-mail/SMS code ranked no higher than the password), or [`Engine::reset_attempts`](crate::Engine::reset_attempts) | slow guessing that stays under every window |
 /// | failures per client address | 50 in 15 minutes, IPv4 per address, IPv6 per /64 | one client trying many users; successes do not count, so users behind one NAT are not blocked by each other |
 /// | wrong guesses per e-mail/SMS code | 3, then the code is void | guessing one code for its whole life |
 /// | passkey ceremonies started per subject | 20 in 15 minutes | ceremony exhaustion |

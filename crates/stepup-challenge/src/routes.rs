@@ -1572,7 +1572,6 @@ fn failure_status(error: &ChallengeError) -> u16 {
     match error {
         ChallengeError::LockedOut { .. } | ChallengeError::Disabled(_) => 429,
         ChallengeError::Store(_) | ChallengeError::Issue(_) | ChallengeError::Busy => 503,
-        ChallengeError::ChangeRefused(_) => 403,
         ChallengeError::Recovery(_) => 409,
         _ => 400,
     }
@@ -1590,7 +1589,6 @@ fn error_code(error: &ChallengeError) -> &'static str {
         ChallengeError::PasskeyRejected => "passkey_rejected",
         ChallengeError::NoPendingEnrollment => "no_pending_enrollment",
         ChallengeError::Disabled(_) => "method_disabled",
-        ChallengeError::ChangeRefused(_) => "change_refused",
         ChallengeError::Recovery(_) => "recovery",
         _ => "failed",
     }

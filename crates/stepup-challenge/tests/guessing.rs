@@ -484,6 +484,53 @@ async fn the_password_or_a_mailbox_code_never_re_enables_a_method() {
         .filter(|n| **n == NoticeKind::MethodDisabled)
         .count();
     assert_eq!(told, 1);
+    // A disabled password: an e-mail code (the mailbox) does not bring it
+    // back; TOTP, a factor of the user's own, does.
+    for _ in 0..4 {
+        let _ = s.engine.step_up_password(Attempt::new(&user), "nope").await;
+    }
+    assert_eq!(
+        s.engine
+            .step_up_password(Attempt::new(&user), "wonderland")
+            .await
+            .unwrap_err(),
+        ChallengeError::Disabled(Method::Password)
+    );
+    s.engine
+        .reset_attempts(&user, Method::EmailCode)
+        .await
+        .unwrap();
+    let sent = s
+        .engine
+        .send_code(Attempt::new(&user), Channel::Email)
+        .await
+        .unwrap();
+    let right = s.codes.last_code_to("alice@example.com").unwrap();
+    s.engine
+        .step_up_code(
+            Attempt::new(&user),
+            Channel::Email,
+            &sent.challenge_id,
+            &right,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.engine
+            .step_up_password(Attempt::new(&user), "wonderland")
+            .await
+            .unwrap_err(),
+        ChallengeError::Disabled(Method::Password),
+        "a mailbox code does not bring it back"
+    );
+    s.engine
+        .step_up_totp(Attempt::new(&user), &s.code())
+        .await
+        .unwrap();
+    s.engine
+        .step_up_password(Attempt::new(&user), "wonderland")
+        .await
+        .unwrap();
 }
 
 /// Review finding: racing guesses at one code were all compared before the
