@@ -70,6 +70,14 @@ async fn setup(limits: AttemptLimits) -> Setup {
     }
 }
 
+/// Limits where only the consecutive-failure cap (3) can bite.
+fn capped_at_three() -> AttemptLimits {
+    AttemptLimits::default()
+        .consecutive_failures(3)
+        .per_subject(50, Duration::from_secs(900))
+        .across_methods(50, Duration::from_secs(900))
+}
+
 fn alice() -> Subject {
     Subject::new("alice").with_session("s-1")
 }
@@ -169,13 +177,7 @@ async fn slow_guessing_under_every_window_stops_at_one_hundred() {
 /// one (the password) does not.
 #[tokio::test]
 async fn a_disabled_method_comes_back_after_a_success_with_another_as_strong() {
-    let s = setup(
-        AttemptLimits::default()
-            .consecutive_failures(3)
-            .per_subject(50, Duration::from_secs(900))
-            .across_methods(50, Duration::from_secs(900)),
-    )
-    .await;
+    let s = setup(capped_at_three()).await;
     let user = alice();
     for _ in 0..3 {
         s.engine
@@ -373,13 +375,7 @@ async fn the_address_budget_counts_failures_by_prefix() {
 /// attacker's slow recovery-code guessing.
 #[tokio::test]
 async fn other_successes_do_not_reset_a_running_count() {
-    let s = setup(
-        AttemptLimits::default()
-            .consecutive_failures(3)
-            .per_subject(50, Duration::from_secs(900))
-            .across_methods(50, Duration::from_secs(900)),
-    )
-    .await;
+    let s = setup(capped_at_three()).await;
     let user = alice();
     let guess = || {
         s.engine
@@ -404,13 +400,7 @@ async fn other_successes_do_not_reset_a_running_count() {
 /// own brings a disabled method back.
 #[tokio::test]
 async fn the_password_or_a_mailbox_code_never_re_enables_a_method() {
-    let s = setup(
-        AttemptLimits::default()
-            .consecutive_failures(3)
-            .per_subject(50, Duration::from_secs(900))
-            .across_methods(50, Duration::from_secs(900)),
-    )
-    .await;
+    let s = setup(capped_at_three()).await;
     let user = alice();
     let sent = s
         .engine
