@@ -170,7 +170,7 @@ pub struct Engine<F, S, P = NoPasswords> {
     clock: Arc<dyn Clock>,
     events: Option<Arc<dyn EventSink>>,
     notices: Option<Arc<dyn NoticeSink>>,
-    event_key: [u8; 32],
+    event_keys: StoreKeys,
     keys: StoreKeys,
     sender: Option<Arc<dyn CodeSender>>,
     codes: CodeSettings,
@@ -319,7 +319,7 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
             clock: Arc::new(SystemClock),
             events: None,
             notices: None,
-            event_key,
+            event_keys: StoreKeys::new(&event_key),
             keys: StoreKeys::new(&state_key),
             sender: None,
             codes: CodeSettings::default(),
@@ -348,7 +348,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             clock: self.clock,
             events: self.events,
             notices: self.notices,
-            event_key: self.event_key,
+            event_keys: self.event_keys,
             keys: self.keys,
             sender: self.sender,
             codes: self.codes,
@@ -416,7 +416,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// The key for subject digests in events (default: random per process;
     /// set one shared by all instances to correlate their events).
     pub fn with_event_key(mut self, key: [u8; 32]) -> Self {
-        self.event_key = key;
+        self.event_keys = StoreKeys::new(&key);
         self
     }
 
@@ -918,7 +918,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// only from your own support tooling, after your own checks.
     #[cfg(feature = "passkey")]
     pub async fn remove_passkey(&self, subject: &Subject, id: &[u8]) -> Result<(), ChallengeError> {
-        let method = self.passkey_method(subject, id).await?;
+        let method = self
+            .passkey_method(subject, id)
+            .await?
+            .ok_or(ChallengeError::NotEnrolled(Method::Passkey))?;
         if !self.factors.remove_passkey(subject, id).await? {
             return Err(ChallengeError::NotEnrolled(Method::Passkey));
         }
@@ -930,14 +933,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(())
     }
 
-    /// The method the subject's passkey `id` proves here
-    /// ([`Method::Passkey`] when there is none).
+    /// The method the subject's passkey `id` proves here, or `None` when the
+    /// subject has no passkey with that credential id.
     #[cfg(feature = "passkey")]
     pub async fn passkey_method(
         &self,
         subject: &Subject,
         id: &[u8],
-    ) -> Result<Method, ChallengeError> {
+    ) -> Result<Option<Method>, ChallengeError> {
         let service = self.passkey_service()?;
         Ok(self
             .factors
@@ -945,7 +948,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .await?
             .iter()
             .find(|p| p.id() == id)
-            .map_or(Method::Passkey, |p| service.method_of(p)))
+            .map(|p| service.method_of(p)))
     }
 
     /// Replaces the subject's recovery codes with `count` new ones (1 to
@@ -1535,12 +1538,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         // Only a factor of the user's own brings a disabled method back —
         // never the password or a mailbox code (rank ties included).
         let strong = change::is_strong(proven, levels);
+        let subject_key = self.keys.subject(subject);
         let reenable: Vec<Keys> = Method::BUILT_IN
             .into_iter()
             .filter(|m| strong && *m != counted && levels.rank_of(*m) <= rank)
-            .map(|m| self.limiter_keys(subject, m))
+            .map(|m| Keys::new(m, &subject_key))
             .collect();
-        limiter::succeeded(&self.state, &self.limiter_keys(subject, counted), &reenable).await?;
+        limiter::succeeded(&self.state, &Keys::new(counted, &subject_key), &reenable).await?;
         if strong
             && self
                 .state
@@ -1611,7 +1615,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     fn subject_digest(&self, subject: &Subject) -> String {
-        StoreKeys::new(&self.event_key).events(subject)
+        self.event_keys.events(subject)
     }
 
     fn code_key(&self, subject: &Subject, channel: Channel) -> String {

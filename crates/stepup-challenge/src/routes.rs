@@ -1466,19 +1466,12 @@ mod passkey_routes {
                         .ok()
                 })
                 .ok_or_else(|| Reply::error(400, "id", "Name the passkey by its `id`."))?;
-            let passkeys = self
-                .engine
-                .passkeys(subject)
-                .await
-                .map_err(|e| unavailable(&e))?;
-            if !passkeys.iter().any(|p| p.id() == id.as_slice()) {
-                return Err(self.failed_json(&ChallengeError::NotEnrolled(Method::Passkey)));
-            }
             let method = self
                 .engine
                 .passkey_method(subject, &id)
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(|e| self.failed_json(&e))?
+                .ok_or_else(|| self.failed_json(&ChallengeError::NotEnrolled(Method::Passkey)))?;
             self.fresh_enough(request, subject, FactorChange::Remove(method))
                 .await?;
             let outcome = self.engine.remove_passkey(subject, &id).await;
