@@ -68,6 +68,21 @@ async fn first_id(s: &Setup, user: &Subject) -> Vec<u8> {
     s.engine.passkeys(user).await.unwrap()[0].id().to_vec()
 }
 
+/// Starts a passkey step-up for `user` and lets `key` answer it from the
+/// bank's origin: the ceremony id and the assertion.
+async fn answer_step_up(
+    s: &Setup,
+    user: &Subject,
+    key: &mut SoftPasskey,
+) -> (String, stepup_challenge::webauthn::PublicKeyCredential) {
+    let (id, options) = s
+        .engine
+        .start_passkey_step_up(Attempt::new(user))
+        .await
+        .unwrap();
+    (id, key.do_authentication(origin(), options).unwrap())
+}
+
 fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
 }
@@ -114,12 +129,7 @@ async fn register_then_step_up_to_level_three() {
         ChallengeError::NotEnrolled(Method::Passkey)
     );
 
-    let (id, options) = s
-        .engine
-        .start_passkey_step_up(Attempt::new(&alice))
-        .await
-        .unwrap();
-    let assertion = key.do_authentication(origin(), options).unwrap();
+    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
     let token = s
         .engine
         .step_up_passkey(Attempt::new(&alice), &id, &assertion)
@@ -165,12 +175,7 @@ async fn ceremonies_belong_to_their_session_and_user_and_expire() {
     let mut key = SoftPasskey::new(true);
     register(&s, &alice, &mut key).await;
 
-    let (id, options) = s
-        .engine
-        .start_passkey_step_up(Attempt::new(&alice))
-        .await
-        .unwrap();
-    let assertion = key.do_authentication(origin(), options).unwrap();
+    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
     let other_session = Subject::new("alice").with_session("s-2");
     assert_eq!(
         s.engine
@@ -188,12 +193,7 @@ async fn ceremonies_belong_to_their_session_and_user_and_expire() {
         ChallengeError::NoPendingCeremony
     );
 
-    let (id, options) = s
-        .engine
-        .start_passkey_step_up(Attempt::new(&alice))
-        .await
-        .unwrap();
-    let assertion = key.do_authentication(origin(), options).unwrap();
+    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
     s.clock.advance(Duration::from_secs(301));
     assert_eq!(
         s.engine
@@ -395,12 +395,7 @@ async fn an_unattested_device_binding_claim_is_not_believed_by_default() {
         s.engine.enrolled_methods(&alice).await.unwrap(),
         [Method::Passkey]
     );
-    let (id, options) = s
-        .engine
-        .start_passkey_step_up(Attempt::new(&alice))
-        .await
-        .unwrap();
-    let assertion = key.do_authentication(origin(), options).unwrap();
+    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
     let token = s
         .engine
         .step_up_passkey(Attempt::new(&alice), &id, &assertion)
@@ -449,12 +444,7 @@ async fn made_up_ceremonies_never_disable_a_passkey() {
             ChallengeError::NoPendingCeremony
         );
     }
-    let (id, options) = s
-        .engine
-        .start_passkey_step_up(Attempt::new(&alice))
-        .await
-        .unwrap();
-    let assertion = key.do_authentication(origin(), options).unwrap();
+    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
     s.engine
         .step_up_passkey(Attempt::new(&alice), &id, &assertion)
         .await
