@@ -18,8 +18,8 @@ use stepup_challenge::{
     RecordingSender, TotpConfig, TotpSecret,
 };
 use stepup_conformance::{Adapter, Bank, HTML, SoftPasskey, T0, start, start_with};
-use stepup_core::web::CookieSettings;
 use stepup_core::{Clock, Key, KeyId, KeyRing, Policy, ReturnTo, Subject, TestClock, TokenConfig};
+use stepup_http::CookieSettings;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 stepup_conformance::per_adapter!(
@@ -940,21 +940,19 @@ async fn small_app(adapter: Adapter) -> SmallApp {
     match adapter {
         Adapter::Axum => {
             let stepup = stepup_axum::StepUp::new(
-                config.gate(),
                 engine,
                 stepup_axum::TrustedHeaders::new("x-user").with_session("x-session"),
                 &base,
             )
-            .with_clock(clock.clone())
-            .with_cookie(CookieSettings::local_development())
+            .with_cookie(CookieSettings::insecure_local_development())
             .mounted_at(MOUNT, fallback);
             let app = ::axum::Router::new()
                 .route(
                     "/secret",
                     ::axum::routing::get(|| async { "secret" }).route_layer(stepup.require(policy)),
                 )
-                .nest(MOUNT, stepup.routes())
-                .layer(stepup.extension());
+                .merge(stepup.routes())
+                .layer(stepup.layer());
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -966,9 +964,8 @@ async fn small_app(adapter: Adapter) -> SmallApp {
                 let header = |name| request.headers().get(name)?.to_str().ok();
                 Some(Subject::new(header("x-user")?).with_session(header("x-session")?))
             };
-            let stepup = stepup_actix::StepUp::new(config.gate(), engine, who, &base)
-                .with_clock(clock.clone())
-                .with_cookie(CookieSettings::local_development())
+            let stepup = stepup_actix::StepUp::new(engine, who, &base)
+                .with_cookie(CookieSettings::insecure_local_development())
                 .mounted_at(MOUNT, fallback);
             let server = HttpServer::new(move || {
                 App::new()

@@ -10,7 +10,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
 use reqwest::{Client, RequestBuilder, StatusCode, redirect};
 use serde_json::json;
 use stepup_conformance::{Bank, first_pair};
-use stepup_core::web::FORBIDDEN_BODY;
+use stepup_http::FORBIDDEN_BODY;
 
 stepup_conformance::per_adapter!(
     the_banks_own_posts_refuse_other_origins,

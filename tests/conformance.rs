@@ -974,6 +974,71 @@ async fn both_adapters_answer_alike() {
     }
 }
 
+/// A handler's own `require` (the banks' rule: over 10 000 needs a second
+/// factor from the last minute) answers byte for byte alike on both
+/// adapters — status, every header but `date`, the body — for an API client
+/// and for a browser form; and its `step_up_url` names the required
+/// policy's own reason (`why=`), which the challenge page then shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_handler_require_answers_byte_for_byte_alike() {
+    let mut answers = Vec::new();
+    for adapter in [Adapter::Axum, Adapter::Actix] {
+        let bank = start(adapter).await;
+        assert_eq!(
+            bank.login("alice", "wonderland").await,
+            StatusCode::SEE_OTHER
+        );
+        let code = bank.code();
+        let r = bank.totp(&code, "/").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // Still fresh for the route (5 minutes), no longer for the handler's
+        // rule (1 minute).
+        bank.clock.advance(Duration::from_secs(90));
+        let mut transcript = Vec::new();
+        let api = bank.transfer(50_000).await;
+        let form = bank
+            .client
+            .post(bank.url("/transfer"))
+            .header("origin", &bank.origin)
+            .header("accept", HTML)
+            .form(&[("to", "bob"), ("amount", "50000")])
+            .send()
+            .await
+            .unwrap();
+        for r in [api, form] {
+            let mut out = format!("{}", r.status());
+            let mut headers: Vec<_> = r
+                .headers()
+                .iter()
+                .filter(|(name, _)| *name != "date")
+                .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+                .collect();
+            headers.sort();
+            for h in headers {
+                out.push('\n');
+                out.push_str(&h);
+            }
+            out.push('\n');
+            out.push_str(&r.text().await.unwrap());
+            transcript.push(out);
+        }
+        let problem: Value =
+            serde_json::from_str(transcript[0].rsplit('\n').next().unwrap()).unwrap();
+        let url = problem["step_up_url"].as_str().unwrap().to_owned();
+        assert!(
+            url.starts_with("/step-up?return_to=/transfer&reason=stale&why=r"),
+            "{url}"
+        );
+        let page = bank.navigate(&url).await.text().await.unwrap();
+        assert!(
+            page.contains("Transfers over 10,000 need a second factor from the last minute."),
+            "{page}"
+        );
+        answers.push(transcript);
+    }
+    assert_eq!(answers[0], answers[1], "axum vs actix");
+}
+
 fn steps(bank: &Bank) -> Vec<reqwest::RequestBuilder> {
     let c = &bank.client;
     let from_us = |r: reqwest::RequestBuilder| r.header("origin", &bank.origin);

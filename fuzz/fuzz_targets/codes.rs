@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(channel) = Channel::parse(&text) {
         assert_eq!(channel.as_str(), text);
     }
-    if stepup_core::web::valid_note(&text) {
+    if stepup_http::valid_note(&text) {
         assert!(!text.is_empty() && text.len() <= 32);
     }
 });

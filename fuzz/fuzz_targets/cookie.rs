@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stepup_core::web::{CookieName, Found};
+use stepup_http::{CookieName, Found};
 
 fuzz_target!(|data: &[u8]| {
     // Several header values, separated by newlines.
@@ -20,13 +20,13 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = found.or_only(Found::from_header(values.iter().copied()));
     }
-    let _ = stepup_core::web::is_navigation(
+    let _ = stepup_http::is_navigation(
         "GET",
         values.first().copied(),
         values.iter().skip(1).copied(),
     );
-    let _ = stepup_core::web::is_json(data);
-    let _ = stepup_core::web::same_origin(
+    let _ = stepup_http::is_json(data);
+    let _ = stepup_http::same_origin(
         "https://bank.example",
         values.first().copied(),
         values.get(1).copied(),

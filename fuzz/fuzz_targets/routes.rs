@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use libfuzzer_sys::fuzz_target;
 use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, Settings};
 use stepup_challenge::{Engine, FixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig};
-use stepup_core::web::Found;
+use stepup_http::Found;
 use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 
 type Routes = ChallengeRoutes<MemoryFactorStore, MemoryStateStore, FixedPasswords>;

@@ -3,23 +3,24 @@
 use std::fmt;
 use std::future::{Ready, ready};
 use std::ops::Deref;
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use stepup_core::{Challenge, Policy, ReturnTo};
+use stepup_core::{Challenge, Policy};
+use stepup_http::{Hold, Refusal, Reply};
 
-use crate::RequireStepUp;
-use crate::respond::{Granted, Route, is_navigation, login_required};
+use crate::head::{Granted, Head, into_response};
+use crate::middleware::StepUpData;
 
 /// The verified assurance of a request that passed a
 /// [`RequireStepUp`](crate::RequireStepUp) middleware, for handlers.
 /// Dereferences to [`stepup_core::Assurance`] (`level()`, `methods()`,
 /// `proven_at(..)`, `age_of(..)`, `acr()`, `amr()`).
 ///
-/// On a route without the middleware it still works when a
-/// `RequireStepUp` is in the app's data (`App::new().app_data(stepup)`):
+/// On a route without the middleware it still works when the
+/// [`StepUpData`](crate::StepUpData) is in the app's data
+/// (`App::new().app_data(stepup.app_data())`):
 /// it then verifies the cookie itself and asks for any step-up at all
 /// (level 1). `Option<Assurance>` is `None` whenever the extractor would
 /// refuse (actix's rule for `Option`), including a missing configuration.
@@ -44,9 +45,7 @@ use crate::respond::{Granted, Route, is_navigation, login_required};
 #[derive(Clone, Debug)]
 pub struct Assurance {
     inner: stepup_core::Assurance,
-    navigation: bool,
-    return_to: ReturnTo,
-    route: Arc<Route>,
+    hold: Hold,
 }
 
 impl Deref for Assurance {
@@ -62,16 +61,9 @@ impl Assurance {
     /// middleware (`303` for a browser, `401` with RFC 9470 and a problem body
     /// otherwise), so `?` in a handler is enough.
     pub fn require(&self, policy: &Policy) -> Result<(), StepUpRequired> {
-        self.inner
-            .require(policy, self.route.clock.now())
-            .map_err(|challenge| {
-                StepUpRequired::new(
-                    challenge,
-                    self.navigation,
-                    self.return_to.clone(),
-                    self.route.clone(),
-                )
-            })
+        self.hold
+            .require(&self.inner, policy)
+            .map_err(StepUpRequired::from)
     }
 
     /// The core assurance.
@@ -83,55 +75,43 @@ impl Assurance {
 /// A step-up the handler asked for with [`Assurance::require`]; answers like
 /// the middleware.
 #[derive(Debug)]
-pub struct StepUpRequired(Box<Required>);
+pub struct StepUpRequired(Box<Refusal>);
 
-#[derive(Debug)]
-struct Required {
-    challenge: Challenge,
-    navigation: bool,
-    return_to: ReturnTo,
-    route: Arc<Route>,
+impl From<Refusal> for StepUpRequired {
+    fn from(refusal: Refusal) -> Self {
+        StepUpRequired(Box::new(refusal))
+    }
 }
 
 impl StepUpRequired {
-    pub(crate) fn new(
-        challenge: Challenge,
-        navigation: bool,
-        return_to: ReturnTo,
-        route: Arc<Route>,
-    ) -> Self {
-        StepUpRequired(Box::new(Required {
-            challenge,
-            navigation,
-            return_to,
-            route,
-        }))
-    }
-
     /// The challenge.
     pub fn challenge(&self) -> &Challenge {
-        &self.0.challenge
+        self.0.challenge()
+    }
+
+    /// The answer, as every adapter writes it.
+    pub fn reply(&self) -> &Reply {
+        self.0.reply()
     }
 }
 
 impl fmt::Display for StepUpRequired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "step-up required ({})", self.0.challenge.reason().code())
+        write!(
+            f,
+            "step-up required ({})",
+            self.0.challenge().reason().code()
+        )
     }
 }
 
 impl ResponseError for StepUpRequired {
     fn status_code(&self) -> StatusCode {
-        if self.0.navigation {
-            StatusCode::SEE_OTHER
-        } else {
-            StatusCode::UNAUTHORIZED
-        }
+        StatusCode::from_u16(self.0.reply().status()).unwrap_or(StatusCode::UNAUTHORIZED)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let r = &self.0;
-        r.route.respond(r.navigation, &r.return_to, &r.challenge)
+        into_response(self.0.reply().clone())
     }
 }
 
@@ -153,8 +133,8 @@ impl fmt::Display for AssuranceRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AssuranceRejection::MissingConfiguration => f.write_str(
-                "stepup is not configured for this route: wrap it in `RequireStepUp::new(gate, policy, subjects)`, \
-                 or add one to the app with `.app_data(require_step_up)`",
+                "stepup is not configured for this route: wrap it in `stepup.require(policy)`, \
+                 or add `.app_data(stepup.app_data())` to the app",
             ),
             AssuranceRejection::NotLoggedIn => f.write_str("nobody is logged in"),
             AssuranceRejection::StepUpRequired(required) => fmt::Display::fmt(required, f),
@@ -176,7 +156,7 @@ impl ResponseError for AssuranceRejection {
             AssuranceRejection::MissingConfiguration => {
                 HttpResponse::InternalServerError().body(self.to_string())
             }
-            AssuranceRejection::NotLoggedIn => login_required(),
+            AssuranceRejection::NotLoggedIn => into_response(Reply::login_required()),
             AssuranceRejection::StepUpRequired(required) => required.error_response(),
         }
     }
@@ -187,27 +167,30 @@ impl FromRequest for Assurance {
     type Future = Ready<Result<Assurance, AssuranceRejection>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let granted = request
-            .extensions()
-            .get::<Granted>()
-            .map(|g| (g.assurance.clone(), g.route.clone()));
-        let found = match granted {
-            Some((assurance, route)) => Ok((assurance, route)),
-            None => match request.app_data::<RequireStepUp>() {
-                Some(stepup) => stepup
-                    .verify_any(request)
-                    .map(|assurance| (assurance, stepup.route().clone())),
-                None => {
-                    tracing::error!(target: "stepup", "Assurance extractor used without RequireStepUp");
-                    Err(AssuranceRejection::MissingConfiguration)
-                }
-            },
-        };
-        ready(found.map(|(inner, route)| Assurance {
+        ready(extract(request))
+    }
+}
+
+fn extract(request: &HttpRequest) -> Result<Assurance, AssuranceRejection> {
+    let head = Head(request);
+    if let Some(granted) = request.extensions().get::<Granted>() {
+        return Ok(Assurance {
+            inner: granted.assurance.clone(),
+            hold: Hold::new(granted.target.clone(), &head),
+        });
+    }
+    let Some(data) = request.app_data::<StepUpData>() else {
+        tracing::error!(target: "stepup", "Assurance extractor used without RequireStepUp");
+        return Err(AssuranceRejection::MissingConfiguration);
+    };
+    let subject = data
+        .subject(request)
+        .ok_or(AssuranceRejection::NotLoggedIn)?;
+    match data.guard().verify_any(&head, subject) {
+        Ok(inner) => Ok(Assurance {
             inner,
-            navigation: is_navigation(request),
-            return_to: route.return_to(request),
-            route,
-        }))
+            hold: data.guard().hold(&head),
+        }),
+        Err(refusal) => Err(AssuranceRejection::StepUpRequired(refusal.into())),
     }
 }

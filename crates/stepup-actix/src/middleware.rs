@@ -7,28 +7,75 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage, HttpRequest};
-use stepup_core::web::{self, CookieName, DEFAULT_COOKIE_NAME, Found, NoSubject, valid_note};
-use stepup_core::{ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject, SystemClock};
+use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo, Subject};
+use stepup_http::{Guard, NoSubject, Verdict};
 
-use crate::extract::{AssuranceRejection, StepUpRequired};
 use crate::future::StepUpFuture;
-use crate::respond::{Granted, Route, find_token, is_navigation, login_required, see_other};
+use crate::head::{Granted, Head, into_response};
 
 /// Where the challenge page is unless configured otherwise.
-pub const DEFAULT_CHALLENGE_PATH: &str = "/step-up";
+pub const DEFAULT_CHALLENGE_PATH: &str = stepup_http::DEFAULT_MOUNT;
 
 /// Who is logged in, as the application's login says.
 pub(crate) type SubjectFn = dyn Fn(&HttpRequest) -> Option<Subject> + Send + Sync;
 
 #[derive(Clone)]
-struct Config {
-    gate: Gate,
-    policy: Policy,
-    subjects: Arc<SubjectFn>,
-    cookie: CookieName,
-    token_header: bool,
-    no_subject: NoSubject,
-    route: Arc<Route>,
+pub(crate) struct Config {
+    pub(crate) guard: Guard<HttpRequest>,
+    pub(crate) subjects: Arc<SubjectFn>,
+}
+
+/// What the [`Assurance`](crate::Assurance) extractor needs on routes no
+/// [`RequireStepUp`] wraps — plain app data, not a middleware:
+/// `App::new().app_data(stepup.app_data())`. On such a route the
+/// extractor verifies the token itself and asks for any step-up at all
+/// (level 1).
+#[derive(Clone)]
+pub struct StepUpData(pub(crate) Config);
+
+impl fmt::Debug for StepUpData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepUpData")
+            .field("guard", &self.0.guard)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepUpData {
+    /// The extractor's data from `guard` (its cookie, clock, challenge page
+    /// and reasons; its policy is not used: a bare extractor asks for level
+    /// 1) and the subject source. [`StepUp::app_data`](crate::StepUp::app_data)
+    /// makes it from the application's settings.
+    ///
+    /// ```
+    /// use actix_web::{App, HttpRequest};
+    /// use stepup_actix::StepUpData;
+    /// use stepup_core::{Gate, Key, KeyId, KeyRing, Policy, Subject};
+    /// use stepup_http::Guard;
+    ///
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+    /// let who = |r: &HttpRequest| Some(Subject::new(r.headers().get("x-user")?.to_str().ok()?));
+    /// let app = App::new().app_data(StepUpData::new(Guard::new(Gate::new(&ring), Policy::level(1)), who));
+    /// # let _ = app;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new<F>(guard: Guard<HttpRequest>, subjects: F) -> Self
+    where
+        F: Fn(&HttpRequest) -> Option<Subject> + Send + Sync + 'static,
+    {
+        StepUpData(Config {
+            guard,
+            subjects: Arc::new(subjects),
+        })
+    }
+
+    pub(crate) fn subject(&self, request: &HttpRequest) -> Option<Subject> {
+        (self.0.subjects)(request)
+    }
+
+    pub(crate) fn guard(&self) -> &Guard<HttpRequest> {
+        &self.0.guard
+    }
 }
 
 /// Requires a step-up before the wrapped resource or scope runs.
@@ -80,8 +127,7 @@ pub struct RequireStepUp {
 impl fmt::Debug for RequireStepUp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireStepUp")
-            .field("policy", &self.config.policy)
-            .field("cookie", &self.config.cookie.as_str())
+            .field("guard", &self.config.guard)
             .finish_non_exhaustive()
     }
 }
@@ -92,73 +138,76 @@ impl RequireStepUp {
     where
         F: Fn(&HttpRequest) -> Option<Subject> + Send + Sync + 'static,
     {
-        RequireStepUp::shared(gate, policy, Arc::new(subjects))
+        RequireStepUp::from_guard(Guard::new(gate, policy), subjects)
     }
 
-    /// [`new`](RequireStepUp::new) with a subject source shared with other
-    /// middleware and the routes.
-    pub(crate) fn shared(gate: Gate, policy: Policy, subjects: Arc<SubjectFn>) -> Self {
+    /// Chooses the policy per request from the request and the current
+    /// assurance (if the token verified) — contextual step-up, such as "a
+    /// `DELETE` needs a passkey". Return shared policies (`Arc`) built once.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use actix_web::{HttpRequest, http::Method};
+    /// use stepup_actix::RequireStepUp;
+    /// use stepup_core::{Gate, Key, KeyId, KeyRing, Method as Factor, Policy, Subject};
+    ///
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+    /// let read = Arc::new(Policy::level(2).max_age(Duration::from_secs(3600)));
+    /// let delete = Arc::new(Policy::method(Factor::Passkey).max_age(Duration::from_secs(300)));
+    /// let who = |r: &HttpRequest| Some(Subject::new(r.headers().get("x-user")?.to_str().ok()?));
+    /// let middleware = RequireStepUp::per_request(
+    ///     Gate::new(&ring),
+    ///     move |request: &HttpRequest, _assurance| {
+    ///         if request.method() == Method::DELETE { delete.clone() } else { read.clone() }
+    ///     },
+    ///     who,
+    /// );
+    /// # let _ = middleware;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn per_request<C, F>(gate: Gate, choose: C, subjects: F) -> Self
+    where
+        C: Fn(&HttpRequest, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
+        F: Fn(&HttpRequest) -> Option<Subject> + Send + Sync + 'static,
+    {
+        RequireStepUp::from_guard(Guard::per_request(gate, choose), subjects)
+    }
+
+    /// The middleware running `guard` (as
+    /// [`Settings::guard`](stepup_http::Settings::guard) makes it) for the
+    /// user `subjects` names.
+    pub fn from_guard<F>(guard: Guard<HttpRequest>, subjects: F) -> Self
+    where
+        F: Fn(&HttpRequest) -> Option<Subject> + Send + Sync + 'static,
+    {
+        RequireStepUp::shared(guard, Arc::new(subjects))
+    }
+
+    /// [`from_guard`](RequireStepUp::from_guard) with a subject source
+    /// shared with other middleware and the routes.
+    pub(crate) fn shared(guard: Guard<HttpRequest>, subjects: Arc<SubjectFn>) -> Self {
         RequireStepUp {
-            config: Arc::new(Config {
-                gate,
-                policy,
-                subjects,
-                cookie: CookieName::new(DEFAULT_COOKIE_NAME),
-                token_header: false,
-                no_subject: NoSubject::default(),
-                route: Arc::new(Route {
-                    page: ReturnTo::parse(DEFAULT_CHALLENGE_PATH)
-                        .unwrap_or_else(|_| ReturnTo::root()),
-                    fallback: ReturnTo::root(),
-                    note: None,
-                    clock: Arc::new(SystemClock),
-                }),
-            }),
+            config: Arc::new(Config { guard, subjects }),
         }
     }
 
-    /// The assurance of `request` against no particular policy (any valid
-    /// step-up), for the extractor on routes without the middleware.
-    pub(crate) fn verify_any(
-        &self,
-        request: &HttpRequest,
-    ) -> Result<stepup_core::Assurance, AssuranceRejection> {
-        let c = &*self.config;
-        let subject = (c.subjects)(request).ok_or(AssuranceRejection::NotLoggedIn)?;
-        let now = c.route.clock.now();
-        let outcome = match find_token(request, &c.cookie, c.token_header) {
-            Found::One(token) => c.gate.verify(subject, Some(token), now),
-            Found::None => c.gate.verify(subject, None, now),
-            Found::Ambiguous => Err(ChallengeReason::Invalid),
-        };
-        outcome.map_err(|reason| {
-            AssuranceRejection::StepUpRequired(StepUpRequired::new(
-                c.gate.challenge(reason, &Policy::level(1)),
-                is_navigation(request),
-                c.route.return_to(request),
-                c.route.clone(),
-            ))
-        })
+    /// The guard.
+    pub fn guard(&self) -> &Guard<HttpRequest> {
+        &self.config.guard
     }
 
-    pub(crate) fn route(&self) -> &Arc<Route> {
-        &self.config.route
-    }
-
-    /// Builders run at start-up, before the middleware is shared, so the
-    /// copies `make_mut` might make cost nothing in practice.
-    fn edit(mut self, change: impl FnOnce(&mut Config, &mut Route)) -> Self {
+    /// Builders run at start-up, before the middleware is shared.
+    fn edit(mut self, change: impl FnOnce(Guard<HttpRequest>) -> Guard<HttpRequest>) -> Self {
         let config = Arc::make_mut(&mut self.config);
-        let mut route = Route::clone(&config.route);
-        change(config, &mut route);
-        config.route = Arc::new(route);
+        config.guard = change(config.guard.clone());
         self
     }
 
     /// The assurance cookie's name (default `__Host-stepup`).
     #[must_use]
     pub fn cookie_name(self, name: &str) -> Self {
-        self.edit(|c, _| c.cookie = CookieName::new(name))
+        self.edit(|g| g.cookie_name(name))
     }
 
     /// Also accept the token in the `Stepup-Assurance` header, for API
@@ -166,7 +215,7 @@ impl RequireStepUp {
     /// the cookie is refused (challenged), never guessed between.
     #[must_use]
     pub fn accept_token_header(self) -> Self {
-        self.edit(|c, _| c.token_header = true)
+        self.edit(Guard::accept_token_header)
     }
 
     /// What to answer when nobody is logged in (default: `401`, no
@@ -174,47 +223,43 @@ impl RequireStepUp {
     /// to the login page with `?return_to=…`.
     #[must_use]
     pub fn on_no_subject(self, answer: NoSubject) -> Self {
-        self.edit(|c, _| c.no_subject = answer)
+        self.edit(|g| g.on_no_subject(answer))
     }
 
-    /// Where the challenge page is (default `/step-up`); a path that is not
-    /// a local path is ignored.
+    /// Where the challenge page is (default `/step-up`): a local path
+    /// without a query; anything else is ignored.
     #[must_use]
     pub fn challenge_page(self, path: &str) -> Self {
-        self.edit(|_, r| {
-            if let Ok(page) = ReturnTo::parse(path) {
-                r.page = page;
-            }
-        })
+        self.edit(|g| g.challenge_page(path))
     }
 
     /// Where to come back to when the request's own path is not a valid
     /// return path (default `/`).
     #[must_use]
     pub fn fallback_return(self, fallback: ReturnTo) -> Self {
-        self.edit(|_, r| r.fallback = fallback)
+        self.edit(|g| g.fallback_return(fallback))
     }
 
     /// The clock (tests pass a `TestClock`).
     #[must_use]
     pub fn clock(self, clock: impl Clock) -> Self {
-        self.edit(|_, r| r.clock = Arc::new(clock))
-    }
-
-    /// The clock, shared with the routes.
-    pub(crate) fn shared_clock(self, clock: Arc<dyn Clock>) -> Self {
-        self.edit(|_, r| r.clock = clock)
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        self.edit(|g| g.clock(clock))
     }
 
     /// An identifier (1–32 of `[A-Za-z0-9_-]`) of this route's reason, sent
     /// to the page as `why=…`; anything else is ignored.
     #[must_use]
     pub fn page_note(self, note: &str) -> Self {
-        self.edit(|_, r| {
-            if valid_note(note) {
-                r.note = Some(note.to_owned());
-            }
-        })
+        self.edit(|g| g.page_note(note))
+    }
+
+    /// A name for this route's policy in log events (default: the policy
+    /// expression).
+    #[must_use]
+    pub fn name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.edit(|g| g.name(name))
     }
 }
 
@@ -246,7 +291,7 @@ pub struct RequireStepUpMiddleware<S> {
 impl<S> fmt::Debug for RequireStepUpMiddleware<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireStepUpMiddleware")
-            .field("policy", &self.config.policy)
+            .field("guard", &self.config.guard)
             .finish_non_exhaustive()
     }
 }
@@ -264,55 +309,24 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let config = &*self.config;
-        let Some(subject) = (config.subjects)(request.request()) else {
-            tracing::info!(target: "stepup", outcome = "no_subject", policy = %config.policy, "no logged-in user");
-            let http = request.request();
-            let answer = match &config.no_subject {
-                NoSubject::RedirectToLogin(login) if is_navigation(http) => {
-                    see_other(&web::login_location(login, &config.route.return_to(http)))
-                }
-                _ => login_required(),
-            };
-            let response = request.into_response(answer).map_into_right_body();
-            return StepUpFuture::ready(response);
-        };
-        let now = config.route.clock.now();
-        let found = find_token(request.request(), &config.cookie, config.token_header);
-        let decision = match found {
-            // Cookie tossing: a challenge, never a guess.
-            Found::Ambiguous => Decision::Challenge(
-                config
-                    .gate
-                    .challenge(ChallengeReason::Invalid, &config.policy),
-            ),
-            Found::One(token) => config.gate.check(subject, Some(token), &config.policy, now),
-            Found::None => config.gate.check(subject, None, &config.policy, now),
-        };
-        match decision {
-            Decision::Allow(assurance) => {
-                tracing::debug!(target: "stepup", outcome = "allow", policy = %config.policy, level = assurance.level());
-                // One insert (one allocation): the assurance with its route.
+        let http = request.request();
+        let verdict = config
+            .guard
+            .check(http, &Head(http), (config.subjects)(http));
+        match verdict {
+            Verdict::Allow(assurance) => {
+                // One insert (one allocation): the assurance with its target.
                 request.extensions_mut().insert(Granted {
                     assurance,
-                    route: config.route.clone(),
+                    target: config.guard.target().clone(),
                 });
                 StepUpFuture::inner_no_store(self.service.call(request))
             }
-            Decision::Challenge(challenge) => {
-                let reason = if found == Found::Ambiguous {
-                    "ambiguous_token"
-                } else {
-                    challenge.reason().code()
-                };
-                tracing::info!(target: "stepup", outcome = "challenge", reason, policy = %config.policy);
-                let http = request.request();
-                let answer = config.route.respond(
-                    is_navigation(http),
-                    &config.route.return_to(http),
-                    &challenge,
-                );
-                StepUpFuture::ready(request.into_response(answer).map_into_right_body())
-            }
+            Verdict::Deny(reply) => StepUpFuture::ready(
+                request
+                    .into_response(into_response(reply))
+                    .map_into_right_body(),
+            ),
         }
     }
 }

@@ -5,18 +5,16 @@ use std::fmt;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
+use actix_web::Error;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, ORIGIN};
-use actix_web::{Error, HttpResponse};
-use stepup_core::PROBLEM_CONTENT_TYPE;
-use stepup_core::web::{self, FORBIDDEN_BODY};
+use actix_web::http::header::{HeaderValue, ORIGIN};
 
 use crate::future::StepUpFuture;
 
 /// Refuses state-changing requests that do not come from the application's
 /// own origin — the rule of the challenge routes
-/// ([`stepup_core::web::same_origin`]), for the application's own routes.
+/// ([`stepup_http::same_origin`]), for the application's own routes.
 ///
 /// A request whose method is not safe (anything but `GET`, `HEAD`,
 /// `OPTIONS`, `TRACE`: `POST`, `PUT`, `PATCH`, `DELETE` …) must carry an
@@ -24,7 +22,7 @@ use crate::future::StepUpFuture;
 /// no `Origin` — `Sec-Fetch-Site: same-origin`. Anything else (another site,
 /// another origin of the same site such as a sibling subdomain or port, or
 /// no origin at all) is answered `403` with `Cache-Control: no-store` and
-/// the RFC 9457 body [`web::FORBIDDEN_BODY`], before the handler runs — the
+/// the RFC 9457 body [`stepup_http::FORBIDDEN_BODY`], before the handler runs — the
 /// bytes the challenge routes and the tower `SameOriginLayer` write. Safe
 /// methods pass untouched.
 ///
@@ -111,7 +109,7 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let headers = request.headers();
         if request.method().is_safe()
-            || web::same_origin(
+            || stepup_http::same_origin(
                 &self.origin,
                 headers.get(ORIGIN).map(HeaderValue::as_bytes),
                 headers.get("sec-fetch-site").map(HeaderValue::as_bytes),
@@ -120,10 +118,7 @@ where
             return StepUpFuture::inner(self.service.call(request));
         }
         tracing::info!(target: "stepup", outcome = "forbidden", method = %request.method(), "state-changing request from another origin");
-        let answer = HttpResponse::Forbidden()
-            .insert_header((CONTENT_TYPE, PROBLEM_CONTENT_TYPE))
-            .insert_header((CACHE_CONTROL, "no-store"))
-            .body(FORBIDDEN_BODY);
+        let answer = crate::head::into_response(stepup_http::Reply::forbidden());
         StepUpFuture::ready(request.into_response(answer).map_into_right_body())
     }
 }

@@ -6,16 +6,18 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, Scope, web};
-use stepup_challenge::routes::{ChallengeRoutes, Settings};
+use stepup_challenge::routes::{ChallengeRoutes, PageRenderer};
 use stepup_challenge::{ChallengePage, Engine, FactorStore, PasswordVerifier, StateStore};
-use stepup_core::web::CookieSettings;
-use stepup_core::{Clock, Gate, Policy, ReturnTo, Subject};
+use stepup_core::{Assurance, Policy, ReturnTo, Subject};
+use stepup_http::{CookieSettings, Settings};
 
-use crate::middleware::{RequireStepUp, SubjectFn};
+use crate::middleware::{Config, RequireStepUp, StepUpData, SubjectFn};
 use crate::routes::handle;
 use crate::same_origin::SameOrigin;
 
-/// Step-up for an actix-web application: build it once, then take
+/// Step-up for an actix-web application: build it once from the engine (its
+/// issuer gives the gate, its clock is the clock: they cannot disagree),
+/// then take
 /// [`require`](StepUp::require) middleware for resources and scopes,
 /// [`configure`](StepUp::configure) (or [`scope`](StepUp::scope)) for the
 /// challenge routes, and [`app_data`](StepUp::app_data) for the
@@ -40,7 +42,7 @@ use crate::same_origin::SameOrigin;
 /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
 /// // Who is logged in: usually actix-identity or actix-session.
 /// let who = |r: &HttpRequest| Some(Subject::new(r.headers().get("x-user")?.to_str().ok()?));
-/// let stepup = StepUp::new(config.gate(), engine, who, "https://bank.example");
+/// let stepup = StepUp::new(engine, who, "https://bank.example");
 ///
 /// async fn transfer(assurance: Assurance) -> String {
 ///     format!("sent at level {}", assurance.level())
@@ -61,6 +63,7 @@ pub struct StepUp<F, S, P> {
     settings: Settings,
     engine: Arc<Engine<F, S, P>>,
     subjects: Arc<SubjectFn>,
+    renderer: Option<PageRenderer>,
 }
 
 impl<F, S, P> Clone for StepUp<F, S, P> {
@@ -69,6 +72,7 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
             settings: self.settings.clone(),
             engine: self.engine.clone(),
             subjects: self.subjects.clone(),
+            renderer: self.renderer.clone(),
         }
     }
 }
@@ -82,115 +86,95 @@ impl<F, S, P> fmt::Debug for StepUp<F, S, P> {
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
-    /// Step-up checked by `gate`, run by `engine`, for the user `subjects`
-    /// names, accepting challenge POSTs from `origin`. The gate and the
-    /// engine's issuer must come from the same
-    /// [`TokenConfig`](stepup_core::TokenConfig).
-    pub fn new<W>(gate: Gate, engine: Engine<F, S, P>, subjects: W, origin: &str) -> Self
+    /// Step-up running `engine`, for the user `subjects` names, accepting
+    /// challenge POSTs from `origin`. The gate is the engine issuer's
+    /// ([`Issuer::gate`](stepup_core::Issuer::gate)) and the clock the
+    /// engine's ([`Engine::with_clock`]).
+    pub fn new<W>(engine: Engine<F, S, P>, subjects: W, origin: &str) -> Self
     where
         W: Fn(&HttpRequest) -> Option<Subject> + Send + Sync + 'static,
     {
+        let settings =
+            Settings::new(engine.issuer().gate(), origin).with_shared_clock(engine.clock().clone());
         StepUp {
-            settings: Settings::new(gate, origin),
+            settings,
             engine: Arc::new(engine),
             subjects: Arc::new(subjects),
+            renderer: None,
         }
     }
 
-    /// The clock (tests use a `TestClock`; give the engine the same one).
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.settings = self.settings.with_clock(clock);
-        self
-    }
-
-    /// How the cookie is written (see [`CookieSettings::local_development`]
-    /// for plain-http development).
+    /// How the cookie is written (see
+    /// [`CookieSettings::insecure_local_development`] for plain-http local
+    /// development).
+    #[must_use]
     pub fn with_cookie(mut self, cookie: CookieSettings) -> Self {
         self.settings = self.settings.with_cookie(cookie);
         self
     }
 
-    /// Where the routes are mounted (default `/step-up`) and where to return
-    /// when a return path is refused (default `/`). A path that is not local
-    /// keeps the default.
+    /// Where the challenge routes are mounted (default `/step-up`) and
+    /// where to return when a return path is refused (default `/`):
+    /// [`configure`](StepUp::configure) mounts them there, and every
+    /// middleware sends browsers there. A path that is not local, or
+    /// carries a query, keeps the default.
+    #[must_use]
     pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Self {
         self.settings = self.settings.mounted_at(path, fallback);
         self
     }
 
     /// Renders the challenge page with the application's own template
-    /// (escaping every text is then its job).
+    /// (escaping is then the application's job).
+    #[must_use]
     pub fn with_page_renderer(
         mut self,
         render: impl Fn(&ChallengePage) -> String + Send + Sync + 'static,
     ) -> Self {
-        self.settings = self.settings.with_page_renderer(render);
+        self.renderer = Some(Arc::new(render));
         self
     }
 
-    /// The middleware requiring `policy`, with this step-up's gate,
-    /// subjects, clock, cookie and challenge page. The policy's reason is
-    /// what the challenge page says (it gets an identifier of it).
+    /// Middleware requiring `policy`; the page shows the policy's reason
+    /// and offers only the methods that can satisfy it.
     pub fn require(&self, policy: Policy) -> RequireStepUp {
-        let s = &self.settings;
-        let note = s.register_policy(&policy);
-        let middleware = RequireStepUp::shared(s.gate().clone(), policy, self.subjects.clone())
-            .shared_clock(s.clock().clone())
-            .cookie_name(s.cookie_name())
-            .challenge_page(s.page().as_str())
-            .fallback_return(s.fallback().clone());
-        match note {
-            Some(id) => middleware.page_note(&id),
-            None => middleware,
-        }
+        RequireStepUp::shared(self.settings.guard(policy), self.subjects.clone())
     }
 
-    /// The origin check of the challenge routes for the application's own
-    /// state-changing routes (log-in, log-out, transfers), with this
-    /// step-up's origin: see [`SameOrigin`]. Wrap it outside
-    /// [`require`](StepUp::require), so a foreign request is refused first.
-    ///
-    /// ```
-    /// use actix_web::{App, HttpRequest, web};
-    /// use stepup_actix::StepUp;
-    /// use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
-    /// use stepup_core::{Key, KeyId, KeyRing, Policy, Subject, TokenConfig};
-    ///
-    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
-    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
-    /// let who = |r: &HttpRequest| Some(Subject::new(r.headers().get("x-user")?.to_str().ok()?));
-    /// let stepup = StepUp::new(config.gate(), engine, who, "https://bank.example");
-    ///
-    /// let app = App::new()
-    ///     .service(
-    ///         web::resource("/transfer")
-    ///             .wrap(stepup.require(Policy::level(2)))
-    ///             .wrap(stepup.same_origin()) // the last `wrap` runs first
-    ///             .route(web::post().to(|| async { "sent" })),
-    ///     )
-    ///     .service(
-    ///         web::resource("/login")
-    ///             .wrap(stepup.same_origin())
-    ///             .route(web::post().to(|| async { "welcome" })),
-    ///     );
-    /// # let _ = app;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// Middleware choosing its policy per request from the request and the
+    /// current assurance — "a `DELETE` needs a passkey". Return shared
+    /// policies (`Arc`) built once.
+    pub fn require_per_request<C>(&self, choose: C) -> RequireStepUp
+    where
+        C: Fn(&HttpRequest, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
+    {
+        RequireStepUp::shared(
+            self.settings.guard_per_request(choose),
+            self.subjects.clone(),
+        )
+    }
+
+    /// The origin check of the challenge routes, for the application's own
+    /// state-changing routes.
     pub fn same_origin(&self) -> SameOrigin {
         SameOrigin::new(self.settings.origin())
     }
 
-    /// What to give `App::app_data` so the [`Assurance`](crate::Assurance)
-    /// extractor verifies the cookie on routes without a middleware (any
-    /// valid step-up passes; check more with
-    /// [`Assurance::require`](crate::Assurance::require)).
-    pub fn app_data(&self) -> RequireStepUp {
-        self.require(Policy::level(1))
+    /// What the [`Assurance`](crate::Assurance) extractor needs on routes
+    /// without a middleware: `App::new().app_data(stepup.app_data())`.
+    pub fn app_data(&self) -> StepUpData {
+        StepUpData(Config {
+            guard: self.settings.guard(Policy::level(1)),
+            subjects: self.subjects.clone(),
+        })
     }
 
     /// The challenge routes as a scope at the mount path.
     pub fn scope(&self) -> Scope {
-        let routes = ChallengeRoutes::new(self.settings.clone(), self.engine.clone());
+        let mut routes = ChallengeRoutes::new(self.settings.clone(), self.engine.clone());
+        if let Some(render) = &self.renderer {
+            routes = routes.with_page_renderer(render.clone());
+        }
         let subjects = self.subjects.clone();
         web::scope(self.settings.page().as_str()).default_service(web::to(
             move |request: HttpRequest, payload: web::Payload| {
@@ -199,13 +183,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         ))
     }
 
-    /// Adds the challenge routes to an app: `App::new().configure(|c|
-    /// stepup.configure(c))`.
+    /// Mounts the challenge routes: `App::new().configure(|c| stepup.configure(c))`.
     pub fn configure(&self, config: &mut web::ServiceConfig) {
         config.service(self.scope());
     }
 
-    /// The settings the routes and the middleware share.
+    /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

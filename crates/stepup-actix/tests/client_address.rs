@@ -41,7 +41,7 @@ async fn clients_behind_one_proxy_do_not_share_the_address_budget() {
         ("alice", "wonderland"),
         ("bob", "builder"),
     ]));
-    let stepup = StepUp::new(config.gate(), engine, who, ORIGIN).with_clock(clock);
+    let stepup = StepUp::new(engine, who, ORIGIN);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/step-up/password", listener.local_addr().unwrap());
     let server = HttpServer::new(move || {

@@ -53,6 +53,14 @@ impl World {
             .to_owned()
     }
 
+    fn data(&self) -> stepup_actix::StepUpData {
+        let clock: std::sync::Arc<dyn stepup_core::Clock> = std::sync::Arc::new(self.clock.clone());
+        stepup_actix::StepUpData::new(
+            stepup_http::Guard::new(self.gate.clone(), Policy::level(1)).clock(clock),
+            who,
+        )
+    }
+
     fn middleware(&self) -> RequireStepUp {
         RequireStepUp::new(self.gate.clone(), transfer_policy(), who).clock(self.clock.clone())
     }
@@ -100,7 +108,7 @@ async fn nobody_logged_in_gets_401_without_a_challenge() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
     let body = test::read_body(response).await;
-    assert_eq!(body, stepup_core::web::LOGIN_REQUIRED_BODY.as_bytes());
+    assert_eq!(body, stepup_http::LOGIN_REQUIRED_BODY.as_bytes());
     assert_eq!(w.calls.load(Ordering::SeqCst), 0);
 }
 
@@ -154,8 +162,14 @@ async fn an_api_client_gets_the_same_bytes_as_from_the_tower_layer() {
         .unwrap()
         .into_parts()
         .0;
-    let tower: http::Response<String> =
-        stepup_tower::ChallengeTarget::default().respond(&parts, &challenge);
+    let target = stepup_http::ChallengeTarget::default();
+    let head = stepup_tower::Head(&parts);
+    let tower: http::Response<String> = stepup_tower::into_response(target.respond(
+        stepup_http::is_navigation_of(&head),
+        &target.return_to("/transfer"),
+        &challenge,
+        None,
+    ));
     assert_eq!(body, tower.body().as_bytes());
     for name in ["www-authenticate", "content-type", "cache-control"] {
         assert_eq!(
@@ -314,7 +328,7 @@ async fn the_extractor_without_the_middleware_is_a_clear_wiring_error() {
         test::call_service(&app, test::TestRequest::get().uri("/bare").to_request()).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = test::read_body(response).await;
-    assert!(String::from_utf8_lossy(&body).contains("RequireStepUp::new"));
+    assert!(String::from_utf8_lossy(&body).contains("stepup.app_data()"));
     let response =
         test::call_service(&app, test::TestRequest::get().uri("/optional").to_request()).await;
     assert_eq!(test::read_body(response).await, "none");
@@ -419,7 +433,7 @@ async fn with_app_data_the_extractor_verifies_on_routes_without_the_middleware()
     let w = world();
     let app = test::init_service(
         App::new()
-            .app_data(w.middleware())
+            .app_data(w.data())
             .route(
                 "/profile",
                 web::get().to(|a: Assurance| async move { format!("level {}", a.level()) }),
@@ -477,7 +491,7 @@ async fn with_app_data_the_extractor_verifies_on_routes_without_the_middleware()
     assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
     assert_eq!(
         test::read_body(response).await,
-        stepup_core::web::LOGIN_REQUIRED_BODY.as_bytes()
+        stepup_http::LOGIN_REQUIRED_BODY.as_bytes()
     );
 }
 

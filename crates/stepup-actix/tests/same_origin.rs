@@ -10,8 +10,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, test, web};
 use stepup_actix::{SameOrigin, StepUp};
 use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
-use stepup_core::web::FORBIDDEN_BODY;
 use stepup_core::{Key, KeyId, KeyRing, Subject, TokenConfig};
+use stepup_http::FORBIDDEN_BODY;
 
 const ORIGIN: &str = "https://bank.example";
 
@@ -109,7 +109,7 @@ async fn the_refusal_is_the_challenge_routes_own() {
         MemoryStateStore::default(),
     );
     let who = |_: &HttpRequest| Some(Subject::new("alice").with_session("s-1"));
-    let stepup = StepUp::new(config.gate(), engine, who, ORIGIN);
+    let stepup = StepUp::new(engine, who, ORIGIN);
     assert_eq!(stepup.same_origin().origin(), ORIGIN);
     let app = test::init_service(
         App::new().configure(|c| stepup.configure(c)).service(

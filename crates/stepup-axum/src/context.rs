@@ -1,60 +1,32 @@
-//! `StepUpContext`: what the extractor and the routes need to verify and to
-//! answer, without the engine's types.
+//! `StepUpContext`: what the extractor needs to verify and to answer on
+//! routes no step-up layer wraps, without the engine's types.
 
 use std::fmt;
 use std::sync::Arc;
 
 use axum::http::request::Parts;
-use stepup_core::{Gate, Subject};
-use stepup_tower::{ChallengeTarget, SubjectSource};
+use stepup_core::Subject;
+use stepup_http::Guard;
+use stepup_tower::SubjectSource;
 
-use stepup_challenge::routes::Settings;
-
-/// The part of [`StepUp`](crate::StepUp) that requests see: the gate, who is
-/// logged in, the clock, the cookie and where the challenge page is. Put it
-/// in the request extensions with [`StepUp::extension`](crate::StepUp::extension)
-/// so the [`Assurance`](crate::Assurance) extractor works on routes without
-/// the layer. Cheap to clone.
+/// The configuration the [`Assurance`](crate::Assurance) extractor reads
+/// from the request extensions: the subject source and a level-1 guard with
+/// the application's settings (cookie, clock, challenge page, reasons).
+/// Put it there with [`StepUp::layer`](crate::StepUp::layer).
 #[derive(Clone)]
 pub struct StepUpContext {
     pub(crate) inner: Arc<ContextInner>,
 }
 
-#[derive(Clone)]
 pub(crate) struct ContextInner {
     pub(crate) subjects: Arc<dyn SubjectSource>,
-    /// What the routes and the layers share (gate, clock, cookie, page,
-    /// origin, reasons).
-    pub(crate) settings: Settings,
-}
-
-impl ContextInner {
-    pub(crate) fn gate(&self) -> &Gate {
-        self.settings.gate()
-    }
-
-    pub(crate) fn now(&self) -> stepup_core::Timestamp {
-        self.settings.clock().now()
-    }
-
-    pub(crate) fn cookie_name(&self) -> &str {
-        self.settings.cookie_name()
-    }
-
-    /// Where the page is, in the form the tower layer's answers take it.
-    pub(crate) fn target(&self) -> ChallengeTarget {
-        ChallengeTarget {
-            page: self.settings.page().clone(),
-            fallback: self.settings.fallback().clone(),
-            note: None,
-        }
-    }
+    pub(crate) guard: Guard<Parts>,
 }
 
 impl fmt::Debug for StepUpContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StepUpContext")
-            .field("settings", &self.inner.settings)
+            .field("guard", &self.inner.guard)
             .finish_non_exhaustive()
     }
 }
@@ -63,9 +35,14 @@ impl StepUpContext {
     pub(crate) fn subject(&self, parts: &Parts) -> Option<Subject> {
         self.inner.subjects.subject(parts)
     }
+
+    pub(crate) fn guard(&self) -> &Guard<Parts> {
+        &self.inner.guard
+    }
 }
 
-/// Lets a shared, type-erased subject source drive the layer.
+/// A [`SubjectSource`] shared between the layers and the routes of one
+/// [`StepUp`](crate::StepUp).
 #[derive(Clone)]
 pub struct SharedSubjects(pub(crate) Arc<dyn SubjectSource>);
 

@@ -1,13 +1,15 @@
 //! The `Assurance` extractor and in-handler step-up.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use stepup_core::{Challenge, ChallengeReason, Policy, ReturnTo};
-use stepup_tower::{ChallengeTarget, find_token, is_navigation};
+use stepup_core::{Challenge, Policy};
+use stepup_http::{ChallengeTarget, Hold, Refusal, Reply};
+use stepup_tower::{Head, into_response};
 
 use crate::context::StepUpContext;
 
@@ -15,7 +17,7 @@ use crate::context::StepUpContext;
 ///
 /// Taken from the request extensions when a [`require`](crate::StepUp::require)
 /// layer ran; otherwise verified here from the cookie, using the
-/// [`StepUpContext`] that [`StepUp::extension`](crate::StepUp::extension)
+/// [`StepUpContext`] that [`StepUp::layer`](crate::StepUp::layer)
 /// puts in every request. Dereferences to [`stepup_core::Assurance`]
 /// (`level()`, `methods()`, `proven_at(..)`, `age_of(..)`, `acr()`, `amr()`).
 ///
@@ -24,9 +26,7 @@ use crate::context::StepUpContext;
 #[derive(Clone, Debug)]
 pub struct Assurance {
     inner: stepup_core::Assurance,
-    navigation: bool,
-    return_to: ReturnTo,
-    context: Option<StepUpContext>,
+    hold: Hold,
 }
 
 impl Deref for Assurance {
@@ -37,37 +37,14 @@ impl Deref for Assurance {
 }
 
 impl Assurance {
-    fn new(inner: stepup_core::Assurance, parts: &Parts, context: Option<StepUpContext>) -> Self {
-        let target = context
-            .as_ref()
-            .map_or_else(ChallengeTarget::default, |c| c.inner.target());
-        Assurance {
-            inner,
-            navigation: is_navigation(parts),
-            return_to: target.return_to(parts),
-            context,
-        }
-    }
-
-    /// Checks `policy` for a decision that depends on the request body —
-    /// "transfers over 10 000 need a passkey". The error renders exactly the
-    /// challenge the layer gives (`303` for a browser, `401` with RFC 9470
-    /// and a problem body otherwise), so `?` in a handler is enough.
+    /// Checks `policy` for a decision that depends on the request — "transfers
+    /// over 10 000 need a passkey". The error answers exactly like the layer
+    /// (`303` for a browser, `401` with RFC 9470 and a problem body
+    /// otherwise), so `?` in a handler is enough.
     pub fn require(&self, policy: &Policy) -> Result<(), StepUpRequired> {
-        let now = match &self.context {
-            Some(c) => c.inner.now(),
-            None => stepup_core::Clock::now(&stepup_core::SystemClock),
-        };
-        self.inner.require(policy, now).map_err(|challenge| {
-            StepUpRequired::new(
-                challenge,
-                self.navigation,
-                self.return_to.clone(),
-                self.context
-                    .as_ref()
-                    .map_or_else(ChallengeTarget::default, |c| c.inner.target()),
-            )
-        })
+        self.hold
+            .require(&self.inner, policy)
+            .map_err(StepUpRequired::from)
     }
 
     /// The core assurance.
@@ -79,42 +56,29 @@ impl Assurance {
 /// A step-up the handler asked for with [`Assurance::require`]; answers like
 /// the layer.
 #[derive(Debug)]
-pub struct StepUpRequired(Box<Required>);
+pub struct StepUpRequired(Box<Refusal>);
 
-#[derive(Debug)]
-struct Required {
-    challenge: Challenge,
-    navigation: bool,
-    return_to: ReturnTo,
-    target: ChallengeTarget,
+impl From<Refusal> for StepUpRequired {
+    fn from(refusal: Refusal) -> Self {
+        StepUpRequired(Box::new(refusal))
+    }
 }
 
 impl StepUpRequired {
-    fn new(
-        challenge: Challenge,
-        navigation: bool,
-        return_to: ReturnTo,
-        target: ChallengeTarget,
-    ) -> Self {
-        StepUpRequired(Box::new(Required {
-            challenge,
-            navigation,
-            return_to,
-            target,
-        }))
-    }
-
     /// The challenge.
     pub fn challenge(&self) -> &Challenge {
-        &self.0.challenge
+        self.0.challenge()
+    }
+
+    /// The answer, as every adapter writes it.
+    pub fn reply(&self) -> &Reply {
+        self.0.reply()
     }
 }
 
 impl IntoResponse for StepUpRequired {
     fn into_response(self) -> Response {
-        let r = self.0;
-        r.target
-            .respond_to(r.navigation, &r.return_to, &r.challenge)
+        into_response(self.0.into_reply())
     }
 }
 
@@ -140,51 +104,50 @@ impl IntoResponse for AssuranceRejection {
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "stepup is not configured for this route: add `.route_layer(stepup.require(policy))` \
-                     to it, or `.layer(stepup.extension())` to the router",
+                     to it, or `.layer(stepup.layer())` to the router",
                 )
                     .into_response()
             }
-            AssuranceRejection::NotLoggedIn => stepup_tower::login_required(),
+            AssuranceRejection::NotLoggedIn => into_response(Reply::login_required()),
             AssuranceRejection::StepUpRequired(required) => required.into_response(),
         }
     }
 }
 
-/// Verifies the cookie with the context; the policy for a bare extractor is
-/// "any step-up at all" (level 1 of the table).
-fn verify(
-    parts: &Parts,
-    context: &StepUpContext,
-) -> Result<stepup_core::Assurance, AssuranceRejection> {
+/// The assurance of a request: the layer's, or verified here with the
+/// context (the policy for a bare extractor is "any step-up at all", level
+/// 1 of the table).
+fn extract(parts: &Parts) -> Result<Assurance, AssuranceRejection> {
+    let head = Head(parts);
+    let context = parts.extensions.get::<StepUpContext>();
+    if let Some(assurance) = parts.extensions.get::<stepup_core::Assurance>() {
+        let hold = match context {
+            Some(context) => context.guard().hold(&head),
+            None => Hold::new(Arc::new(ChallengeTarget::default()), &head),
+        };
+        return Ok(Assurance {
+            inner: assurance.clone(),
+            hold,
+        });
+    }
+    let context = context.ok_or(AssuranceRejection::MissingConfiguration)?;
     let subject = context
         .subject(parts)
         .ok_or(AssuranceRejection::NotLoggedIn)?;
-    let c = &context.inner;
-    let outcome = match find_token(&parts.headers, c.cookie_name()) {
-        Ok(token) => c.gate().verify(subject, token, c.now()),
-        Err(()) => Err(ChallengeReason::Invalid),
-    };
-    outcome.map_err(|reason| {
-        AssuranceRejection::StepUpRequired(StepUpRequired::new(
-            c.gate().challenge(reason, &Policy::level(1)),
-            is_navigation(parts),
-            c.target().return_to(parts),
-            c.target(),
-        ))
-    })
+    match context.guard().verify_any(&head, subject) {
+        Ok(inner) => Ok(Assurance {
+            inner,
+            hold: context.guard().hold(&head),
+        }),
+        Err(refusal) => Err(AssuranceRejection::StepUpRequired(refusal.into())),
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Assurance {
     type Rejection = AssuranceRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let context = parts.extensions.get::<StepUpContext>().cloned();
-        if let Some(assurance) = parts.extensions.get::<stepup_core::Assurance>() {
-            return Ok(Assurance::new(assurance.clone(), parts, context));
-        }
-        let context = context.ok_or(AssuranceRejection::MissingConfiguration)?;
-        let assurance = verify(parts, &context)?;
-        Ok(Assurance::new(assurance, parts, Some(context)))
+        extract(parts)
     }
 }
 
@@ -195,13 +158,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Assurance {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let context = parts.extensions.get::<StepUpContext>().cloned();
-        if let Some(assurance) = parts.extensions.get::<stepup_core::Assurance>() {
-            return Ok(Some(Assurance::new(assurance.clone(), parts, context)));
-        }
-        let context = context.ok_or(AssuranceRejection::MissingConfiguration)?;
-        match verify(parts, &context) {
-            Ok(assurance) => Ok(Some(Assurance::new(assurance, parts, Some(context)))),
+        match extract(parts) {
+            Ok(assurance) => Ok(Some(assurance)),
             Err(AssuranceRejection::MissingConfiguration) => {
                 Err(AssuranceRejection::MissingConfiguration)
             }

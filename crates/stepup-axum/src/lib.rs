@@ -94,7 +94,7 @@ pub use context::{SharedSubjects, StepUpContext};
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use stepup::StepUp;
 pub use stepup_challenge::routes::PageRenderer;
-pub use stepup_core::web::CookieSettings;
+pub use stepup_http::CookieSettings;
 pub use stepup_tower::{
     FromExtension, RequireStepUpLayer, SameOriginLayer, SubjectSource, TrustedHeaders,
 };

@@ -6,18 +6,22 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::Extension;
-use stepup_challenge::routes::{ChallengeRoutes, Settings};
-use stepup_challenge::{Engine, FactorStore, PasswordVerifier, StateStore};
-use stepup_core::{Clock, Gate, Policy, ReturnTo};
+use axum::http::request::Parts;
+use stepup_challenge::routes::{ChallengeRoutes, PageRenderer};
+use stepup_challenge::{ChallengePage, Engine, FactorStore, PasswordVerifier, StateStore};
+use stepup_core::{Assurance, Policy, ReturnTo};
+use stepup_http::{CookieSettings, Settings};
 use stepup_tower::{RequireStepUpLayer, SameOriginLayer, SubjectSource};
 
 use crate::context::{ContextInner, SharedSubjects, StepUpContext};
-use stepup_core::web::CookieSettings;
 
 /// Step-up for an axum application: build it once, then take
 /// [`require`](StepUp::require) layers for routes, [`routes`](StepUp::routes)
-/// to nest at `/step-up`, and [`extension`](StepUp::extension) for the
-/// [`Assurance`](crate::Assurance) extractor.
+/// to merge (they mount themselves at `/step-up`, or where
+/// [`mounted_at`](StepUp::mounted_at) says), and [`layer`](StepUp::layer)
+/// for the [`Assurance`](crate::Assurance) extractor. Built from the
+/// engine: its issuer gives the gate and its clock is the clock, so they
+/// cannot disagree.
 ///
 /// `origin` is the application's own origin (`https://bank.example`): every
 /// challenge POST must come from it (`Origin` header, or
@@ -33,7 +37,7 @@ use stepup_core::web::CookieSettings;
 ///
 /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
 /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
-/// let stepup = StepUp::new(config.gate(), engine, FromExtension::<Subject>::new(), "https://bank.example");
+/// let stepup = StepUp::new(engine, FromExtension::<Subject>::new(), "https://bank.example");
 ///
 /// async fn transfer(assurance: Assurance) -> String {
 ///     format!("sent at level {}", assurance.level())
@@ -42,22 +46,26 @@ use stepup_core::web::CookieSettings;
 /// let app: Router = Router::new()
 ///     .route("/transfer", post(transfer)
 ///         .route_layer(stepup.require(Policy::level(2).max_age(Duration::from_secs(300)))))
-///     .nest("/step-up", stepup.routes())
-///     .layer(stepup.extension());
+///     .merge(stepup.routes())
+///     .layer(stepup.layer());
 ///     // … and your login layer, which inserts the `Subject`.
 /// # let _ = app;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct StepUp<F, S, P> {
-    pub(crate) context: StepUpContext,
+    pub(crate) settings: Settings,
+    pub(crate) subjects: Arc<dyn SubjectSource>,
     pub(crate) engine: Arc<Engine<F, S, P>>,
+    renderer: Option<PageRenderer>,
 }
 
 impl<F, S, P> Clone for StepUp<F, S, P> {
     fn clone(&self) -> Self {
         StepUp {
-            context: self.context.clone(),
+            settings: self.settings.clone(),
+            subjects: self.subjects.clone(),
             engine: self.engine.clone(),
+            renderer: self.renderer.clone(),
         }
     }
 }
@@ -65,132 +73,105 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
 impl<F, S, P> fmt::Debug for StepUp<F, S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StepUp")
-            .field("context", &self.context)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
-    /// Step-up checked by `gate`, run by `engine`, for the subjects
-    /// `subjects` finds, accepting challenge POSTs from `origin`. The gate
-    /// and the engine's issuer must come from the same
-    /// [`TokenConfig`](stepup_core::TokenConfig).
-    pub fn new(
-        gate: Gate,
-        engine: Engine<F, S, P>,
-        subjects: impl SubjectSource,
-        origin: &str,
-    ) -> Self {
+    /// Step-up run by `engine`, for the subjects `subjects` finds, accepting
+    /// challenge POSTs from `origin`. The gate is the engine issuer's
+    /// ([`Issuer::gate`](stepup_core::Issuer::gate)) and the clock the
+    /// engine's ([`Engine::with_clock`]).
+    pub fn new(engine: Engine<F, S, P>, subjects: impl SubjectSource, origin: &str) -> Self {
+        let settings =
+            Settings::new(engine.issuer().gate(), origin).with_shared_clock(engine.clock().clone());
         StepUp {
-            context: StepUpContext {
-                inner: Arc::new(ContextInner {
-                    subjects: Arc::new(subjects),
-                    settings: Settings::new(gate, origin),
-                }),
-            },
+            settings,
+            subjects: Arc::new(subjects),
             engine: Arc::new(engine),
+            renderer: None,
         }
     }
 
-    /// Changes the settings while building; a clone configured later gets
-    /// its own copy.
-    fn configure(mut self, change: impl FnOnce(Settings) -> Settings) -> Self {
-        let inner = Arc::make_mut(&mut self.context.inner);
-        inner.settings = change(inner.settings.clone());
+    /// How the cookie is written (see
+    /// [`CookieSettings::insecure_local_development`] for plain-http local
+    /// development).
+    #[must_use]
+    pub fn with_cookie(mut self, cookie: CookieSettings) -> Self {
+        self.settings = self.settings.with_cookie(cookie);
         self
     }
 
-    /// The clock (tests use a `TestClock`; give the engine the same one).
-    pub fn with_clock(self, clock: impl Clock) -> Self {
-        self.configure(|s| s.with_clock(clock))
+    /// Where the challenge routes are mounted (default `/step-up`) and
+    /// where to return when a return path is refused (default `/`):
+    /// [`routes`](StepUp::routes) mount themselves there and every layer
+    /// sends browsers there. A path that is not local, or carries a query,
+    /// keeps the default.
+    #[must_use]
+    pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Self {
+        self.settings = self.settings.mounted_at(path, fallback);
+        self
     }
 
-    /// How the cookie is written (see [`CookieSettings::local_development`]
-    /// for plain-http development).
-    pub fn with_cookie(self, cookie: CookieSettings) -> Self {
-        self.configure(|s| s.with_cookie(cookie))
-    }
-
-    /// Where the routes are nested (default `/step-up`; nest them at the
-    /// same path) and where to return when a return path is refused
-    /// (default `/`). A path that is not local keeps the default.
-    pub fn mounted_at(self, path: &str, fallback: ReturnTo) -> Self {
-        self.configure(|s| s.mounted_at(path, fallback))
-    }
-
-    /// Renders the challenge page with the application's own template instead
-    /// of the built-in one. The forms must post `code` (or `password`) and
-    /// `return_to` to `<base>/totp`, `<base>/password` and `<base>/recovery`;
-    /// escape every text. (Or skip the page: the routes speak JSON too.)
+    /// Renders the challenge page with the application's own template
+    /// (escaping is then the application's job).
+    #[must_use]
     pub fn with_page_renderer(
-        self,
-        render: impl Fn(&stepup_challenge::ChallengePage) -> String + Send + Sync + 'static,
+        mut self,
+        render: impl Fn(&ChallengePage) -> String + Send + Sync + 'static,
     ) -> Self {
-        self.configure(|s| s.with_page_renderer(render))
+        self.renderer = Some(Arc::new(render));
+        self
     }
 
-    /// The layer requiring `policy` on a route, with this step-up's gate,
-    /// subjects, clock, cookie and challenge page.
-    ///
-    /// The policy's reason (see [`Policy::with_reason`]) is what the
-    /// challenge page says: the layer passes the page an identifier of it.
+    /// A layer requiring `policy` (for `route_layer`); the page shows the
+    /// policy's reason and offers only the methods that can satisfy it.
     pub fn require(&self, policy: Policy) -> RequireStepUpLayer<SharedSubjects> {
-        let c = &self.context.inner;
-        let s = &c.settings;
-        let note = s.register_policy(&policy);
-        let layer =
-            RequireStepUpLayer::new(s.gate().clone(), policy, SharedSubjects(c.subjects.clone()));
-        let layer = match note {
-            Some(id) => layer.page_note(&id),
-            None => layer,
-        };
-        layer
-            .clock(ClockRef(s.clock().clone()))
-            .cookie_name(s.cookie_name())
-            .challenge_page(s.page().as_str())
-            .fallback_return(s.fallback().clone())
+        RequireStepUpLayer::from_guard(
+            self.settings.guard(policy),
+            SharedSubjects(self.subjects.clone()),
+        )
     }
 
-    /// The origin check of the challenge routes for the application's own
-    /// state-changing routes (log-in, log-out, transfers), with this
-    /// step-up's origin: see [`SameOriginLayer`]. Put it outside
-    /// [`require`](StepUp::require) (added after it), so a foreign request
-    /// is refused first.
-    ///
-    /// ```
-    /// use axum::{Router, routing::post};
-    /// use stepup_axum::StepUp;
-    /// use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
-    /// use stepup_core::{Key, KeyId, KeyRing, Policy, Subject, TokenConfig};
-    /// use stepup_tower::FromExtension;
-    ///
-    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
-    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
-    /// let stepup = StepUp::new(config.gate(), engine, FromExtension::<Subject>::new(), "https://bank.example");
-    ///
-    /// let app: Router = Router::new()
-    ///     .route("/transfer", post(|| async { "sent" }).route_layer(stepup.require(Policy::level(2))))
-    ///     .route("/login", post(|| async { "welcome" }))
-    ///     .route("/logout", post(|| async { "bye" }))
-    ///     .route_layer(stepup.same_origin())
-    ///     .nest("/step-up", stepup.routes()) // checks its own POSTs
-    ///     .layer(stepup.extension());
-    /// # let _ = app;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// A layer choosing its policy per request from the request parts and
+    /// the current assurance — "a `DELETE` needs a passkey". Return shared
+    /// policies (`Arc`) built once.
+    pub fn require_per_request<C>(&self, choose: C) -> RequireStepUpLayer<SharedSubjects>
+    where
+        C: Fn(&Parts, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
+    {
+        RequireStepUpLayer::from_guard(
+            self.settings.guard_per_request(choose),
+            SharedSubjects(self.subjects.clone()),
+        )
+    }
+
+    /// The origin check of the challenge routes, for the application's own
+    /// state-changing routes.
     pub fn same_origin(&self) -> SameOriginLayer {
-        SameOriginLayer::new(self.context.inner.settings.origin())
+        SameOriginLayer::new(self.settings.origin())
     }
 
-    /// The extension layer that lets the [`Assurance`](crate::Assurance)
-    /// extractor verify the cookie on routes without a `require` layer.
-    pub fn extension(&self) -> Extension<StepUpContext> {
-        Extension(self.context.clone())
+    /// The layer that gives the [`Assurance`](crate::Assurance) extractor
+    /// its configuration: `.layer(stepup.layer())` on the router.
+    pub fn layer(&self) -> Extension<StepUpContext> {
+        Extension(self.context())
     }
 
-    /// The context the extractor and the routes use.
-    pub fn context(&self) -> &StepUpContext {
-        &self.context
+    /// The extractor's configuration.
+    pub fn context(&self) -> StepUpContext {
+        StepUpContext {
+            inner: Arc::new(ContextInner {
+                subjects: self.subjects.clone(),
+                guard: self.settings.guard(Policy::level(1)),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The engine.
@@ -198,18 +179,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         &self.engine
     }
 
-    /// The framework-neutral challenge routes these settings serve.
+    /// The framework-neutral challenge routes.
     pub fn challenge_routes(&self) -> ChallengeRoutes<F, S, P> {
-        ChallengeRoutes::new(self.context.inner.settings.clone(), self.engine.clone())
-    }
-}
-
-/// A clock shared with the layer.
-#[derive(Clone, Debug)]
-struct ClockRef(Arc<dyn Clock>);
-
-impl Clock for ClockRef {
-    fn now(&self) -> stepup_core::Timestamp {
-        self.0.now()
+        let routes = ChallengeRoutes::new(self.settings.clone(), self.engine.clone());
+        match &self.renderer {
+            Some(render) => routes.with_page_renderer(render.clone()),
+            None => routes,
+        }
     }
 }

@@ -73,12 +73,10 @@ async fn app() -> App {
         ("bob", "builder"),
     ]));
     let stepup = StepUp::new(
-        config.gate(),
         engine,
         TrustedHeaders::new("x-user").with_session("x-session"),
         ORIGIN,
-    )
-    .with_clock(clock.clone());
+    );
     let router = Router::new()
         .route(
             "/transfer",
@@ -102,8 +100,8 @@ async fn app() -> App {
             "/strict",
             get(|a: Assurance| async move { format!("level {}", a.level()) }),
         )
-        .nest("/step-up", stepup.routes())
-        .layer(stepup.extension());
+        .merge(stepup.routes())
+        .layer(stepup.layer());
     App {
         router,
         clock,
@@ -380,7 +378,7 @@ async fn the_extractor_works_without_the_layer_and_says_when_unconfigured() {
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let text =
         String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(text.contains("stepup.extension()"), "{text}");
+    assert!(text.contains("stepup.layer()"), "{text}");
 }
 
 #[tokio::test]
@@ -407,7 +405,6 @@ async fn the_page_can_be_replaced_and_never_shows_request_text() {
     )
     .with_passwords(FixedPasswords::new([("alice", "wonderland")]));
     let stepup = StepUp::new(
-        config.gate(),
         engine,
         TrustedHeaders::new("x-user").with_session("x-session"),
         ORIGIN,
@@ -419,7 +416,7 @@ async fn the_page_can_be_replaced_and_never_shows_request_text() {
             page.offers_password()
         )
     });
-    let router: Router = Router::new().nest("/step-up", stepup.routes());
+    let router: Router = Router::new().merge(stepup.routes());
     let r = router
         .oneshot(
             as_alice("GET", "/step-up?return_to=%2Fx")
@@ -455,13 +452,11 @@ async fn a_client_address_from_the_application_feeds_the_per_address_budget() {
         ("bob", "builder"),
     ]));
     let stepup = StepUp::new(
-        config.gate(),
         engine,
         TrustedHeaders::new("x-user").with_session("x-session"),
         ORIGIN,
-    )
-    .with_clock(clock);
-    let router: Router = Router::new().nest("/step-up", stepup.routes());
+    );
+    let router: Router = Router::new().merge(stepup.routes());
     // What a proxy-aware middleware of the application would insert.
     let attempt = |user: &str, password: &str, client: u8| {
         let mut request = Request::builder()
@@ -503,7 +498,6 @@ async fn the_apps_own_routes_get_the_challenge_routes_origin_check() {
         MemoryStateStore::default(),
     );
     let stepup = StepUp::new(
-        config.gate(),
         engine,
         TrustedHeaders::new("x-user").with_session("x-session"),
         ORIGIN,
@@ -511,7 +505,7 @@ async fn the_apps_own_routes_get_the_challenge_routes_origin_check() {
     let router: Router = Router::new()
         .route("/login", post(|| async { "welcome" }))
         .route_layer(stepup.same_origin())
-        .nest("/step-up", stepup.routes());
+        .merge(stepup.routes());
     let send = |path: &str, origin: &str| {
         let request = Request::builder()
             .method("POST")
@@ -541,7 +535,7 @@ async fn the_apps_own_routes_get_the_challenge_routes_origin_check() {
     let own = send("/login", "https://evil.example").await;
     assert_eq!(own, challenge);
     assert!(own.0.starts_with("403 "), "{}", own.0);
-    assert_eq!(own.1, stepup_core::web::FORBIDDEN_BODY.as_bytes());
+    assert_eq!(own.1, stepup_http::FORBIDDEN_BODY.as_bytes());
     // The bank's own origin passes.
     let (head, body) = send("/login", ORIGIN).await;
     assert!(head.starts_with("200 "), "{head}");

@@ -484,6 +484,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         &self.totp
     }
 
+    /// The issuer new assurance tokens come from; the adapters verify with
+    /// [`Issuer::gate`](stepup_core::Issuer::gate) of it.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The clock the engine (and so the adapters built on it) reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// Steps up with a TOTP code.
     pub async fn step_up_totp(
         &self,

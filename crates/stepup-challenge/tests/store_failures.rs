@@ -14,8 +14,8 @@ use stepup_challenge::{
     MemoryFactorStore, MemoryStateStore, RecordingSender, SendFuture, StateStore, StoreError,
     TotpConfig, TotpSecret,
 };
-use stepup_core::web::Found;
 use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
+use stepup_http::Found;
 
 const ORIGIN: &str = "https://bank.example";
 const EMAIL: &str = "alice@example.com";

@@ -10,8 +10,8 @@ use stepup_challenge::{
     Channel, CodeMessage, CodeSender, Engine, MemoryFactorStore, MemoryStateStore, SendFuture,
     StoreError,
 };
-use stepup_core::web::Found;
 use stepup_core::{Key, KeyId, KeyRing, Subject, TokenConfig};
+use stepup_http::Found;
 use stepup_test_support::Recorder;
 
 struct Failing;

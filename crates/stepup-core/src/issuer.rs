@@ -120,6 +120,29 @@ impl Issuer {
         }
     }
 
+    /// The gate that verifies exactly what this issuer issues: the same
+    /// keys, purpose, level table, lifetime and skew. Adapters build their
+    /// gate this way from the engine's issuer, so the two cannot come from
+    /// different keys.
+    ///
+    /// ```
+    /// use stepup_core::{Issuer, Key, KeyId, KeyRing, Method, Proof, Subject, SystemClock, Clock};
+    /// let issuer = Issuer::new(&KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let user = Subject::new("u1");
+    /// let now = SystemClock.now();
+    /// let token = issuer.issue(&user, Proof::new(Method::Totp, now), None, now)?;
+    /// assert!(issuer.gate().verify(user, Some(token.value()), now).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn gate(&self) -> crate::Gate {
+        crate::Gate::from_parts(
+            self.codec.clone(),
+            self.levels.clone(),
+            self.lifetime,
+            self.skew,
+        )
+    }
+
     /// The id of the key new tokens are signed with.
     pub fn signing_key_id(&self) -> Option<KeyId> {
         self.codec.signing_key_id()

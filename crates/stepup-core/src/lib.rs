@@ -86,7 +86,6 @@ mod return_to;
 mod subject;
 mod time;
 mod token;
-pub mod web;
 
 pub use assurance::{Assurance, MAX_PROOFS, Proof};
 pub use challenge::{Challenge, ChallengeReason, ERROR_CODE, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE};

@@ -14,8 +14,8 @@ use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, Settings};
 use stepup_challenge::{
     Attempt, ChallengeError, Engine, FactorStore, MemoryFactorStore, TotpConfig, TotpSecret,
 };
-use stepup_core::web::Found;
 use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, SystemClock, TokenConfig};
+use stepup_http::Found;
 use stepup_redis::RedisStateStore;
 
 type RedisEngine = Engine<MemoryFactorStore, RedisStateStore>;

@@ -9,7 +9,7 @@ use http::header::CACHE_CONTROL;
 use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
 
-use crate::render::NO_STORE;
+const NO_STORE: http::HeaderValue = http::HeaderValue::from_static("no-store");
 
 pin_project! {
     /// The future returned by [`RequireStepUp`](crate::RequireStepUp) and

@@ -129,16 +129,15 @@
 
 mod client;
 mod future;
+mod head;
 mod layer;
-mod render;
-mod respond;
 mod same_origin;
 mod subject;
 
 pub use client::client_context;
 pub use future::ResponseFuture;
+pub use head::{Head, into_response};
 pub use layer::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpLayer};
-pub use respond::{ChallengeTarget, find_token, is_navigation, login_required};
 pub use same_origin::{SameOrigin, SameOriginLayer};
-pub use stepup_core::web::{DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
+pub use stepup_http::{ChallengeTarget, DEFAULT_COOKIE_NAME, Guard, NoSubject, TOKEN_HEADER};
 pub use subject::{FromExtension, SubjectSource, TrustedHeaders};

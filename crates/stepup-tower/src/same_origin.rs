@@ -6,18 +6,17 @@ use std::task::{Context, Poll};
 
 use http::header::ORIGIN;
 use http::{HeaderName, HeaderValue, Request, Response};
-use stepup_core::web;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::render;
+use crate::head::into_response;
 
 static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// Refuses state-changing requests that do not come from the application's
 /// own origin — the rule of the challenge routes
-/// ([`stepup_core::web::same_origin`]), for the application's own routes.
+/// ([`stepup_http::same_origin`]), for the application's own routes.
 ///
 /// A request whose method is not safe (anything but `GET`, `HEAD`,
 /// `OPTIONS`, `TRACE`: `POST`, `PUT`, `PATCH`, `DELETE` …) must carry an
@@ -25,7 +24,7 @@ static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 /// no `Origin` — `Sec-Fetch-Site: same-origin`. Anything else (another site,
 /// another origin of the same site such as a sibling subdomain or port, or
 /// no origin at all) is answered `403` with `Cache-Control: no-store` and
-/// the RFC 9457 body [`web::FORBIDDEN_BODY`], before the inner service runs.
+/// the RFC 9457 body [`stepup_http::FORBIDDEN_BODY`], before the inner service runs.
 /// Safe methods pass untouched.
 ///
 /// `SameSite` cookies do not stop a sibling subdomain (same site) from
@@ -96,7 +95,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let headers = request.headers();
         if request.method().is_safe()
-            || web::same_origin(
+            || stepup_http::same_origin(
                 &self.origin,
                 headers.get(ORIGIN).map(HeaderValue::as_bytes),
                 headers.get(&SEC_FETCH_SITE).map(HeaderValue::as_bytes),
@@ -105,6 +104,6 @@ where
             return ResponseFuture::inner(self.inner.call(request));
         }
         tracing::info!(target: "stepup", outcome = "forbidden", method = %request.method(), "state-changing request from another origin");
-        ResponseFuture::ready(render::forbidden())
+        ResponseFuture::ready(into_response(stepup_http::Reply::forbidden()))
     }
 }

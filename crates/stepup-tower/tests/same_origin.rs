@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use stepup_core::web::FORBIDDEN_BODY;
+use stepup_http::FORBIDDEN_BODY;
 use stepup_tower::SameOriginLayer;
 use tower::{Layer, ServiceExt, service_fn};
 

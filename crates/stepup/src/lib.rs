@@ -80,5 +80,5 @@ pub mod prelude {
     #[cfg(all(feature = "actix", not(feature = "axum")))]
     pub use stepup_actix::{Assurance, StepUp, StepUpRequired};
     #[cfg(all(feature = "actix", not(feature = "axum")))]
-    pub use stepup_core::web::CookieSettings;
+    pub use stepup_http::CookieSettings;
 }

@@ -14,13 +14,13 @@ use actix_web::http::header::{
 };
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use bank_core::{
-    BIG_TRANSFER, Bank, ClockHandle, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED,
-    TransferInput, pages,
+    BIG_TRANSFER, Bank, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED, TransferInput,
+    pages,
 };
 use serde_json::json;
 use stepup_actix::{Assurance, ClientAddress, StepUp};
 use stepup_core::Subject;
-use stepup_core::web::CookieSettings;
+use stepup_http::CookieSettings;
 
 pub use bank_core::BankConfig;
 
@@ -31,7 +31,7 @@ pub async fn serve(
     listener: TcpListener,
     workers: usize,
 ) -> Result<Server, Box<dyn std::error::Error>> {
-    let (gate, engine) = bank_core::stepup(&config).await?;
+    let engine = bank_core::stepup(&config).await?;
     let bank = Bank::with_extra_users(config.extra_users)
         .with_epochs_from(engine.factors())
         .with_login_throttle(&config);
@@ -43,9 +43,8 @@ pub async fn serve(
     };
     // Plain http on localhost: the `__Host-` prefix and `Secure` need https,
     // so the demo uses the development cookie. Never do this in production.
-    let stepup = StepUp::new(gate, engine, who, &config.origin)
-        .with_clock(ClockHandle(config.clock.clone()))
-        .with_cookie(CookieSettings::local_development());
+    let stepup = StepUp::new(engine, who, &config.origin)
+        .with_cookie(CookieSettings::insecure_local_development());
     let server = HttpServer::new(move || {
         // The bank's own state-changing routes take requests from its origin
         // only (`SameSite` cookies let a sibling subdomain through); wrapped
@@ -158,7 +157,7 @@ async fn transfer(
     let json = request
         .headers()
         .get(CONTENT_TYPE)
-        .is_some_and(|v| stepup_core::web::is_json(v.as_bytes()));
+        .is_some_and(|v| stepup_http::is_json(v.as_bytes()));
     let (Some(subject), Some(input)) =
         (subject(&bank, &request), TransferInput::parse(json, &body))
     else {

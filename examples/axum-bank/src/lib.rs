@@ -15,8 +15,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bank_core::{
-    BIG_TRANSFER, Bank, ClockHandle, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED,
-    TransferInput, pages,
+    BIG_TRANSFER, Bank, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED, TransferInput,
+    pages,
 };
 use serde_json::json;
 use stepup_axum::{Assurance, ClientAddress, CookieSettings, StepUp};
@@ -27,20 +27,14 @@ pub use bank_core::BankConfig;
 
 /// Builds the bank's router.
 pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error>> {
-    let (gate, engine) = bank_core::stepup(&config).await?;
+    let engine = bank_core::stepup(&config).await?;
     let bank = Bank::with_extra_users(config.extra_users)
         .with_epochs_from(engine.factors())
         .with_login_throttle(&config);
     // Plain http on localhost: the `__Host-` prefix and `Secure` need https,
     // so the demo uses the development cookie. Never do this in production.
-    let stepup = StepUp::new(
-        gate,
-        engine,
-        FromExtension::<Subject>::new(),
-        &config.origin,
-    )
-    .with_clock(ClockHandle(config.clock.clone()))
-    .with_cookie(CookieSettings::local_development());
+    let stepup = StepUp::new(engine, FromExtension::<Subject>::new(), &config.origin)
+        .with_cookie(CookieSettings::insecure_local_development());
     // The bank's own state-changing routes take requests from its origin
     // only (`SameSite` cookies let a sibling subdomain through); added
     // after `require`, the check runs first. The challenge routes check
@@ -68,8 +62,8 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
         )
         .route("/login", post(login).route_layer(from_us.clone()))
         .route("/logout", post(logout).route_layer(from_us))
-        .nest("/step-up", stepup.routes())
-        .layer(stepup.extension())
+        .merge(stepup.routes())
+        .layer(stepup.layer())
         .layer(middleware::from_fn_with_state(
             bank.clone(),
             who_is_logged_in,
@@ -136,7 +130,7 @@ async fn transfer(
 ) -> Response {
     let json = headers
         .get(CONTENT_TYPE)
-        .is_some_and(|v| stepup_core::web::is_json(v.as_bytes()));
+        .is_some_and(|v| stepup_http::is_json(v.as_bytes()));
     let Some(input) = TransferInput::parse(json, &body) else {
         return (
             StatusCode::BAD_REQUEST,

@@ -41,7 +41,7 @@ use stepup_challenge::{
     AttemptLimits, Channel, CodeSender, ConsoleSender, Engine, FactorStore as _, FixedPasswords,
     MemoryFactorStore, MemoryStateStore, PasskeyConfig, TotpConfig, TotpSecret,
 };
-use stepup_core::{Clock, Gate, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
+use stepup_core::{Clock, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
 
 mod throttle;
 
@@ -129,8 +129,8 @@ impl CodeSender for SenderHandle {
     }
 }
 
-/// The stepup side of a bank: the gate and the engine, from one key.
-pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn std::error::Error>> {
+/// The stepup side of a bank: the engine (its issuer gives the adapters their gate).
+pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::error::Error>> {
     let mut tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &config.key)?));
     if let Some(levels) = &config.levels {
         tokens = tokens.with_levels(levels.clone());
@@ -165,7 +165,7 @@ pub async fn stepup(config: &BankConfig) -> Result<(Gate, BankEngine), Box<dyn s
     // Passkeys need a domain as relying party: the demo runs on `localhost`
     // (browsers treat http://localhost as a secure context).
     .with_passkeys(PasskeyConfig::new("localhost", &config.origin, TOTP_ISSUER))?;
-    Ok((tokens.gate(), engine))
+    Ok(engine)
 }
 
 /// Where a real bank would e-mail and text the user: "a passkey was added

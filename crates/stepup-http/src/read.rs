@@ -1,35 +1,8 @@
-//! Framework-neutral request reading and answer building, shared by every
-//! adapter so that axum, actix-web and any other front end find the token,
-//! tell browsers from API clients and build challenge URLs byte for byte the
-//! same way.
-//!
-//! Everything here works on header *values as bytes* and plain strings; an
-//! adapter hands in what its HTTP types hold and writes the result back with
-//! its own types.
-//!
-//! ```
-//! use stepup_core::web::{CookieName, Found, accepts_html, challenge_location};
-//! use stepup_core::ReturnTo;
-//!
-//! let cookie = CookieName::new("__Host-stepup");
-//! let headers: [&[u8]; 1] = [b"theme=dark; __Host-stepup=abc"];
-//! assert_eq!(cookie.find(headers), Found::One("abc"));
-//!
-//! assert!(accepts_html(b"text/html,*/*;q=0.8"));
-//! let page = ReturnTo::parse("/step-up")?;
-//! let back = ReturnTo::parse("/transfer?to=DE89")?;
-//! assert_eq!(
-//!     challenge_location(&page, &back, "stale"),
-//!     "/step-up?return_to=/transfer%3Fto%3DDE89&reason=stale"
-//! );
-//! # Ok::<(), stepup_core::InvalidReturnTo>(())
-//! ```
-
-use std::fmt::Write as _;
+//! Reading a request: the assurance token among the cookies (and an opt-in
+//! header), browser navigations, the origin of a state-changing request, the
+//! body's content type. Header values as bytes; no framework types.
 
 use memchr::memmem::Finder;
-
-use crate::ReturnTo;
 
 /// What a request carries of the assurance token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +21,7 @@ impl<'a> Found<'a> {
     /// may speak.
     ///
     /// ```
-    /// use stepup_core::web::Found;
+    /// use stepup_http::Found;
     /// assert_eq!(Found::None.or_only(Found::One("t")), Found::One("t"));
     /// assert_eq!(Found::One("a").or_only(Found::One("b")), Found::Ambiguous);
     /// ```
@@ -64,7 +37,7 @@ impl<'a> Found<'a> {
     /// (trimmed), none, or ambiguous.
     ///
     /// ```
-    /// use stepup_core::web::Found;
+    /// use stepup_http::Found;
     /// let one: [&[u8]; 1] = [b" tok "];
     /// assert_eq!(Found::from_header(one), Found::One("tok"));
     /// let two: [&[u8]; 2] = [b"a", b"b"];
@@ -169,7 +142,7 @@ const ACCEPT_SCAN_LIMIT: usize = 2048;
 /// `Accept` header.
 ///
 /// ```
-/// use stepup_core::web::is_navigation;
+/// use stepup_http::is_navigation;
 /// let accept: [&[u8]; 1] = [b"text/html"];
 /// assert!(is_navigation("GET", None, accept));
 /// assert!(!is_navigation("GET", Some(b"cors"), accept));
@@ -218,186 +191,6 @@ fn is_zero_quality(q: &[u8]) -> bool {
     }
 }
 
-/// `page?return_to=…&reason=…`: where a browser is sent to step up. Only the
-/// validated return path and the reason code go in, percent-encoded.
-pub fn challenge_location(page: &ReturnTo, return_to: &ReturnTo, reason: &str) -> String {
-    let mut out = String::with_capacity(page.as_str().len() + return_to.as_str().len() + 40);
-    out.push_str(page.as_str());
-    out.push_str("?return_to=");
-    encode_query_value(&mut out, return_to.as_str());
-    out.push_str("&reason=");
-    encode_query_value(&mut out, reason);
-    out
-}
-
-/// [`challenge_location`] plus, when `note` is a [`valid_note`], `&why=note`
-/// (the identifier of the route's reason, which the page turns into the
-/// configured sentence). An invalid note is left out, never encoded in.
-///
-/// ```
-/// use stepup_core::{ReturnTo, web::challenge_url};
-/// let page = ReturnTo::parse("/step-up")?;
-/// let back = ReturnTo::parse("/transfer")?;
-/// assert_eq!(
-///     challenge_url(&page, &back, "stale", Some("r1")),
-///     "/step-up?return_to=/transfer&reason=stale&why=r1"
-/// );
-/// assert_eq!(
-///     challenge_url(&page, &back, "stale", Some("<x>")),
-///     "/step-up?return_to=/transfer&reason=stale"
-/// );
-/// # Ok::<(), stepup_core::InvalidReturnTo>(())
-/// ```
-pub fn challenge_url(
-    page: &ReturnTo,
-    return_to: &ReturnTo,
-    reason: &str,
-    note: Option<&str>,
-) -> String {
-    let mut location = challenge_location(page, return_to, reason);
-    if let Some(note) = note.filter(|n| valid_note(n)) {
-        location.push_str("&why=");
-        location.push_str(note);
-    }
-    location
-}
-
-/// `login?return_to=…` (or `&return_to=…` when the login path has a query).
-///
-/// ```
-/// use stepup_core::{ReturnTo, web::login_location};
-/// let login = ReturnTo::parse("/login")?;
-/// let back = ReturnTo::parse("/account")?;
-/// assert_eq!(login_location(&login, &back), "/login?return_to=/account");
-/// # Ok::<(), stepup_core::InvalidReturnTo>(())
-/// ```
-pub fn login_location(login: &ReturnTo, return_to: &ReturnTo) -> String {
-    let mut out = login.as_str().to_owned();
-    out.push_str(if out.contains('?') {
-        "&return_to="
-    } else {
-        "?return_to="
-    });
-    encode_query_value(&mut out, return_to.as_str());
-    out
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters and `/`.
-fn encode_query_value(out: &mut String, value: &str) {
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-}
-
-/// Whether `note` (a route's reason identifier) may go into a URL as it is:
-/// 1 to 32 characters of `[A-Za-z0-9_-]`.
-pub fn valid_note(note: &str) -> bool {
-    (1..=32).contains(&note.len())
-        && note
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// The header API clients that keep no cookies may send the token in, where
-/// an adapter enables it (`accept_token_header`). A request carrying both it
-/// and the cookie is refused.
-pub const TOKEN_HEADER: &str = "stepup-assurance";
-
-/// The default name of the assurance cookie. The `__Host-` prefix makes
-/// browsers insist on `Secure`, `Path=/` and no `Domain`.
-pub const DEFAULT_COOKIE_NAME: &str = "__Host-stepup";
-
-/// How the assurance cookie is written, the same attributes on set and on
-/// delete.
-///
-/// The default is what production wants: the name `__Host-stepup` (browsers
-/// then insist on `Secure`, `Path=/` and no `Domain`), `Secure`, `HttpOnly`,
-/// `SameSite=Strict`, `Path=/`, `Max-Age` equal to the token lifetime.
-/// [`CookieSettings::local_development`] drops the prefix and `Secure` so the
-/// cookie works over plain `http://127.0.0.1` — never use it anywhere else.
-///
-/// ```
-/// use std::time::Duration;
-/// use stepup_core::web::CookieSettings;
-/// let cookie = CookieSettings::default();
-/// assert_eq!(
-///     cookie.set_cookie("tok", Duration::from_secs(3600)),
-///     "__Host-stepup=tok; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=3600"
-/// );
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CookieSettings {
-    name: String,
-    secure: bool,
-}
-
-impl Default for CookieSettings {
-    fn default() -> Self {
-        CookieSettings {
-            name: DEFAULT_COOKIE_NAME.to_owned(),
-            secure: true,
-        }
-    }
-}
-
-impl CookieSettings {
-    /// **For plain-http local development only**: the cookie is named
-    /// `stepup` and not marked `Secure`, because browsers refuse `__Host-`
-    /// and `Secure` cookies from `http://` origins.
-    pub fn local_development() -> CookieSettings {
-        CookieSettings {
-            name: "stepup".to_owned(),
-            secure: false,
-        }
-    }
-
-    /// The cookie's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn attributes(&self) -> &'static str {
-        if self.secure {
-            "Path=/; Secure; HttpOnly; SameSite=Strict"
-        } else {
-            "Path=/; HttpOnly; SameSite=Strict"
-        }
-    }
-
-    /// The `Set-Cookie` value for a new token living `max_age`.
-    pub fn set_cookie(&self, token: &str, max_age: std::time::Duration) -> String {
-        format!(
-            "{}={}; {}; Max-Age={}",
-            self.name,
-            token,
-            self.attributes(),
-            max_age.as_secs()
-        )
-    }
-
-    /// The `Set-Cookie` value deleting the cookie, with the same attributes.
-    pub fn delete_cookie(&self) -> String {
-        format!("{}=; {}; Max-Age=0", self.name, self.attributes())
-    }
-}
-
-/// What to answer when no user is logged in.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub enum NoSubject {
-    /// `401` with a small problem body and no step-up challenge (logging in is
-    /// the application's job). The default.
-    #[default]
-    Unauthorized,
-    /// Browsers navigating are sent (`303`) to this login page with
-    /// `?return_to=…`; everything else gets the `401`.
-    RedirectToLogin(ReturnTo),
-}
-
 /// Whether a state-changing request (a challenge POST) comes from the
 /// application's own origin: an `Origin` equal to `expected`
 /// (`scheme://host[:port]`), or — for browsers that send no `Origin`, or
@@ -411,7 +204,7 @@ pub enum NoSubject {
 /// `Sec-Fetch-Site`, so `null` counts only with `same-origin` from it.
 ///
 /// ```
-/// use stepup_core::web::same_origin;
+/// use stepup_http::same_origin;
 /// let me = "https://bank.example";
 /// assert!(same_origin(me, Some(b"https://bank.example"), None));
 /// assert!(same_origin(me, None, Some(b"same-origin")));
@@ -429,15 +222,11 @@ pub fn same_origin(expected: &str, origin: Option<&[u8]>, sec_fetch_site: Option
     }
 }
 
-/// The RFC 9457 body of the `403` for a challenge request from elsewhere
-/// (see [`same_origin`]).
-pub const FORBIDDEN_BODY: &str = r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"Step-up requests must come from this site."}"#;
-
 /// Whether a `Content-Type` value is `application/json` (parameters and
 /// case ignored).
 ///
 /// ```
-/// use stepup_core::web::is_json;
+/// use stepup_http::is_json;
 /// assert!(is_json(b"Application/JSON; charset=utf-8"));
 /// assert!(!is_json(b"application/x-www-form-urlencoded"));
 /// ```
@@ -449,14 +238,107 @@ pub fn is_json(content_type: &[u8]) -> bool {
     trim(media, u8::is_ascii_whitespace).eq_ignore_ascii_case(b"application/json")
 }
 
-/// The RFC 9457 body of the "log in first" answer (status 401): a request
-/// without a logged-in user gets no step-up challenge, because logging in is
-/// the application's job.
-pub const LOGIN_REQUIRED_BODY: &str = r#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"Log in first: this route needs a logged-in user before any step-up."}"#;
+/// The request headers stepup reads. An adapter maps each to its own
+/// (static) header name, so a lookup costs no parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Header {
+    /// `Cookie`.
+    Cookie,
+    /// `Accept`.
+    Accept,
+    /// `Sec-Fetch-Mode`.
+    SecFetchMode,
+    /// `Sec-Fetch-Site`.
+    SecFetchSite,
+    /// `Origin`.
+    Origin,
+    /// `Content-Type`.
+    ContentType,
+    /// The opt-in token header ([`TOKEN_HEADER`](crate::TOKEN_HEADER)).
+    Token,
+}
+
+impl Header {
+    /// The header's name in lower case.
+    ///
+    /// ```
+    /// assert_eq!(stepup_http::Header::SecFetchMode.name(), "sec-fetch-mode");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Header::Cookie => "cookie",
+            Header::Accept => "accept",
+            Header::SecFetchMode => "sec-fetch-mode",
+            Header::SecFetchSite => "sec-fetch-site",
+            Header::Origin => "origin",
+            Header::ContentType => "content-type",
+            Header::Token => crate::TOKEN_HEADER,
+        }
+    }
+}
+
+/// What stepup reads of a request, whatever the framework: the method, the
+/// path and query as sent, and header values as bytes. Each adapter
+/// implements it for a thin wrapper around its own request type (`http` 1
+/// `Parts`, actix-web's `HttpRequest`).
+///
+/// ```
+/// use stepup_http::{Header, RequestHead, is_navigation_of};
+///
+/// struct Plain<'a> { method: &'a str, target: &'a str, accept: &'a [u8] }
+/// impl RequestHead for Plain<'_> {
+///     fn method(&self) -> &str { self.method }
+///     fn path_and_query(&self) -> &str { self.target }
+///     fn values(&self, header: Header) -> impl Iterator<Item = &[u8]> {
+///         (header == Header::Accept).then_some(self.accept).into_iter()
+///     }
+/// }
+/// assert!(is_navigation_of(&Plain { method: "GET", target: "/", accept: b"text/html" }));
+/// ```
+pub trait RequestHead {
+    /// The method's name (`GET`, `POST`, …).
+    fn method(&self) -> &str;
+    /// The path and query as sent (`/transfer?to=DE89`); `/` when absent.
+    fn path_and_query(&self) -> &str;
+    /// Every value of `header`, in order.
+    fn values(&self, header: Header) -> impl Iterator<Item = &[u8]>;
+    /// The first value of `header`.
+    fn value(&self, header: Header) -> Option<&[u8]> {
+        self.values(header).next()
+    }
+}
+
+/// [`is_navigation`] for a request.
+pub fn is_navigation_of(head: &impl RequestHead) -> bool {
+    navigation(head)
+}
+
+pub(crate) fn navigation(head: &impl RequestHead) -> bool {
+    is_navigation(
+        head.method(),
+        head.value(Header::SecFetchMode),
+        head.values(Header::Accept),
+    )
+}
+
+/// The assurance token of a request: the cookie `cookie` among every
+/// `Cookie` header, and the opt-in header when `header` is on — at most one
+/// of them may speak.
+pub fn find_token<'a>(head: &'a impl RequestHead, cookie: &CookieName, header: bool) -> Found<'a> {
+    let found = cookie.find(head.values(Header::Cookie));
+    if header {
+        found.or_only(Found::from_header(head.values(Header::Token)))
+    } else {
+        found
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{CookieSettings, challenge_location, login_location, valid_note};
+    use stepup_core::ReturnTo;
 
     fn name() -> CookieName {
         CookieName::new("__Host-stepup")
@@ -580,7 +462,7 @@ mod tests {
             "__Host-stepup=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"
         );
         assert!(!set.contains("Domain"));
-        let local = CookieSettings::local_development();
+        let local = CookieSettings::insecure_local_development();
         assert_eq!(
             local.set_cookie("t", std::time::Duration::from_secs(5)),
             "stepup=t; Path=/; HttpOnly; SameSite=Strict; Max-Age=5"

@@ -1,0 +1,406 @@
+//! [`Guard`]: the one decide-and-answer sequence every adapter runs — find
+//! the token, refuse an ambiguous one, decide, log, answer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use stepup_core::{
+    Assurance, Challenge, ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject,
+};
+
+use crate::cookie::{DEFAULT_COOKIE_NAME, NoSubject};
+use crate::read::{CookieName, Found, RequestHead, find_token, navigation};
+use crate::reply::Reply;
+use crate::settings::Settings;
+use crate::target::{ChallengeTarget, Hold};
+use crate::url::login_location;
+
+type PolicyFn<R> = dyn Fn(&R, Option<&Assurance>) -> Arc<Policy> + Send + Sync;
+
+enum PolicySource<R: ?Sized> {
+    Fixed(Policy),
+    PerRequest(Arc<PolicyFn<R>>),
+}
+
+impl<R: ?Sized> Clone for PolicySource<R> {
+    fn clone(&self) -> Self {
+        match self {
+            PolicySource::Fixed(p) => PolicySource::Fixed(p.clone()),
+            PolicySource::PerRequest(f) => PolicySource::PerRequest(f.clone()),
+        }
+    }
+}
+
+struct Inner<R: ?Sized> {
+    gate: Gate,
+    policy: PolicySource<R>,
+    cookie: CookieName,
+    token_header: bool,
+    target: Arc<ChallengeTarget>,
+    no_subject: NoSubject,
+    name: Option<String>,
+}
+
+impl<R: ?Sized> Clone for Inner<R> {
+    fn clone(&self) -> Self {
+        Inner {
+            gate: self.gate.clone(),
+            policy: self.policy.clone(),
+            cookie: self.cookie.clone(),
+            token_header: self.token_header,
+            target: self.target.clone(),
+            no_subject: self.no_subject.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// What the guard says of a request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The policy is met: run the handler with this assurance.
+    Allow(Assurance),
+    /// Answer with this instead (a challenge, or "log in first").
+    Deny(Reply),
+}
+
+/// Requires a step-up before a route runs: the whole sequence every adapter
+/// (the tower layer, the actix-web middleware, both extractors) calls, so
+/// they decide and answer byte for byte alike.
+///
+/// For each request: no logged-in subject → the [`NoSubject`] answer;
+/// otherwise the assurance token is taken from the cookie (two cookies of
+/// that name, or a cookie and the opt-in header, are refused — never
+/// guessed between) and checked against the policy (fixed, or chosen per
+/// request from the request `R` and the current assurance). Allowed: the
+/// [`Assurance`]. Challenged: `303` to the challenge page for a browser
+/// navigation, else `401` with the RFC 9470 `WWW-Authenticate` header and an
+/// RFC 9457 body. One `tracing` event (target `stepup`) per decision:
+/// outcome, reason, policy — never a token or cookie value. The allow path
+/// allocates nothing.
+///
+/// ```
+/// use stepup_core::{Key, KeyId, KeyRing, Policy, Subject, TokenConfig};
+/// use stepup_http::{Guard, Header, RequestHead, Verdict};
+///
+/// struct Get<'a>(&'a str);
+/// impl RequestHead for Get<'_> {
+///     fn method(&self) -> &str { "GET" }
+///     fn path_and_query(&self) -> &str { self.0 }
+///     fn values(&self, _: Header) -> impl Iterator<Item = &[u8]> { std::iter::empty() }
+/// }
+///
+/// let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+/// let guard: Guard<()> = Guard::new(tokens.gate(), Policy::level(2));
+/// match guard.check(&(), &Get("/keys"), Some(Subject::new("u1"))) {
+///     Verdict::Deny(reply) => assert_eq!(reply.status(), 401),
+///     Verdict::Allow(_) => unreachable!("no token yet"),
+/// }
+/// match guard.check(&(), &Get("/keys"), None) {
+///     Verdict::Deny(reply) => assert_eq!(reply.body(), stepup_http::LOGIN_REQUIRED_BODY),
+///     Verdict::Allow(_) => unreachable!("nobody logged in"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Guard<R: ?Sized> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: ?Sized> Clone for Guard<R> {
+    fn clone(&self) -> Self {
+        Guard {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: ?Sized> fmt::Debug for Guard<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("policy", &PolicyName(&self.inner).to_string())
+            .field("cookie", &self.inner.cookie.as_str())
+            .field("target", &self.inner.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: ?Sized> Guard<R> {
+    /// Requires `policy`, checked by `gate`.
+    pub fn new(gate: Gate, policy: Policy) -> Self {
+        Self::build(gate, PolicySource::Fixed(policy))
+    }
+
+    /// Chooses the policy per request from the request and the current
+    /// assurance (if the token verified) — "a `DELETE` needs a passkey".
+    /// Return shared policies (`Arc`) built once.
+    pub fn per_request<F>(gate: Gate, choose: F) -> Self
+    where
+        F: Fn(&R, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
+    {
+        Self::build(gate, PolicySource::PerRequest(Arc::new(choose)))
+    }
+
+    fn build(gate: Gate, policy: PolicySource<R>) -> Self {
+        Guard {
+            inner: Arc::new(Inner {
+                gate,
+                policy,
+                cookie: CookieName::new(DEFAULT_COOKIE_NAME),
+                token_header: false,
+                target: Arc::new(ChallengeTarget::default()),
+                no_subject: NoSubject::default(),
+                name: None,
+            }),
+        }
+    }
+
+    /// Builders run at start-up, before the guard is shared.
+    fn edit(mut self, change: impl FnOnce(&mut Inner<R>)) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => change(inner),
+            None => {
+                let mut inner = Inner::clone(&self.inner);
+                change(&mut inner);
+                self.inner = Arc::new(inner);
+            }
+        }
+        self
+    }
+
+    fn edit_target(self, change: impl FnOnce(ChallengeTarget) -> ChallengeTarget) -> Self {
+        self.edit(|c| c.target = Arc::new(change(ChallengeTarget::clone(&c.target))))
+    }
+
+    /// The cookie, clock, challenge page and reasons of `settings`.
+    #[must_use]
+    pub fn with_settings(self, settings: &Settings) -> Self {
+        let target = settings.target().clone();
+        let cookie = CookieName::new(settings.cookie_name());
+        self.edit(|c| {
+            c.cookie = cookie;
+            c.target = Arc::new(target);
+        })
+    }
+
+    /// Another cookie name (for example without the `__Host-` prefix during
+    /// local development over plain HTTP).
+    #[must_use]
+    pub fn cookie_name(self, name: &str) -> Self {
+        let cookie = CookieName::new(name);
+        self.edit(|c| c.cookie = cookie)
+    }
+
+    /// Also accepts the token in the `Stepup-Assurance` request header, for
+    /// API clients that keep no cookies. A request carrying both the cookie
+    /// and the header is refused. Browsers cannot set this header
+    /// cross-site without a CORS preflight.
+    #[must_use]
+    pub fn accept_token_header(self) -> Self {
+        self.edit(|c| c.token_header = true)
+    }
+
+    /// Where the challenge page is mounted (default `/step-up`): a local
+    /// path without a query; anything else keeps the current one.
+    #[must_use]
+    pub fn challenge_page(self, path: &str) -> Self {
+        self.edit_target(|t| t.with_page(path))
+    }
+
+    /// Where to return after a step-up when the original path is refused
+    /// (default `/`).
+    #[must_use]
+    pub fn fallback_return(self, fallback: ReturnTo) -> Self {
+        self.edit_target(|t| t.with_fallback(fallback))
+    }
+
+    /// What to answer when no user is logged in.
+    #[must_use]
+    pub fn on_no_subject(self, answer: NoSubject) -> Self {
+        self.edit(|c| c.no_subject = answer)
+    }
+
+    /// The clock (default: the system clock; tests use a `TestClock`).
+    #[must_use]
+    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.edit_target(|t| t.with_clock(clock))
+    }
+
+    /// An identifier (1–32 of `[A-Za-z0-9_-]`) added to the challenge page
+    /// URL as `why=…`, so the page can show this route's reason from
+    /// configuration. Other values are ignored. (Guards made by
+    /// [`Settings`] send each policy's registered identifier instead.)
+    #[must_use]
+    pub fn page_note(self, note: &str) -> Self {
+        self.edit_target(|t| t.with_note(note))
+    }
+
+    /// A name for this route's policy in log events (default: the policy
+    /// expression).
+    #[must_use]
+    pub fn name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.edit(|c| c.name = Some(name))
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.inner.gate
+    }
+
+    /// Where challenges send browsers.
+    pub fn target(&self) -> &Arc<ChallengeTarget> {
+        &self.inner.target
+    }
+
+    /// The cookie's name.
+    pub fn cookie(&self) -> &str {
+        self.inner.cookie.as_str()
+    }
+
+    /// The fixed policy, if it is not chosen per request.
+    pub fn policy(&self) -> Option<&Policy> {
+        match &self.inner.policy {
+            PolicySource::Fixed(p) => Some(p),
+            PolicySource::PerRequest(_) => None,
+        }
+    }
+
+    /// Decides `request` (whose head is `head`) for `subject`, the user the
+    /// application's login found.
+    pub fn check(&self, request: &R, head: &impl RequestHead, subject: Option<Subject>) -> Verdict {
+        let c = &*self.inner;
+        let Some(subject) = subject else {
+            tracing::info!(target: "stepup", outcome = "no_subject", policy = %PolicyName(c), "no logged-in user");
+            return Verdict::Deny(self.no_subject(head));
+        };
+        let found = find_token(head, &c.cookie, c.token_header);
+        let now = c.target.now();
+        let denied = match &c.policy {
+            PolicySource::Fixed(policy) => {
+                let decision = match found {
+                    // Cookie tossing or mixed sources: a challenge, never a guess.
+                    Found::Ambiguous => {
+                        Decision::Challenge(c.gate.challenge(ChallengeReason::Invalid, policy))
+                    }
+                    Found::One(token) => c.gate.check(subject, Some(token), policy, now),
+                    Found::None => c.gate.check(subject, None, policy, now),
+                };
+                match decision {
+                    Decision::Allow(assurance) => return self.allow(assurance),
+                    Decision::Challenge(challenge) => self.deny(head, found, &challenge, policy),
+                }
+            }
+            PolicySource::PerRequest(choose) => match verify(&c.gate, subject, found, now) {
+                Ok(assurance) => {
+                    let policy = choose(request, Some(&assurance));
+                    match assurance.require(&policy, now) {
+                        Ok(()) => return self.allow(assurance),
+                        Err(challenge) => self.deny(head, found, &challenge, &policy),
+                    }
+                }
+                Err(reason) => {
+                    let policy = choose(request, None);
+                    let challenge = c.gate.challenge(reason, &policy);
+                    self.deny(head, found, &challenge, &policy)
+                }
+            },
+        };
+        Verdict::Deny(denied)
+    }
+
+    fn allow(&self, assurance: Assurance) -> Verdict {
+        tracing::debug!(target: "stepup", outcome = "allow", policy = %PolicyName(&self.inner), level = assurance.level());
+        Verdict::Allow(assurance)
+    }
+
+    fn deny(
+        &self,
+        head: &impl RequestHead,
+        found: Found<'_>,
+        challenge: &Challenge,
+        policy: &Policy,
+    ) -> Reply {
+        let reason = if found == Found::Ambiguous {
+            "ambiguous_token"
+        } else {
+            challenge.reason().code()
+        };
+        tracing::info!(target: "stepup", outcome = "challenge", reason, policy = %PolicyName(&self.inner));
+        let target = &self.inner.target;
+        target.respond(
+            navigation(head),
+            &target.return_to(head.path_and_query()),
+            challenge,
+            Some(policy),
+        )
+    }
+
+    fn no_subject(&self, head: &impl RequestHead) -> Reply {
+        match &self.inner.no_subject {
+            NoSubject::RedirectToLogin(login) if navigation(head) => {
+                let back = self.inner.target.return_to(head.path_and_query());
+                Reply::see_other(&login_location(login, &back))
+            }
+            _ => Reply::login_required(),
+        }
+    }
+
+    /// The assurance of `head` for `subject`, against no particular policy
+    /// (an ambiguous token is [`ChallengeReason::Invalid`]).
+    pub fn verify(
+        &self,
+        head: &impl RequestHead,
+        subject: Subject,
+    ) -> Result<Assurance, ChallengeReason> {
+        let c = &*self.inner;
+        let found = find_token(head, &c.cookie, c.token_header);
+        verify(&c.gate, subject, found, c.target.now())
+    }
+
+    /// Any valid step-up at all (level 1) for `subject`, for an extractor on
+    /// a route the guard does not wrap: the assurance, or the refusal to
+    /// answer with.
+    pub fn verify_any(
+        &self,
+        head: &impl RequestHead,
+        subject: Subject,
+    ) -> Result<Assurance, crate::Refusal> {
+        self.verify(head, subject).map_err(|reason| {
+            let any = Policy::level(1);
+            let challenge = self.inner.gate.challenge(reason, &any);
+            self.hold(head).refuse(challenge, Some(&any))
+        })
+    }
+
+    /// What an extractor keeps of `head` to answer an in-handler `require`
+    /// as this guard would.
+    pub fn hold(&self, head: &impl RequestHead) -> Hold {
+        Hold::new(self.inner.target.clone(), head)
+    }
+}
+
+fn verify(
+    gate: &Gate,
+    subject: Subject,
+    found: Found<'_>,
+    now: stepup_core::Timestamp,
+) -> Result<Assurance, ChallengeReason> {
+    match found {
+        Found::None => gate.verify(subject, None, now),
+        Found::One(token) => gate.verify(subject, Some(token), now),
+        Found::Ambiguous => Err(ChallengeReason::Invalid),
+    }
+}
+
+/// Displays the policy name or expression only when a log event is written.
+struct PolicyName<'a, R: ?Sized>(&'a Inner<R>);
+
+impl<R: ?Sized> fmt::Display for PolicyName<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.0.name, &self.0.policy) {
+            (Some(name), _) => f.write_str(name),
+            (None, PolicySource::Fixed(policy)) => write!(f, "{policy}"),
+            (None, PolicySource::PerRequest(_)) => f.write_str("<per request>"),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! [`Settings`]: what the challenge routes and every guard of one
+//! application share.
+
+use std::fmt;
+use std::sync::Arc;
+
+use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo};
+
+use crate::cookie::CookieSettings;
+use crate::guard::Guard;
+use crate::target::{ChallengeTarget, Reason, Reasons};
+
+/// What the challenge routes and the guards of one application share: the
+/// gate, the clock, the cookie, where the routes are mounted, the accepted
+/// origin and the registered reasons. Cheap to clone (the reasons are
+/// shared between clones).
+///
+/// ```
+/// use stepup_core::{Gate, Key, KeyId, KeyRing, Policy, ReturnTo};
+/// use stepup_http::Settings;
+///
+/// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+/// let settings = Settings::new(Gate::new(&ring), "https://bank.example/")
+///     .mounted_at("/verify", ReturnTo::root());
+/// assert_eq!(settings.origin(), "https://bank.example");
+/// assert_eq!(settings.page().as_str(), "/verify");
+/// let why = settings.register_policy(&Policy::level(2).with_reason("Moving money"));
+/// assert!(why.starts_with('r') && why.len() == 13);
+/// assert_eq!(settings.reason(&why).map(|r| r.0), Some("Moving money".to_owned()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Settings {
+    gate: Gate,
+    cookie: CookieSettings,
+    origin: String,
+    reasons: Reasons,
+    target: ChallengeTarget,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("cookie", &self.cookie)
+            .field("page", self.target.page())
+            .field("fallback", self.target.fallback())
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Verifying with `gate` and accepting POSTs from `origin` (the
+    /// application's own, `https://bank.example`; a trailing `/` is
+    /// dropped). Mounted at `/step-up`, falling back to `/`, with the
+    /// default cookie and the system clock.
+    pub fn new(gate: Gate, origin: &str) -> Settings {
+        let reasons = Reasons::default();
+        let target =
+            ChallengeTarget::default().with_reasons(reasons.clone(), gate.levels().clone());
+        Settings {
+            gate,
+            cookie: CookieSettings::default(),
+            origin: origin.trim_end_matches('/').to_owned(),
+            reasons,
+            target,
+        }
+    }
+
+    /// The clock (tests use a `TestClock`; give the engine the same one).
+    #[must_use]
+    pub fn with_clock(self, clock: impl Clock) -> Settings {
+        self.with_shared_clock(Arc::new(clock))
+    }
+
+    /// The clock, shared.
+    #[must_use]
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Settings {
+        self.target = self.target.with_clock(clock);
+        self
+    }
+
+    /// How the cookie is written.
+    #[must_use]
+    pub fn with_cookie(mut self, cookie: CookieSettings) -> Settings {
+        self.cookie = cookie;
+        self
+    }
+
+    /// Where the routes are mounted and where to return when a return path
+    /// is refused. A path that is not local, or carries a query, keeps the
+    /// default.
+    #[must_use]
+    pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Settings {
+        if let Ok(page) = ReturnTo::parse(path)
+            && !page.as_str().contains(['?', '#'])
+        {
+            self.target = self.target.with_page(path).with_fallback(fallback);
+        }
+        self
+    }
+
+    /// The identifier under which the page finds `reason`, adding it if
+    /// new.
+    pub fn register_reason(&self, reason: &str) -> String {
+        self.reasons.register(reason, Vec::new())
+    }
+
+    /// The identifier under which the page finds `policy`'s reason (or a
+    /// generic sentence) and the methods that can satisfy it, which are the
+    /// only ones the page then offers. The same policy gets the same
+    /// identifier on every instance.
+    pub fn register_policy(&self, policy: &Policy) -> String {
+        self.reasons.register_policy(policy, self.gate.levels())
+    }
+
+    /// The reason registered under `id`.
+    pub fn reason(&self, id: &str) -> Option<Reason> {
+        self.reasons.get(id)
+    }
+
+    /// A guard of `policy` with these settings (its reason registered, so
+    /// the page can show it).
+    pub fn guard<R: ?Sized>(&self, policy: Policy) -> Guard<R> {
+        self.register_policy(&policy);
+        Guard::new(self.gate.clone(), policy).with_settings(self)
+    }
+
+    /// A guard choosing its policy per request (each challenged policy is
+    /// registered when it is first challenged).
+    pub fn guard_per_request<R: ?Sized, F>(&self, choose: F) -> Guard<R>
+    where
+        F: Fn(&R, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
+    {
+        Guard::per_request(self.gate.clone(), choose).with_settings(self)
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        self.target.clock()
+    }
+
+    /// The cookie settings.
+    pub fn cookie(&self) -> &CookieSettings {
+        &self.cookie
+    }
+
+    /// The cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        self.cookie.name()
+    }
+
+    /// Where the routes (and so the challenge page) are mounted.
+    pub fn page(&self) -> &ReturnTo {
+        self.target.page()
+    }
+
+    /// Where to return when a return path is refused.
+    pub fn fallback(&self) -> &ReturnTo {
+        self.target.fallback()
+    }
+
+    /// The accepted origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Where challenges send browsers, with the reasons registered.
+    pub fn target(&self) -> &ChallengeTarget {
+        &self.target
+    }
+
+    /// The validated return path from a request parameter, or the fallback.
+    pub fn return_path(&self, input: Option<&str>) -> ReturnTo {
+        input.map_or_else(
+            || self.target.fallback().clone(),
+            |p| self.target.return_to(p),
+        )
+    }
+}

@@ -1,0 +1,352 @@
+//! [`ChallengeTarget`]: where a challenged request is sent and how the
+//! answer is written; [`Reasons`]: the reason sentences the page may show,
+//! by identifier; [`Hold`]: what an extractor keeps of a request to answer
+//! an in-handler `require` later, exactly as the guard would.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use stepup_core::{Assurance, Challenge, Clock, Method, Policy, ReturnTo, SystemClock, Timestamp};
+
+use crate::reply::Reply;
+use crate::url::{challenge_url, valid_note};
+
+/// Where the challenge routes (and so the page) are mounted unless
+/// configured otherwise.
+pub const DEFAULT_MOUNT: &str = "/step-up";
+
+/// The sentence shown when a policy carries no reason of its own.
+pub const GENERIC_REASON: &str = "We need to confirm it's really you before you continue.";
+
+/// A registered reason: its sentence and the methods that can satisfy the
+/// policy it came with (empty: any).
+pub type Reason = (String, Vec<Method>);
+
+/// The reasons of the policies routes are protected with, by a short
+/// identifier the challenge page receives as `why=…`: the page shows
+/// configured text only, never text from the request.
+///
+/// With a reason goes the list of methods that can satisfy the route's
+/// policy (empty: no filter), so the page offers only those.
+///
+/// The identifier is a digest of the reason and its methods, not a
+/// registration number: every adapter and every instance gives the same
+/// policy the same `why=`, whatever order routes were built or first
+/// requested in. Cheap to clone (clones share the table).
+///
+/// ```
+/// use stepup_core::Method;
+/// use stepup_http::Reasons;
+///
+/// let reasons = Reasons::default();
+/// let id = reasons.register("Moving money", vec![Method::Totp]);
+/// assert_eq!(id, Reasons::default().register("Moving money", vec![Method::Totp]));
+/// assert_eq!(reasons.get(&id).map(|r| r.0), Some("Moving money".to_owned()));
+/// assert!(Reasons::default().get(&id).is_none(), "only what was registered here");
+/// ```
+#[derive(Clone, Default)]
+pub struct Reasons(Arc<RwLock<HashMap<String, Reason>>>);
+
+impl fmt::Debug for Reasons {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reasons").finish_non_exhaustive()
+    }
+}
+
+impl Reasons {
+    /// The identifier of `reason` with `methods` (`r` and 12 hex digits),
+    /// adding it to the table if new.
+    pub fn register(&self, reason: &str, methods: Vec<Method>) -> String {
+        let id = reason_id(reason, &methods);
+        let known = self.0.read().map(|t| t.contains_key(&id)).unwrap_or(false);
+        if !known && let Ok(mut table) = self.0.write() {
+            table
+                .entry(id.clone())
+                .or_insert_with(|| (reason.to_owned(), methods));
+        }
+        id
+    }
+
+    /// The identifier of `policy`'s reason (or [`GENERIC_REASON`]) with the
+    /// methods that can satisfy it under `levels`.
+    pub fn register_policy(&self, policy: &Policy, levels: &stepup_core::LevelTable) -> String {
+        self.register(
+            policy.reason().unwrap_or(GENERIC_REASON),
+            policy.methods(levels),
+        )
+    }
+
+    /// The reason registered under `id`.
+    pub fn get(&self, id: &str) -> Option<Reason> {
+        self.0.read().ok()?.get(id).cloned()
+    }
+}
+
+fn reason_id(reason: &str, methods: &[Method]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(reason.as_bytes());
+    for m in methods {
+        h.update([0]);
+        h.update(m.to_string().as_bytes());
+    }
+    let digest = h.finalize();
+    std::iter::once('r')
+        .chain(digest[..6].iter().flat_map(|b| {
+            let hex = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
+            [hex(b >> 4), hex(b & 15)]
+        }))
+        .collect()
+}
+
+/// Where to step up and where to come back to, the clock, and how the
+/// reason reaches the page: everything a challenge answer needs.
+///
+/// A fixed `note` goes to the page as `why=…`; with a [`Reasons`] table
+/// (as [`Settings`](crate::Settings) gives), each challenged policy is
+/// registered and its own identifier goes instead.
+///
+/// ```
+/// use stepup_core::ReturnTo;
+/// use stepup_http::ChallengeTarget;
+///
+/// let target = ChallengeTarget::default().with_page("/verify");
+/// assert_eq!(target.page().as_str(), "/verify");
+/// assert_eq!(target.return_to("/transfer?x=1").as_str(), "/transfer?x=1");
+/// assert_eq!(target.return_to("https://evil.example/").as_str(), "/", "refused: the fallback");
+/// ```
+#[derive(Clone)]
+pub struct ChallengeTarget {
+    page: ReturnTo,
+    fallback: ReturnTo,
+    note: Option<String>,
+    clock: Arc<dyn Clock>,
+    reasons: Option<(Reasons, stepup_core::LevelTable)>,
+}
+
+impl fmt::Debug for ChallengeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChallengeTarget")
+            .field("page", &self.page)
+            .field("fallback", &self.fallback)
+            .field("note", &self.note)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ChallengeTarget {
+    fn default() -> Self {
+        ChallengeTarget {
+            page: ReturnTo::parse(DEFAULT_MOUNT).unwrap_or_else(|_| ReturnTo::root()),
+            fallback: ReturnTo::root(),
+            note: None,
+            clock: Arc::new(SystemClock),
+            reasons: None,
+        }
+    }
+}
+
+impl ChallengeTarget {
+    /// The challenge page at `path`: a local path without a query or
+    /// fragment; anything else keeps the current one.
+    #[must_use]
+    pub fn with_page(mut self, path: &str) -> Self {
+        if let Ok(page) = ReturnTo::parse(path)
+            && !page.as_str().contains(['?', '#'])
+        {
+            self.page = page;
+        }
+        self
+    }
+
+    /// Where to return when the request's own path is refused.
+    #[must_use]
+    pub fn with_fallback(mut self, fallback: ReturnTo) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// A fixed reason identifier for the page (1–32 of `[A-Za-z0-9_-]`;
+    /// anything else is ignored).
+    #[must_use]
+    pub fn with_note(mut self, note: &str) -> Self {
+        if valid_note(note) {
+            self.note = Some(note.to_owned());
+        }
+        self
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Registers every challenged policy in `reasons` (ranked by `levels`)
+    /// and sends its identifier to the page.
+    #[must_use]
+    pub fn with_reasons(mut self, reasons: Reasons, levels: stepup_core::LevelTable) -> Self {
+        self.reasons = Some((reasons, levels));
+        self
+    }
+
+    /// The challenge page.
+    pub fn page(&self) -> &ReturnTo {
+        &self.page
+    }
+
+    /// Where to return when a return path is refused.
+    pub fn fallback(&self) -> &ReturnTo {
+        &self.fallback
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The time on the clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The validated `path_and_query`, or the fallback.
+    pub fn return_to(&self, path_and_query: &str) -> ReturnTo {
+        ReturnTo::parse_or(path_and_query, &self.fallback)
+    }
+
+    /// The reason identifier for a challenge of `policy`.
+    pub fn note_for(&self, policy: Option<&Policy>) -> Option<Cow<'_, str>> {
+        match (&self.reasons, policy) {
+            (Some((reasons, levels)), Some(policy)) => {
+                Some(Cow::Owned(reasons.register_policy(policy, levels)))
+            }
+            _ => self.note.as_deref().map(Cow::Borrowed),
+        }
+    }
+
+    /// The challenge page URL for `return_to` and a challenge of `policy`.
+    pub fn location(
+        &self,
+        return_to: &ReturnTo,
+        challenge: &Challenge,
+        policy: Option<&Policy>,
+    ) -> String {
+        challenge_url(
+            &self.page,
+            return_to,
+            challenge.reason().code(),
+            self.note_for(policy).as_deref(),
+        )
+    }
+
+    /// The answer to a challenge of `policy`: `303` to the page for a
+    /// browser navigation, `401` with RFC 9470 and RFC 9457 otherwise.
+    pub fn respond(
+        &self,
+        navigation: bool,
+        return_to: &ReturnTo,
+        challenge: &Challenge,
+        policy: Option<&Policy>,
+    ) -> Reply {
+        Reply::challenge(
+            navigation,
+            &self.location(return_to, challenge, policy),
+            challenge,
+        )
+    }
+}
+
+/// What an extractor keeps of a request so that a `require` in the handler
+/// answers exactly as the guard would: whether it was a navigation, its
+/// validated return path, and the target.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    navigation: bool,
+    return_to: ReturnTo,
+    target: Arc<ChallengeTarget>,
+}
+
+impl Hold {
+    /// Holds what `head` says for answers through `target`.
+    pub fn new(target: Arc<ChallengeTarget>, head: &impl crate::RequestHead) -> Hold {
+        Hold {
+            navigation: crate::read::navigation(head),
+            return_to: target.return_to(head.path_and_query()),
+            target,
+        }
+    }
+
+    /// Checks `policy` against `assurance` now; the refusal carries the
+    /// challenge and the answer.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stepup_core::{Key, KeyId, KeyRing, Method, Policy, Proof, Subject, TokenConfig};
+    /// use stepup_http::{ChallengeTarget, Hold, Header, RequestHead};
+    ///
+    /// struct Get;
+    /// impl RequestHead for Get {
+    ///     fn method(&self) -> &str { "GET" }
+    ///     fn path_and_query(&self) -> &str { "/keys" }
+    ///     fn values(&self, _: Header) -> impl Iterator<Item = &[u8]> { std::iter::empty() }
+    /// }
+    ///
+    /// let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let user = Subject::new("u1");
+    /// let now = stepup_core::Clock::now(&stepup_core::SystemClock);
+    /// let token = tokens.issuer().issue(&user, Proof::new(Method::Password, now), None, now)?;
+    /// let assurance = tokens.gate().verify(user, Some(token.value()), now).unwrap();
+    ///
+    /// let hold = Hold::new(Arc::new(ChallengeTarget::default()), &Get);
+    /// let refusal = hold.require(&assurance, &Policy::method(Method::Passkey)).unwrap_err();
+    /// assert_eq!(refusal.reply().status(), 401);
+    /// assert!(refusal.reply().body().contains("/step-up?return_to=/keys"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn require(&self, assurance: &Assurance, policy: &Policy) -> Result<(), Refusal> {
+        assurance
+            .require(policy, self.target.now())
+            .map_err(|challenge| self.refuse(challenge, Some(policy)))
+    }
+
+    /// The refusal for `challenge` of `policy`.
+    pub fn refuse(&self, challenge: Challenge, policy: Option<&Policy>) -> Refusal {
+        let reply = self
+            .target
+            .respond(self.navigation, &self.return_to, &challenge, policy);
+        Refusal { challenge, reply }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Arc<ChallengeTarget> {
+        &self.target
+    }
+}
+
+/// A step-up the request must do first: the challenge and the answer.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    challenge: Challenge,
+    reply: Reply,
+}
+
+impl Refusal {
+    /// The challenge.
+    pub fn challenge(&self) -> &Challenge {
+        &self.challenge
+    }
+
+    /// The answer to write.
+    pub fn reply(&self) -> &Reply {
+        &self.reply
+    }
+
+    /// The answer, owned.
+    pub fn into_reply(self) -> Reply {
+        self.reply
+    }
+}

@@ -1,0 +1,80 @@
+//! `http` 1 requests as [`stepup_http::RequestHead`], and [`Reply`]s as
+//! `http` 1 responses.
+
+use http::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use stepup_http::{Header, Reply, RequestHead};
+
+static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+static TOKEN: HeaderName = HeaderName::from_static(stepup_http::TOKEN_HEADER);
+
+/// An `http` 1 request head as stepup reads it.
+///
+/// ```
+/// use stepup_http::is_navigation_of;
+/// use stepup_tower::Head;
+///
+/// let (parts, ()) = http::Request::get("/statements")
+///     .header("accept", "text/html")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// assert!(is_navigation_of(&Head(&parts)));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Head<'a>(pub &'a Parts);
+
+impl RequestHead for Head<'_> {
+    fn method(&self) -> &str {
+        self.0.method.as_str()
+    }
+
+    fn path_and_query(&self) -> &str {
+        self.0.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    }
+
+    fn values(&self, header: Header) -> impl Iterator<Item = &[u8]> {
+        let name = match header {
+            Header::Cookie => &COOKIE,
+            Header::Accept => &ACCEPT,
+            Header::SecFetchMode => &SEC_FETCH_MODE,
+            Header::SecFetchSite => &SEC_FETCH_SITE,
+            Header::Origin => &ORIGIN,
+            Header::ContentType => &CONTENT_TYPE,
+            _ => &TOKEN,
+        };
+        self.0
+            .headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+    }
+}
+
+/// `reply` as an `http` 1 response (headers that are not valid header
+/// values are left out; every value stepup writes is).
+///
+/// ```
+/// use stepup_http::Reply;
+/// let response: http::Response<String> = stepup_tower::into_response(Reply::see_other("/a"));
+/// assert_eq!(response.status(), 303);
+/// assert_eq!(response.headers()["location"], "/a");
+/// ```
+pub fn into_response<B: From<String>>(reply: Reply) -> Response<B> {
+    let (status, headers, body) = reply.into_parts();
+    let mut response = Response::new(B::from(body.into_owned()));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    response
+}
