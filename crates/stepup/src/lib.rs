@@ -9,17 +9,19 @@
 //!
 //! | feature | brings |
 //! |---|---|
-//! | (always) | [`core`]: assurance, policies, the signed token, the gate |
-//! | `tower` | [`tower`]: the `RequireStepUp` layer for any tower service |
-//! | `totp` | [`challenge`]: the engine — TOTP, passwords, recovery and e-mail/SMS codes, limits, events |
-//! | `passkey` | passkeys in the engine (with `webauthn-rs`) |
-//! | `axum` (default) | [`axum`]: the extractor, the challenge routes and the layer for axum |
+//! | (always) | [`core`]: assurance, policies, the signed token, the gate; [`http`]: the framework-neutral request reading, replies and the `Guard` |
+//! | `tower` | `tower`: the `RequireStepUp` layer for any tower service |
+//! | `engine` | `challenge`: the engine — TOTP, passwords, recovery and e-mail/SMS codes, limits, events, the challenge routes |
+//! | `passkey` | passkeys in the engine (with `webauthn-rs`; brings `engine`) |
+//! | `axum` (default) | `axum`: `StepUp`, the extractor, the challenge routes and the layer for axum (brings `tower`, `passkey`) |
+//! | `actix` | `actix`: `StepUp`, the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (brings `passkey`) |
 //! | `redis` | `redis`: the Redis `StateStore` for deployments with several instances |
-//! | `actix` | `actix`: `StepUp` with the challenge routes, the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (brings `totp` and `passkey`) |
 //!
-//! The prelude brings the adapter's `StepUp`, `Assurance` and
-//! `StepUpRequired`; with both `axum` and `actix` on, it brings axum's, and
-//! actix's stay under `stepup::actix`.
+//! Preludes: [`prelude`] has the framework-neutral names (core, and the
+//! engine's with `engine`); `stepup::axum::prelude::*` and
+//! `stepup::actix::prelude::*` add each adapter's (`StepUp`, `Assurance`,
+//! `StepUpRequired`, …) on top of it. They are additive: turning on
+//! another feature never changes what a prelude you use names.
 //!
 //! ```
 //! use stepup::prelude::*;
@@ -31,36 +33,31 @@
 //! assert!(matches!(gate.check(&user, None, &policy, SystemClock.now()), Decision::Challenge(_)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use stepup_core as core;
+pub use stepup_http as http;
 
 #[cfg(feature = "tower")]
 pub use stepup_tower as tower;
 
-#[cfg(feature = "totp")]
+#[cfg(feature = "engine")]
 pub use stepup_challenge as challenge;
-
-#[cfg(feature = "axum")]
-pub use stepup_axum as axum;
-
-#[cfg(feature = "actix")]
-pub use stepup_actix as actix;
 
 #[cfg(feature = "redis")]
 pub use stepup_redis as redis;
 
-/// The names most applications use, in one import.
+/// The framework-neutral names most applications use, in one import: the
+/// core (keys, policies, subjects, the gate) and, with the `engine`
+/// feature, the engine and its stores.
 pub mod prelude {
     pub use stepup_core::{
-        Assurance as CoreAssurance, Challenge, ChallengeReason, Clock, Decision, Gate, Issuer, Key,
-        KeyId, KeyRing, Level, LevelTable, Method, Policy, Proof, ReturnTo, Subject, SystemClock,
-        Timestamp, TokenConfig,
+        Challenge, ChallengeReason, Clock, Decision, Gate, Issuer, Key, KeyId, KeyRing, Level,
+        LevelTable, Method, Policy, Proof, ReturnTo, Subject, SystemClock, Timestamp, TokenConfig,
     };
+    pub use stepup_http::{CookieSettings, NoSubject};
 
-    #[cfg(feature = "tower")]
-    pub use stepup_tower::{FromExtension, RequireStepUpLayer, SubjectSource, TrustedHeaders};
-
-    #[cfg(feature = "totp")]
+    #[cfg(feature = "engine")]
     pub use stepup_challenge::{
         Attempt, AttemptLimits, ChallengeError, Channel, Engine, FactorStore, MemoryFactorStore,
         MemoryStateStore, PasswordVerifier, StateStore, TotpConfig,
@@ -71,14 +68,62 @@ pub mod prelude {
 
     #[cfg(feature = "redis")]
     pub use stepup_redis::RedisStateStore;
-
-    #[cfg(feature = "axum")]
-    pub use stepup_axum::{Assurance, CookieSettings, StepUp, StepUpRequired};
-
-    #[cfg(feature = "actix")]
-    pub use stepup_actix::RequireStepUp;
-    #[cfg(all(feature = "actix", not(feature = "axum")))]
-    pub use stepup_actix::{Assurance, StepUp, StepUpRequired};
-    #[cfg(all(feature = "actix", not(feature = "axum")))]
-    pub use stepup_http::CookieSettings;
 }
+
+/// The axum adapter ([`stepup_axum`]) and its prelude.
+#[cfg(feature = "axum")]
+pub mod axum {
+    pub use stepup_axum::*;
+
+    /// Everything an axum application needs: [`crate::prelude`] plus
+    /// `StepUp`, `Assurance`, `StepUpRequired` and the subject sources.
+    ///
+    /// ```
+    /// use stepup::axum::prelude::*;
+    ///
+    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
+    /// let stepup = StepUp::new(engine, FromExtension::<Subject>::new(), "https://bank.example");
+    /// let app: axum::Router = axum::Router::new().merge(stepup.routes()).layer(stepup.layer());
+    /// # let _ = app;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub mod prelude {
+        pub use crate::prelude::*;
+        pub use stepup_axum::{Assurance, StepUp, StepUpRequired};
+        pub use stepup_tower::{FromExtension, RequireStepUpLayer, SubjectSource};
+    }
+}
+
+/// The actix-web adapter ([`stepup_actix`]) and its prelude.
+#[cfg(feature = "actix")]
+pub mod actix {
+    pub use stepup_actix::*;
+
+    /// Everything an actix-web application needs: [`crate::prelude`] plus
+    /// `StepUp`, `Assurance`, `StepUpRequired` and `RequireStepUp`.
+    ///
+    /// ```
+    /// use stepup::actix::prelude::*;
+    ///
+    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
+    /// let who = |r: &actix_web::HttpRequest| Some(Subject::new(r.headers().get("x-user")?.to_str().ok()?));
+    /// let stepup = StepUp::new(engine, who, "https://bank.example");
+    /// let app = actix_web::App::new()
+    ///     .app_data(stepup.app_data())
+    ///     .configure(|c| stepup.configure(c));
+    /// # let _ = app;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub mod prelude {
+        pub use crate::prelude::*;
+        pub use stepup_actix::{Assurance, RequireStepUp, StepUp, StepUpData, StepUpRequired};
+    }
+}
+
+/// The README's examples, compiled as doctests (with the `axum`, `actix`
+/// and `redis` features, as the workspace's test run builds this crate).
+#[cfg(all(doctest, feature = "axum", feature = "actix", feature = "redis"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

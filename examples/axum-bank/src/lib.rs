@@ -206,9 +206,3 @@ async fn logout(State(bank): State<Bank>, headers: HeaderMap) -> Response {
         .insert(SET_COOKIE, HeaderValue::from_static(LOGOUT_COOKIE));
     response
 }
-
-/// The workspace README's examples, compiled and run as doctests here, the
-/// one crate that depends on all the others.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
