@@ -941,7 +941,7 @@ async fn small_app(adapter: Adapter) -> SmallApp {
         Adapter::Axum => {
             let stepup = stepup_axum::StepUp::new(
                 engine,
-                stepup_axum::TrustedHeaders::new("x-user").with_session("x-session"),
+                stepup_axum::TrustedHeaders::dangerously_trust("x-user").with_session("x-session"),
                 &base,
             )
             .with_cookie(CookieSettings::insecure_local_development())

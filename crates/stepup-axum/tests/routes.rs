@@ -74,7 +74,7 @@ async fn app() -> App {
     ]));
     let stepup = StepUp::new(
         engine,
-        TrustedHeaders::new("x-user").with_session("x-session"),
+        TrustedHeaders::dangerously_trust("x-user").with_session("x-session"),
         ORIGIN,
     );
     let router = Router::new()
@@ -406,7 +406,7 @@ async fn the_page_can_be_replaced_and_never_shows_request_text() {
     .with_passwords(FixedPasswords::new([("alice", "wonderland")]));
     let stepup = StepUp::new(
         engine,
-        TrustedHeaders::new("x-user").with_session("x-session"),
+        TrustedHeaders::dangerously_trust("x-user").with_session("x-session"),
         ORIGIN,
     )
     .with_page_renderer(|page| {
@@ -453,7 +453,7 @@ async fn a_client_address_from_the_application_feeds_the_per_address_budget() {
     ]));
     let stepup = StepUp::new(
         engine,
-        TrustedHeaders::new("x-user").with_session("x-session"),
+        TrustedHeaders::dangerously_trust("x-user").with_session("x-session"),
         ORIGIN,
     );
     let router: Router = Router::new().merge(stepup.routes());
@@ -499,7 +499,7 @@ async fn the_apps_own_routes_get_the_challenge_routes_origin_check() {
     );
     let stepup = StepUp::new(
         engine,
-        TrustedHeaders::new("x-user").with_session("x-session"),
+        TrustedHeaders::dangerously_trust("x-user").with_session("x-session"),
         ORIGIN,
     );
     let router: Router = Router::new()

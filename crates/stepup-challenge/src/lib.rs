@@ -1,24 +1,32 @@
 //! The **stepup** challenge engine: what runs when a user proves, again, that
-//! it is really them — a TOTP code, the account password, a recovery code —
-//! and what comes out: a new assurance token from
-//! [`stepup_core::Issuer`], or an error the user can act on.
+//! it is really them — a passkey, a TOTP code, an e-mail or SMS code, the
+//! account password, a recovery code — and what comes out: a new assurance
+//! token from [`stepup_core::Issuer`], or an error the user can act on.
 //!
-//! Framework-neutral: the adapters (`stepup-axum`, `stepup-actix`) call the
-//! [`Engine`] from their challenge routes.
+//! Framework-neutral: the adapters (`stepup-axum`, `stepup-actix`) serve
+//! its [`routes`] (`Incoming` → [`routes::Reply`]) and protect routes with
+//! `stepup_http::Guard`.
 //!
 //! * **[`Engine`]** — counts the attempt, verifies the factor, records the
 //!   proof, emits an [`Event`], issues the token (keeping the still-fresh
-//!   proofs of the previous one).
+//!   proofs of the previous one); authorizes factor changes
+//!   ([`FactorChange`]) and runs account recovery.
 //! * **Stores** — [`FactorStore`] (what the application owns per user: TOTP
-//!   secrets, recovery-code digests), [`PasswordVerifier`] (the application's
-//!   own password check; we never store passwords) and [`StateStore`]
+//!   secrets, recovery-code digests, passkeys, the addresses codes go to,
+//!   the assurance epoch), [`PasswordVerifier`] (the application's own
+//!   password check; we never store passwords) and [`StateStore`]
 //!   (short-lived state with expiry and atomic operations: the last accepted
-//!   TOTP step, attempt counters, pending enrollments). In-memory
-//!   implementations are the embedded default; several instances need a
-//!   shared `StateStore`.
+//!   TOTP step, attempt counters, pending codes, enrollments and
+//!   recoveries). In-memory implementations are the embedded default;
+//!   several instances need a shared `StateStore` (`stepup-redis`).
 //! * **TOTP** ([`TotpConfig`], via `totp-rs`) — ±1 step, SHA-1 / 6 digits /
 //!   30 s by default, codes in exactly that format, the matched step recorded
 //!   and any step not newer than the last accepted one refused, atomically.
+//! * **Passkeys** (feature `passkey`, via `webauthn-rs`) — user verification
+//!   required, counters and backup state updated per credential, device-bound
+//!   only when trusted.
+//! * **E-mail and SMS codes** ([`CodeSender`]) — sent only to the address the
+//!   factor store holds, single use, bound to their challenge.
 //! * **Recovery codes** ([`RecoveryCode`]) — 80 bits each, shown once,
 //!   stored as digests, consumed atomically.
 //! * **Attempt limits** ([`AttemptLimits`]) — counted before verifying, per
@@ -26,9 +34,9 @@
 //!   while locked out, right and wrong input get the same answer.
 //! * **The challenge page** ([`ChallengePage`]) — one askama template with
 //!   auto-escaping that every adapter serves, plain forms, no inline script.
-//! * **Events** ([`Event`], [`EventSink`]) — to `tracing` (target
-//!   `stepup::challenge`) and an optional sink; never a code, secret,
-//!   password or token.
+//! * **Events** ([`Event`], [`EventSink`]) and **notices** ([`Notice`],
+//!   [`NoticeSink`]) — to `tracing` (target `stepup::challenge`) and the
+//!   application; never a code, secret, password or token.
 //!
 //! See [`Engine`] for an end-to-end example: enroll TOTP, step up, pass a
 //! level-2 policy at the gate.

@@ -2,8 +2,10 @@
 //! step up — prove again that it is really them — before a sensitive route
 //! runs. Works with any `Service<http::Request<B>>`: axum, tonic, hyper.
 //!
-//! The decision is [`stepup_core`]'s; this crate only reads the request (who
-//! is logged in, the assurance cookie) and writes the answer:
+//! The decision and the answer are [`stepup_http::Guard`]'s — the same
+//! sequence the actix-web middleware and both extractors run, so they
+//! answer byte for byte alike; this crate only puts tower's types around
+//! it ([`Head`], [`into_response`]):
 //!
 //! * allowed — the [`Assurance`](stepup_core::Assurance) goes into the request
 //!   extensions and the inner service runs (no allocation besides that insert);

@@ -105,7 +105,7 @@ where
 /// ```
 /// use stepup_tower::{SubjectSource, TrustedHeaders};
 ///
-/// let source = TrustedHeaders::new("x-user-id").with_session("x-session-id");
+/// let source = TrustedHeaders::dangerously_trust("x-user-id").with_session("x-session-id");
 /// let request = http::Request::builder()
 ///     .header("x-user-id", "user-1")
 ///     .header("x-session-id", "s-1")
@@ -123,13 +123,15 @@ pub struct TrustedHeaders {
 }
 
 impl TrustedHeaders {
-    /// Reads the user id from header `user`.
+    /// Reads the user id from header `user` — **trusting whoever sent the
+    /// request** (hence the name): only behind a gateway that sets the
+    /// header itself and strips it from client requests, or in tests.
     ///
     /// # Panics
     ///
     /// Never at request time; construction panics only on an invalid header
     /// name literal, like `HeaderName::from_static`.
-    pub fn new(user: &'static str) -> TrustedHeaders {
+    pub fn dangerously_trust(user: &'static str) -> TrustedHeaders {
         TrustedHeaders {
             user: HeaderName::from_static(user),
             session: None,

@@ -74,7 +74,7 @@ pub fn fixture() -> Fixture {
 }
 
 pub fn subjects() -> TrustedHeaders {
-    TrustedHeaders::new("x-user")
+    TrustedHeaders::dangerously_trust("x-user")
         .with_session("x-session")
         .with_epoch("x-epoch")
 }
