@@ -123,9 +123,8 @@ impl fmt::Debug for TotpEnrollment {
 /// Generic over the application's [`FactorStore`], the [`StateStore`] and the
 /// [`PasswordVerifier`]; all calls are `async` so the stores may be remote.
 /// Passkeys (feature `passkey`) need a factor store that keeps them: the
-/// passkey methods, [`with_passkeys`](Engine::with_passkeys) first, are
-/// there only when `F` is also a
-/// [`PasskeyStore`](crate::PasskeyStore). Everything else, the
+/// passkey methods, `with_passkeys` first, are there only when `F` is also
+/// a `PasskeyStore`. Everything else, the
 /// [`routes`](crate::routes) included, needs only `F: FactorStore`: the
 /// routes reach the passkey store through what `with_passkeys` captured,
 /// and answer passkey requests as "not set up" on an engine without

@@ -18,7 +18,31 @@ pub use stepup_store::{FactorStore, MemoryFactorStore, MemoryStateStore, StateSt
 use crate::error::StoreError;
 
 /// The application's password check against its own user table: `stepup`
-/// never stores passwords.
+/// never stores passwords. Not a store, so it stays here rather than in
+/// `stepup-store`; it answers with the same [`StoreError`] when the user
+/// table cannot answer.
+///
+/// ```
+/// use stepup_challenge::{PasswordVerifier, StoreError};
+/// use stepup_core::Subject;
+///
+/// /// Checks against the application's own user table (here: one user).
+/// struct Users;
+///
+/// impl PasswordVerifier for Users {
+///     async fn verify(&self, subject: &Subject, password: &str) -> Result<bool, StoreError> {
+///         // A real check compares a password hash (argon2, …).
+///         Ok(subject.id() == "bob" && password == "builder")
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// assert!(Users.verify(&Subject::new("bob"), "builder").await?);
+/// assert!(Users.is_configured());
+/// # Ok::<(), StoreError>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait PasswordVerifier: Send + Sync + 'static {
     /// Whether `password` is the subject's current password.
     fn verify(
@@ -36,6 +60,20 @@ pub trait PasswordVerifier: Send + Sync + 'static {
 
 /// A [`PasswordVerifier`] for tests and examples: one fixed password per
 /// user id, compared in constant time.
+///
+/// ```
+/// use stepup_challenge::{FixedPasswords, PasswordVerifier};
+/// use stepup_core::Subject;
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let passwords = FixedPasswords::new([("bob", "builder")]);
+/// assert!(passwords.verify(&Subject::new("bob"), "builder").await?);
+/// assert!(!passwords.verify(&Subject::new("bob"), "guess").await?);
+/// assert_eq!(format!("{passwords:?}"), "FixedPasswords(1 users, [redacted])");
+/// # Ok::<(), stepup_challenge::StoreError>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct FixedPasswords {
     passwords: Arc<HashMap<String, String>>,
