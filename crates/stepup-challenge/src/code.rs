@@ -8,45 +8,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stepup_core::Method;
-
 use crate::error::StoreError;
 
-/// Where a one-time code goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// By e-mail.
-    Email,
-    /// By SMS.
-    Sms,
-}
-
-impl Channel {
-    /// The step-up method a code on this channel proves.
-    pub fn method(self) -> Method {
-        match self {
-            Channel::Email => Method::EmailCode,
-            Channel::Sms => Method::SmsCode,
-        }
-    }
-
-    /// `email` or `sms`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-        }
-    }
-
-    /// Parses `email` or `sms`.
-    pub fn parse(text: &str) -> Option<Channel> {
-        match text {
-            "email" => Some(Channel::Email),
-            "sms" => Some(Channel::Sms),
-            _ => None,
-        }
-    }
-}
+pub use stepup_store::Channel;
 
 /// One code to deliver. `Debug` does not show the code.
 #[derive(Clone, Copy)]

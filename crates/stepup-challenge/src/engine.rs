@@ -17,9 +17,11 @@ use crate::event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};
 use crate::keys::{StoreKeys, hex};
 use crate::limiter::{self, Admission, AttemptLimits, Keys};
 use crate::recovery::{self, RecoveryCode};
-use crate::secret::TotpSecret;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 use crate::totp::TotpConfig;
+#[cfg(feature = "passkey")]
+use stepup_store::StoredPasskey;
+use stepup_store::TotpSecret;
 
 /// How long an enrollment waits to be confirmed with a first code.
 const ENROLLMENT_TTL: Duration = Duration::from_secs(10 * 60);
@@ -120,6 +122,13 @@ impl fmt::Debug for TotpEnrollment {
 ///
 /// Generic over the application's [`FactorStore`], the [`StateStore`] and the
 /// [`PasswordVerifier`]; all calls are `async` so the stores may be remote.
+/// Passkeys (feature `passkey`) need a factor store that keeps them: the
+/// passkey methods, `with_passkeys` first, are there only when `F` is also
+/// a `PasskeyStore`. Everything else, the
+/// [`routes`](crate::routes) included, needs only `F: FactorStore`: the
+/// routes reach the passkey store through what `with_passkeys` captured,
+/// and answer passkey requests as "not set up" on an engine without
+/// passkeys.
 ///
 /// ```
 /// use std::time::Duration;
@@ -176,7 +185,75 @@ pub struct Engine<F, S, P = NoPasswords> {
     codes: CodeSettings,
     changes: ChangeSettings,
     #[cfg(feature = "passkey")]
-    passkeys: Option<Arc<crate::passkey::Passkeys>>,
+    passkeys: Option<PasskeySupport<F>>,
+}
+
+/// Passkeys, once offered: the verifier with the ceremonies in flight, and
+/// the factor store seen as a passkey store. [`Engine::with_passkeys`]
+/// captures `store` where `F: PasskeyStore` is known, so the methods that
+/// need only `F: FactorStore` (the enrolled methods, the routes'
+/// dispatch) reach the passkeys through it.
+#[cfg(feature = "passkey")]
+struct PasskeySupport<F> {
+    service: Arc<crate::passkey::Passkeys>,
+    store: fn(&F) -> &dyn DynPasskeyStore,
+}
+
+/// A boxed store future, so a [`PasskeyStore`](crate::PasskeyStore) can be
+/// used behind `dyn`.
+#[cfg(feature = "passkey")]
+type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The [`PasskeyStore`](crate::PasskeyStore) operations the engine needs
+/// behind `dyn`.
+#[cfg(feature = "passkey")]
+trait DynPasskeyStore: Send + Sync {
+    fn passkeys<'a>(&'a self, subject: &'a Subject) -> StoreFuture<'a, Vec<StoredPasskey>>;
+    fn add_passkey<'a>(
+        &'a self,
+        subject: &'a Subject,
+        passkey: StoredPasskey,
+    ) -> StoreFuture<'a, bool>;
+    fn update_passkey<'a>(
+        &'a self,
+        subject: &'a Subject,
+        passkey: StoredPasskey,
+    ) -> StoreFuture<'a, bool>;
+    fn remove_passkey<'a>(&'a self, subject: &'a Subject, id: &'a [u8]) -> StoreFuture<'a, bool>;
+}
+
+#[cfg(feature = "passkey")]
+impl<T: crate::PasskeyStore> DynPasskeyStore for T {
+    fn passkeys<'a>(&'a self, subject: &'a Subject) -> StoreFuture<'a, Vec<StoredPasskey>> {
+        Box::pin(crate::PasskeyStore::passkeys(self, subject))
+    }
+
+    fn add_passkey<'a>(
+        &'a self,
+        subject: &'a Subject,
+        passkey: StoredPasskey,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(crate::PasskeyStore::add_passkey(self, subject, passkey))
+    }
+
+    fn update_passkey<'a>(
+        &'a self,
+        subject: &'a Subject,
+        passkey: StoredPasskey,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(crate::PasskeyStore::update_passkey(self, subject, passkey))
+    }
+
+    fn remove_passkey<'a>(&'a self, subject: &'a Subject, id: &'a [u8]) -> StoreFuture<'a, bool> {
+        Box::pin(crate::PasskeyStore::remove_passkey(self, subject, id))
+    }
+}
+
+/// `factors` as a [`DynPasskeyStore`]: what [`PasskeySupport::store`] holds.
+#[cfg(feature = "passkey")]
+fn as_passkey_store<F: crate::PasskeyStore>(factors: &F) -> &dyn DynPasskeyStore {
+    factors
 }
 
 /// How factor changes are guarded (see [`FactorChange`]).
@@ -356,17 +433,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             #[cfg(feature = "passkey")]
             passkeys: self.passkeys,
         }
-    }
-
-    /// Offers passkeys for `config`'s relying party, checked now: a bad rp
-    /// id or origin is an error at start-up, not at the first ceremony.
-    #[cfg(feature = "passkey")]
-    pub fn with_passkeys(
-        mut self,
-        config: crate::passkey::PasskeyConfig,
-    ) -> Result<Self, ChallengeError> {
-        self.passkeys = Some(Arc::new(config.build()?));
-        Ok(self)
     }
 
     /// Sends one-time codes by e-mail or SMS with `sender`.
@@ -740,29 +806,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.finish(attempt, method, outcome).await
     }
 
+    /// The passkey verifier and the factor store as a passkey store, or
+    /// "not set up" without [`with_passkeys`](Engine::with_passkeys).
     #[cfg(feature = "passkey")]
-    fn passkey_service(&self) -> Result<&crate::passkey::Passkeys, ChallengeError> {
-        self.passkeys
-            .as_deref()
-            .ok_or(ChallengeError::NotEnrolled(Method::Passkey))
-    }
-
-    /// Starts registering a passkey: the options for
-    /// `navigator.credentials.create()`, and the ceremony id to finish with.
-    /// Credentials already registered are excluded. Starts are counted
-    /// ([`AttemptLimits::ceremony_starts`]).
-    #[cfg(feature = "passkey")]
-    pub async fn start_passkey_registration(
+    fn passkey_support(
         &self,
-        subject: &Subject,
-        user_name: &str,
-    ) -> Result<(String, webauthn_rs::prelude::CreationChallengeResponse), ChallengeError> {
-        let service = self.passkey_service()?;
-        let key = self.keys.subject(subject);
-        let now = self.clock.now();
-        limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
-        let existing = self.factors.passkeys(subject).await?;
-        service.start_registration(self.owner(subject, &key), user_name, &existing, now)
+    ) -> Result<(&crate::passkey::Passkeys, &dyn DynPasskeyStore), ChallengeError> {
+        self.passkeys
+            .as_ref()
+            .map(|support| (&*support.service, (support.store)(&self.factors)))
+            .ok_or(ChallengeError::NotEnrolled(Method::Passkey))
     }
 
     #[cfg(feature = "passkey")]
@@ -774,18 +827,37 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
     }
 
-    /// Finishes a registration with the browser's answer and stores the
-    /// passkey under `name`. A credential id already registered (to anyone)
-    /// is refused.
+    // The passkey operations below need only `F: FactorStore`: they reach
+    // the passkeys through the store `with_passkeys` captured (which needed
+    // `F: PasskeyStore`), and are "not set up" without it. The routes call
+    // them; applications call the public methods of the same name without
+    // `_dyn`, which need `F: PasskeyStore`.
+
+    /// See [`start_passkey_registration`](Engine::start_passkey_registration).
     #[cfg(feature = "passkey")]
-    pub async fn finish_passkey_registration(
+    pub(crate) async fn start_passkey_registration_dyn(
+        &self,
+        subject: &Subject,
+        user_name: &str,
+    ) -> Result<(String, webauthn_rs::prelude::CreationChallengeResponse), ChallengeError> {
+        let (service, store) = self.passkey_support()?;
+        let key = self.keys.subject(subject);
+        let now = self.clock.now();
+        limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
+        let existing = store.passkeys(subject).await?;
+        service.start_registration(self.owner(subject, &key), user_name, &existing, now)
+    }
+
+    /// See [`finish_passkey_registration`](Engine::finish_passkey_registration).
+    #[cfg(feature = "passkey")]
+    pub(crate) async fn finish_passkey_registration_dyn(
         &self,
         attempt: Attempt<'_>,
         ceremony: &str,
         response: &webauthn_rs::prelude::RegisterPublicKeyCredential,
         name: &str,
     ) -> Result<(), ChallengeError> {
-        let service = self.passkey_service()?;
+        let (service, store) = self.passkey_support()?;
         let subject = attempt.subject;
         let key = self.keys.subject(subject);
         let registered = service.finish_registration(
@@ -807,7 +879,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             }
         };
         let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-        let stored = crate::passkey::StoredPasskey {
+        let stored = StoredPasskey {
             name: if name.is_empty() {
                 "Passkey".into()
             } else {
@@ -816,7 +888,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             passkey,
         };
         let method = service.method_of(&stored);
-        if !self.factors.add_passkey(subject, stored).await? {
+        if !store.add_passkey(subject, stored).await? {
             self.emit(
                 EventKind::Failed,
                 method,
@@ -831,17 +903,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(())
     }
 
-    /// Starts a passkey step-up: the options for `navigator.credentials.get()`
-    /// (limited to this subject's credentials, user verification required)
-    /// and the ceremony id to finish with. Starts are counted
-    /// ([`AttemptLimits::ceremony_starts`]).
+    /// See [`start_passkey_step_up`](Engine::start_passkey_step_up).
     #[cfg(feature = "passkey")]
-    pub async fn start_passkey_step_up(
+    pub(crate) async fn start_passkey_step_up_dyn(
         &self,
         attempt: Attempt<'_>,
     ) -> Result<(String, webauthn_rs::prelude::RequestChallengeResponse), ChallengeError> {
-        let service = self.passkey_service()?;
-        let credentials = self.factors.passkeys(attempt.subject).await?;
+        let (service, store) = self.passkey_support()?;
+        let credentials = store.passkeys(attempt.subject).await?;
         if credentials.is_empty() {
             return Err(ChallengeError::NotEnrolled(Method::Passkey));
         }
@@ -859,12 +928,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(started)
     }
 
-    /// Steps up with the browser's passkey assertion for `ceremony`: it
-    /// proves [`Method::Passkey`] — or [`Method::DeviceBoundPasskey`] for a
-    /// passkey that says it is device-bound, only with
-    /// [`PasskeyConfig::trust_unattested_device_binding`](crate::PasskeyConfig::trust_unattested_device_binding).
+    /// See [`step_up_passkey`](Engine::step_up_passkey).
     #[cfg(feature = "passkey")]
-    pub async fn step_up_passkey(
+    pub(crate) async fn step_up_passkey_dyn(
         &self,
         attempt: Attempt<'_>,
         ceremony: &str,
@@ -872,7 +938,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<IssuedToken, ChallengeError> {
         let mut method = Method::Passkey;
         let outcome = async {
-            let service = self.passkey_service()?;
+            let (service, store) = self.passkey_support()?;
             let key = self.keys.subject(attempt.subject);
             // No pending ceremony is no guess: not counted.
             let taken = service.take_authentication(
@@ -881,12 +947,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 self.clock.now(),
             )?;
             self.admit(attempt, Method::Passkey).await?;
-            let credentials = self.factors.passkeys(attempt.subject).await?;
+            let credentials = store.passkeys(attempt.subject).await?;
             let used = service.finish_authentication(taken, response, credentials)?;
             let used_method = service.method_of(&used);
             // Only a credential still registered counts (a removal racing
             // with this use wins).
-            if !self.factors.update_passkey(attempt.subject, used).await? {
+            if !store.update_passkey(attempt.subject, used).await? {
                 return Err(ChallengeError::PasskeyRejected);
             }
             method = used_method;
@@ -897,43 +963,19 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .await
     }
 
-    /// The subject's passkeys, in registration order.
+    /// See [`remove_passkey`](Engine::remove_passkey).
     #[cfg(feature = "passkey")]
-    pub async fn passkeys(
-        &self,
-        subject: &Subject,
-    ) -> Result<Vec<crate::passkey::StoredPasskey>, ChallengeError> {
-        Ok(self.factors.passkeys(subject).await?)
-    }
-
-    /// Renames the subject's passkey with credential id `id`.
-    #[cfg(feature = "passkey")]
-    pub async fn rename_passkey(
+    pub(crate) async fn remove_passkey_dyn(
         &self,
         subject: &Subject,
         id: &[u8],
-        name: &str,
     ) -> Result<(), ChallengeError> {
-        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-        if self.factors.rename_passkey(subject, id, &name).await? {
-            Ok(())
-        } else {
-            Err(ChallengeError::NotEnrolled(Method::Passkey))
-        }
-    }
-
-    /// Removes the subject's passkey with credential id `id`, bumps the
-    /// subject's epoch (outstanding assurance ends) and notifies. No proof
-    /// is checked here: the routes check one first (see
-    /// [`authorize_change`](Engine::authorize_change)); call this directly
-    /// only from your own support tooling, after your own checks.
-    #[cfg(feature = "passkey")]
-    pub async fn remove_passkey(&self, subject: &Subject, id: &[u8]) -> Result<(), ChallengeError> {
+        let (_, store) = self.passkey_support()?;
         let method = self
-            .passkey_method(subject, id)
+            .passkey_method_dyn(subject, id)
             .await?
             .ok_or(ChallengeError::NotEnrolled(Method::Passkey))?;
-        if !self.factors.remove_passkey(subject, id).await? {
+        if !store.remove_passkey(subject, id).await? {
             return Err(ChallengeError::NotEnrolled(Method::Passkey));
         }
         self.factors.bump_epoch(subject).await?;
@@ -944,17 +986,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(())
     }
 
-    /// The method the subject's passkey `id` proves here, or `None` when the
-    /// subject has no passkey with that credential id.
+    /// See [`passkey_method`](Engine::passkey_method).
     #[cfg(feature = "passkey")]
-    pub async fn passkey_method(
+    pub(crate) async fn passkey_method_dyn(
         &self,
         subject: &Subject,
         id: &[u8],
     ) -> Result<Option<Method>, ChallengeError> {
-        let service = self.passkey_service()?;
-        Ok(self
-            .factors
+        let (service, store) = self.passkey_support()?;
+        Ok(store
             .passkeys(subject)
             .await?
             .iter()
@@ -1002,8 +1042,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     pub async fn enrolled_methods(&self, subject: &Subject) -> Result<Vec<Method>, ChallengeError> {
         let mut methods = Vec::new();
         #[cfg(feature = "passkey")]
-        if let Some(service) = &self.passkeys {
-            let passkeys = self.factors.passkeys(subject).await?;
+        if let Ok((service, store)) = self.passkey_support() {
+            let passkeys = store.passkeys(subject).await?;
             for kind in [Method::DeviceBoundPasskey, Method::Passkey] {
                 if passkeys.iter().any(|p| service.method_of(p) == kind) {
                     methods.push(kind);
@@ -1643,6 +1683,114 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 
     fn recovery_key(&self, subject: &Subject) -> String {
         format!("stepup:account-recovery:{}", self.keys.subject(subject))
+    }
+}
+
+/// Passkeys (feature `passkey`): only with a factor store that keeps them.
+#[cfg(feature = "passkey")]
+impl<F: crate::PasskeyStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
+    /// Offers passkeys for `config`'s relying party, checked now: a bad rp
+    /// id or origin is an error at start-up, not at the first ceremony.
+    /// The factor store must keep passkeys ([`PasskeyStore`](crate::PasskeyStore)).
+    pub fn with_passkeys(
+        mut self,
+        config: crate::passkey::PasskeyConfig,
+    ) -> Result<Self, ChallengeError> {
+        self.passkeys = Some(PasskeySupport {
+            service: Arc::new(config.build()?),
+            store: as_passkey_store::<F>,
+        });
+        Ok(self)
+    }
+
+    /// Starts registering a passkey: the options for
+    /// `navigator.credentials.create()`, and the ceremony id to finish with.
+    /// Credentials already registered are excluded. Starts are counted
+    /// ([`AttemptLimits::ceremony_starts`]).
+    pub async fn start_passkey_registration(
+        &self,
+        subject: &Subject,
+        user_name: &str,
+    ) -> Result<(String, webauthn_rs::prelude::CreationChallengeResponse), ChallengeError> {
+        self.start_passkey_registration_dyn(subject, user_name)
+            .await
+    }
+
+    /// Finishes a registration with the browser's answer and stores the
+    /// passkey under `name`. A credential id already registered (to anyone)
+    /// is refused.
+    pub async fn finish_passkey_registration(
+        &self,
+        attempt: Attempt<'_>,
+        ceremony: &str,
+        response: &webauthn_rs::prelude::RegisterPublicKeyCredential,
+        name: &str,
+    ) -> Result<(), ChallengeError> {
+        self.finish_passkey_registration_dyn(attempt, ceremony, response, name)
+            .await
+    }
+
+    /// Starts a passkey step-up: the options for `navigator.credentials.get()`
+    /// (limited to this subject's credentials, user verification required)
+    /// and the ceremony id to finish with. Starts are counted
+    /// ([`AttemptLimits::ceremony_starts`]).
+    pub async fn start_passkey_step_up(
+        &self,
+        attempt: Attempt<'_>,
+    ) -> Result<(String, webauthn_rs::prelude::RequestChallengeResponse), ChallengeError> {
+        self.start_passkey_step_up_dyn(attempt).await
+    }
+
+    /// Steps up with the browser's passkey assertion for `ceremony`: it
+    /// proves [`Method::Passkey`] — or [`Method::DeviceBoundPasskey`] for a
+    /// passkey that says it is device-bound, only with
+    /// [`PasskeyConfig::trust_unattested_device_binding`](crate::PasskeyConfig::trust_unattested_device_binding).
+    pub async fn step_up_passkey(
+        &self,
+        attempt: Attempt<'_>,
+        ceremony: &str,
+        response: &webauthn_rs::prelude::PublicKeyCredential,
+    ) -> Result<IssuedToken, ChallengeError> {
+        self.step_up_passkey_dyn(attempt, ceremony, response).await
+    }
+
+    /// The subject's passkeys, in registration order.
+    pub async fn passkeys(&self, subject: &Subject) -> Result<Vec<StoredPasskey>, ChallengeError> {
+        Ok(crate::PasskeyStore::passkeys(&self.factors, subject).await?)
+    }
+
+    /// Renames the subject's passkey with credential id `id`.
+    pub async fn rename_passkey(
+        &self,
+        subject: &Subject,
+        id: &[u8],
+        name: &str,
+    ) -> Result<(), ChallengeError> {
+        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        if self.factors.rename_passkey(subject, id, &name).await? {
+            Ok(())
+        } else {
+            Err(ChallengeError::NotEnrolled(Method::Passkey))
+        }
+    }
+
+    /// Removes the subject's passkey with credential id `id`, bumps the
+    /// subject's epoch (outstanding assurance ends) and notifies. No proof
+    /// is checked here: the routes check one first (see
+    /// [`authorize_change`](Engine::authorize_change)); call this directly
+    /// only from your own support tooling, after your own checks.
+    pub async fn remove_passkey(&self, subject: &Subject, id: &[u8]) -> Result<(), ChallengeError> {
+        self.remove_passkey_dyn(subject, id).await
+    }
+
+    /// The method the subject's passkey `id` proves here, or `None` when the
+    /// subject has no passkey with that credential id.
+    pub async fn passkey_method(
+        &self,
+        subject: &Subject,
+        id: &[u8],
+    ) -> Result<Option<Method>, ChallengeError> {
+        self.passkey_method_dyn(subject, id).await
     }
 }
 

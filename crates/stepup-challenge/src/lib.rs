@@ -11,14 +11,17 @@
 //!   proof, emits an [`Event`], issues the token (keeping the still-fresh
 //!   proofs of the previous one); authorizes factor changes
 //!   ([`FactorChange`]) and runs account recovery.
-//! * **Stores** — [`FactorStore`] (what the application owns per user: TOTP
-//!   secrets, recovery-code digests, passkeys, the addresses codes go to,
-//!   the assurance epoch), [`PasswordVerifier`] (the application's own
-//!   password check; we never store passwords) and [`StateStore`]
-//!   (short-lived state with expiry and atomic operations: the last accepted
-//!   TOTP step, attempt counters, pending codes, enrollments and
-//!   recoveries). In-memory implementations are the embedded default;
-//!   several instances need a shared `StateStore` (`stepup-redis`).
+//! * **Stores** — from `stepup-store`, re-exported here: [`StateStore`]
+//!   (short-lived state with expiry and atomic operations: the last
+//!   accepted TOTP step, attempt counters, pending codes and enrollments),
+//!   [`FactorStore`] (what the application owns per user: TOTP secrets,
+//!   recovery-code digests, code destinations, the assurance epoch) and,
+//!   with feature `passkey`, `PasskeyStore` (a `FactorStore` that keeps
+//!   passkeys; `Engine::with_passkeys` needs one). In-memory
+//!   implementations are the embedded default; several instances need a
+//!   shared `StateStore` (`stepup-redis`). [`PasswordVerifier`] (the
+//!   application's own password check; we never store passwords) stays
+//!   here: it is no store.
 //! * **TOTP** ([`TotpConfig`], via `totp-rs`) — ±1 step, SHA-1 / 6 digits /
 //!   30 s by default, codes in exactly that format, the matched step recorded
 //!   and any step not newer than the last accepted one refused, atomically.
@@ -53,7 +56,6 @@ mod page;
 mod passkey;
 mod recovery;
 pub mod routes;
-mod secret;
 mod store;
 mod totp;
 
@@ -69,7 +71,9 @@ pub use page::{ChallengePage, EnrollPage, PAGE_CSS, PASSKEY_JS};
 #[cfg(feature = "passkey")]
 pub use passkey::{PasskeyConfig, StoredPasskey};
 pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};
-pub use secret::TotpSecret;
+pub use stepup_store::TotpSecret;
+#[cfg(feature = "passkey")]
+pub use store::PasskeyStore;
 pub use store::{
     FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore, PasswordVerifier, StateStore,
 };

@@ -163,6 +163,11 @@ impl<'a> Incoming<'a> {
 /// browser expects (`303` to the validated `return_to`, or the page again
 /// with the error); a JSON POST answers with JSON. Another path is `404`,
 /// another method `405` with `Allow`; `HEAD` is answered like `GET`.
+///
+/// The routes need only `F: FactorStore`, with or without feature
+/// `passkey`: the passkey routes go through the passkey store the engine
+/// captured in `Engine::with_passkeys` (which needs `F: PasskeyStore`),
+/// and answer "not set up" on an engine without passkeys.
 pub struct ChallengeRoutes<F, S, P> {
     settings: Arc<Settings>,
     engine: Arc<Engine<F, S, P>>,
@@ -428,7 +433,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let subject = self.open_post(request)?;
                 self.ceremony_started(
                     self.engine
-                        .start_passkey_step_up(self.attempt(request, &subject))
+                        .start_passkey_step_up_dyn(self.attempt(request, &subject))
                         .await,
                 )
             }
@@ -451,7 +456,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     .await?;
                 self.ceremony_started(
                     self.engine
-                        .start_passkey_registration(&subject, subject.id())
+                        .start_passkey_registration_dyn(&subject, subject.id())
                         .await,
                 )
             }
@@ -1126,7 +1131,7 @@ mod passkey_routes {
                 .previous_token(Self::previous_token(request));
             let outcome = self
                 .engine
-                .step_up_passkey(attempt, &input.ceremony, &input.credential)
+                .step_up_passkey_dyn(attempt, &input.ceremony, &input.credential)
                 .await;
             let back = self.settings.return_path(input.return_to.as_deref());
             Ok(self.answer(outcome, |token| self.succeeded(&token, true, &back)))
@@ -1150,13 +1155,13 @@ mod passkey_routes {
                 .ok_or_else(|| error_reply(400, "id", "Name the passkey by its `id`."))?;
             let method = self
                 .engine
-                .passkey_method(subject, &id)
+                .passkey_method_dyn(subject, &id)
                 .await
                 .map_err(|e| self.failed_json(&e))?
                 .ok_or_else(|| self.failed_json(&ChallengeError::NotEnrolled(Method::Passkey)))?;
             self.fresh_enough(request, subject, FactorChange::Remove(method))
                 .await?;
-            let outcome = self.engine.remove_passkey(subject, &id).await;
+            let outcome = self.engine.remove_passkey_dyn(subject, &id).await;
             Ok(self.changed(request, outcome, "passkey", "The passkey was removed."))
         }
 
@@ -1169,7 +1174,7 @@ mod passkey_routes {
             let name = input.name.as_deref().unwrap_or("Passkey");
             let outcome = self
                 .engine
-                .finish_passkey_registration(
+                .finish_passkey_registration_dyn(
                     self.attempt(request, subject),
                     &input.ceremony,
                     &input.credential,

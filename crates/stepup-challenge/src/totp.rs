@@ -6,7 +6,7 @@ use std::time::Duration;
 use totp_rs::{Algorithm, Secret, Totp};
 
 use crate::error::{ChallengeError, StoreError};
-use crate::secret::TotpSecret;
+use stepup_store::TotpSecret;
 
 /// How TOTP codes are made. The defaults — SHA-1, 6 digits, 30-second steps,
 /// one step of tolerance either way — are what authenticator apps support.

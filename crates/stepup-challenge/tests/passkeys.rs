@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use stepup_challenge::webauthn::Url;
 use stepup_challenge::{
-    Attempt, ChallengeError, Engine, FactorStore, MemoryFactorStore, MemoryStateStore,
-    PasskeyConfig, StoredPasskey,
+    Attempt, ChallengeError, Engine, MemoryFactorStore, MemoryStateStore, PasskeyConfig,
+    PasskeyStore, StoredPasskey,
 };
 use stepup_core::{
     Clock, Decision, Key, KeyId, KeyRing, Method, Policy, Subject, TestClock, Timestamp,

@@ -1,4 +1,5 @@
-//! A Redis [`StateStore`] for **stepup**: what is not stateless — the last
+//! A Redis [`StateStore`] (the trait of `stepup-store`) for **stepup**:
+//! what is not stateless — the last
 //! accepted TOTP step, attempt counters and lockouts, pending e-mail/SMS
 //! codes, pending TOTP enrollments — shared by every instance of an
 //! application, so an attacker cannot spread guesses or replays across them.
@@ -24,7 +25,17 @@
 //!
 //! Passkey ceremony state is **not** in the store: it stays in the process
 //! that started the ceremony (see `stepup_challenge::PasskeyConfig`), so a
-//! passkey ceremony must finish on the instance that started it.
+//! passkey ceremony must finish on the instance that started it. Nor are
+//! the users' factors: those are the application's `FactorStore`.
+//!
+//! This crate depends on `stepup-store` (the traits) only, not on the
+//! engine. Its tests run `stepup-store`'s contract suite
+//! (`state_store_contract!`) against a real Redis, plus the Redis-only
+//! rules: key prefixes with a Redis TTL on every key, and a clear error
+//! while Redis is down that clears once it is back.
+//!
+//! Use it as the engine's state (`stepup-challenge`, or the `stepup`
+//! facade with feature `redis`):
 //!
 //! ```no_run
 //! use stepup_challenge::{Engine, MemoryFactorStore};
@@ -45,7 +56,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
-use stepup_challenge::{StateStore, StoreError};
+use stepup_store::{StateStore, StoreError};
 
 /// Sets `KEYS[1]` to `ARGV[1]` (a step) unless it holds that step or a
 /// newer one; the entry lives `ARGV[2]` milliseconds. Returns 1 if it did.
@@ -114,7 +125,7 @@ impl RedisStateStore {
     /// use std::time::Duration;
     /// use stepup_redis::RedisStateStore;
     ///
-    /// # async fn run() -> Result<(), stepup_challenge::StoreError> {
+    /// # async fn run() -> Result<(), stepup_store::StoreError> {
     /// let state = RedisStateStore::connect_with_timeout(
     ///     "redis://127.0.0.1:6379/",
     ///     "bank:",

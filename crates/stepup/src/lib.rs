@@ -64,7 +64,7 @@ pub mod prelude {
     };
 
     #[cfg(feature = "passkey")]
-    pub use stepup_challenge::PasskeyConfig;
+    pub use stepup_challenge::{PasskeyConfig, PasskeyStore};
 
     #[cfg(feature = "redis")]
     pub use stepup_redis::RedisStateStore;

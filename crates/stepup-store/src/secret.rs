@@ -7,7 +7,22 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::StoreError;
 
+/// RFC 4648 base 32 without padding: what authenticator apps and
+/// `otpauth://` URIs use.
+const BASE32: base32::Alphabet = base32::Alphabet::Rfc4648 { padding: false };
+
 /// A TOTP shared secret (the seed an authenticator app holds).
+///
+/// ```
+/// use stepup_store::TotpSecret;
+///
+/// let secret = TotpSecret::generate()?;
+/// assert_eq!(secret.as_bytes().len(), TotpSecret::GENERATED_LEN);
+/// let typed = secret.to_base32().to_lowercase();
+/// assert_eq!(TotpSecret::from_base32(&typed), Some(secret.clone()));
+/// assert_eq!(format!("{secret:?}"), "TotpSecret([redacted])");
+/// # Ok::<(), stepup_store::StoreError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct TotpSecret {
     bytes: Vec<u8>,
@@ -28,6 +43,12 @@ impl TotpSecret {
     }
 
     /// A secret from raw bytes (at least 16): `None` if too short.
+    ///
+    /// ```
+    /// use stepup_store::TotpSecret;
+    /// assert!(TotpSecret::from_bytes(&[7; 16]).is_some());
+    /// assert!(TotpSecret::from_bytes(&[7; 15]).is_none());
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Option<TotpSecret> {
         (bytes.len() >= Self::MIN_LEN).then(|| TotpSecret {
             bytes: bytes.to_vec(),
@@ -36,19 +57,25 @@ impl TotpSecret {
 
     /// A secret from its base-32 form (as authenticator apps show it),
     /// ignoring spaces and case: `None` if not base 32 or shorter than 16 bytes.
+    ///
+    /// ```
+    /// use stepup_store::TotpSecret;
+    /// let secret = TotpSecret::from_base32("jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp").unwrap();
+    /// assert_eq!(secret.to_base32(), "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+    /// ```
     pub fn from_base32(text: &str) -> Option<TotpSecret> {
         let cleaned: String = text
             .chars()
             .filter(|c| !c.is_whitespace())
             .map(|c| c.to_ascii_uppercase())
             .collect();
-        let secret = totp_rs::Secret::try_from_base32(cleaned.trim_end_matches('=')).ok()?;
-        TotpSecret::from_bytes(secret.as_bytes())
+        let bytes = zeroize::Zeroizing::new(base32::decode(BASE32, cleaned.trim_end_matches('='))?);
+        TotpSecret::from_bytes(&bytes)
     }
 
     /// The base-32 form authenticator apps accept for manual entry.
     pub fn to_base32(&self) -> String {
-        totp_rs::Secret::from(self.bytes.clone()).to_base32()
+        base32::encode(BASE32, &self.bytes)
     }
 
     /// The raw bytes, for the application to store (encrypted at rest).
@@ -65,6 +92,7 @@ impl fmt::Debug for TotpSecret {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -79,5 +107,16 @@ mod tests {
         assert!(TotpSecret::from_base32("not base32!").is_none());
         assert!(TotpSecret::from_base32("GEZDGNBV").is_none(), "too short");
         assert_eq!(format!("{s:?}"), "TotpSecret([redacted])");
+    }
+
+    #[test]
+    fn base32_is_rfc_4648() {
+        // RFC 4648 §10 ("foobar"), padded to 16 bytes with a known tail.
+        let s = TotpSecret::from_bytes(b"foobar0123456789").unwrap();
+        assert_eq!(s.to_base32(), "MZXW6YTBOIYDCMRTGQ2TMNZYHE");
+        assert_eq!(
+            TotpSecret::from_base32("MZXW6YTBOIYDCMRTGQ2TMNZYHE======"),
+            Some(s)
+        );
     }
 }
