@@ -11,7 +11,7 @@
 //! |---|---|
 //! | (always) | [`core`]: assurance, policies, the signed token, the gate; [`http`]: the framework-neutral request reading, replies and the `Guard` |
 //! | `tower` | `tower`: the `RequireStepUp` layer for any tower service |
-//! | `engine` | `challenge`: the engine — TOTP, passwords, recovery and e-mail/SMS codes, limits, events, the challenge routes |
+//! | `engine` | `challenge`: the engine — TOTP, passwords, recovery and e-mail/SMS codes, limits, events, the challenge routes; `store`: the store traits and memory stores |
 //! | `passkey` | passkeys in the engine (with `webauthn-rs`; brings `engine`) |
 //! | `axum` (default) | `axum`: `StepUp`, the extractor, the challenge routes and the layer for axum (brings `tower`, `passkey`) |
 //! | `actix` | `actix`: `StepUp`, the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (brings `passkey`) |
@@ -43,6 +43,9 @@ pub use stepup_tower as tower;
 
 #[cfg(feature = "engine")]
 pub use stepup_challenge as challenge;
+
+#[cfg(feature = "engine")]
+pub use stepup_store as store;
 
 #[cfg(feature = "redis")]
 pub use stepup_redis as redis;
