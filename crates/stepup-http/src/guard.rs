@@ -357,6 +357,43 @@ impl<R: ?Sized> Guard<R> {
         verify(&c.gate, subject, found, c.target.now())
     }
 
+    /// The assurance of a token an adapter looked up earlier
+    /// ([`find_token`](crate::find_token)) for `subject`: an ambiguous one
+    /// is [`ChallengeReason::Invalid`].
+    pub fn verify_found(
+        &self,
+        subject: Subject,
+        found: Found<'_>,
+    ) -> Result<Assurance, ChallengeReason> {
+        verify(&self.inner.gate, subject, found, self.inner.target.now())
+    }
+
+    /// The answer when `policy` must be proven first — a factor change, an
+    /// account recovery — given what the request's token said
+    /// (`verified`), sending a browser back to `return_to` afterwards. An
+    /// assurance that meets the policy but was refused all the same (of an
+    /// older epoch, say) is asked again as stale.
+    pub fn challenge_for(
+        &self,
+        navigation: bool,
+        return_to: &ReturnTo,
+        verified: Result<Assurance, ChallengeReason>,
+        policy: &Policy,
+    ) -> Reply {
+        let gate = &self.inner.gate;
+        let challenge = match verified {
+            Ok(assurance) => match assurance.require(policy, self.inner.target.now()) {
+                Err(challenge) => challenge,
+                Ok(()) => gate.challenge(ChallengeReason::Stale, policy),
+            },
+            Err(reason) => gate.challenge(reason, policy),
+        };
+        tracing::info!(target: "stepup", outcome = "challenge", reason = challenge.reason().code(), policy = %policy);
+        self.inner
+            .target
+            .respond(navigation, return_to, &challenge, Some(policy))
+    }
+
     /// Any valid step-up at all (level 1) for `subject`, for an extractor on
     /// a route the guard does not wrap: the assurance, or the refusal to
     /// answer with.

@@ -1,0 +1,578 @@
+//! The challenge routes without a web framework: what every adapter serves
+//! under `/step-up`, written once.
+//!
+//! An adapter turns its request into an [`Incoming`] (method, path below the
+//! mount point, query, the few headers that matter, the subject its login
+//! found, the body), calls [`ChallengeRoutes::handle`], and writes the
+//! [`Reply`] it gets back (status, headers, body) as its own response. So
+//! the axum and actix-web routes answer alike byte for byte: same paths,
+//! bodies, statuses, headers and page.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stepup_core::{ChallengeReason, IssuedToken, Method, Policy, ReturnTo, Subject};
+pub use stepup_http::{CONTENT_SECURITY_POLICY, DEFAULT_MOUNT, Reply, Settings};
+use stepup_http::{
+    CookieName, Found, GENERIC_REASON, Guard, Header, Reason, RequestHead, find_token,
+    is_navigation_of,
+};
+
+use crate::{
+    Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage, FactorChange,
+    FactorStore, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
+};
+
+mod changes;
+#[cfg(feature = "passkey")]
+mod passkey;
+mod reply;
+mod status;
+mod step_up;
+
+use reply::{
+    body_bytes, enroll_html, error_code, error_reply, failure_status, insert, is_json, json_reply,
+    malformed, parse_query, plural, reason_detail, unavailable,
+};
+
+/// The most a challenge POST body may hold; adapters stop reading beyond it
+/// and pass [`Body::TooLarge`].
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// How many recovery codes a user gets.
+const RECOVERY_CODES: usize = 10;
+
+/// An application's own challenge page: gets what the page should show and
+/// returns the HTML (escaping is then the application's job).
+pub type PageRenderer = Arc<dyn Fn(&ChallengePage) -> String + Send + Sync>;
+
+/// The body of a request, as far as the adapter read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// All of it (at most [`MAX_BODY`] bytes).
+    Read(&'a [u8]),
+    /// More than [`MAX_BODY`] bytes: answered with `413`.
+    TooLarge,
+}
+
+/// What the routes need of a request.
+///
+/// ```
+/// use stepup_challenge::routes::{Body, Incoming};
+/// use stepup_http::Found;
+///
+/// let incoming = Incoming {
+///     method: "GET",
+///     path: "/status",
+///     query: Some("policy=level%3E%3D2"),
+///     subject: None,
+///     origin: None,
+///     sec_fetch_site: None,
+///     content_type: None,
+///     navigation: false,
+///     token: Found::None,
+///     body: Body::Read(b""),
+///     address: None,
+/// };
+/// assert_eq!(incoming.path, "/status");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Incoming<'a> {
+    /// The request method (`GET`, `POST`, …).
+    pub method: &'a str,
+    /// The path below the mount point: `/`, `/totp`, `/enroll/totp`, …
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
+    /// Who is logged in, as the application's login says.
+    pub subject: Option<Subject>,
+    /// The `Origin` header.
+    pub origin: Option<&'a [u8]>,
+    /// The `Sec-Fetch-Site` header.
+    pub sec_fetch_site: Option<&'a [u8]>,
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a [u8]>,
+    /// Whether the request is a browser navigation
+    /// ([`stepup_http::is_navigation`]).
+    pub navigation: bool,
+    /// The assurance cookie ([`CookieName::find`](stepup_http::CookieName::find)
+    /// with [`ChallengeRoutes::cookie_name`]).
+    pub token: Found<'a>,
+    /// The body (empty for `GET`).
+    pub body: Body<'a>,
+    /// The client's address, for the per-address attempt budget
+    /// ([`AttemptLimits::per_address`](crate::AttemptLimits::per_address)).
+    /// The adapters give the connection's peer; behind a reverse proxy that
+    /// is the proxy, so put a trusted client address there yourself.
+    pub address: Option<IpAddr>,
+}
+
+impl<'a> Incoming<'a> {
+    /// What the routes need of a request an adapter exposes as `head`:
+    /// `path` is the path below the mount point, `subject` who its login
+    /// found, `body` what it read, `address` the client's address. The
+    /// token is looked up in the cookie `cookie` only.
+    pub fn read(
+        head: &'a impl RequestHead,
+        path: &'a str,
+        cookie: &CookieName,
+        subject: Option<Subject>,
+        body: Body<'a>,
+        address: Option<IpAddr>,
+    ) -> Incoming<'a> {
+        let query = head
+            .path_and_query()
+            .split_once('?')
+            .map(|(_, q)| q)
+            .filter(|q| !q.is_empty());
+        Incoming {
+            method: head.method(),
+            path,
+            query,
+            subject,
+            origin: head.value(Header::Origin),
+            sec_fetch_site: head.value(Header::SecFetchSite),
+            content_type: head.value(Header::ContentType),
+            navigation: is_navigation_of(head),
+            token: find_token(head, cookie, false),
+            body,
+            address,
+        }
+    }
+}
+
+/// The challenge routes: the settings and the engine. Cheap to clone.
+///
+/// | route | what |
+/// |---|---|
+/// | `GET /` | the challenge page (`?return_to=…&reason=…&why=…`) |
+/// | `GET /assets/page.css`, `/assets/passkey.js` | its stylesheet and passkey script |
+/// | `POST /totp`, `/password`, `/recovery` | a step-up, form (`code` or `password`, `return_to`) or JSON |
+/// | `POST /code/send` | send a one-time code (`channel`: `email` or `sms`) |
+/// | `POST /code/verify` | a step-up with that code (`channel`, `challenge_id`, `code`) |
+/// | `POST /passkey/start`, `/passkey/finish` | a passkey step-up (JSON) |
+/// | `GET /status` | the current assurance as JSON; `?policy=<expression>` adds `satisfied` |
+/// | `POST /drop` | delete the assurance cookie in this browser (see below) |
+/// | `GET`, `POST /enroll/totp`; `POST /enroll/totp/confirm` | set up (or replace) an authenticator app |
+/// | `POST /enroll/totp/remove` | remove the authenticator app |
+/// | `POST /enroll/recovery-codes` | new recovery codes, shown once |
+/// | `GET /enroll/passkey`, `POST /enroll/passkey/start`, `/finish` | register a passkey |
+/// | `POST /enroll/passkey/remove` | remove a passkey (`id`: its credential id, base64url) |
+/// | `GET`, `POST /account-recovery`; `POST /account-recovery/cancel` | an account recovery: its state, start it, cancel it |
+///
+/// Every change to the factors needs a fresh proof by the rule of
+/// [`FactorChange`] (ranks from the level table; the password for a first
+/// factor), checked when the change starts and again when it is
+/// confirmed; removing or replacing one bumps the epoch. `POST /drop` only
+/// deletes the cookie in this browser: a copy of the token saved elsewhere
+/// stays valid until it expires — what ends assurance everywhere is the
+/// application's logout (for session-bound tokens) or bumping the
+/// subject's epoch. Every POST must come from the configured
+/// origin (403 otherwise); no GET changes state. A form POST answers like a
+/// browser expects (`303` to the validated `return_to`, or the page again
+/// with the error); a JSON POST answers with JSON. Another path is `404`,
+/// another method `405` with `Allow`; `HEAD` is answered like `GET`.
+///
+/// The routes need only `F: FactorStore`, with or without feature
+/// `passkey`: the passkey routes go through the passkey store the engine
+/// captured in `Engine::with_passkeys` (which needs `F: PasskeyStore`),
+/// and answer "not set up" on an engine without passkeys.
+pub struct ChallengeRoutes<F, S, P> {
+    settings: Arc<Settings>,
+    guard: Guard<()>,
+    engine: Arc<Engine<F, S, P>>,
+    renderer: Option<PageRenderer>,
+}
+
+impl<F, S, P> Clone for ChallengeRoutes<F, S, P> {
+    fn clone(&self) -> Self {
+        ChallengeRoutes {
+            settings: self.settings.clone(),
+            guard: self.guard.clone(),
+            engine: self.engine.clone(),
+            renderer: self.renderer.clone(),
+        }
+    }
+}
+
+impl<F, S, P> fmt::Debug for ChallengeRoutes<F, S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChallengeRoutes")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The form or JSON body of a step-up POST.
+#[derive(Deserialize, Default)]
+struct StepUpInput {
+    code: Option<String>,
+    password: Option<String>,
+    return_to: Option<String>,
+    channel: Option<String>,
+    challenge_id: Option<String>,
+    /// A passkey's credential id (base64url), for removal.
+    #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
+    id: Option<String>,
+    why: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    return_to: Option<String>,
+    reason: Option<String>,
+    why: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct StatusQuery {
+    policy: Option<String>,
+}
+
+/// Which route a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Page,
+    Css,
+    Script,
+    StepUp(Method),
+    CodeSend,
+    PasskeyStart,
+    PasskeyFinish,
+    Status,
+    Drop,
+    EnrollTotpPage,
+    EnrollTotpStart,
+    EnrollTotpConfirm,
+    RemoveTotp,
+    EnrollRecovery,
+    EnrollPasskeyPage,
+    EnrollPasskeyStart,
+    EnrollPasskeyFinish,
+    RemovePasskey,
+    RecoveryStatus,
+    RecoveryStart,
+    RecoveryCancel,
+}
+
+/// Why no route answers a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Miss {
+    /// No such path: `404`.
+    NotFound,
+    /// The path exists for these methods only: `405` with `Allow`.
+    Allow(&'static str),
+}
+
+/// The route for `method` and `path`, or why there is none.
+fn route(method: &str, path: &str) -> Result<Route, Miss> {
+    let get = matches!(method, "GET" | "HEAD");
+    let post = method == "POST";
+    let (route, allow) = match path {
+        "" | "/" => (get.then_some(Route::Page), "GET,HEAD"),
+        "/assets/page.css" => (get.then_some(Route::Css), "GET,HEAD"),
+        "/assets/passkey.js" => (get.then_some(Route::Script), "GET,HEAD"),
+        "/totp" => (post.then_some(Route::StepUp(Method::Totp)), "POST"),
+        "/password" => (post.then_some(Route::StepUp(Method::Password)), "POST"),
+        "/recovery" => (post.then_some(Route::StepUp(Method::RecoveryCode)), "POST"),
+        "/code/verify" => (post.then_some(Route::StepUp(Method::EmailCode)), "POST"),
+        "/code/send" => (post.then_some(Route::CodeSend), "POST"),
+        "/passkey/start" => (post.then_some(Route::PasskeyStart), "POST"),
+        "/passkey/finish" => (post.then_some(Route::PasskeyFinish), "POST"),
+        "/status" => (get.then_some(Route::Status), "GET,HEAD"),
+        "/drop" => (post.then_some(Route::Drop), "POST"),
+        "/enroll/totp" => (
+            if get {
+                Some(Route::EnrollTotpPage)
+            } else {
+                post.then_some(Route::EnrollTotpStart)
+            },
+            "GET,HEAD,POST",
+        ),
+        "/enroll/totp/confirm" => (post.then_some(Route::EnrollTotpConfirm), "POST"),
+        "/enroll/totp/remove" => (post.then_some(Route::RemoveTotp), "POST"),
+        "/enroll/passkey/remove" => (post.then_some(Route::RemovePasskey), "POST"),
+        "/account-recovery" => (
+            if get {
+                Some(Route::RecoveryStatus)
+            } else {
+                post.then_some(Route::RecoveryStart)
+            },
+            "GET,HEAD,POST",
+        ),
+        "/account-recovery/cancel" => (post.then_some(Route::RecoveryCancel), "POST"),
+        "/enroll/recovery-codes" => (post.then_some(Route::EnrollRecovery), "POST"),
+        "/enroll/passkey" => (get.then_some(Route::EnrollPasskeyPage), "GET,HEAD"),
+        "/enroll/passkey/start" => (post.then_some(Route::EnrollPasskeyStart), "POST"),
+        "/enroll/passkey/finish" => (post.then_some(Route::EnrollPasskeyFinish), "POST"),
+        _ => return Err(Miss::NotFound),
+    };
+    route.ok_or(Miss::Allow(allow))
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
+    /// The routes with `settings`, running `engine`. The gate in the
+    /// settings and the engine's issuer must come from the same
+    /// [`TokenConfig`](stepup_core::TokenConfig).
+    pub fn new(settings: Settings, engine: Arc<Engine<F, S, P>>) -> Self {
+        // What reads tokens and answers challenges here is the guard every
+        // adapter protects routes with (its policy is not used).
+        let guard = Guard::new(settings.gate().clone(), Policy::level(1)).with_settings(&settings);
+        ChallengeRoutes {
+            settings: Arc::new(settings),
+            guard,
+            engine,
+            renderer: None,
+        }
+    }
+
+    /// Renders the challenge page with the application's own template
+    /// (escaping is then the application's job).
+    #[must_use]
+    pub fn with_page_renderer(mut self, render: PageRenderer) -> Self {
+        self.renderer = Some(render);
+        self
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine<F, S, P> {
+        &self.engine
+    }
+
+    /// The cookie's name, to find [`Incoming::token`].
+    pub fn cookie_name(&self) -> &str {
+        self.settings.cookie_name()
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Incoming<'_>) -> Reply {
+        let route = match route(request.method, request.path) {
+            Ok(route) => route,
+            Err(Miss::NotFound) => return Reply::new(404, None, ""),
+            Err(Miss::Allow(allow)) => {
+                return Reply::new(405, None, "").with_header("allow", allow);
+            }
+        };
+        match route {
+            Route::Css => Reply::asset("text/css; charset=utf-8", PAGE_CSS),
+            Route::Script => Reply::asset("text/javascript; charset=utf-8", PASSKEY_JS),
+            Route::Page => self.page(&request).await,
+            Route::Status => self.status(&request),
+            Route::Drop => self.drop_assurance(&request),
+            _ => self
+                .post(route, &request)
+                .await
+                .unwrap_or_else(|reply| reply),
+        }
+    }
+
+    /// The POST routes (and the enrollment pages): each opens with the
+    /// checks it needs and answers with the error reply if one fails.
+    async fn post(&self, route: Route, request: &Incoming<'_>) -> Result<Reply, Reply> {
+        Ok(match route {
+            Route::StepUp(method) => {
+                let (subject, input) = self.open_form(request)?;
+                self.step_up(request, &subject, method, input).await
+            }
+            Route::CodeSend => {
+                let (subject, input) = self.open_form(request)?;
+                self.send_code(request, &subject, input).await
+            }
+            Route::EnrollTotpPage => {
+                let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
+                let change = self.totp_change(&subject).await?;
+                self.fresh_enough(request, &subject, change).await?;
+                enroll_html(200, &self.enroll_page().start())
+            }
+            Route::EnrollTotpStart => {
+                let subject = self.open_post(request)?;
+                let change = self.totp_change(&subject).await?;
+                self.fresh_enough(request, &subject, change).await?;
+                self.totp_start(request, &subject).await
+            }
+            Route::EnrollTotpConfirm => {
+                let (subject, input) = self.open_form(request)?;
+                let change = self.totp_change(&subject).await?;
+                self.fresh_enough(request, &subject, change).await?;
+                self.totp_confirm(request, &subject, input).await
+            }
+            Route::RemoveTotp => {
+                let subject = self.open_post(request)?;
+                self.fresh_enough(request, &subject, FactorChange::Remove(Method::Totp))
+                    .await?;
+                let outcome = self.engine.remove_totp(&subject).await;
+                self.changed(
+                    request,
+                    outcome,
+                    "totp",
+                    "Your authenticator app was removed.",
+                )
+            }
+            Route::EnrollRecovery => {
+                let subject = self.open_post(request)?;
+                let codes_left = self
+                    .engine
+                    .recovery_codes_left(&subject)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                let change = if codes_left > 0 {
+                    FactorChange::Replace(Method::RecoveryCode)
+                } else {
+                    FactorChange::Add(Method::RecoveryCode)
+                };
+                self.fresh_enough(request, &subject, change).await?;
+                self.recovery_codes(request, &subject).await
+            }
+            Route::RecoveryStatus => {
+                let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
+                self.recovery_status(&subject).await
+            }
+            Route::RecoveryStart => {
+                let subject = self.open_post(request)?;
+                self.recovery_start(request, &subject).await?
+            }
+            Route::RecoveryCancel => {
+                let subject = self.open_post(request)?;
+                match self.engine.cancel_account_recovery(&subject).await {
+                    Ok(cancelled) => json_reply(200, &json!({"cancelled": cancelled})),
+                    Err(e) => unavailable(&e),
+                }
+            }
+            #[cfg(feature = "passkey")]
+            Route::PasskeyStart => {
+                let subject = self.open_post(request)?;
+                self.ceremony_started(
+                    self.engine
+                        .start_passkey_step_up_dyn(self.attempt(request, &subject))
+                        .await,
+                )
+            }
+            #[cfg(feature = "passkey")]
+            Route::PasskeyFinish => {
+                let subject = self.open_post(request)?;
+                self.passkey_finish(request, &subject).await?
+            }
+            #[cfg(feature = "passkey")]
+            Route::EnrollPasskeyPage => {
+                let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
+                self.fresh_enough(request, &subject, FactorChange::Add(Method::Passkey))
+                    .await?;
+                enroll_html(200, &self.enroll_page().offer_passkey())
+            }
+            #[cfg(feature = "passkey")]
+            Route::EnrollPasskeyStart => {
+                let subject = self.open_post(request)?;
+                self.fresh_enough(request, &subject, FactorChange::Add(Method::Passkey))
+                    .await?;
+                self.ceremony_started(
+                    self.engine
+                        .start_passkey_registration_dyn(&subject, subject.id())
+                        .await,
+                )
+            }
+            #[cfg(feature = "passkey")]
+            Route::EnrollPasskeyFinish => {
+                let subject = self.open_post(request)?;
+                self.fresh_enough(request, &subject, FactorChange::Add(Method::Passkey))
+                    .await?;
+                self.passkey_enroll_finish(request, &subject).await?
+            }
+            #[cfg(feature = "passkey")]
+            Route::RemovePasskey => {
+                let (subject, input) = self.open_form(request)?;
+                self.passkey_remove(request, &subject, input).await?
+            }
+            _ => Reply::new(404, None, ""),
+        })
+    }
+
+    /// Refuses a POST from another origin (`Origin`, or `Sec-Fetch-Site`
+    /// for browsers that send no `Origin`; neither is refused too).
+
+    /// Refuses a POST from another origin (`Origin`, or `Sec-Fetch-Site`
+    /// for browsers that send no `Origin`; neither is refused too).
+    fn same_origin(&self, request: &Incoming<'_>) -> Result<(), Reply> {
+        if stepup_http::same_origin(
+            self.settings.origin(),
+            request.origin,
+            request.sec_fetch_site,
+        ) {
+            return Ok(());
+        }
+        Err(Reply::forbidden())
+    }
+
+    /// Opens a POST: the origin check and the logged-in subject.
+    fn open_post(&self, request: &Incoming<'_>) -> Result<Subject, Reply> {
+        self.same_origin(request)?;
+        request.subject.clone().ok_or_else(Reply::login_required)
+    }
+
+    /// Opens a form POST: origin, subject, and the form or JSON body.
+    fn open_form(&self, request: &Incoming<'_>) -> Result<(Subject, StepUpInput), Reply> {
+        let subject = self.open_post(request)?;
+        let bytes = body_bytes(request)?;
+        let input = if is_json(request) {
+            serde_json::from_slice(bytes).map_err(|_| malformed())?
+        } else {
+            serde_urlencoded::from_bytes(bytes).map_err(|_| malformed())?
+        };
+        Ok((subject, input))
+    }
+
+    /// Adding the first authenticator app, or replacing the one there is.
+
+    fn verify(
+        &self,
+        request: &Incoming<'_>,
+        subject: Subject,
+    ) -> Result<stepup_core::Assurance, ChallengeReason> {
+        self.guard.verify_found(subject, request.token)
+    }
+
+    /// An attempt by `subject`, from the request's address when known.
+    fn attempt<'s>(&self, request: &Incoming<'_>, subject: &'s Subject) -> Attempt<'s> {
+        let attempt = Attempt::new(subject);
+        match request.address {
+            Some(address) => attempt.from_address(address),
+            None => attempt,
+        }
+    }
+
+    fn previous_token<'a>(request: &Incoming<'a>) -> Option<&'a str> {
+        match request.token {
+            Found::One(token) => Some(token),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_path_has_its_methods() {
+        assert_eq!(route("GET", "/"), Ok(Route::Page));
+        assert_eq!(route("HEAD", "/status"), Ok(Route::Status));
+        assert_eq!(route("POST", "/totp"), Ok(Route::StepUp(Method::Totp)));
+        assert_eq!(route("GET", "/totp"), Err(Miss::Allow("POST")));
+        assert_eq!(route("POST", "/enroll/totp"), Ok(Route::EnrollTotpStart));
+        assert_eq!(
+            route("DELETE", "/enroll/totp"),
+            Err(Miss::Allow("GET,HEAD,POST"))
+        );
+        assert_eq!(route("GET", "/nothing"), Err(Miss::NotFound));
+        assert_eq!(route("GET", "/status/"), Err(Miss::NotFound));
+    }
+}

@@ -1,0 +1,305 @@
+//! The challenge page and the step-up POSTs: TOTP, password, recovery code, e-mail/SMS codes; how a success and a failure are answered.
+
+use super::*;
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
+    pub(super) fn new_page(
+        &self,
+        return_to: &ReturnTo,
+        message: impl Into<String>,
+    ) -> ChallengePage {
+        ChallengePage::new(self.settings.page().as_str(), return_to, message)
+    }
+
+    pub(super) async fn page(&self, request: &Incoming<'_>) -> Reply {
+        let Some(subject) = &request.subject else {
+            return Reply::login_required();
+        };
+        let query: PageQuery = parse_query(request.query);
+        let s = &self.settings;
+        let return_to = s.return_path(query.return_to.as_deref());
+        // Only configured text: `why` is an identifier, never the sentence.
+        let (message, _) = self.reason(query.why.as_deref());
+        let mut page = self.new_page(&return_to, message);
+        if let Some(detail) = reason_detail(query.reason.as_deref()) {
+            page = page.detail(detail);
+        }
+        self.render_page(subject, page, 200, query.why.as_deref())
+            .await
+    }
+
+    /// The registered reason `why` names, and the methods that can satisfy
+    /// its policy (empty: any).
+    pub(super) fn reason(&self, why: Option<&str>) -> Reason {
+        why.and_then(|id| self.settings.reason(id))
+            .unwrap_or_else(|| (GENERIC_REASON.to_owned(), Vec::new()))
+    }
+
+    /// The page with the subject's methods — only those that can satisfy
+    /// the policy `why` names, when it names one.
+    pub(super) async fn render_page(
+        &self,
+        subject: &Subject,
+        mut page: ChallengePage,
+        status: u16,
+        why: Option<&str>,
+    ) -> Reply {
+        let methods = match self.engine.enrolled_methods(subject).await {
+            Ok(m) => m,
+            Err(e) => return unavailable(&e),
+        };
+        let (_, allowed) = self.reason(why);
+        if let Some(id) = why {
+            page = page.why(id);
+        }
+        let offered = methods
+            .iter()
+            .filter(|m| allowed.is_empty() || allowed.iter().any(|a| m.satisfies(a)));
+        for method in offered {
+            page = match method {
+                Method::Totp => page.with_totp(self.engine.totp_config().digits()),
+                Method::Password => page.with_password(),
+                Method::RecoveryCode => page.with_recovery_code(),
+                Method::Passkey | Method::DeviceBoundPasskey => page.with_passkey(),
+                Method::EmailCode => page.with_code_channel(Channel::Email),
+                Method::SmsCode => page.with_code_channel(Channel::Sms),
+                _ => page,
+            };
+            self.engine.challenge_issued(subject, *method);
+        }
+        let rendered = match &self.renderer {
+            Some(render) => Ok(render(&page)),
+            None => page.html(),
+        };
+        match rendered {
+            Ok(html) => Reply::html(status, html),
+            Err(e) => unavailable(&ChallengeError::Store(e)),
+        }
+    }
+
+    pub(super) async fn step_up(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        method: Method,
+        input: StepUpInput,
+    ) -> Reply {
+        let json = is_json(request);
+        let attempt = self
+            .attempt(request, subject)
+            .previous_token(Self::previous_token(request));
+        let channel = input
+            .channel
+            .as_deref()
+            .and_then(Channel::parse)
+            .unwrap_or(Channel::Email);
+        let (method, form) = match method {
+            Method::Password => (Method::Password, "password"),
+            Method::RecoveryCode => (Method::RecoveryCode, "recovery"),
+            Method::EmailCode => (channel.method(), "code"),
+            _ => (Method::Totp, "totp"),
+        };
+        let secret = match method {
+            Method::Password => input.password.as_deref(),
+            _ => input.code.as_deref(),
+        }
+        .unwrap_or("");
+        let engine = &self.engine;
+        let outcome = match method {
+            Method::Password => engine.step_up_password(attempt, secret).await,
+            Method::RecoveryCode => engine.step_up_recovery_code(attempt, secret).await,
+            Method::EmailCode | Method::SmsCode => {
+                let challenge_id = input.challenge_id.as_deref().unwrap_or("");
+                engine
+                    .step_up_code(attempt, channel, challenge_id, secret)
+                    .await
+            }
+            _ => engine.step_up_totp(attempt, secret).await,
+        };
+        let return_to = self.settings.return_path(input.return_to.as_deref());
+        match outcome {
+            Ok(token) => self.succeeded(&token, json, &return_to),
+            Err(error) if json => self.failed_json(&error),
+            Err(error) => {
+                let status = failure_status(&error);
+                if status == 503 {
+                    return unavailable(&error);
+                }
+                let (message, _) = self.reason(input.why.as_deref());
+                let mut page = self
+                    .new_page(&return_to, message)
+                    .error(self.user_message(&error), form);
+                // A wrong code keeps the code form up, for the same challenge.
+                if let (
+                    Method::EmailCode | Method::SmsCode,
+                    Some(id),
+                    ChallengeError::Wrong { .. },
+                ) = (method, input.challenge_id.as_deref(), &error)
+                {
+                    page = page.awaiting_code(channel, id, "your registered address");
+                }
+                let reply = self
+                    .render_page(subject, page, status, input.why.as_deref())
+                    .await;
+                self.retry_after(reply, &error)
+            }
+        }
+    }
+
+    pub(super) async fn send_code(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        input: StepUpInput,
+    ) -> Reply {
+        let Some(channel) = input.channel.as_deref().and_then(Channel::parse) else {
+            return error_reply(400, "channel", "Choose `email` or `sms`.");
+        };
+        let return_to = self.settings.return_path(input.return_to.as_deref());
+        match self
+            .engine
+            .send_code(self.attempt(request, subject), channel)
+            .await
+        {
+            Ok(sent) if is_json(request) => json_reply(
+                200,
+                &json!({
+                    "challenge_id": sent.challenge_id,
+                    "channel": channel.as_str(),
+                    "destination_hint": sent.destination_hint,
+                    "expires_at": sent.expires_at.as_unix_seconds(),
+                }),
+            ),
+            Ok(sent) => {
+                let (message, _) = self.reason(input.why.as_deref());
+                let page = self.new_page(&return_to, message).awaiting_code(
+                    channel,
+                    &sent.challenge_id,
+                    &sent.destination_hint,
+                );
+                self.render_page(subject, page, 200, input.why.as_deref())
+                    .await
+            }
+            Err(error) if is_json(request) => self.failed_json(&error),
+            Err(error) => {
+                let status = failure_status(&error);
+                if status == 503 {
+                    return unavailable(&error);
+                }
+                let (message, _) = self.reason(input.why.as_deref());
+                let page = self
+                    .new_page(&return_to, message)
+                    .error(self.user_message(&error), "code");
+                let reply = self
+                    .render_page(subject, page, status, input.why.as_deref())
+                    .await;
+                self.retry_after(reply, &error)
+            }
+        }
+    }
+
+    /// A successful step-up: the cookie, and `303` back or the JSON summary.
+    pub(super) fn succeeded(&self, token: &IssuedToken, json: bool, return_to: &ReturnTo) -> Reply {
+        let reply = if json {
+            let a = token.assurance();
+            json_reply(
+                200,
+                &json!({
+                    "ok": true,
+                    "level": a.level(),
+                    "acr": a.acr(),
+                    "amr": a.amr(),
+                    "expires_at": a.expires_at().as_unix_seconds(),
+                    "return_to": return_to.as_str(),
+                }),
+            )
+        } else {
+            Reply::see_other(return_to.as_str())
+        };
+        reply.with_header(
+            "set-cookie",
+            self.settings
+                .cookie()
+                .set_cookie(token.value(), token.max_age()),
+        )
+    }
+
+    /// The error as the page says it: whole sentences, a lockout in minutes
+    /// rather than a timestamp.
+    pub(super) fn user_message(&self, error: &ChallengeError) -> String {
+        match error {
+            ChallengeError::LockedOut { .. } => {
+                let minutes = self.wait_seconds(error).div_ceil(60).max(1);
+                format!(
+                    "Too many attempts. Please wait {minutes} minute{} and try again.",
+                    plural(minutes)
+                )
+            }
+            ChallengeError::Wrong { few_left: true } => {
+                "That was not right. After a few more failures we will pause this for a while."
+                    .to_owned()
+            }
+            ChallengeError::Wrong { few_left: false } => {
+                "That was not right. Please try again.".to_owned()
+            }
+            other => {
+                let text = other.to_string();
+                let mut chars = text.chars();
+                match chars.next() {
+                    Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+                    None => text,
+                }
+            }
+        }
+    }
+
+    /// Seconds until a lockout ends (0 for other errors).
+    pub(super) fn wait_seconds(&self, error: &ChallengeError) -> u64 {
+        match error {
+            ChallengeError::LockedOut { until } => until
+                .as_unix_seconds()
+                .saturating_sub(self.settings.clock().now().as_unix_seconds()),
+            _ => 0,
+        }
+    }
+
+    /// A JSON-only route's answer: `ok` on success, the refusal as JSON.
+    #[cfg(feature = "passkey")]
+    pub(super) fn answer<T>(
+        &self,
+        outcome: Result<T, ChallengeError>,
+        ok: impl FnOnce(T) -> Reply,
+    ) -> Reply {
+        match outcome {
+            Ok(value) => ok(value),
+            Err(e) => self.failed_json(&e),
+        }
+    }
+
+    pub(super) fn failed_json(&self, error: &ChallengeError) -> Reply {
+        let status = failure_status(error);
+        if status == 503 {
+            return unavailable(error);
+        }
+        let mut body = json!({"error": error_code(error), "message": error.to_string()});
+        match error {
+            ChallengeError::Wrong { few_left } => {
+                insert(&mut body, "few_attempts_left", json!(few_left));
+            }
+            ChallengeError::LockedOut { until } => {
+                insert(&mut body, "locked_until", json!(until.as_unix_seconds()));
+            }
+            _ => {}
+        }
+        self.retry_after(json_reply(status, &body), error)
+    }
+
+    /// A lockout's answer, page or JSON, says when it ends.
+    pub(super) fn retry_after(&self, reply: Reply, error: &ChallengeError) -> Reply {
+        if matches!(error, ChallengeError::LockedOut { .. }) {
+            reply.with_header("retry-after", self.wait_seconds(error).max(1).to_string())
+        } else {
+            reply
+        }
+    }
+}
