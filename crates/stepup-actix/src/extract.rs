@@ -77,9 +77,9 @@ impl Assurance {
 #[derive(Debug)]
 pub struct StepUpRequired(Box<Refusal>);
 
-impl From<Refusal> for StepUpRequired {
-    fn from(refusal: Refusal) -> Self {
-        StepUpRequired(Box::new(refusal))
+impl From<Box<Refusal>> for StepUpRequired {
+    fn from(refusal: Box<Refusal>) -> Self {
+        StepUpRequired(refusal)
     }
 }
 

@@ -43,9 +43,10 @@ impl fmt::Debug for StepUpData {
 
 impl StepUpData {
     /// The extractor's data from `guard` (its cookie, clock, challenge page
-    /// and reasons; its policy is not used: a bare extractor asks for level
-    /// 1) and the subject source. [`StepUp::app_data`](crate::StepUp::app_data)
-    /// makes it from the application's settings.
+    /// and reasons — not its policy: a bare extractor asks for any step-up
+    /// at all) and the subject source.
+    /// [`StepUp::app_data`](crate::StepUp::app_data) makes it from the
+    /// application's settings.
     ///
     /// ```
     /// use actix_web::{App, HttpRequest};

@@ -1,10 +1,13 @@
 //! Step-up authentication for [axum](https://docs.rs/axum): wrap a route,
-//! extract the assurance, nest the challenge routes.
+//! extract the assurance, merge the challenge routes.
 //!
-//! * [`StepUp`] — built once from the gate, the challenge engine, your
-//!   subject source and your origin; hands out [`require`](StepUp::require)
-//!   layers, the [`routes`](StepUp::routes) and the
-//!   [`extension`](StepUp::extension) for the extractor.
+//! * [`StepUp`] — built once from the challenge engine (its issuer gives the
+//!   gate, its clock is the clock), your subject source and your origin;
+//!   hands out [`require`](StepUp::require) layers (fixed or
+//!   [per request](StepUp::require_per_request)), the
+//!   [`routes`](StepUp::routes), which mount themselves, and the
+//!   [`layer`](StepUp::layer) for the extractor. Each decision is
+//!   `stepup_http::Guard`'s, as on actix-web.
 //! * [`Assurance`] — the extractor (and `Option<Assurance>`), with
 //!   [`Assurance::require`] for decisions that depend on the request body.
 //! * The challenge routes — the page (shared with the actix adapter, from
@@ -77,7 +80,7 @@
 //! }
 //!
 //! let app: Router = Router::new()
-//!     // .nest("/step-up", stepup.routes()) …
+//!     // .merge(stepup.routes()) …
 //!     .layer(middleware::from_fn(real_client));
 //! // axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
 //! # let _ = app;

@@ -57,6 +57,9 @@ impl<R: ?Sized> Clone for Inner<R> {
 
 /// What the guard says of a request.
 #[derive(Debug)]
+// The assurance is returned by value: boxing it would allocate on the allow
+// path, which must not allocate.
+#[allow(clippy::large_enum_variant)]
 pub enum Verdict {
     /// The policy is met: run the handler with this assurance.
     Allow(Assurance),
@@ -401,7 +404,7 @@ impl<R: ?Sized> Guard<R> {
         &self,
         head: &impl RequestHead,
         subject: Subject,
-    ) -> Result<Assurance, crate::Refusal> {
+    ) -> Result<Assurance, Box<crate::Refusal>> {
         self.verify(head, subject).map_err(|reason| {
             let any = Policy::level(1);
             let challenge = self.inner.gate.challenge(reason, &any);

@@ -307,18 +307,18 @@ impl Hold {
     /// assert!(refusal.reply().body().contains("/step-up?return_to=/keys"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn require(&self, assurance: &Assurance, policy: &Policy) -> Result<(), Refusal> {
+    pub fn require(&self, assurance: &Assurance, policy: &Policy) -> Result<(), Box<Refusal>> {
         assurance
             .require(policy, self.target.now())
             .map_err(|challenge| self.refuse(challenge, Some(policy)))
     }
 
     /// The refusal for `challenge` of `policy`.
-    pub fn refuse(&self, challenge: Challenge, policy: Option<&Policy>) -> Refusal {
+    pub fn refuse(&self, challenge: Challenge, policy: Option<&Policy>) -> Box<Refusal> {
         let reply = self
             .target
             .respond(self.navigation, &self.return_to, &challenge, policy);
-        Refusal { challenge, reply }
+        Box::new(Refusal { challenge, reply })
     }
 
     /// The target.

@@ -497,9 +497,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 
     /// Refuses a POST from another origin (`Origin`, or `Sec-Fetch-Site`
     /// for browsers that send no `Origin`; neither is refused too).
-
-    /// Refuses a POST from another origin (`Origin`, or `Sec-Fetch-Site`
-    /// for browsers that send no `Origin`; neither is refused too).
     fn same_origin(&self, request: &Incoming<'_>) -> Result<(), Reply> {
         if stepup_http::same_origin(
             self.settings.origin(),
@@ -528,8 +525,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         };
         Ok((subject, input))
     }
-
-    /// Adding the first authenticator app, or replacing the one there is.
 
     fn verify(
         &self,
