@@ -11,8 +11,8 @@ use stepup_challenge::{
     Attempt, Channel, Engine, FactorStore, MemoryFactorStore, MemoryStateStore, StoreError,
     TotpConfig, TotpSecret,
 };
-use stepup_http::Found;
 use stepup_core::{Clock, Key, KeyId, KeyRing, Method, Subject, TestClock, Timestamp, TokenConfig};
+use stepup_http::Found;
 
 const ORIGIN: &str = "https://bank.example";
 
