@@ -8,6 +8,7 @@ use stepup_core::{Method, Subject, Timestamp};
 use super::Engine;
 use crate::error::ChallengeError;
 use crate::event::{EventKind, Notice, NoticeKind};
+use crate::keys::StoreKeys;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
 /// How long a recovery stays usable once its waiting period is over.
@@ -74,10 +75,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let starts = self
             .state
             .increment(
-                &format!(
-                    "stepup:account-recovery-starts:{}",
-                    self.keys.subject(subject)
-                ),
+                &StoreKeys::account_recovery_starts(&self.keys.subject(subject)),
                 RECOVERY_START_WINDOW,
             )
             .await?;
@@ -154,6 +152,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     pub(super) fn recovery_key(&self, subject: &Subject) -> String {
-        format!("stepup:account-recovery:{}", self.keys.subject(subject))
+        StoreKeys::account_recovery(&self.keys.subject(subject))
     }
 }

@@ -8,6 +8,7 @@ use super::{Attempt, Engine};
 use crate::change;
 use crate::error::{ChallengeError, StoreError};
 use crate::event::{EventKind, NoticeKind};
+use crate::keys::AddressName;
 use crate::limiter::{self, Admission, Keys};
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
@@ -45,7 +46,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Keys::new(method, &self.keys.subject(subject))
     }
 
-    pub(super) fn address_key(&self, attempt: Attempt<'_>) -> Option<String> {
+    pub(super) fn address_key(&self, attempt: Attempt<'_>) -> Option<AddressName> {
         attempt
             .address
             .map(|ip| self.keys.address(ip, self.limits.v6_prefix))
@@ -64,7 +65,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             &self.state,
             &self.limits,
             &keys,
-            address.as_deref(),
+            address.as_ref(),
             self.clock.now(),
             &mut just_disabled,
         )
@@ -179,13 +180,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         // Only a factor of the user's own brings a disabled method back —
         // never the password or a mailbox code (rank ties included).
         let strong = change::is_strong(proven, levels);
-        let subject_key = self.keys.subject(subject);
+        let subject_name = self.keys.subject(subject);
         let reenable: Vec<Keys> = Method::BUILT_IN
             .into_iter()
             .filter(|m| strong && *m != counted && levels.rank_of(*m) <= rank)
-            .map(|m| Keys::new(m, &subject_key))
+            .map(|m| Keys::new(m, &subject_name))
             .collect();
-        limiter::succeeded(&self.state, &Keys::new(counted, &subject_key), &reenable).await?;
+        limiter::succeeded(&self.state, &Keys::new(counted, &subject_name), &reenable).await?;
         if strong
             && self
                 .state

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use stepup_core::{
-    IssuedToken, Subject,
+    IssuedToken,
     ct::{self, Comparison},
 };
 
@@ -11,7 +11,7 @@ use super::{Attempt, Engine};
 use crate::code::{Channel, CodeMessage};
 use crate::error::{ChallengeError, StoreError};
 use crate::event::EventKind;
-use crate::keys::hex;
+use crate::keys::{StoreKeys, hex};
 #[cfg(doc)]
 use crate::limiter::AttemptLimits;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
@@ -99,7 +99,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let key = self.keys.subject(subject);
         let sends = self
             .state
-            .increment(&format!("stepup:code-sends:{key}"), self.codes.send_window)
+            .increment(&StoreKeys::code_sends(&key), self.codes.send_window)
             .await?;
         if sends > self.codes.sends_per_subject {
             self.emit(EventKind::LockedOut, method, subject, Some("send_limit"));
@@ -111,7 +111,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             let n = self
                 .state
                 .increment(
-                    &format!("stepup:code-sends-address:{address}"),
+                    &StoreKeys::code_sends_from(&address),
                     self.codes.send_window,
                 )
                 .await?;
@@ -127,8 +127,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let code = random_digits(self.codes.digits)?;
         let mut record = id.to_vec();
         record.extend_from_slice(&self.keys.session_digest(subject));
-        record.extend_from_slice(&self.keys.code(&id, &code));
-        let slot = self.code_key(subject, channel);
+        record.extend_from_slice(&self.keys.code_digest(&id, &code));
+        let slot = StoreKeys::code(&key, channel);
         self.state.put(&slot, record, self.codes.valid_for).await?;
         let message = CodeMessage {
             channel,
@@ -168,7 +168,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ChallengeError::Format("enter the code we sent you"));
             }
-            let slot = self.code_key(attempt.subject, channel);
+            let name = self.keys.subject(attempt.subject);
+            let slot = StoreKeys::code(&name, channel);
             let record = self
                 .state
                 .get(&slot)
@@ -198,13 +199,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             // code's allowance.
             let guesses = self
                 .state
-                .increment(&format!("{slot}:guesses:{}", hex(id)), self.codes.valid_for)
+                .increment(
+                    &StoreKeys::code_guesses(&name, channel, id),
+                    self.codes.valid_for,
+                )
                 .await?;
             if guesses > self.limits.code_guesses {
                 self.state.remove(&slot).await?;
                 return Err(ChallengeError::NoPendingCode);
             }
-            if !ct::eq_as(Comparison::CodeDigest, digest, &self.keys.code(id, code)) {
+            if !ct::eq_as(
+                Comparison::CodeDigest,
+                digest,
+                &self.keys.code_digest(id, code),
+            ) {
                 if guesses == self.limits.code_guesses {
                     // Void: a new code must be sent (and sends are rationed).
                     self.state.remove(&slot).await?;
@@ -221,14 +229,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         .await;
         self.finish(attempt, method, outcome).await
-    }
-
-    fn code_key(&self, subject: &Subject, channel: Channel) -> String {
-        format!(
-            "stepup:code:{}:{}",
-            channel.as_str(),
-            self.keys.subject(subject)
-        )
     }
 }
 

@@ -11,6 +11,7 @@ use stepup_store::StoredPasskey;
 use super::{Attempt, Engine};
 use crate::error::{ChallengeError, StoreError};
 use crate::event::{EventKind, NoticeKind};
+use crate::keys::SubjectName;
 use crate::limiter;
 #[cfg(doc)]
 use crate::limiter::AttemptLimits;
@@ -91,9 +92,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .ok_or(ChallengeError::NotEnrolled(Method::Passkey))
     }
 
-    fn owner<'a>(&self, subject: &'a Subject, key: &'a str) -> crate::passkey::Owner<'a> {
+    fn owner<'a>(&self, subject: &'a Subject, key: &'a SubjectName) -> crate::passkey::Owner<'a> {
         crate::passkey::Owner {
-            key,
+            key: key.as_str(),
             binding: self.keys.session_digest(subject),
             handle: self.keys.user_handle(subject),
         }

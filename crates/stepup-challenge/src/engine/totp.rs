@@ -10,6 +10,7 @@ use stepup_store::TotpSecret;
 use super::{Attempt, Engine};
 use crate::error::ChallengeError;
 use crate::event::{EventKind, NoticeKind};
+use crate::keys::StoreKeys;
 use crate::limiter;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
@@ -89,10 +90,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         secret: &TotpSecret,
         step: u64,
     ) -> Result<(), ChallengeError> {
-        let key = format!(
-            "stepup:totp-step:{}:{}",
-            self.keys.subject(subject),
-            self.keys.secret(secret.as_bytes())
+        let key = StoreKeys::totp_step(
+            &self.keys.subject(subject),
+            &self.keys.secret(secret.as_bytes()),
         );
         if self
             .state
@@ -198,6 +198,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     fn enrollment_key(&self, subject: &Subject) -> String {
-        format!("stepup:enroll:totp:{}", self.keys.session(subject))
+        StoreKeys::totp_enrollment(&self.keys.session(subject))
     }
 }
