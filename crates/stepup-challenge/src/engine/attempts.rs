@@ -4,6 +4,7 @@
 
 use stepup_core::{IssuedToken, Method, Proof, Subject};
 
+use super::events::Reason;
 use super::{Attempt, Engine};
 use crate::change;
 use crate::error::{ChallengeError, StoreError};
@@ -102,7 +103,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         match outcome {
             Ok(()) => {
                 if let Err(e) = self.succeeded(subject, counted, proven).await {
-                    self.emit(EventKind::Failed, proven, subject, Some("store"));
+                    self.emit(EventKind::Failed, proven, subject, Some(Reason::Store));
                     return Err(e);
                 }
                 let now = self.clock.now();
@@ -120,7 +121,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                         Ok(token)
                     }
                     Err(e) => {
-                        self.emit(EventKind::Failed, proven, subject, Some("issue"));
+                        self.emit(EventKind::Failed, proven, subject, Some(Reason::Issue));
                         Err(e.into())
                     }
                 }
@@ -139,27 +140,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                         limiter::failed_from(&self.state, &self.limits, &address, self.clock.now())
                             .await
                     {
-                        self.emit(EventKind::Failed, counted, subject, Some("store"));
+                        self.emit(EventKind::Failed, counted, subject, Some(Reason::Store));
                         return Err(store);
                     }
                 }
-                let (kind, reason) = match &e {
-                    ChallengeError::LockedOut { .. } => (EventKind::LockedOut, None),
-                    ChallengeError::Disabled(_) => (EventKind::Disabled, None),
-                    ChallengeError::Wrong { .. } => (EventKind::Failed, Some("wrong")),
-                    ChallengeError::AlreadyUsed => (EventKind::Failed, Some("already_used")),
-                    ChallengeError::Format(_) => (EventKind::Failed, Some("format")),
-                    ChallengeError::NotEnrolled(_) => (EventKind::Failed, Some("not_enrolled")),
-                    ChallengeError::NoPendingCode => (EventKind::Failed, Some("no_pending_code")),
-                    ChallengeError::NoPendingCeremony => {
-                        (EventKind::Failed, Some("no_pending_ceremony"))
-                    }
-                    ChallengeError::PasskeyRejected => {
-                        (EventKind::Failed, Some("passkey_rejected"))
-                    }
-                    ChallengeError::Store(_) => (EventKind::Failed, Some("store")),
-                    _ => (EventKind::Failed, Some("other")),
-                };
+                let (kind, reason) = Reason::of_failure(&e);
                 self.emit(kind, counted, subject, reason);
                 Err(e)
             }
@@ -199,7 +184,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 EventKind::RecoveryCancelled,
                 proven,
                 subject,
-                Some("factor_used"),
+                Some(Reason::FactorUsed),
             );
             self.notify(
                 NoticeKind::RecoveryCancelled,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use stepup_core::{Assurance, Method, Policy, Subject};
 
 use super::Engine;
-use crate::change::{self, Account, ChangeCheck, FactorChange};
+use crate::change::{self, Account, ChangeCheck, FactorChange, Refusal, Rule};
 use crate::error::ChallengeError;
 use crate::event::{EventKind, NoticeKind};
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
@@ -58,11 +58,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .await?
             .is_some_and(|r| r.is_ready(now));
         let account = self.account(&enrolled, recovery_ready);
-        let check = change::rule(change, &account);
-        if let ChangeCheck::Refused(why) = check
-            && why == change::CODES_NEED_FACTOR
-            && account.passwords
-        {
+        let rule = change::rule(change, &account);
+        if matches!(rule, Rule::Refused(Refusal::CodesNeedFactor)) && account.passwords {
             // Nothing about the account's factors is told before the
             // password is re-confirmed: the challenge first, the refusal
             // after.
@@ -71,12 +68,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 .with_reason(change::REASON);
             return Ok(
                 match self.allowed_by(ChangeCheck::Prove(password), subject, assurance) {
-                    ChangeCheck::Allowed => check,
+                    ChangeCheck::Allowed => rule.into(),
                     prove => prove,
                 },
             );
         }
-        Ok(self.allowed_by(check, subject, assurance))
+        Ok(self.allowed_by(rule.into(), subject, assurance))
     }
 
     /// What starting an account recovery needs, given the request's
@@ -88,8 +85,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         assurance: Option<&Assurance>,
     ) -> Result<ChangeCheck, ChallengeError> {
         let enrolled = self.enrolled_methods(subject).await?;
-        let check = change::recovery_rule(&self.account(&enrolled, false));
-        Ok(self.allowed_by(check, subject, assurance))
+        let rule = change::recovery_rule(&self.account(&enrolled, false));
+        Ok(self.allowed_by(rule.into(), subject, assurance))
     }
 
     fn account<'a>(&'a self, enrolled: &'a [Method], recovery_ready: bool) -> Account<'a> {

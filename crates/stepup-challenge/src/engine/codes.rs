@@ -7,9 +7,10 @@ use stepup_core::{
     ct::{self, Comparison},
 };
 
+use super::events::Reason;
 use super::{Attempt, Engine};
 use crate::code::{Channel, CodeMessage};
-use crate::error::{ChallengeError, StoreError};
+use crate::error::{ChallengeError, StoreError, no_randomness};
 use crate::event::EventKind;
 use crate::keys::{StoreKeys, hex};
 #[cfg(doc)]
@@ -102,7 +103,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .increment(&StoreKeys::code_sends(&key), self.codes.send_window)
             .await?;
         if sends > self.codes.sends_per_subject {
-            self.emit(EventKind::LockedOut, method, subject, Some("send_limit"));
+            self.emit(
+                EventKind::LockedOut,
+                method,
+                subject,
+                Some(Reason::SendLimit),
+            );
             return Err(ChallengeError::LockedOut {
                 until: now + self.codes.send_window,
             });
@@ -122,8 +128,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             }
         }
         let mut id = [0u8; 16];
-        getrandom::fill(&mut id)
-            .map_err(|e| StoreError::new("random", format!("no randomness available: {e}")))?;
+        getrandom::fill(&mut id).map_err(no_randomness)?;
         let code = random_digits(self.codes.digits)?;
         let mut record = id.to_vec();
         record.extend_from_slice(&self.keys.session_digest(subject));
@@ -139,7 +144,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if let Err(e) = sender.send(message).await {
             // Not delivered: forget it, so nothing waits for a code nobody has.
             let _ = self.state.remove(&slot).await;
-            self.emit(EventKind::Failed, method, subject, Some("send"));
+            self.emit(EventKind::Failed, method, subject, Some(Reason::Send));
             return Err(e.into());
         }
         self.emit(EventKind::ChallengeIssued, method, subject, None);
@@ -238,8 +243,7 @@ fn random_digits(digits: u8) -> Result<String, StoreError> {
     let limit = u32::MAX - u32::MAX % modulus;
     loop {
         let mut raw = [0u8; 4];
-        getrandom::fill(&mut raw)
-            .map_err(|e| StoreError::new("random", format!("no randomness available: {e}")))?;
+        getrandom::fill(&mut raw).map_err(no_randomness)?;
         let n = u32::from_be_bytes(raw);
         if n < limit {
             return Ok(format!(

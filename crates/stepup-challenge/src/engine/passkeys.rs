@@ -8,6 +8,7 @@ use std::sync::Arc;
 use stepup_core::{IssuedToken, Method, Subject};
 use stepup_store::StoredPasskey;
 
+use super::events::Reason;
 use super::{Attempt, Engine};
 use crate::error::{ChallengeError, StoreError};
 use crate::event::{EventKind, NoticeKind};
@@ -144,7 +145,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                     EventKind::Failed,
                     Method::Passkey,
                     subject,
-                    Some("registration"),
+                    Some(Reason::Registration),
                 );
                 return Err(e);
             }
@@ -164,7 +165,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 EventKind::Failed,
                 method,
                 subject,
-                Some("already_registered"),
+                Some(Reason::AlreadyRegistered),
             );
             return Err(ChallengeError::PasskeyRejected);
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use stepup_core::{IssuedToken, Method, Subject};
 use stepup_store::TotpSecret;
 
+use super::events::Reason;
 use super::{Attempt, Engine};
 use crate::error::ChallengeError;
 use crate::event::{EventKind, NoticeKind};
@@ -152,7 +153,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let admitted = self.admit(attempt, Method::Totp).await?;
         let now = self.clock.now().as_unix_seconds();
         let Some(step) = self.totp.matched_step(&pending, code, now)? else {
-            self.emit(EventKind::Failed, Method::Totp, subject, Some("wrong"));
+            self.emit(
+                EventKind::Failed,
+                Method::Totp,
+                subject,
+                Some(Reason::Wrong),
+            );
             if let Some(address) = self.address_key(attempt) {
                 limiter::failed_from(&self.state, &self.limits, &address, self.clock.now()).await?;
             }
