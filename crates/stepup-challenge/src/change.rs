@@ -90,10 +90,60 @@ pub(crate) struct Account<'a> {
 }
 
 pub(crate) const REASON: &str = "Confirm it's you before changing how you sign in.";
-pub(crate) const CODES_NEED_FACTOR: &str = "Set up an authenticator app or a passkey first: recovery codes are a backup for another factor.";
+const CODES_NEED_FACTOR: &str = "Set up an authenticator app or a passkey first: recovery codes are a backup for another factor.";
 const NO_PASSWORD_CHECK: &str =
     "Adding a first factor needs a password check, and this service has none configured.";
 const TOO_WEAK: &str = "None of your ways to confirm is strong enough for this change. If you lost your strongest one, start an account recovery.";
+
+/// What the rule decides; the caller is told it as a [`ChangeCheck`]
+/// (`Rule::into`), the engine also looks at which refusal it is.
+#[derive(Clone, Debug)]
+pub(crate) enum Rule {
+    /// See [`ChangeCheck::Allowed`].
+    Allowed,
+    /// See [`ChangeCheck::Prove`].
+    Prove(Policy),
+    /// See [`ChangeCheck::Refused`].
+    Refused(Refusal),
+}
+
+/// Why a change (or an account recovery) cannot be made this way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Recovery codes without a strong factor for them to back up.
+    CodesNeedFactor,
+    /// A first factor, with no password check configured.
+    NoPasswordCheck,
+    /// No factor of the user's is strong enough for this change.
+    TooWeak,
+    /// An account recovery for a user without a strong factor.
+    NothingToRecover,
+    /// An account recovery for a user without any second factor.
+    NoOtherWay,
+}
+
+impl Refusal {
+    /// What the user is told.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Refusal::CodesNeedFactor => CODES_NEED_FACTOR,
+            Refusal::NoPasswordCheck => NO_PASSWORD_CHECK,
+            Refusal::TooWeak => TOO_WEAK,
+            Refusal::NothingToRecover => NOTHING_TO_RECOVER,
+            Refusal::NoOtherWay => NO_OTHER_WAY,
+        }
+    }
+}
+
+impl From<Rule> for ChangeCheck {
+    fn from(rule: Rule) -> ChangeCheck {
+        match rule {
+            Rule::Allowed => ChangeCheck::Allowed,
+            Rule::Prove(policy) => ChangeCheck::Prove(policy),
+            Rule::Refused(refusal) => ChangeCheck::Refused(refusal.text()),
+        }
+    }
+}
 
 /// Whether a proof of `method` shows the user holds a second factor of
 /// their own: not the password, not a recovery code (a backup), and an
@@ -110,7 +160,7 @@ pub(crate) fn is_strong(method: Method, levels: &LevelTable) -> bool {
 }
 
 /// The policy a change needs, or why it cannot be made.
-pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
+pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> Rule {
     let rank = |m: &Method| account.levels.rank_of(*m);
     let second: Vec<Method> = account
         .enrolled
@@ -140,7 +190,7 @@ pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
             .iter()
             .any(|m| rank(m) >= rank(&Method::RecoveryCode))
     {
-        return ChangeCheck::Refused(CODES_NEED_FACTOR);
+        return Rule::Refused(Refusal::CodesNeedFactor);
     }
     let Some(strongest) = strong.iter().map(rank).max() else {
         // No second factor yet: the password, re-confirmed — and a code on
@@ -151,12 +201,12 @@ pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
             (Some(p), Some(codes)) => p.and(codes),
             (Some(p), None) => p,
             (None, _) if !account.first_without_password => {
-                return ChangeCheck::Refused(NO_PASSWORD_CHECK);
+                return Rule::Refused(Refusal::NoPasswordCheck);
             }
             (None, Some(codes)) => codes,
-            (None, None) => return ChangeCheck::Allowed,
+            (None, None) => return Rule::Allowed,
         };
-        return ChangeCheck::Prove(policy.max_age(account.fresh).with_reason(REASON));
+        return Rule::Prove(policy.max_age(account.fresh).with_reason(REASON));
     };
     let candidates: Vec<Method> = if account.recovery_ready {
         second
@@ -179,9 +229,9 @@ pub(crate) fn rule(change: FactorChange, account: &Account<'_>) -> ChangeCheck {
         .map(Policy::method)
         .reduce(Policy::or)
     else {
-        return ChangeCheck::Refused(TOO_WEAK);
+        return Rule::Refused(Refusal::TooWeak);
     };
-    ChangeCheck::Prove(policy.max_age(account.fresh).with_reason(REASON))
+    Rule::Prove(policy.max_age(account.fresh).with_reason(REASON))
 }
 
 const NOTHING_TO_RECOVER: &str =
@@ -191,13 +241,13 @@ const NO_OTHER_WAY: &str = "You have no other way to confirm it's you: please co
 /// What starting an account recovery needs: a fresh proof with any second
 /// factor the user has, weaker ones included (that is the point), for a
 /// user who has a strong factor to lose.
-pub(crate) fn recovery_rule(account: &Account<'_>) -> ChangeCheck {
+pub(crate) fn recovery_rule(account: &Account<'_>) -> Rule {
     let has_strong = account
         .enrolled
         .iter()
         .any(|m| is_strong(*m, account.levels));
     if !has_strong {
-        return ChangeCheck::Refused(NOTHING_TO_RECOVER);
+        return Rule::Refused(Refusal::NothingToRecover);
     }
     account
         .enrolled
@@ -206,8 +256,8 @@ pub(crate) fn recovery_rule(account: &Account<'_>) -> ChangeCheck {
         .filter(|m| *m != Method::Password)
         .map(Policy::method)
         .reduce(Policy::or)
-        .map_or(ChangeCheck::Refused(NO_OTHER_WAY), |policy| {
-            ChangeCheck::Prove(
+        .map_or(Rule::Refused(Refusal::NoOtherWay), |policy| {
+            Rule::Prove(
                 policy
                     .max_age(account.fresh)
                     .with_reason("Confirm it's you to start an account recovery."),
@@ -240,6 +290,7 @@ mod tests {
                 fresh: Duration::from_secs(300),
             },
         )
+        .into()
     }
 
     fn policy(c: ChangeCheck) -> String {

@@ -75,3 +75,9 @@ pub enum ChallengeError {
     #[error("the step-up succeeded but no token could be issued: {0}")]
     Issue(#[from] IssueError),
 }
+
+/// No randomness to draw a code, secret or id from: a failure of kind
+/// `random`, answered like a store failure (nothing was recorded).
+pub(crate) fn no_randomness(error: getrandom::Error) -> StoreError {
+    StoreError::new("random", format!("no randomness available: {error}"))
+}

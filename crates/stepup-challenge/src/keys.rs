@@ -2,12 +2,45 @@
 //! of state entries (subjects, client addresses, TOTP secrets) and the
 //! digests of one-time codes. A store reader without the server key can
 //! neither tell whose entry is whose nor test guesses against a digest.
+//!
+//! This is also the only place that knows the layout of the
+//! [`StateStore`](crate::StateStore) keys: the engine and the limiter build
+//! every `stepup:…` key with a constructor of [`StoreKeys`] from typed
+//! names ([`SubjectName`], [`SessionName`], [`AddressName`],
+//! [`SecretName`]). Deployed state (a shared Redis) is read with these
+//! exact strings: `layout_is_pinned` below keeps them byte for byte.
+//!
+//! | key | what |
+//! |---|---|
+//! | `stepup:totp-step:{subject}:{secret}` | the last accepted TOTP step of a secret |
+//! | `stepup:enroll:totp:{session}` | a pending TOTP enrollment |
+//! | `stepup:code:{channel}:{subject}` | the pending e-mail/SMS code |
+//! | `stepup:code:{channel}:{subject}:guesses:{challenge id}` | wrong guesses at that code |
+//! | `stepup:code-sends:{subject}` | codes sent to a subject |
+//! | `stepup:code-sends-address:{address}` | codes sent from an address |
+//! | `stepup:account-recovery:{subject}` | a pending account recovery |
+//! | `stepup:account-recovery-starts:{subject}` | account recoveries started |
+//! | `stepup:ceremony-starts:{subject}` | passkey ceremonies started |
+//! | `stepup:attempts:{scope}:{subject}:{generation}` | attempts in a budget's window |
+//! | `stepup:lock:{scope}:{subject}` | a budget's lockout |
+//! | `stepup:generation:{scope}:{subject}` | a budget's lock generation |
+//! | `stepup:backoff:{scope}:{subject}` | a budget's lockouts (doubling) |
+//! | `stepup:consecutive:{method}:{subject}` | consecutive failures of a method |
+//! | `stepup:disabled:{method}:{subject}` | a disabled method |
+//! | `stepup:disabled-any:{subject}` | any method disabled |
+//! | `stepup:address-failures:{address}` | failures from an address |
+//! | `stepup:address-lock:{address}` | an address's lockout |
+//!
+//! A `{scope}` is a method (its canonical name) or `second-factor`, the
+//! budget all second-factor methods share ([`Scope`]).
 
+use std::fmt;
 use std::net::IpAddr;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use stepup_core::Subject;
+use stepup_core::{Method, Subject};
+use stepup_store::Channel;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -63,13 +96,15 @@ impl StoreKeys {
 
     /// The store name of a subject (its id only: counters and factors
     /// are per user, across sessions).
-    pub(crate) fn subject(&self, subject: &Subject) -> String {
-        hex(&self.digest(Domain::Subject, &[subject.id().as_bytes()])[..NAME_BYTES])
+    pub(crate) fn subject(&self, subject: &Subject) -> SubjectName {
+        SubjectName(hex(
+            &self.digest(Domain::Subject, &[subject.id().as_bytes()])[..NAME_BYTES]
+        ))
     }
 
     /// The store name of a subject's login session (pending enrollments).
-    pub(crate) fn session(&self, subject: &Subject) -> String {
-        hex(&self.session_digest(subject)[..NAME_BYTES])
+    pub(crate) fn session(&self, subject: &Subject) -> SessionName {
+        SessionName(hex(&self.session_digest(subject)[..NAME_BYTES]))
     }
 
     /// Binds a record to the subject and session that made it.
@@ -87,21 +122,21 @@ impl StoreKeys {
 
     /// The store name of a client address, grouped: IPv4 per address,
     /// IPv6 per prefix of `v6_prefix` bits (a /64 is one subscriber).
-    pub(crate) fn address(&self, address: IpAddr, v6_prefix: u8) -> String {
+    pub(crate) fn address(&self, address: IpAddr, v6_prefix: u8) -> AddressName {
         let grouped = group(address, v6_prefix);
-        hex(&self.digest(Domain::Address, &[&grouped])[..NAME_BYTES])
+        AddressName(hex(&self.digest(Domain::Address, &[&grouped])[..NAME_BYTES]))
     }
 
     /// The digest a one-time code is stored as: keyed, bound to its
     /// challenge id.
-    pub(crate) fn code(&self, challenge_id: &[u8], code: &str) -> [u8; 32] {
+    pub(crate) fn code_digest(&self, challenge_id: &[u8], code: &str) -> [u8; 32] {
         self.digest(Domain::Code, &[challenge_id, code.as_bytes()])
     }
 
     /// A fingerprint of a TOTP secret, naming its replay state: a new
     /// secret starts with its own.
-    pub(crate) fn secret(&self, secret: &[u8]) -> String {
-        hex(&self.digest(Domain::Secret, &[secret])[..NAME_BYTES])
+    pub(crate) fn secret(&self, secret: &[u8]) -> SecretName {
+        SecretName(hex(&self.digest(Domain::Secret, &[secret])[..NAME_BYTES]))
     }
 
     /// The WebAuthn user handle of a subject: stable, 16 bytes, revealing
@@ -117,6 +152,167 @@ impl StoreKeys {
     /// The pseudonym of a subject in events and logs.
     pub(crate) fn events(&self, subject: &Subject) -> String {
         hex(&self.digest(Domain::Events, &[subject.id().as_bytes()])[..8])
+    }
+}
+
+/// The layout of the state store's keys: every `stepup:…` key is built
+/// here, from typed names, and nowhere else.
+impl StoreKeys {
+    /// The last accepted TOTP step for a subject and secret (replay guard).
+    pub(crate) fn totp_step(subject: &SubjectName, secret: &SecretName) -> String {
+        format!("stepup:totp-step:{subject}:{secret}")
+    }
+
+    /// A TOTP enrollment waiting for its first code, per login session.
+    pub(crate) fn totp_enrollment(session: &SessionName) -> String {
+        format!("stepup:enroll:totp:{session}")
+    }
+
+    /// The pending one-time code of a subject on a channel.
+    pub(crate) fn code(subject: &SubjectName, channel: Channel) -> String {
+        format!("stepup:code:{}:{subject}", channel.as_str())
+    }
+
+    /// The guesses at the pending code of challenge `challenge_id`.
+    pub(crate) fn code_guesses(
+        subject: &SubjectName,
+        channel: Channel,
+        challenge_id: &[u8],
+    ) -> String {
+        format!(
+            "{}:guesses:{}",
+            StoreKeys::code(subject, channel),
+            hex(challenge_id)
+        )
+    }
+
+    /// The codes sent to a subject within the send window.
+    pub(crate) fn code_sends(subject: &SubjectName) -> String {
+        format!("stepup:code-sends:{subject}")
+    }
+
+    /// The codes sent from a client address group within the send window.
+    pub(crate) fn code_sends_from(address: &AddressName) -> String {
+        format!("stepup:code-sends-address:{address}")
+    }
+
+    /// A subject's pending account recovery.
+    pub(crate) fn account_recovery(subject: &SubjectName) -> String {
+        format!("stepup:account-recovery:{subject}")
+    }
+
+    /// The account recoveries a subject started within the start window.
+    pub(crate) fn account_recovery_starts(subject: &SubjectName) -> String {
+        format!("stepup:account-recovery-starts:{subject}")
+    }
+
+    /// The passkey ceremonies a subject started within the window.
+    #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
+    pub(crate) fn ceremony_starts(subject: &SubjectName) -> String {
+        format!("stepup:ceremony-starts:{subject}")
+    }
+
+    /// The attempts counted in one generation of a windowed budget.
+    pub(crate) fn attempts(scope: Scope, subject: &SubjectName, generation: u64) -> String {
+        format!("stepup:attempts:{scope}:{subject}:{generation}")
+    }
+
+    /// A windowed budget's lockout (its end, in Unix seconds).
+    pub(crate) fn lock(scope: Scope, subject: &SubjectName) -> String {
+        format!("stepup:lock:{scope}:{subject}")
+    }
+
+    /// A windowed budget's lock generation.
+    pub(crate) fn generation(scope: Scope, subject: &SubjectName) -> String {
+        format!("stepup:generation:{scope}:{subject}")
+    }
+
+    /// A windowed budget's recent lockouts, doubling the next one.
+    pub(crate) fn backoff(scope: Scope, subject: &SubjectName) -> String {
+        format!("stepup:backoff:{scope}:{subject}")
+    }
+
+    /// The consecutive failures of a method, reset by no window.
+    pub(crate) fn consecutive(method: Method, subject: &SubjectName) -> String {
+        format!("stepup:consecutive:{}:{subject}", Scope::Method(method))
+    }
+
+    /// Set while a method is disabled for the subject.
+    pub(crate) fn disabled(method: Method, subject: &SubjectName) -> String {
+        format!("stepup:disabled:{}:{subject}", Scope::Method(method))
+    }
+
+    /// Set while any method is disabled for the subject.
+    pub(crate) fn any_disabled(subject: &SubjectName) -> String {
+        format!("stepup:disabled-any:{subject}")
+    }
+
+    /// The failures from a client address group within the window.
+    pub(crate) fn address_failures(address: &AddressName) -> String {
+        format!("stepup:address-failures:{address}")
+    }
+
+    /// A client address group's lockout (its end, in Unix seconds).
+    pub(crate) fn address_lock(address: &AddressName) -> String {
+        format!("stepup:address-lock:{address}")
+    }
+}
+
+macro_rules! store_name {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub(crate) struct $name(String);
+
+        impl $name {
+            /// The name as it appears in keys.
+            #[allow(dead_code)]
+            pub(crate) fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+store_name!(
+    /// A subject's store name ([`StoreKeys::subject`]): 32 hex digits.
+    SubjectName
+);
+store_name!(
+    /// A login session's store name ([`StoreKeys::session`]).
+    SessionName
+);
+store_name!(
+    /// A client address group's store name ([`StoreKeys::address`]).
+    AddressName
+);
+store_name!(
+    /// A TOTP secret's fingerprint ([`StoreKeys::secret`]).
+    SecretName
+);
+
+/// Whose attempt budget a key belongs to: one method's own, or the one
+/// all second-factor methods share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// One method's budget, named by the method's canonical name.
+    Method(Method),
+    /// The budget shared by every method but the password.
+    SecondFactor,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Method(method) => fmt::Display::fmt(method, f),
+            Scope::SecondFactor => f.write_str("second-factor"),
+        }
     }
 }
 
@@ -168,15 +364,21 @@ mod tests {
         let a = StoreKeys::new(&[1u8; 32]);
         let b = StoreKeys::new(&[2u8; 32]);
         let alice = Subject::new("alice");
-        assert_eq!(a.subject(&alice).len(), 32);
+        assert_eq!(a.subject(&alice).as_str().len(), 32);
         assert_ne!(a.subject(&alice), b.subject(&alice));
         assert_ne!(a.subject(&alice), a.subject(&Subject::new("bob")));
         // Not the plain SHA-256 of the id that names used to be.
         use sha2::Digest;
         let plain = hex(&sha2::Sha256::digest(b"alice")[..16]);
-        assert_ne!(a.subject(&alice), plain);
-        assert_ne!(a.code(b"id", "123456"), b.code(b"id", "123456"));
-        assert_ne!(a.code(b"id1", "23456"), a.code(b"id", "123456"));
+        assert_ne!(a.subject(&alice).as_str(), plain);
+        assert_ne!(
+            a.code_digest(b"id", "123456"),
+            b.code_digest(b"id", "123456")
+        );
+        assert_ne!(
+            a.code_digest(b"id1", "23456"),
+            a.code_digest(b"id", "123456")
+        );
     }
 
     #[test]
@@ -222,5 +424,140 @@ mod tests {
             k.address(ip("64:ff9b::192.0.2.1"), 64),
             k.address(ip("64:ff9b::192.0.2.2"), 64)
         );
+    }
+
+    /// Every key, byte for byte as deployed state (a shared Redis) holds
+    /// it: the expected strings were computed by the code before the
+    /// layout moved here. A change here strands every deployed counter,
+    /// lockout, replay guard and pending code.
+    #[test]
+    fn layout_is_pinned() {
+        let k = StoreKeys::new(&[1u8; 32]);
+        let alice = Subject::new("alice").with_session("s-1");
+        let subject = k.subject(&alice);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let v4 = k.address(ip("192.0.2.1"), 64);
+        let v6 = k.address(ip("2001:db8::1"), 64);
+        let s = "609410ef7e9286d551b7847737fc71af";
+        assert_eq!(subject.as_str(), s);
+        assert_eq!(v4.as_str(), "6b9deb42ad8198b6973577d3f6174b48");
+        assert_eq!(v6.as_str(), "b23137b726ba77686ad3ea3781f7397e");
+
+        assert_eq!(
+            StoreKeys::totp_step(&subject, &k.secret(&[7u8; 20])),
+            format!("stepup:totp-step:{s}:f9a5b5686ae407667e4c87d83fb8f98b")
+        );
+        assert_eq!(
+            StoreKeys::totp_enrollment(&k.session(&alice)),
+            "stepup:enroll:totp:baba9ad7e53c11291c081b7f229c0e6a"
+        );
+        assert_eq!(
+            StoreKeys::code(&subject, Channel::Email),
+            format!("stepup:code:email:{s}")
+        );
+        assert_eq!(
+            StoreKeys::code(&subject, Channel::Sms),
+            format!("stepup:code:sms:{s}")
+        );
+        assert_eq!(
+            StoreKeys::code_guesses(&subject, Channel::Email, &[9u8; 16]),
+            format!("stepup:code:email:{s}:guesses:09090909090909090909090909090909")
+        );
+        assert_eq!(
+            StoreKeys::code_guesses(&subject, Channel::Sms, &[9u8; 16]),
+            format!("stepup:code:sms:{s}:guesses:09090909090909090909090909090909")
+        );
+        assert_eq!(
+            StoreKeys::code_sends(&subject),
+            format!("stepup:code-sends:{s}")
+        );
+        assert_eq!(
+            StoreKeys::code_sends_from(&v4),
+            "stepup:code-sends-address:6b9deb42ad8198b6973577d3f6174b48"
+        );
+        assert_eq!(
+            StoreKeys::code_sends_from(&v6),
+            "stepup:code-sends-address:b23137b726ba77686ad3ea3781f7397e"
+        );
+        assert_eq!(
+            StoreKeys::account_recovery(&subject),
+            format!("stepup:account-recovery:{s}")
+        );
+        assert_eq!(
+            StoreKeys::account_recovery_starts(&subject),
+            format!("stepup:account-recovery-starts:{s}")
+        );
+        assert_eq!(
+            StoreKeys::ceremony_starts(&subject),
+            format!("stepup:ceremony-starts:{s}")
+        );
+        assert_eq!(
+            StoreKeys::address_failures(&v4),
+            "stepup:address-failures:6b9deb42ad8198b6973577d3f6174b48"
+        );
+        assert_eq!(
+            StoreKeys::address_failures(&v6),
+            "stepup:address-failures:b23137b726ba77686ad3ea3781f7397e"
+        );
+        assert_eq!(
+            StoreKeys::address_lock(&v4),
+            "stepup:address-lock:6b9deb42ad8198b6973577d3f6174b48"
+        );
+        assert_eq!(
+            StoreKeys::address_lock(&v6),
+            "stepup:address-lock:b23137b726ba77686ad3ea3781f7397e"
+        );
+        assert_eq!(
+            StoreKeys::any_disabled(&subject),
+            format!("stepup:disabled-any:{s}")
+        );
+
+        let custom = Method::custom("hardware-token").unwrap();
+        let scopes = [
+            (
+                Scope::Method(Method::DeviceBoundPasskey),
+                "device_bound_passkey",
+            ),
+            (Scope::Method(Method::Passkey), "passkey"),
+            (Scope::Method(Method::Totp), "totp"),
+            (Scope::Method(Method::Password), "password"),
+            (Scope::Method(Method::EmailCode), "email_code"),
+            (Scope::Method(Method::SmsCode), "sms_code"),
+            (Scope::Method(Method::RecoveryCode), "recovery_code"),
+            (Scope::Method(custom), "custom:hardware-token"),
+            (Scope::SecondFactor, "second-factor"),
+        ];
+        for (scope, name) in scopes {
+            assert_eq!(
+                StoreKeys::attempts(scope, &subject, 0),
+                format!("stepup:attempts:{name}:{s}:0")
+            );
+            assert_eq!(
+                StoreKeys::attempts(scope, &subject, 3),
+                format!("stepup:attempts:{name}:{s}:3")
+            );
+            assert_eq!(
+                StoreKeys::lock(scope, &subject),
+                format!("stepup:lock:{name}:{s}")
+            );
+            assert_eq!(
+                StoreKeys::generation(scope, &subject),
+                format!("stepup:generation:{name}:{s}")
+            );
+            assert_eq!(
+                StoreKeys::backoff(scope, &subject),
+                format!("stepup:backoff:{name}:{s}")
+            );
+            if let Scope::Method(method) = scope {
+                assert_eq!(
+                    StoreKeys::consecutive(method, &subject),
+                    format!("stepup:consecutive:{name}:{s}")
+                );
+                assert_eq!(
+                    StoreKeys::disabled(method, &subject),
+                    format!("stepup:disabled:{name}:{s}")
+                );
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use stepup_core::{Method, Timestamp};
 
 use crate::error::ChallengeError;
+use crate::keys::{AddressName, Scope, StoreKeys, SubjectName};
 use crate::store::StateStore;
 
 /// How many attempts are allowed, and how long lockouts last.
@@ -160,24 +161,26 @@ const BACKOFF_MEMORY: Duration = Duration::from_secs(24 * 3600);
 /// generation, so attempts after a lockout count from zero while attempts
 /// racing with the lockout keep counting in the old, exhausted one.
 struct Budget {
-    base: String,
+    scope: Scope,
+    subject: SubjectName,
     lock: String,
     generation: String,
     backoff: String,
 }
 
 impl Budget {
-    fn new(scope: &str, subject_key: &str) -> Budget {
+    fn new(scope: Scope, subject: &SubjectName) -> Budget {
         Budget {
-            base: format!("stepup:attempts:{scope}:{subject_key}"),
-            lock: format!("stepup:lock:{scope}:{subject_key}"),
-            generation: format!("stepup:generation:{scope}:{subject_key}"),
-            backoff: format!("stepup:backoff:{scope}:{subject_key}"),
+            scope,
+            subject: subject.clone(),
+            lock: StoreKeys::lock(scope, subject),
+            generation: StoreKeys::generation(scope, subject),
+            backoff: StoreKeys::backoff(scope, subject),
         }
     }
 
     fn attempts(&self, generation: u64) -> String {
-        format!("{}:{generation}", self.base)
+        StoreKeys::attempts(self.scope, &self.subject, generation)
     }
 }
 
@@ -196,19 +199,18 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// The counters of `method` for the subject named `subject_key`;
+    /// The counters of `method` for the subject named `subject`;
     /// second-factor methods (all but the password) also draw on the
     /// shared budget.
-    pub(crate) fn new(method: Method, subject_key: &str) -> Keys {
-        let scope = method.to_string();
+    pub(crate) fn new(method: Method, subject: &SubjectName) -> Keys {
         Keys {
             method,
-            own: Budget::new(&scope, subject_key),
-            shared: (method != Method::Password).then(|| Budget::new("second-factor", subject_key)),
+            own: Budget::new(Scope::Method(method), subject),
+            shared: (method != Method::Password).then(|| Budget::new(Scope::SecondFactor, subject)),
             consecutive: (!matches!(method, Method::Passkey | Method::DeviceBoundPasskey))
-                .then(|| format!("stepup:consecutive:{scope}:{subject_key}")),
-            disabled: format!("stepup:disabled:{scope}:{subject_key}"),
-            any_disabled: format!("stepup:disabled-any:{subject_key}"),
+                .then(|| StoreKeys::consecutive(method, subject)),
+            disabled: StoreKeys::disabled(method, subject),
+            any_disabled: StoreKeys::any_disabled(subject),
         }
     }
 }
@@ -222,19 +224,19 @@ pub(crate) struct Admission {
 
 /// Counts one attempt before it is verified. `Ok` lets it be checked; a
 /// lockout or a disabled method is returned for right and wrong input
-/// alike. `address_key` is the store name of the client's address group.
+/// alike. `address` is the store name of the client's address group.
 /// `just_disabled` is set when this attempt is the one that disabled the
 /// method (the user is told once, not on every later attempt).
 pub(crate) async fn admit<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
     keys: &Keys,
-    address_key: Option<&str>,
+    address: Option<&AddressName>,
     now: Timestamp,
     just_disabled: &mut bool,
 ) -> Result<Admission, ChallengeError> {
-    if let Some(address) = address_key
-        && let Some(until) = locked(state, &address_lock(address), now).await?
+    if let Some(address) = address
+        && let Some(until) = locked(state, &StoreKeys::address_lock(address), now).await?
     {
         return Err(ChallengeError::LockedOut { until });
     }
@@ -336,25 +338,22 @@ async fn window<S: StateStore>(
     Err(ChallengeError::LockedOut { until })
 }
 
-/// A failed attempt from `address_key`: counted, and at the budget the
+/// A failed attempt from `address`: counted, and at the budget the
 /// address group is locked for the window.
 pub(crate) async fn failed_from<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
-    address_key: &str,
+    address: &AddressName,
     now: Timestamp,
 ) -> Result<(), ChallengeError> {
     let n = state
-        .increment(
-            &format!("stepup:address-failures:{address_key}"),
-            limits.address_window,
-        )
+        .increment(&StoreKeys::address_failures(address), limits.address_window)
         .await?;
     if n >= limits.per_address {
         let until = now + limits.address_window;
         state
             .put(
-                &address_lock(address_key),
+                &StoreKeys::address_lock(address),
                 until.as_unix_seconds().to_be_bytes().to_vec(),
                 limits.address_window,
             )
@@ -407,19 +406,16 @@ pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), C
     Ok(())
 }
 
-/// One passkey ceremony start by the subject named `subject_key`.
+/// One passkey ceremony start by the subject named `subject`.
 #[cfg(feature = "passkey")]
 pub(crate) async fn ceremony_started<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
-    subject_key: &str,
+    subject: &SubjectName,
     now: Timestamp,
 ) -> Result<(), ChallengeError> {
     let n = state
-        .increment(
-            &format!("stepup:ceremony-starts:{subject_key}"),
-            limits.ceremony_window,
-        )
+        .increment(&StoreKeys::ceremony_starts(subject), limits.ceremony_window)
         .await?;
     if n > limits.ceremony_starts {
         return Err(ChallengeError::LockedOut {
@@ -434,10 +430,6 @@ async fn reset_budget<S: StateStore>(state: &S, budget: &Budget) -> Result<(), C
     state.remove(&budget.attempts(generation)).await?;
     state.remove(&budget.backoff).await?;
     Ok(())
-}
-
-fn address_lock(address_key: &str) -> String {
-    format!("stepup:address-lock:{address_key}")
 }
 
 async fn locked<S: StateStore>(
@@ -456,4 +448,71 @@ async fn read_u64<S: StateStore>(state: &S, key: &str) -> Result<Option<u64>, Ch
         let raw: [u8; 8] = bytes.as_slice().try_into().ok()?;
         Some(u64::from_be_bytes(raw))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use stepup_core::Subject;
+
+    /// Which keys each method counts in, byte for byte as deployed state
+    /// holds them (the layout itself is pinned in `keys`): its own budget,
+    /// the shared second-factor budget for all but the password, and a
+    /// consecutive-failure count for all but passkeys.
+    #[test]
+    fn each_method_counts_in_its_pinned_keys() {
+        let k = StoreKeys::new(&[1u8; 32]);
+        let subject = k.subject(&Subject::new("alice").with_session("s-1"));
+        let s = "609410ef7e9286d551b7847737fc71af";
+        let methods = [
+            (Method::DeviceBoundPasskey, "device_bound_passkey"),
+            (Method::Passkey, "passkey"),
+            (Method::Totp, "totp"),
+            (Method::Password, "password"),
+            (Method::EmailCode, "email_code"),
+            (Method::SmsCode, "sms_code"),
+            (Method::RecoveryCode, "recovery_code"),
+            (
+                Method::custom("hardware-token").unwrap(),
+                "custom:hardware-token",
+            ),
+        ];
+        for (method, name) in methods {
+            let keys = Keys::new(method, &subject);
+            assert_eq!(keys.method, method);
+            let budget = |b: &Budget| {
+                [
+                    b.attempts(0),
+                    b.attempts(3),
+                    b.lock.clone(),
+                    b.generation.clone(),
+                    b.backoff.clone(),
+                ]
+            };
+            let expected = |scope: &str| {
+                [
+                    format!("stepup:attempts:{scope}:{s}:0"),
+                    format!("stepup:attempts:{scope}:{s}:3"),
+                    format!("stepup:lock:{scope}:{s}"),
+                    format!("stepup:generation:{scope}:{s}"),
+                    format!("stepup:backoff:{scope}:{s}"),
+                ]
+            };
+            assert_eq!(budget(&keys.own), expected(name), "{method}");
+            assert_eq!(
+                keys.shared.as_ref().map(budget),
+                (method != Method::Password).then(|| expected("second-factor")),
+                "{method}"
+            );
+            assert_eq!(
+                keys.consecutive,
+                (!matches!(method, Method::Passkey | Method::DeviceBoundPasskey))
+                    .then(|| format!("stepup:consecutive:{name}:{s}")),
+                "{method}"
+            );
+            assert_eq!(keys.disabled, format!("stepup:disabled:{name}:{s}"));
+            assert_eq!(keys.any_disabled, format!("stepup:disabled-any:{s}"));
+        }
+    }
 }

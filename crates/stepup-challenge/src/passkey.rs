@@ -15,7 +15,7 @@ use webauthn_rs::prelude::{
     Webauthn, WebauthnBuilder,
 };
 
-use crate::error::{ChallengeError, StoreError};
+use crate::error::{ChallengeError, StoreError, no_randomness};
 
 pub use stepup_store::StoredPasskey;
 
@@ -214,8 +214,7 @@ pub(crate) struct Owner<'a> {
 
 fn new_id() -> Result<String, StoreError> {
     let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw)
-        .map_err(|e| StoreError::new("random", format!("no randomness available: {e}")))?;
+    getrandom::fill(&mut raw).map_err(no_randomness)?;
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::error::{ChallengeError, StoreError};
+use crate::error::{ChallengeError, StoreError, no_randomness};
 
 /// Characters of a recovery code: Crockford's base-32 alphabet (no I, L, O,
 /// U), so codes survive being read aloud or written down.
@@ -23,8 +23,7 @@ impl RecoveryCode {
     /// A random code from the operating system's generator.
     pub(crate) fn generate() -> Result<RecoveryCode, StoreError> {
         let mut raw = [0u8; CODE_LEN];
-        getrandom::fill(&mut raw)
-            .map_err(|e| StoreError::new("random", format!("no randomness available: {e}")))?;
+        getrandom::fill(&mut raw).map_err(no_randomness)?;
         let code = raw
             .iter()
             .map(|b| char::from(ALPHABET[usize::from(b & 31)]))

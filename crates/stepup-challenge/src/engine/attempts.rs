@@ -1,0 +1,198 @@
+//! Every attempt's plumbing: counted by the limiter before it is
+//! verified, then turned into a token (counters reset, disabled methods
+//! enabled again) or into the error the user sees.
+
+use stepup_core::{IssuedToken, Method, Proof, Subject};
+
+use super::events::Reason;
+use super::{Attempt, Engine};
+use crate::change;
+use crate::error::{ChallengeError, StoreError};
+use crate::event::{EventKind, NoticeKind};
+use crate::keys::AddressName;
+use crate::limiter::{self, Admission, Keys};
+use crate::store::{FactorStore, PasswordVerifier, StateStore};
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
+    /// Clears every attempt counter of `method` for the subject and enables
+    /// it again if it was disabled: the application's reset (after a
+    /// support call, say), never something a request should reach alone.
+    pub async fn reset_attempts(
+        &self,
+        subject: &Subject,
+        method: Method,
+    ) -> Result<(), ChallengeError> {
+        limiter::reset(&self.state, &self.limiter_keys(subject, method)).await
+    }
+
+    /// Counts the attempt, then (and only then: futures start when awaited)
+    /// runs `check`; a `false` is a wrong answer.
+    pub(super) async fn counted(
+        &self,
+        attempt: Attempt<'_>,
+        method: Method,
+        check: impl std::future::Future<Output = Result<bool, StoreError>>,
+    ) -> Result<(), ChallengeError> {
+        let admitted = self.admit(attempt, method).await?;
+        if check.await? {
+            Ok(())
+        } else {
+            Err(ChallengeError::Wrong {
+                few_left: admitted.few_left,
+            })
+        }
+    }
+
+    pub(super) fn limiter_keys(&self, subject: &Subject, method: Method) -> Keys {
+        Keys::new(method, &self.keys.subject(subject))
+    }
+
+    pub(super) fn address_key(&self, attempt: Attempt<'_>) -> Option<AddressName> {
+        attempt
+            .address
+            .map(|ip| self.keys.address(ip, self.limits.v6_prefix))
+    }
+
+    /// Counts the attempt.
+    pub(super) async fn admit(
+        &self,
+        attempt: Attempt<'_>,
+        method: Method,
+    ) -> Result<Admission, ChallengeError> {
+        let keys = self.limiter_keys(attempt.subject, method);
+        let address = self.address_key(attempt);
+        let mut just_disabled = false;
+        let admitted = limiter::admit(
+            &self.state,
+            &self.limits,
+            &keys,
+            address.as_ref(),
+            self.clock.now(),
+            &mut just_disabled,
+        )
+        .await;
+        if just_disabled {
+            // Once, on the attempt that disabled it: not on every later one.
+            self.notify(NoticeKind::MethodDisabled, method, attempt.subject, None);
+        }
+        admitted
+    }
+
+    /// Turns a verified factor into a token, or a failure into the error the
+    /// user sees; emits the event either way.
+    pub(super) async fn finish(
+        &self,
+        attempt: Attempt<'_>,
+        method: Method,
+        outcome: Result<(), ChallengeError>,
+    ) -> Result<IssuedToken, ChallengeError> {
+        self.finish_as(attempt, method, method, outcome).await
+    }
+
+    /// [`finish`](Engine::finish) for an attempt counted as `counted` that
+    /// proved `proven` (a passkey attempt proves a synced or a device-bound
+    /// passkey).
+    pub(super) async fn finish_as(
+        &self,
+        attempt: Attempt<'_>,
+        counted: Method,
+        proven: Method,
+        outcome: Result<(), ChallengeError>,
+    ) -> Result<IssuedToken, ChallengeError> {
+        let subject = attempt.subject;
+        match outcome {
+            Ok(()) => {
+                if let Err(e) = self.succeeded(subject, counted, proven).await {
+                    self.emit(EventKind::Failed, proven, subject, Some(Reason::Store));
+                    return Err(e);
+                }
+                let now = self.clock.now();
+                let proof = Proof::new(proven, now);
+                let issued = match attempt.context {
+                    Some(ctx) => {
+                        self.issuer
+                            .issue_in_context(subject, proof, attempt.previous, ctx, now)
+                    }
+                    None => self.issuer.issue(subject, proof, attempt.previous, now),
+                };
+                match issued {
+                    Ok(token) => {
+                        self.emit(EventKind::Succeeded, proven, subject, None);
+                        Ok(token)
+                    }
+                    Err(e) => {
+                        self.emit(EventKind::Failed, proven, subject, Some(Reason::Issue));
+                        Err(e.into())
+                    }
+                }
+            }
+            Err(e) => {
+                let guess = matches!(
+                    e,
+                    ChallengeError::Wrong { .. }
+                        | ChallengeError::AlreadyUsed
+                        | ChallengeError::PasskeyRejected
+                );
+                if guess && let Some(address) = self.address_key(attempt) {
+                    // Failures only: users behind one address are not
+                    // blocked by each other's successes.
+                    if let Err(store) =
+                        limiter::failed_from(&self.state, &self.limits, &address, self.clock.now())
+                            .await
+                    {
+                        self.emit(EventKind::Failed, counted, subject, Some(Reason::Store));
+                        return Err(store);
+                    }
+                }
+                let (kind, reason) = Reason::of_failure(&e);
+                self.emit(kind, counted, subject, reason);
+                Err(e)
+            }
+        }
+    }
+
+    /// A success resets the method's counters and enables again the
+    /// methods disabled for the subject that are no stronger than the one
+    /// proven (by the level table).
+    async fn succeeded(
+        &self,
+        subject: &Subject,
+        counted: Method,
+        proven: Method,
+    ) -> Result<(), ChallengeError> {
+        let levels = self.issuer.levels();
+        let rank = levels.rank_of(proven);
+        // Only a factor of the user's own brings a disabled method back —
+        // never the password or a mailbox code (rank ties included).
+        let strong = change::is_strong(proven, levels);
+        let subject_name = self.keys.subject(subject);
+        let reenable: Vec<Keys> = Method::BUILT_IN
+            .into_iter()
+            .filter(|m| strong && *m != counted && levels.rank_of(*m) <= rank)
+            .map(|m| Keys::new(m, &subject_name))
+            .collect();
+        limiter::succeeded(&self.state, &Keys::new(counted, &subject_name), &reenable).await?;
+        if strong
+            && self
+                .state
+                .take(&self.recovery_key(subject))
+                .await?
+                .is_some()
+        {
+            // The user still holds a factor of their own: nothing to recover.
+            self.emit(
+                EventKind::RecoveryCancelled,
+                proven,
+                subject,
+                Some(Reason::FactorUsed),
+            );
+            self.notify(
+                NoticeKind::RecoveryCancelled,
+                Method::RecoveryCode,
+                subject,
+                None,
+            );
+        }
+        Ok(())
+    }
+}
