@@ -67,7 +67,7 @@ pub use engine::{
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};
 pub use limiter::{AttemptLimits, MAX_CONSECUTIVE_FAILURES};
-pub use page::{ChallengePage, EnrollPage, PAGE_CSS, PASSKEY_JS};
+pub use page::{ChallengePage, EnrollPage, Form, PAGE_CSS, PASSKEY_JS, TemplateError};
 #[cfg(feature = "passkey")]
 pub use passkey::{PasskeyConfig, StoredPasskey};
 pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};

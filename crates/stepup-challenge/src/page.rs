@@ -6,7 +6,6 @@ use askama::Template;
 use stepup_core::ReturnTo;
 
 use crate::code::Channel;
-use crate::error::StoreError;
 
 /// The page's stylesheet, served by the adapters at `<base>/assets/page.css`.
 pub const PAGE_CSS: &str = include_str!("../templates/page.css");
@@ -17,6 +16,43 @@ pub const PAGE_CSS: &str = include_str!("../templates/page.css");
 /// routes), shows errors and leaves the other methods in place.
 pub const PASSKEY_JS: &str = include_str!("../templates/passkey.js");
 
+/// The page could not be rendered (a template error): the routes answer
+/// `503 unavailable`, as for a store that cannot answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the page template failed: {0}")]
+pub struct TemplateError(String);
+
+/// A form of the challenge page, to focus after an error.
+///
+/// ```
+/// use stepup_challenge::Form;
+/// assert_eq!(Form::RecoveryCode.name(), "recovery");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Form {
+    /// The authenticator-app code.
+    Totp,
+    /// The password.
+    Password,
+    /// A recovery code.
+    RecoveryCode,
+    /// An e-mail or SMS code that was sent.
+    Code,
+}
+
+impl Form {
+    /// Its name in the page (`totp`, `password`, `recovery`, `code`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Form::Totp => "totp",
+            Form::Password => "password",
+            Form::RecoveryCode => "recovery",
+            Form::Code => "code",
+        }
+    }
+}
+
 /// What the challenge page shows. Every text is HTML-escaped when rendered.
 #[derive(Template, Debug, Clone)]
 #[template(path = "page.html")]
@@ -26,6 +62,7 @@ pub struct ChallengePage {
     detail: Option<String>,
     error: Option<String>,
     focus: &'static str,
+    focus_form: Option<Form>,
     base: String,
     return_to: String,
     digits: u8,
@@ -64,6 +101,7 @@ impl ChallengePage {
             detail: None,
             error: None,
             focus: "",
+            focus_form: None,
             base: base.trim_end_matches('/').to_owned(),
             return_to: return_to.as_str().to_owned(),
             digits: 6,
@@ -118,11 +156,11 @@ impl ChallengePage {
         self
     }
 
-    /// An error to show above the forms, and which form to focus
-    /// (`"totp"`, `"password"` or `"recovery"`).
-    pub fn error(mut self, error: impl Into<String>, form: &'static str) -> Self {
+    /// An error to show above the forms, and which form to focus.
+    pub fn error(mut self, error: impl Into<String>, form: Form) -> Self {
         self.error = Some(error.into());
-        self.focus = form;
+        self.focus = form.name();
+        self.focus_form = Some(form);
         self
     }
 
@@ -161,9 +199,8 @@ impl ChallengePage {
     }
 
     /// The HTML.
-    pub fn html(&self) -> Result<String, StoreError> {
-        self.render()
-            .map_err(|e| StoreError::new("template", e.to_string()))
+    pub fn html(&self) -> Result<String, TemplateError> {
+        self.render().map_err(|e| TemplateError(e.to_string()))
     }
 
     /// The page title.
@@ -181,9 +218,10 @@ impl ChallengePage {
         self.detail.as_deref()
     }
 
-    /// The error to show, if any, and the form it belongs to.
-    pub fn error_text(&self) -> Option<(&str, &str)> {
-        self.error.as_deref().map(|e| (e, self.focus))
+    /// The error to show, if any, and the form it belongs to (none when the
+    /// error is about no form in particular).
+    pub fn error_text(&self) -> Option<(&str, Option<Form>)> {
+        self.error.as_deref().map(|e| (e, self.focus_form))
     }
 
     /// Where the challenge routes are mounted (form actions are `<base>/totp` …).
@@ -221,7 +259,7 @@ mod tests {
         let back = ReturnTo::parse("/transfer?a=1&b=2").unwrap();
         let html = ChallengePage::new("/step-up", &back, "<script>alert('x')</script> & \"more\"")
             .detail("Your last confirmation is too old.")
-            .error("that was not right; 4 attempts left", "totp")
+            .error("that was not right; 4 attempts left", Form::Totp)
             .with_totp(6)
             .with_recovery_code()
             .html()
@@ -327,8 +365,7 @@ impl EnrollPage {
     }
 
     /// The HTML.
-    pub fn html(&self) -> Result<String, StoreError> {
-        self.render()
-            .map_err(|e| StoreError::new("template", e.to_string()))
+    pub fn html(&self) -> Result<String, TemplateError> {
+        self.render().map_err(|e| TemplateError(e.to_string()))
     }
 }

@@ -36,7 +36,7 @@ mod step_up;
 
 use reply::{
     body_bytes, enroll_html, error_code, error_reply, failure_status, insert, is_json, json_reply,
-    malformed, parse_query, plural, reason_detail, unavailable,
+    malformed, parse_query, plural, reason_detail, unavailable, unavailable_because,
 };
 
 /// The most a challenge POST body may hold; adapters stop reading beyond it
@@ -239,7 +239,7 @@ enum Route {
     Page,
     Css,
     Script,
-    StepUp(Method),
+    StepUp(Factor),
     CodeSend,
     PasskeyStart,
     PasskeyFinish,
@@ -259,6 +259,28 @@ enum Route {
     RecoveryCancel,
 }
 
+/// What a step-up POST proves: one route each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Factor {
+    Totp,
+    Password,
+    RecoveryCode,
+    /// An e-mail or SMS code (the `channel` field says which).
+    Code,
+}
+
+impl Factor {
+    /// The page's form for this factor.
+    fn form(self) -> crate::Form {
+        match self {
+            Factor::Totp => crate::Form::Totp,
+            Factor::Password => crate::Form::Password,
+            Factor::RecoveryCode => crate::Form::RecoveryCode,
+            Factor::Code => crate::Form::Code,
+        }
+    }
+}
+
 /// Why no route answers a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Miss {
@@ -276,10 +298,10 @@ fn route(method: &str, path: &str) -> Result<Route, Miss> {
         "" | "/" => (get.then_some(Route::Page), "GET,HEAD"),
         "/assets/page.css" => (get.then_some(Route::Css), "GET,HEAD"),
         "/assets/passkey.js" => (get.then_some(Route::Script), "GET,HEAD"),
-        "/totp" => (post.then_some(Route::StepUp(Method::Totp)), "POST"),
-        "/password" => (post.then_some(Route::StepUp(Method::Password)), "POST"),
-        "/recovery" => (post.then_some(Route::StepUp(Method::RecoveryCode)), "POST"),
-        "/code/verify" => (post.then_some(Route::StepUp(Method::EmailCode)), "POST"),
+        "/totp" => (post.then_some(Route::StepUp(Factor::Totp)), "POST"),
+        "/password" => (post.then_some(Route::StepUp(Factor::Password)), "POST"),
+        "/recovery" => (post.then_some(Route::StepUp(Factor::RecoveryCode)), "POST"),
+        "/code/verify" => (post.then_some(Route::StepUp(Factor::Code)), "POST"),
         "/code/send" => (post.then_some(Route::CodeSend), "POST"),
         "/passkey/start" => (post.then_some(Route::PasskeyStart), "POST"),
         "/passkey/finish" => (post.then_some(Route::PasskeyFinish), "POST"),
@@ -560,7 +582,7 @@ mod tests {
     fn every_path_has_its_methods() {
         assert_eq!(route("GET", "/"), Ok(Route::Page));
         assert_eq!(route("HEAD", "/status"), Ok(Route::Status));
-        assert_eq!(route("POST", "/totp"), Ok(Route::StepUp(Method::Totp)));
+        assert_eq!(route("POST", "/totp"), Ok(Route::StepUp(Factor::Totp)));
         assert_eq!(route("GET", "/totp"), Err(Miss::Allow("POST")));
         assert_eq!(route("POST", "/enroll/totp"), Ok(Route::EnrollTotpStart));
         assert_eq!(

@@ -47,19 +47,23 @@ pub(super) fn malformed() -> Reply {
 pub(super) fn enroll_html(status: u16, page: &EnrollPage) -> Reply {
     match page.html() {
         Ok(body) => Reply::html(status, body),
-        Err(e) => unavailable(&ChallengeError::Store(e)),
+        Err(_) => unavailable_because("template"),
     }
 }
 
 pub(super) fn unavailable(error: &ChallengeError) -> Reply {
     // The kind only: a store's message may carry what an application put in
     // its error (an address, a host name).
-    let kind = match error {
+    unavailable_because(match error {
         ChallengeError::Store(e) => e.store(),
         ChallengeError::Issue(_) => "issue",
         ChallengeError::Busy => "busy",
         _ => "other",
-    };
+    })
+}
+
+/// `503 unavailable`, logging only what kind of thing failed.
+pub(super) fn unavailable_because(kind: &'static str) -> Reply {
     tracing::warn!(target: "stepup", kind, "step-up unavailable");
     error_reply(
         503,

@@ -73,7 +73,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         };
         match rendered {
             Ok(html) => Reply::html(status, html),
-            Err(e) => unavailable(&ChallengeError::Store(e)),
+            Err(_) => unavailable_because("template"),
         }
     }
 
@@ -81,7 +81,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         &self,
         request: &Incoming<'_>,
         subject: &Subject,
-        method: Method,
+        factor: Factor,
         input: StepUpInput,
     ) -> Reply {
         let json = is_json(request);
@@ -93,28 +93,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             .as_deref()
             .and_then(Channel::parse)
             .unwrap_or(Channel::Email);
-        let (method, form) = match method {
-            Method::Password => (Method::Password, "password"),
-            Method::RecoveryCode => (Method::RecoveryCode, "recovery"),
-            Method::EmailCode => (channel.method(), "code"),
-            _ => (Method::Totp, "totp"),
-        };
-        let secret = match method {
-            Method::Password => input.password.as_deref(),
-            _ => input.code.as_deref(),
+        let form = factor.form();
+        let secret = match factor {
+            Factor::Password => input.password.as_deref(),
+            Factor::Totp | Factor::RecoveryCode | Factor::Code => input.code.as_deref(),
         }
         .unwrap_or("");
         let engine = &self.engine;
-        let outcome = match method {
-            Method::Password => engine.step_up_password(attempt, secret).await,
-            Method::RecoveryCode => engine.step_up_recovery_code(attempt, secret).await,
-            Method::EmailCode | Method::SmsCode => {
+        let outcome = match factor {
+            Factor::Totp => engine.step_up_totp(attempt, secret).await,
+            Factor::Password => engine.step_up_password(attempt, secret).await,
+            Factor::RecoveryCode => engine.step_up_recovery_code(attempt, secret).await,
+            Factor::Code => {
                 let challenge_id = input.challenge_id.as_deref().unwrap_or("");
                 engine
                     .step_up_code(attempt, channel, challenge_id, secret)
                     .await
             }
-            _ => engine.step_up_totp(attempt, secret).await,
         };
         let return_to = self.settings.return_path(input.return_to.as_deref());
         match outcome {
@@ -130,11 +125,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     .new_page(&return_to, message)
                     .error(self.user_message(&error), form);
                 // A wrong code keeps the code form up, for the same challenge.
-                if let (
-                    Method::EmailCode | Method::SmsCode,
-                    Some(id),
-                    ChallengeError::Wrong { .. },
-                ) = (method, input.challenge_id.as_deref(), &error)
+                if let (Factor::Code, Some(id), ChallengeError::Wrong { .. }) =
+                    (factor, input.challenge_id.as_deref(), &error)
                 {
                     page = page.awaiting_code(channel, id, "your registered address");
                 }
@@ -189,7 +181,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let (message, _) = self.reason(input.why.as_deref());
                 let page = self
                     .new_page(&return_to, message)
-                    .error(self.user_message(&error), "code");
+                    .error(self.user_message(&error), crate::Form::Code);
                 let reply = self
                     .render_page(subject, page, status, input.why.as_deref())
                     .await;
