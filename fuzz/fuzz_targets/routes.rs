@@ -11,11 +11,11 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, Settings};
-use stepup_challenge::{Engine, FixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig};
+use stepup_challenge::{Engine, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig};
 use stepup_http::Found;
 use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 
-type Routes = ChallengeRoutes<MemoryFactorStore, MemoryStateStore, FixedPasswords>;
+type Routes = ChallengeRoutes<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>;
 
 /// The in-memory stores never wait: polling once finishes; loop anyway.
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -42,7 +42,7 @@ fn routes() -> &'static Routes {
         .with_clock(clock.clone())
         .with_totp(TotpConfig::new("Bank"))
         // A password the fuzzer will not find.
-        .with_passwords(FixedPasswords::new([(
+        .with_passwords(InsecureFixedPasswords::new([(
             "alice",
             "correct horse battery staple 42",
         )]));

@@ -13,7 +13,7 @@ use actix_web::{App, HttpMessage, HttpRequest, HttpServer};
 use reqwest::StatusCode;
 use stepup_actix::{ClientAddress, StepUp};
 use stepup_challenge::{
-    AttemptLimits, Engine, FixedPasswords, MemoryFactorStore, MemoryStateStore,
+    AttemptLimits, Engine, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore,
 };
 use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 
@@ -37,7 +37,7 @@ async fn clients_behind_one_proxy_do_not_share_the_address_budget() {
     )
     .with_clock(clock.clone())
     .with_limits(AttemptLimits::default().per_address(2, Duration::from_secs(900)))
-    .with_passwords(FixedPasswords::new([
+    .with_passwords(InsecureFixedPasswords::new([
         ("alice", "wonderland"),
         ("bob", "builder"),
     ]));

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use stepup_axum::{Assurance, StepUp, StepUpRequired, TrustedHeaders};
 use stepup_challenge::{
-    Engine, FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig,
+    Engine, FactorStore, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig,
     TotpSecret,
 };
 use stepup_core::{
@@ -68,7 +68,7 @@ async fn app() -> App {
     )
     .with_clock(clock.clone())
     .with_totp(totp.clone())
-    .with_passwords(FixedPasswords::new([
+    .with_passwords(InsecureFixedPasswords::new([
         ("alice", "wonderland"),
         ("bob", "builder"),
     ]));
@@ -403,7 +403,7 @@ async fn the_page_can_be_replaced_and_never_shows_request_text() {
         MemoryFactorStore::new(),
         MemoryStateStore::default(),
     )
-    .with_passwords(FixedPasswords::new([("alice", "wonderland")]));
+    .with_passwords(InsecureFixedPasswords::new([("alice", "wonderland")]));
     let stepup = StepUp::new(
         engine,
         TrustedHeaders::dangerously_trust("x-user").with_session("x-session"),
@@ -447,7 +447,7 @@ async fn a_client_address_from_the_application_feeds_the_per_address_budget() {
     )
     .with_clock(clock.clone())
     .with_limits(AttemptLimits::default().per_address(2, Duration::from_secs(900)))
-    .with_passwords(FixedPasswords::new([
+    .with_passwords(InsecureFixedPasswords::new([
         ("alice", "wonderland"),
         ("bob", "builder"),
     ]));

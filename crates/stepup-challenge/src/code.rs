@@ -100,12 +100,12 @@ impl CodeSender for RecordingSender {
 /// **For local development only**: prints each code to standard error,
 /// saying loudly that this is no way to deliver codes.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ConsoleSender;
+pub struct InsecureConsoleSender;
 
-impl CodeSender for ConsoleSender {
+impl CodeSender for InsecureConsoleSender {
     fn send<'a>(&'a self, message: CodeMessage<'a>) -> SendFuture<'a> {
         eprintln!(
-            "[stepup DEVELOPMENT ONLY — ConsoleSender must never run in production] {} code for {}: {} (valid {} s)",
+            "[stepup DEVELOPMENT ONLY — InsecureConsoleSender must never run in production] {} code for {}: {} (valid {} s)",
             message.channel.as_str(),
             message.destination,
             message.code,

@@ -60,7 +60,9 @@ mod store;
 mod totp;
 
 pub use change::{ChangeCheck, FactorChange};
-pub use code::{Channel, CodeMessage, CodeSender, ConsoleSender, RecordingSender, SendFuture};
+pub use code::{
+    Channel, CodeMessage, CodeSender, InsecureConsoleSender, RecordingSender, SendFuture,
+};
 pub use engine::{
     Attempt, CodeSent, CodeSettings, Engine, NoPasswords, PendingRecovery, TotpEnrollment,
 };
@@ -75,7 +77,8 @@ pub use stepup_store::TotpSecret;
 #[cfg(feature = "passkey")]
 pub use store::PasskeyStore;
 pub use store::{
-    FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore, PasswordVerifier, StateStore,
+    FactorStore, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, PasswordVerifier,
+    StateStore,
 };
 pub use totp::TotpConfig;
 pub use totp_rs::Algorithm as TotpAlgorithm;

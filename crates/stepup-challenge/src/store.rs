@@ -58,31 +58,33 @@ pub trait PasswordVerifier: Send + Sync + 'static {
     }
 }
 
-/// A [`PasswordVerifier`] for tests and examples: one fixed password per
-/// user id, compared in constant time.
+/// **For tests and demos only** (hence the name): a [`PasswordVerifier`]
+/// with one fixed password per user id, held in memory in the clear and
+/// compared in constant time. Check passwords against your user table's
+/// password hashes instead.
 ///
 /// ```
-/// use stepup_challenge::{FixedPasswords, PasswordVerifier};
+/// use stepup_challenge::{InsecureFixedPasswords, PasswordVerifier};
 /// use stepup_core::Subject;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-/// let passwords = FixedPasswords::new([("bob", "builder")]);
+/// let passwords = InsecureFixedPasswords::new([("bob", "builder")]);
 /// assert!(passwords.verify(&Subject::new("bob"), "builder").await?);
 /// assert!(!passwords.verify(&Subject::new("bob"), "guess").await?);
-/// assert_eq!(format!("{passwords:?}"), "FixedPasswords(1 users, [redacted])");
+/// assert_eq!(format!("{passwords:?}"), "InsecureFixedPasswords(1 users, [redacted])");
 /// # Ok::<(), stepup_challenge::StoreError>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Default)]
-pub struct FixedPasswords {
+pub struct InsecureFixedPasswords {
     passwords: Arc<HashMap<String, String>>,
 }
 
-impl FixedPasswords {
+impl InsecureFixedPasswords {
     /// Accepts `password` for user `id`.
-    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FixedPasswords {
-        FixedPasswords {
+    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> InsecureFixedPasswords {
+        InsecureFixedPasswords {
             passwords: Arc::new(
                 pairs
                     .into_iter()
@@ -93,17 +95,17 @@ impl FixedPasswords {
     }
 }
 
-impl std::fmt::Debug for FixedPasswords {
+impl std::fmt::Debug for InsecureFixedPasswords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "FixedPasswords({} users, [redacted])",
+            "InsecureFixedPasswords({} users, [redacted])",
             self.passwords.len()
         )
     }
 }
 
-impl PasswordVerifier for FixedPasswords {
+impl PasswordVerifier for InsecureFixedPasswords {
     async fn verify(&self, subject: &Subject, password: &str) -> Result<bool, StoreError> {
         Ok(self.passwords.get(subject.id()).is_some_and(|p| {
             stepup_core::ct::eq_as(

@@ -8,8 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use stepup_challenge::{
-    Attempt, Channel, Engine, FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore,
-    RecordingSender, TotpConfig, TotpSecret,
+    Attempt, Channel, Engine, FactorStore, InsecureFixedPasswords, MemoryFactorStore,
+    MemoryStateStore, RecordingSender, TotpConfig, TotpSecret,
 };
 use stepup_core::ct::{Comparison, comparisons_of};
 use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
@@ -17,7 +17,7 @@ use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfi
 const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
 
 async fn engine() -> (
-    Engine<MemoryFactorStore, MemoryStateStore, FixedPasswords>,
+    Engine<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>,
     RecordingSender,
 ) {
     let clock = TestClock::new(T0);
@@ -44,7 +44,7 @@ async fn engine() -> (
     )
     .with_clock(clock)
     .with_totp(TotpConfig::new("Bank"))
-    .with_passwords(FixedPasswords::new([("alice", "wonderland")]))
+    .with_passwords(InsecureFixedPasswords::new([("alice", "wonderland")]))
     .with_code_sender(sender.clone());
     (engine, sender)
 }

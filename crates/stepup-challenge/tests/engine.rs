@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stepup_challenge::{
-    Attempt, AttemptLimits, ChallengeError, Engine, Event, EventKind, FixedPasswords,
+    Attempt, AttemptLimits, ChallengeError, Engine, Event, EventKind, InsecureFixedPasswords,
     MemoryFactorStore, MemoryStateStore, StateStore, StoreError, TotpConfig, TotpSecret,
 };
 use stepup_core::{
@@ -16,7 +16,7 @@ use stepup_core::{
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
 
-type TestEngine<S = MemoryStateStore> = Engine<MemoryFactorStore, S, FixedPasswords>;
+type TestEngine<S = MemoryStateStore> = Engine<MemoryFactorStore, S, InsecureFixedPasswords>;
 
 struct Setup<S: StateStore = MemoryStateStore> {
     engine: Arc<TestEngine<S>>,
@@ -44,7 +44,7 @@ fn setup_with<S: StateStore>(state: S, clock: TestClock) -> Setup<S> {
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
     let sink = events.clone();
     let engine = Engine::new(config.issuer(), factors.clone(), state)
-        .with_passwords(FixedPasswords::new([(
+        .with_passwords(InsecureFixedPasswords::new([(
             "alice",
             "correct horse battery staple",
         )]))
@@ -316,7 +316,7 @@ async fn one_address_cannot_lock_out_many_users_quietly() {
     )
     .with_clock(s.clock.clone())
     .with_limits(limits)
-    .with_passwords(FixedPasswords::new([]));
+    .with_passwords(InsecureFixedPasswords::new([]));
     let ip: IpAddr = "192.0.2.66".parse().unwrap();
     let mut locked_at = None;
     for i in 0..30 {

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use stepup_challenge::{
     Attempt, AttemptLimits, ChallengeError, ChangeCheck, Engine, Event, EventKind, FactorChange,
-    FactorStore, FixedPasswords, MemoryFactorStore, MemoryStateStore, Notice, NoticeKind,
+    FactorStore, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, Notice, NoticeKind,
     TotpSecret,
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Method, Subject, TestClock, Timestamp, TokenConfig};
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
 
-type TestEngine = Engine<MemoryFactorStore, MemoryStateStore, FixedPasswords>;
+type TestEngine = Engine<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>;
 
 struct Setup {
     engine: Arc<TestEngine>,
@@ -41,7 +41,7 @@ fn setup(limits: AttemptLimits) -> Setup {
         MemoryStateStore::new(clock.clone()),
     )
     .with_clock(clock.clone())
-    .with_passwords(FixedPasswords::new([("alice", "wonderland")]))
+    .with_passwords(InsecureFixedPasswords::new([("alice", "wonderland")]))
     .with_limits(limits)
     .with_code_sender(stepup_challenge::RecordingSender::new())
     .with_event_sink(move |ev: &Event| e.lock().unwrap().push((ev.kind, ev.method)))

@@ -7,15 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stepup_challenge::{
-    Attempt, AttemptLimits, ChallengeError, Channel, Engine, Event, EventKind, FixedPasswords,
-    MemoryFactorStore, MemoryStateStore, Notice, NoticeKind, RecordingSender, TotpSecret,
+    Attempt, AttemptLimits, ChallengeError, Channel, Engine, Event, EventKind,
+    InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, Notice, NoticeKind,
+    RecordingSender, TotpSecret,
 };
 use stepup_core::{Key, KeyId, KeyRing, Method, Subject, TestClock, Timestamp, TokenConfig};
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
 
 struct Setup {
-    engine: Engine<MemoryFactorStore, MemoryStateStore, FixedPasswords>,
+    engine: Engine<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>,
     clock: TestClock,
     secret: TotpSecret,
     events: Arc<Mutex<Vec<Event>>>,
@@ -55,7 +56,7 @@ async fn setup(limits: AttemptLimits) -> Setup {
         MemoryStateStore::new(clock.clone()),
     )
     .with_clock(clock.clone())
-    .with_passwords(FixedPasswords::new([("alice", "wonderland")]))
+    .with_passwords(InsecureFixedPasswords::new([("alice", "wonderland")]))
     .with_code_sender(codes.clone())
     .with_limits(limits)
     .with_event_sink(move |ev: &Event| e.lock().unwrap().push(ev.clone()))

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stepup_challenge::{
-    Attempt, Engine, Event, FixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig,
+    Attempt, Engine, Event, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig,
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 
@@ -43,7 +43,7 @@ fn no_flow_logs_a_secret() {
                 MemoryStateStore::new(clock.clone()),
             )
             .with_code_sender(sender.clone())
-            .with_passwords(FixedPasswords::new([(
+            .with_passwords(InsecureFixedPasswords::new([(
                 "alice-the-user",
                 "hunter2-very-secret",
             )]))

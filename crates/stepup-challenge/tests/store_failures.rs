@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, Reply, Settings};
 use stepup_challenge::{
-    Attempt, ChallengeError, Channel, CodeMessage, CodeSender, Engine, FactorStore, FixedPasswords,
-    MemoryFactorStore, MemoryStateStore, RecordingSender, SendFuture, StateStore, StoreError,
-    TotpConfig, TotpSecret,
+    Attempt, ChallengeError, Channel, CodeMessage, CodeSender, Engine, FactorStore,
+    InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, RecordingSender, SendFuture,
+    StateStore, StoreError, TotpConfig, TotpSecret,
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 use stepup_http::Found;
@@ -116,11 +116,11 @@ impl CodeSender for DownMailer {
     }
 }
 
-type FlakyEngine = Engine<MemoryFactorStore, Flaky, FixedPasswords>;
+type FlakyEngine = Engine<MemoryFactorStore, Flaky, InsecureFixedPasswords>;
 
 struct Setup {
     engine: Arc<FlakyEngine>,
-    routes: ChallengeRoutes<MemoryFactorStore, Flaky, FixedPasswords>,
+    routes: ChallengeRoutes<MemoryFactorStore, Flaky, InsecureFixedPasswords>,
     store: Flaky,
     clock: TestClock,
 }
@@ -149,7 +149,7 @@ async fn setup_with(sender: impl CodeSender) -> Setup {
             .with_clock(clock.clone())
             .with_totp(TotpConfig::new("Bank"))
             .with_code_sender(sender)
-            .with_passwords(FixedPasswords::new([("alice", PASSWORD)])),
+            .with_passwords(InsecureFixedPasswords::new([("alice", PASSWORD)])),
     );
     let settings = Settings::new(config.gate(), ORIGIN).with_clock(clock.clone());
     Setup {

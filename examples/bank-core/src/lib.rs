@@ -38,8 +38,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 use stepup_challenge::{
-    AttemptLimits, Channel, CodeSender, ConsoleSender, Engine, FactorStore as _, FixedPasswords,
-    MemoryFactorStore, MemoryStateStore, PasskeyConfig, TotpConfig, TotpSecret,
+    AttemptLimits, Channel, CodeSender, Engine, FactorStore as _, InsecureConsoleSender,
+    InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, PasskeyConfig, TotpConfig,
+    TotpSecret,
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
 
@@ -65,7 +66,7 @@ pub const TOTP_ISSUER: &str = "stepup-bank";
 pub const LOGOUT_COOKIE: &str = "bank_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
 
 /// The engine both banks run.
-pub type BankEngine = Engine<MemoryFactorStore, MemoryStateStore, FixedPasswords>;
+pub type BankEngine = Engine<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>;
 
 /// What a bank needs to start.
 pub struct BankConfig {
@@ -156,7 +157,7 @@ pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::erro
     )
     .with_clock(clock)
     .with_totp(TotpConfig::new(TOTP_ISSUER))
-    .with_passwords(FixedPasswords::new(
+    .with_passwords(InsecureFixedPasswords::new(
         users.iter().map(|(u, p)| (u.as_str(), p.as_str())),
     ))
     .with_code_sender(SenderHandle(config.codes.clone()))
@@ -559,7 +560,7 @@ impl Startup {
             key: self.key,
             alice_totp: self.alice_totp,
             clock: Arc::new(stepup_core::SystemClock),
-            codes: Arc::new(ConsoleSender),
+            codes: Arc::new(InsecureConsoleSender),
             limits: None,
             extra_users: self.extra_users,
             levels: None,

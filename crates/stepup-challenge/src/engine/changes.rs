@@ -28,13 +28,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// a refusal with its reason. See [`FactorChange`] for the rule.
     ///
     /// ```
-    /// use stepup_challenge::{ChangeCheck, Engine, FactorChange, FixedPasswords, MemoryFactorStore, MemoryStateStore};
+    /// use stepup_challenge::{ChangeCheck, Engine, FactorChange, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore};
     /// use stepup_core::*;
     ///
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
     /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default())
-    ///     .with_passwords(FixedPasswords::new([("bob", "builder")]));
+    ///     .with_passwords(InsecureFixedPasswords::new([("bob", "builder")]));
     /// let bob = Subject::new("bob").with_session("s-1");
     /// // Bob has no second factor: his first needs the password, re-confirmed.
     /// match engine.authorize_change(&bob, None, FactorChange::Add(Method::Totp)).await? {
