@@ -11,9 +11,11 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, Settings};
-use stepup_challenge::{Engine, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig};
-use stepup_http::Found;
+use stepup_challenge::{
+    Engine, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig,
+};
 use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
+use stepup_http::Found;
 
 type Routes = ChallengeRoutes<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>;
 
