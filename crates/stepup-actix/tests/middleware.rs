@@ -542,3 +542,44 @@ async fn protected_responses_are_not_stored_unless_the_handler_says_otherwise() 
         "the handler's own is kept"
     );
 }
+
+#[actix_web::test]
+async fn a_per_request_policy_chooses_by_the_request_as_on_tower() {
+    let w = world();
+    let read = std::sync::Arc::new(Policy::level(1));
+    let write = std::sync::Arc::new(Policy::method(Method::Passkey));
+    let middleware = RequireStepUp::per_request(
+        w.gate.clone(),
+        move |request: &HttpRequest, _| {
+            if request.method() == actix_web::http::Method::POST {
+                write.clone()
+            } else {
+                read.clone()
+            }
+        },
+        who,
+    )
+    .clock(w.clock.clone());
+    let app = app!(w, middleware);
+    let token = w.token("alice", Method::Totp);
+    let call = |method: actix_web::http::Method| {
+        test::TestRequest::default()
+            .method(method)
+            .uri("/transfer")
+            .insert_header(("x-user", "alice"))
+            .insert_header(cookie(&token))
+            .to_request()
+    };
+    let response = test::call_service(&app, call(actix_web::http::Method::GET)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = test::call_service(&app, call(actix_web::http::Method::POST)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let problem: serde_json::Value =
+        serde_json::from_slice(&test::read_body(response).await).unwrap();
+    assert_eq!(problem["reason"], "missing_method");
+    assert_eq!(
+        problem["methods"],
+        serde_json::json!(["device_bound_passkey", "passkey"])
+    );
+    assert_eq!(w.calls.load(Ordering::SeqCst), 1, "only the GET ran");
+}

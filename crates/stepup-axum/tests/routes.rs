@@ -541,3 +541,59 @@ async fn the_apps_own_routes_get_the_challenge_routes_origin_check() {
     assert!(head.starts_with("200 "), "{head}");
     assert_eq!(body, "welcome");
 }
+
+/// The mount path is said once: the routes mount themselves there, and the
+/// layers and the extractor send browsers there.
+#[tokio::test]
+async fn the_routes_mount_themselves_where_the_layers_send_browsers() {
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[5u8; 32]).unwrap(),
+    ));
+    let engine = Engine::new(
+        config.issuer(),
+        MemoryFactorStore::new(),
+        MemoryStateStore::default(),
+    );
+    let stepup = StepUp::new(
+        engine,
+        TrustedHeaders::dangerously_trust("x-user").with_session("x-session"),
+        ORIGIN,
+    )
+    .mounted_at("/verify", stepup_core::ReturnTo::root());
+    let router: Router = Router::new()
+        .route(
+            "/statements",
+            get(|| async { "statements" }).route_layer(stepup.require(Policy::level(2))),
+        )
+        .merge(stepup.routes())
+        .layer(stepup.layer());
+    let get = |path: &str, accept: &str| {
+        let request = Request::builder()
+            .uri(path)
+            .header("x-user", "alice")
+            .header("x-session", "s-1")
+            .header(header::ACCEPT, accept)
+            .body(Body::empty())
+            .unwrap();
+        router.clone().oneshot(request)
+    };
+    let r = get("/statements", HTML).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/verify?return_to=/statements&reason=no_assurance&why=r"),
+        "{location}"
+    );
+    let page = get(&location, HTML).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let status = get("/verify/status", "application/json").await.unwrap();
+    assert_eq!(status.status(), StatusCode::OK);
+    let css = get("/verify/assets/page.css", "text/css").await.unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    let old = get("/step-up/status", "application/json").await.unwrap();
+    assert_eq!(
+        old.status(),
+        StatusCode::NOT_FOUND,
+        "nothing at the default path"
+    );
+}
