@@ -33,6 +33,8 @@ impl<R: ?Sized> Clone for PolicySource<R> {
 
 struct Inner<R: ?Sized> {
     gate: Gate,
+    /// The target's clock, kept here too: one pointer less on every request.
+    clock: Arc<dyn Clock>,
     policy: PolicySource<R>,
     cookie: CookieName,
     token_header: bool,
@@ -45,6 +47,7 @@ impl<R: ?Sized> Clone for Inner<R> {
     fn clone(&self) -> Self {
         Inner {
             gate: self.gate.clone(),
+            clock: self.clock.clone(),
             policy: self.policy.clone(),
             cookie: self.cookie.clone(),
             token_header: self.token_header,
@@ -144,13 +147,15 @@ impl<R: ?Sized> Guard<R> {
     }
 
     fn build(gate: Gate, policy: PolicySource<R>) -> Self {
+        let target = ChallengeTarget::default();
         Guard {
             inner: Arc::new(Inner {
                 gate,
+                clock: target.clock().clone(),
                 policy,
                 cookie: CookieName::new(DEFAULT_COOKIE_NAME),
                 token_header: false,
-                target: Arc::new(ChallengeTarget::default()),
+                target: Arc::new(target),
                 no_subject: NoSubject::default(),
                 name: None,
             }),
@@ -171,7 +176,11 @@ impl<R: ?Sized> Guard<R> {
     }
 
     fn edit_target(self, change: impl FnOnce(ChallengeTarget) -> ChallengeTarget) -> Self {
-        self.edit(|c| c.target = Arc::new(change(ChallengeTarget::clone(&c.target))))
+        self.edit(|c| {
+            let target = change(ChallengeTarget::clone(&c.target));
+            c.clock = target.clock().clone();
+            c.target = Arc::new(target);
+        })
     }
 
     /// The cookie, clock, challenge page and reasons of `settings`.
@@ -181,6 +190,7 @@ impl<R: ?Sized> Guard<R> {
         let cookie = CookieName::new(settings.cookie_name());
         self.edit(|c| {
             c.cookie = cookie;
+            c.clock = target.clock().clone();
             c.target = Arc::new(target);
         })
     }
@@ -270,6 +280,7 @@ impl<R: ?Sized> Guard<R> {
 
     /// Decides `request` (whose head is `head`) for `subject`, the user the
     /// application's login found.
+    #[inline]
     pub fn check(&self, request: &R, head: &impl RequestHead, subject: Option<Subject>) -> Verdict {
         let c = &*self.inner;
         let Some(subject) = subject else {
@@ -277,7 +288,7 @@ impl<R: ?Sized> Guard<R> {
             return Verdict::Deny(self.no_subject(head));
         };
         let found = find_token(head, &c.cookie, c.token_header);
-        let now = c.target.now();
+        let now = c.clock.now();
         let denied = match &c.policy {
             PolicySource::Fixed(policy) => {
                 let decision = match found {
@@ -311,11 +322,14 @@ impl<R: ?Sized> Guard<R> {
         Verdict::Deny(denied)
     }
 
+    #[inline]
     fn allow(&self, assurance: Assurance) -> Verdict {
         tracing::debug!(target: "stepup", outcome = "allow", policy = %PolicyName(&self.inner), level = assurance.level());
         Verdict::Allow(assurance)
     }
 
+    #[cold]
+    #[inline(never)]
     fn deny(
         &self,
         head: &impl RequestHead,
@@ -338,6 +352,8 @@ impl<R: ?Sized> Guard<R> {
         )
     }
 
+    #[cold]
+    #[inline(never)]
     fn no_subject(&self, head: &impl RequestHead) -> Reply {
         match &self.inner.no_subject {
             NoSubject::RedirectToLogin(login) if navigation(head) => {
@@ -357,7 +373,7 @@ impl<R: ?Sized> Guard<R> {
     ) -> Result<Assurance, ChallengeReason> {
         let c = &*self.inner;
         let found = find_token(head, &c.cookie, c.token_header);
-        verify(&c.gate, subject, found, c.target.now())
+        verify(&c.gate, subject, found, c.clock.now())
     }
 
     /// The assurance of a token an adapter looked up earlier
@@ -368,7 +384,7 @@ impl<R: ?Sized> Guard<R> {
         subject: Subject,
         found: Found<'_>,
     ) -> Result<Assurance, ChallengeReason> {
-        verify(&self.inner.gate, subject, found, self.inner.target.now())
+        verify(&self.inner.gate, subject, found, self.inner.clock.now())
     }
 
     /// The answer when `policy` must be proven first — a factor change, an
@@ -385,7 +401,7 @@ impl<R: ?Sized> Guard<R> {
     ) -> Reply {
         let gate = &self.inner.gate;
         let challenge = match verified {
-            Ok(assurance) => match assurance.require(policy, self.inner.target.now()) {
+            Ok(assurance) => match assurance.require(policy, self.inner.clock.now()) {
                 Err(challenge) => challenge,
                 Ok(()) => gate.challenge(ChallengeReason::Stale, policy),
             },
