@@ -33,7 +33,6 @@
 //! assert!(matches!(gate.check(&user, None, &policy, SystemClock.now()), Decision::Challenge(_)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use stepup_core as core;
 pub use stepup_http as http;
