@@ -120,7 +120,7 @@ impl ChallengePage {
     /// page's forms, so a page shown again after an error offers the same
     /// methods.
     pub fn why(mut self, id: &str) -> Self {
-        if !id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             self.why = Some(id.to_owned());
         }
         self

@@ -25,7 +25,7 @@ use crate::target::{ChallengeTarget, Reason, Reasons};
 /// assert_eq!(settings.origin(), "https://bank.example");
 /// assert_eq!(settings.page().as_str(), "/verify");
 /// let why = settings.register_policy(&Policy::level(2).with_reason("Moving money"));
-/// assert!(why.starts_with('r') && why.len() == 13);
+/// assert!(why.starts_with('r') && why.len() == 25);
 /// assert_eq!(settings.reason(&why).map(|r| r.0), Some("Moving money".to_owned()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -88,12 +88,14 @@ impl Settings {
     }
 
     /// Where the routes are mounted and where to return when a return path
-    /// is refused. A path that is not local, or carries a query, keeps the
+    /// is refused. A path that is not local, carries a query, or is the
+    /// site's root (the routes would answer every unmatched path) keeps the
     /// default.
     #[must_use]
     pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Settings {
         if let Ok(page) = ReturnTo::parse(path)
             && !page.as_str().contains(['?', '#'])
+            && page.as_str() != "/"
         {
             self.target = self.target.with_page(path).with_fallback(fallback);
         }

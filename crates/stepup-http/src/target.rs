@@ -36,6 +36,13 @@ pub type Reason = (String, Vec<Method>);
 /// policy the same `why=`, whatever order routes were built or first
 /// requested in. Cheap to clone (clones share the table).
 ///
+/// Reasons are configuration: never put request data into a policy's
+/// reason (the page would show it to whoever follows the link). The table
+/// holds at most [`Reasons::CAPACITY`] reasons; a policy challenged once
+/// it is full gets no `why=` (the page shows the generic sentence). The
+/// identifier is 96 bits of SHA-256, so no other text can take a
+/// reason's place.
+///
 /// ```
 /// use stepup_core::Method;
 /// use stepup_http::Reasons;
@@ -56,17 +63,44 @@ impl fmt::Debug for Reasons {
 }
 
 impl Reasons {
-    /// The identifier of `reason` with `methods` (`r` and 12 hex digits),
-    /// adding it to the table if new.
+    /// How many reasons a table holds.
+    pub const CAPACITY: usize = 1024;
+
+    /// The identifier of `reason` with `methods` (`r` and 24 hex digits),
+    /// adding it to the table if new and there is room.
     pub fn register(&self, reason: &str, methods: Vec<Method>) -> String {
         let id = reason_id(reason, &methods);
-        let known = self.0.read().map(|t| t.contains_key(&id)).unwrap_or(false);
-        if !known && let Ok(mut table) = self.0.write() {
-            table
-                .entry(id.clone())
-                .or_insert_with(|| (reason.to_owned(), methods));
-        }
+        self.add(&id, reason, methods);
         id
+    }
+
+    /// Adds `id` unless it is known or the table is full; whether the page
+    /// can now find it.
+    fn add(&self, id: &str, reason: &str, methods: Vec<Method>) -> bool {
+        if self.0.read().map(|t| t.contains_key(id)).unwrap_or(false) {
+            return true;
+        }
+        let Ok(mut table) = self.0.write() else {
+            return false;
+        };
+        if table.contains_key(id) {
+            return true;
+        }
+        if table.len() >= Self::CAPACITY {
+            tracing::warn!(target: "stepup", capacity = Self::CAPACITY, "reason table full: a challenge goes without its reason");
+            return false;
+        }
+        table.insert(id.to_owned(), (reason.to_owned(), methods));
+        true
+    }
+
+    /// The identifier of `policy`'s reason, registered, if the table has
+    /// (or has room for) it.
+    fn registered(&self, policy: &Policy, levels: &stepup_core::LevelTable) -> Option<String> {
+        let reason = policy.reason().unwrap_or(GENERIC_REASON);
+        let methods = policy.methods(levels);
+        let id = reason_id(reason, &methods);
+        self.add(&id, reason, methods).then_some(id)
     }
 
     /// The identifier of `policy`'s reason (or [`GENERIC_REASON`]) with the
@@ -94,7 +128,7 @@ fn reason_id(reason: &str, methods: &[Method]) -> String {
     }
     let digest = h.finalize();
     std::iter::once('r')
-        .chain(digest[..6].iter().flat_map(|b| {
+        .chain(digest[..12].iter().flat_map(|b| {
             let hex = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
             [hex(b >> 4), hex(b & 15)]
         }))
@@ -222,7 +256,7 @@ impl ChallengeTarget {
     pub fn note_for(&self, policy: Option<&Policy>) -> Option<Cow<'_, str>> {
         match (&self.reasons, policy) {
             (Some((reasons, levels)), Some(policy)) => {
-                Some(Cow::Owned(reasons.register_policy(policy, levels)))
+                reasons.registered(policy, levels).map(Cow::Owned)
             }
             _ => self.note.as_deref().map(Cow::Borrowed),
         }

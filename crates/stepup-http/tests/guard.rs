@@ -271,3 +271,61 @@ fn the_allow_path_does_not_depend_on_settings_made_later() {
     let reply = deny(renamed.check(&(), &request, Some(w.user.clone())));
     assert!(reply.body().contains(r#""reason":"no_assurance""#));
 }
+
+#[test]
+fn the_reason_table_is_bounded_and_a_full_one_sends_no_reason() {
+    let w = world();
+    let settings =
+        Settings::new(w.tokens.gate(), "https://bank.example").with_shared_clock(w.clock());
+    let known = Policy::level(2).with_reason("Moving money");
+    let guard: Guard<()> = settings.guard(known.clone());
+    for i in 0..stepup_http::Reasons::CAPACITY {
+        settings.register_reason(&format!("reason {i}"));
+    }
+    // A reason registered before the table filled up still reaches the page.
+    let reply = deny(guard.check(&(), &Request::get("/x"), Some(w.user.clone())));
+    let problem: serde_json::Value = serde_json::from_str(reply.body()).unwrap();
+    let url = problem["step_up_url"].as_str().unwrap();
+    let why = url.split("why=").nth(1).unwrap();
+    assert_eq!(
+        settings.reason(why).map(|r| r.0).as_deref(),
+        Some("Moving money")
+    );
+    assert_eq!(why.len(), 25, "r and 96 bits in hex");
+    // A new one does not get in, and its challenge carries no `why=`.
+    let late: Guard<()> = Guard::new(w.tokens.gate(), Policy::level(1))
+        .with_settings(&settings)
+        .clock(w.clock());
+    let refusal = late
+        .hold(&Request::get("/y"))
+        .require(
+            &late
+                .verify_any(
+                    &Request::get("/y").cookie(&w.token(Method::Password)),
+                    w.user.clone(),
+                )
+                .unwrap(),
+            &Policy::method(Method::Totp).with_reason("Pay 1 to mallory"),
+        )
+        .unwrap_err();
+    let problem: serde_json::Value = serde_json::from_str(refusal.reply().body()).unwrap();
+    let url = problem["step_up_url"].as_str().unwrap();
+    assert!(!url.contains("why="), "{url}");
+    assert!(
+        settings
+            .reason(&settings.register_reason("Pay 1 to mallory"))
+            .is_none()
+    );
+}
+
+#[test]
+fn the_site_root_is_no_mount_path() {
+    let w = world();
+    let settings = Settings::new(w.tokens.gate(), "https://bank.example")
+        .mounted_at("/", ReturnTo::parse("/home").unwrap());
+    assert_eq!(settings.page().as_str(), "/step-up");
+    assert_eq!(settings.fallback().as_str(), "/");
+    let settings = settings.mounted_at("/verify", ReturnTo::parse("/home").unwrap());
+    assert_eq!(settings.page().as_str(), "/verify");
+    assert_eq!(settings.fallback().as_str(), "/home");
+}
