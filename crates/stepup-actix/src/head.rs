@@ -8,9 +8,9 @@ use actix_web::http::header::{ACCEPT, CONTENT_TYPE, COOKIE, HeaderName, HeaderVa
 use actix_web::{HttpRequest, HttpResponse};
 use stepup_http::{ChallengeTarget, Header, Reply, RequestHead};
 
-const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
-const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
-const TOKEN: HeaderName = HeaderName::from_static(stepup_http::TOKEN_HEADER);
+static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+static TOKEN: HeaderName = HeaderName::from_static(stepup_http::TOKEN_HEADER);
 
 /// An actix-web request as stepup reads it.
 ///
