@@ -1,12 +1,14 @@
 //! Step-up authentication for actix-web: users who are already logged in
 //! prove again that it is really them before a sensitive action.
 //!
-//! The adapter is native actix-web 4 — no tower bridge. It calls the same
-//! framework-neutral [`stepup_core`] gate as the tower layer and writes the
-//! same answers, byte for byte:
+//! The adapter is native actix-web 4 — no tower bridge. Every decision is
+//! the same framework-neutral [`stepup_http::Guard`] the tower layer runs,
+//! so it writes the same answers, byte for byte; this crate only puts
+//! actix-web's types around it ([`Head`], [`into_response`]):
 //!
 //! - [`RequireStepUp`]: middleware for a resource or scope, with a
-//!   [`Policy`](stepup_core::Policy).
+//!   [`Policy`](stepup_core::Policy) or one chosen per request
+//!   ([`RequireStepUp::per_request`]).
 //! - [`Assurance`]: the extractor for handlers (and `Option<Assurance>`), with
 //!   [`Assurance::require`] for in-handler decisions.
 //! - [`StepUp`]: builds both from one configuration and serves the
