@@ -35,7 +35,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// Replaces the subject's recovery codes with `count` new ones (1 to
     /// 20), returned once for the user to keep; only digests are stored.
     /// Replacing earlier codes bumps the subject's epoch. No proof is
-    /// checked here (see [`remove_passkey`](Engine::remove_passkey)).
+    /// checked here: the caller asks [`authorize_change`](Engine::authorize_change) first.
     pub async fn generate_recovery_codes(
         &self,
         subject: &Subject,

@@ -189,7 +189,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 
     /// Removes the subject's TOTP enrollment, bumps the subject's epoch
     /// (outstanding assurance ends) and notifies. No proof is checked here
-    /// (see [`remove_passkey`](Engine::remove_passkey)).
+    /// (the caller asks [`authorize_change`](Engine::authorize_change) first).
     pub async fn remove_totp(&self, subject: &Subject) -> Result<(), ChallengeError> {
         if self.factors.totp_secret(subject).await?.is_none() {
             return Err(ChallengeError::NotEnrolled(Method::Totp));
