@@ -33,8 +33,6 @@ impl<R: ?Sized> Clone for PolicySource<R> {
 
 struct Inner<R: ?Sized> {
     gate: Gate,
-    /// The target's clock, kept here too: one pointer less on every request.
-    clock: Arc<dyn Clock>,
     policy: PolicySource<R>,
     cookie: CookieName,
     token_header: bool,
@@ -47,7 +45,6 @@ impl<R: ?Sized> Clone for Inner<R> {
     fn clone(&self) -> Self {
         Inner {
             gate: self.gate.clone(),
-            clock: self.clock.clone(),
             policy: self.policy.clone(),
             cookie: self.cookie.clone(),
             token_header: self.token_header,
@@ -147,15 +144,13 @@ impl<R: ?Sized> Guard<R> {
     }
 
     fn build(gate: Gate, policy: PolicySource<R>) -> Self {
-        let target = ChallengeTarget::default();
         Guard {
             inner: Arc::new(Inner {
                 gate,
-                clock: target.clock().clone(),
                 policy,
                 cookie: CookieName::new(DEFAULT_COOKIE_NAME),
                 token_header: false,
-                target: Arc::new(target),
+                target: Arc::new(ChallengeTarget::default()),
                 no_subject: NoSubject::default(),
                 name: None,
             }),
@@ -176,11 +171,7 @@ impl<R: ?Sized> Guard<R> {
     }
 
     fn edit_target(self, change: impl FnOnce(ChallengeTarget) -> ChallengeTarget) -> Self {
-        self.edit(|c| {
-            let target = change(ChallengeTarget::clone(&c.target));
-            c.clock = target.clock().clone();
-            c.target = Arc::new(target);
-        })
+        self.edit(|c| c.target = Arc::new(change(ChallengeTarget::clone(&c.target))))
     }
 
     /// The cookie, clock, challenge page and reasons of `settings`.
@@ -190,7 +181,6 @@ impl<R: ?Sized> Guard<R> {
         let cookie = CookieName::new(settings.cookie_name());
         self.edit(|c| {
             c.cookie = cookie;
-            c.clock = target.clock().clone();
             c.target = Arc::new(target);
         })
     }
@@ -265,9 +255,9 @@ impl<R: ?Sized> Guard<R> {
         &self.inner.target
     }
 
-    /// The cookie's name.
-    pub fn cookie(&self) -> &str {
-        self.inner.cookie.as_str()
+    /// The cookie it reads the token from.
+    pub fn cookie(&self) -> &CookieName {
+        &self.inner.cookie
     }
 
     /// The fixed policy, if it is not chosen per request.
@@ -288,7 +278,7 @@ impl<R: ?Sized> Guard<R> {
             return Verdict::Deny(self.no_subject(head));
         };
         let found = find_token(head, &c.cookie, c.token_header);
-        let now = c.clock.now();
+        let now = c.target.now();
         let denied = match &c.policy {
             PolicySource::Fixed(policy) => {
                 let decision = match found {
@@ -373,7 +363,7 @@ impl<R: ?Sized> Guard<R> {
     ) -> Result<Assurance, ChallengeReason> {
         let c = &*self.inner;
         let found = find_token(head, &c.cookie, c.token_header);
-        verify(&c.gate, subject, found, c.clock.now())
+        verify(&c.gate, subject, found, c.target.now())
     }
 
     /// The assurance of a token an adapter looked up earlier
@@ -384,7 +374,7 @@ impl<R: ?Sized> Guard<R> {
         subject: Subject,
         found: Found<'_>,
     ) -> Result<Assurance, ChallengeReason> {
-        verify(&self.inner.gate, subject, found, self.inner.clock.now())
+        verify(&self.inner.gate, subject, found, self.inner.target.now())
     }
 
     /// The answer when `policy` must be proven first — a factor change, an
@@ -401,7 +391,7 @@ impl<R: ?Sized> Guard<R> {
     ) -> Reply {
         let gate = &self.inner.gate;
         let challenge = match verified {
-            Ok(assurance) => match assurance.require(policy, self.inner.clock.now()) {
+            Ok(assurance) => match assurance.require(policy, self.inner.target.now()) {
                 Err(challenge) => challenge,
                 Ok(()) => gate.challenge(ChallengeReason::Stale, policy),
             },
