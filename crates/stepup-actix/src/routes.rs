@@ -8,7 +8,6 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, MAX_BODY};
 use stepup_challenge::{FactorStore, PasswordVerifier, StateStore};
-use stepup_http::CookieName;
 
 use crate::client::ClientAddress;
 use crate::head::{Head, into_response};
@@ -31,7 +30,6 @@ pub(crate) async fn handle<F: FactorStore, S: StateStore, P: PasswordVerifier>(
     let mount = routes.settings().page().as_str();
     let path = request.path().strip_prefix(mount).unwrap_or("/");
     let head = Head(&request);
-    let cookie = CookieName::new(routes.cookie_name());
     let body = match &bytes {
         Some(bytes) => Body::Read(bytes),
         None => Body::TooLarge,
@@ -39,6 +37,13 @@ pub(crate) async fn handle<F: FactorStore, S: StateStore, P: PasswordVerifier>(
     // The client's address: what the application says (behind its
     // proxy), else the peer.
     let address = ClientAddress::of(&request).map(|ClientAddress(ip)| ip);
-    let incoming = Incoming::read(&head, path, &cookie, subjects(&request), body, address);
+    let incoming = Incoming::read(
+        &head,
+        path,
+        routes.cookie(),
+        subjects(&request),
+        body,
+        address,
+    );
     into_response(routes.handle(incoming).await)
 }

@@ -1,7 +1,7 @@
 //! The `Assurance` extractor and in-handler step-up.
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::StatusCode;
@@ -114,6 +114,11 @@ impl IntoResponse for AssuranceRejection {
     }
 }
 
+/// Where challenges go when only a layer ran and no context was given: the
+/// defaults, built once.
+static DEFAULT_TARGET: LazyLock<Arc<ChallengeTarget>> =
+    LazyLock::new(|| Arc::new(ChallengeTarget::default()));
+
 /// The assurance of a request: the layer's, or verified here with the
 /// context (the policy for a bare extractor is "any step-up at all", level
 /// 1 of the table).
@@ -123,7 +128,7 @@ fn extract(parts: &Parts) -> Result<Assurance, AssuranceRejection> {
     if let Some(assurance) = parts.extensions.get::<stepup_core::Assurance>() {
         let hold = match context {
             Some(context) => context.guard().hold(&head),
-            None => Hold::new(Arc::new(ChallengeTarget::default()), &head),
+            None => Hold::new(DEFAULT_TARGET.clone(), &head),
         };
         return Ok(Assurance {
             inner: assurance.clone(),

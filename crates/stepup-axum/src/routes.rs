@@ -12,7 +12,6 @@ use axum::response::Response;
 use axum::routing::any;
 use stepup_challenge::routes::{self, ChallengeRoutes, Incoming, MAX_BODY};
 use stepup_challenge::{FactorStore, PasswordVerifier, StateStore};
-use stepup_http::CookieName;
 use stepup_tower::{Head, SubjectSource, into_response};
 
 use crate::client::ClientAddress;
@@ -37,7 +36,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     pub fn routes<AppState: Clone + Send + Sync + 'static>(&self) -> Router<AppState> {
         let mount = self.settings.page().as_str().trim_end_matches('/');
         let state = Routes {
-            cookie: Arc::new(CookieName::new(self.settings.cookie_name())),
             routes: self.challenge_routes(),
             subjects: self.subjects.clone(),
         };
@@ -55,7 +53,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
 struct Routes<F, S, P> {
     routes: ChallengeRoutes<F, S, P>,
     subjects: Arc<dyn SubjectSource>,
-    cookie: Arc<CookieName>,
 }
 
 impl<F, S, P> Clone for Routes<F, S, P> {
@@ -63,7 +60,6 @@ impl<F, S, P> Clone for Routes<F, S, P> {
         Routes {
             routes: self.routes.clone(),
             subjects: self.subjects.clone(),
-            cookie: self.cookie.clone(),
         }
     }
 }
@@ -94,6 +90,6 @@ async fn handle<F: FactorStore, S: StateStore, P: PasswordVerifier>(
     // else the peer.
     let address = ClientAddress::of(&parts).map(|ClientAddress(ip)| ip);
     let subject = state.subjects.subject(&parts);
-    let incoming = Incoming::read(&head, path, &state.cookie, subject, body, address);
+    let incoming = Incoming::read(&head, path, state.routes.cookie(), subject, body, address);
     into_response(state.routes.handle(incoming).await)
 }

@@ -9,7 +9,7 @@ use stepup_core::{
 };
 
 use crate::cookie::{DEFAULT_COOKIE_NAME, NoSubject};
-use crate::read::{CookieName, Found, RequestHead, find_token, navigation};
+use crate::read::{CookieName, Found, RequestHead, find_token, is_navigation_of};
 use crate::reply::Reply;
 use crate::settings::Settings;
 use crate::target::{ChallengeTarget, Hold};
@@ -335,7 +335,7 @@ impl<R: ?Sized> Guard<R> {
         tracing::info!(target: "stepup", outcome = "challenge", reason, policy = %PolicyName(&self.inner));
         let target = &self.inner.target;
         target.respond(
-            navigation(head),
+            is_navigation_of(head),
             &target.return_to(head.path_and_query()),
             challenge,
             Some(policy),
@@ -346,7 +346,7 @@ impl<R: ?Sized> Guard<R> {
     #[inline(never)]
     fn no_subject(&self, head: &impl RequestHead) -> Reply {
         match &self.inner.no_subject {
-            NoSubject::RedirectToLogin(login) if navigation(head) => {
+            NoSubject::RedirectToLogin(login) if is_navigation_of(head) => {
                 let back = self.inner.target.return_to(head.path_and_query());
                 Reply::see_other(&login_location(login, &back))
             }

@@ -311,10 +311,6 @@ pub trait RequestHead {
 
 /// [`is_navigation`] for a request.
 pub fn is_navigation_of(head: &impl RequestHead) -> bool {
-    navigation(head)
-}
-
-pub(crate) fn navigation(head: &impl RequestHead) -> bool {
     is_navigation(
         head.method(),
         head.value(Header::SecFetchMode),

@@ -308,7 +308,7 @@ impl Hold {
     /// Holds what `head` says for answers through `target`.
     pub fn new(target: Arc<ChallengeTarget>, head: &impl crate::RequestHead) -> Hold {
         Hold {
-            navigation: crate::read::navigation(head),
+            navigation: crate::read::is_navigation_of(head),
             return_to: target.return_to(head.path_and_query()),
             target,
         }

@@ -370,9 +370,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         &self.engine
     }
 
-    /// The cookie's name, to find [`Incoming::token`].
+    /// The cookie's name.
     pub fn cookie_name(&self) -> &str {
         self.settings.cookie_name()
+    }
+
+    /// The cookie's searcher (built once), to find [`Incoming::token`]
+    /// with [`Incoming::read`].
+    pub fn cookie(&self) -> &CookieName {
+        self.guard.cookie()
     }
 
     /// Answers one request.
