@@ -170,8 +170,11 @@ pub trait PasskeyStore: FactorStore {
     /// Replaces the subject's stored credential with the same credential id
     /// as `passkey` (its counter and backup state after a use; the name
     /// stays), atomically and only if that credential is still registered
-    /// to the subject: a use racing with a removal never brings the
-    /// credential back. Returns whether it was there.
+    /// to the subject — a use racing with a removal never brings the
+    /// credential back — and only if its signature counter
+    /// ([`StoredPasskey::counter`]) moves forward: above the stored one,
+    /// or both 0 (an authenticator that keeps no counter), so of two racing
+    /// uses the later counter stays. Returns whether it replaced it.
     fn update_passkey(
         &self,
         subject: &Subject,
@@ -387,12 +390,13 @@ impl PasskeyStore for MemoryFactorStore {
         passkey: StoredPasskey,
     ) -> Result<bool, StoreError> {
         self.with(subject, |f| {
+            let (new, both_zero) = (passkey.counter(), passkey.counter() == 0);
             match f.passkeys.iter_mut().find(|p| p.id() == passkey.id()) {
-                Some(stored) => {
+                Some(stored) if stored.counter() < new || (both_zero && stored.counter() == 0) => {
                     stored.passkey = passkey.passkey;
                     true
                 }
-                None => false,
+                _ => false,
             }
         })
     }

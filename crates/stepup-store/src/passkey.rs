@@ -40,6 +40,19 @@ impl StoredPasskey {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.id())
     }
 
+    /// The signature counter of the credential (0 for authenticators
+    /// that keep none): a store never moves it back
+    /// ([`PasskeyStore::update_passkey`](crate::PasskeyStore::update_passkey)).
+    pub fn counter(&self) -> u32 {
+        // Read from the record webauthn-rs serialises, as the backup flag
+        // below (a typed read needs a `danger-` feature).
+        serde_json::to_value(&self.passkey)
+            .ok()
+            .and_then(|v| v.get("cred")?.get("counter")?.as_u64())
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(0)
+    }
+
     /// Whether the credential is bound to its device: its authenticator
     /// said at registration that it is not backup-eligible, so it cannot be
     /// synced to other devices (a security key, a TPM-bound platform key).

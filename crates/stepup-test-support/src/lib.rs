@@ -1,5 +1,7 @@
 //! Helpers shared by the stepup crates' tests. Not published.
 
+pub mod postgres;
+
 use std::fmt;
 use std::sync::{Arc, Mutex};
 

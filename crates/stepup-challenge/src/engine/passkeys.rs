@@ -220,8 +220,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             let credentials = store.passkeys(attempt.subject).await?;
             let used = service.finish_authentication(taken, response, credentials)?;
             let used_method = service.method_of(&used);
-            // Only a credential still registered counts (a removal racing
-            // with this use wins).
+            // Only a credential still registered, its counter still ahead,
+            // counts (a removal, or a racing use with a later counter, wins).
             if !store.update_passkey(attempt.subject, used).await? {
                 return Err(ChallengeError::PasskeyRejected);
             }

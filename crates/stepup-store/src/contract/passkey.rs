@@ -55,10 +55,7 @@ pub fn passkey(id: &[u8], name: &str, counter: u32) -> StoredPasskey {
 /// The signature counter of a stored passkey (what
 /// [`update_passkey`](PasskeyStore::update_passkey) moves after a use).
 pub fn counter_of(passkey: &StoredPasskey) -> u64 {
-    serde_json::to_value(&passkey.passkey)
-        .ok()
-        .and_then(|v| v.get("cred")?.get("counter")?.as_u64())
-        .expect("a serialised passkey has a counter")
+    u64::from(passkey.counter())
 }
 
 /// A random credential id.
@@ -251,6 +248,66 @@ pub async fn update_replaces_only_a_registered_credential<S: PasskeyStore>(store
     );
 }
 
+/// `update_passkey` never moves a signature counter back: an update whose
+/// counter is not above the stored one is refused (`false`, nothing
+/// changes) unless both are 0 (an authenticator that keeps no counter); of
+/// 16 concurrent updates with counters 1 to 16, the stored counter ends at
+/// 16, whatever order they land in.
+pub async fn a_signature_counter_never_moves_back<S: PasskeyStore>(store: Arc<S>) {
+    let alice = Arc::new(fresh_subject("counter-alice"));
+    let id = fresh_id();
+    assert!(store.add_passkey(&alice, passkey(&id, "key", 5)).await.unwrap());
+    for stale in [3, 5] {
+        assert!(
+            !store
+                .update_passkey(&alice, passkey(&id, "key", stale))
+                .await
+                .unwrap(),
+            "counter {stale} after 5"
+        );
+    }
+    assert_eq!(listed(&*store, &alice).await[0].2, 5, "a stale update changes nothing");
+    assert!(store.update_passkey(&alice, passkey(&id, "key", 6)).await.unwrap());
+    assert_eq!(listed(&*store, &alice).await[0].2, 6);
+
+    let without = fresh_id();
+    assert!(store.add_passkey(&alice, passkey(&without, "synced", 0)).await.unwrap());
+    assert!(
+        store.update_passkey(&alice, passkey(&without, "synced", 0)).await.unwrap(),
+        "no counter: every use updates (its backup state)"
+    );
+    assert!(store.update_passkey(&alice, passkey(&without, "synced", 2)).await.unwrap());
+    assert!(
+        !store.update_passkey(&alice, passkey(&without, "synced", 0)).await.unwrap(),
+        "back to 0 after 2"
+    );
+
+    let raced = fresh_id();
+    assert!(store.add_passkey(&alice, passkey(&raced, "raced", 0)).await.unwrap());
+    let mut racers = tokio::task::JoinSet::new();
+    for counter in 1..=RACERS as u32 {
+        let (store, alice, raced) = (Arc::clone(&store), Arc::clone(&alice), raced.clone());
+        racers.spawn(async move {
+            store
+                .update_passkey(&alice, passkey(&raced, "raced", counter))
+                .await
+        });
+    }
+    let won = racers
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|won| *won.as_ref().unwrap())
+        .count();
+    assert!(won >= 1, "the highest counter always lands");
+    let stored = listed(&*store, &alice)
+        .await
+        .into_iter()
+        .find(|(_, id, _)| *id == raced)
+        .unwrap();
+    assert_eq!(stored.2, RACERS as u64, "the counter ends at the highest");
+}
+
 /// `remove_passkey` and `rename_passkey` say whether the subject had the
 /// passkey, and touch nothing of another subject's.
 pub async fn remove_and_rename_say_whether_it_was_there<S: PasskeyStore>(store: Arc<S>) {
@@ -327,6 +384,7 @@ macro_rules! passkey_store_contract {
                 a_credential_id_is_registered_to_one_subject,
                 concurrent_adds_of_one_credential_have_one_winner,
                 update_replaces_only_a_registered_credential,
+                a_signature_counter_never_moves_back,
                 remove_and_rename_say_whether_it_was_there,
             ]
         );

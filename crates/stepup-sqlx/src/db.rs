@@ -1,0 +1,138 @@
+//! The database a store talks to: one of the pools sqlx offers, and the
+//! statement count the benchmarks read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("stepup-sqlx needs a database: enable the feature `sqlite` or `postgres`");
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever database
+/// it is: the same statement text serves both (`$1`-style binds, which
+/// SQLite reads too), the types differ per arm.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match &$db.pool {
+            #[cfg(feature = "sqlite")]
+            $crate::db::Pool::Sqlite($pool) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A pool of SQLite or PostgreSQL connections.
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+/// Which SQL dialect a statement is written for, where the two differ
+/// (table definitions, locking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// A pool and the count of statements sent through it.
+#[derive(Clone, Debug)]
+pub(crate) struct Db {
+    pub(crate) pool: Pool,
+    statements: Arc<AtomicU64>,
+}
+
+impl Db {
+    pub(crate) fn new(pool: Pool) -> Db {
+        Db {
+            pool,
+            statements: Arc::default(),
+        }
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Counts `n` statements (each one round trip to the database).
+    pub(crate) fn sent(&self, n: u64) {
+        self.statements.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Connects to `url`: `sqlite:…` or `postgres://…`/`postgresql://…`.
+    ///
+    /// SQLite files are created when missing and run in WAL mode with
+    /// `synchronous = NORMAL` and a 5 s busy timeout; an in-memory SQLite
+    /// database (`sqlite::memory:`, `mode=memory`) gets one connection
+    /// that never closes, since each connection would be a database of its
+    /// own and the last one closing would end it.
+    pub(crate) async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        #[cfg(feature = "sqlite")]
+        if url.starts_with("sqlite:") {
+            return connect_sqlite(url).await;
+        }
+        #[cfg(feature = "postgres")]
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(16)
+                .connect(url)
+                .await?;
+            return Ok(Db::new(Pool::Postgres(pool)));
+        }
+        Err(sqlx::Error::Configuration(
+            "the URL is not for a database this build of stepup-sqlx has (features `sqlite`, `postgres`)".into(),
+        ))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn connect_sqlite(url: &str) -> Result<Db, sqlx::Error> {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = if in_memory {
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?
+    } else {
+        SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(
+                options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+            )
+            .await?
+    };
+    Ok(Db::new(Pool::Sqlite(pool)))
+}

@@ -1,0 +1,712 @@
+//! [`SqlStore`]: the users' factors in SQL, sealed at rest.
+
+use std::sync::Arc;
+
+use sqlx::Row as _;
+use stepup_core::Subject;
+use stepup_store::{Channel, FactorStore, StoreError, TotpSecret};
+use subtle::ConstantTimeEq;
+
+use crate::db::{Db, on_pool};
+use crate::error::{failed, out_of_range};
+use crate::sealing::{Place, SealingKeys};
+use crate::state::SqlStateStore;
+
+const STORE: &str = "factor";
+const TOTP_COLUMN: &str = "stepup_totp.sealed";
+#[cfg(feature = "passkey")]
+const PASSKEY_COLUMN: &str = "stepup_passkeys.sealed";
+
+/// The users' factors in SQLite or PostgreSQL: a [`FactorStore`] and (with
+/// feature `passkey`) a [`PasskeyStore`](stepup_store::PasskeyStore).
+/// Cheap to clone; clones share the pool.
+///
+/// * TOTP secrets and passkey credential records are **sealed**
+///   (XChaCha20-Poly1305 under the current key of the [`SealingKeys`],
+///   associated data binding the row to its user, its credential id and
+///   its column: a row copied elsewhere does not open).
+/// * Recovery codes are kept only as **keyed digests** (HMAC-SHA256 under
+///   a subkey of the sealing key, over the user and the code), never as a
+///   plain hash; using one is a single `DELETE … RETURNING`.
+/// * Each read or write of a factor is **one statement** (replacing the
+///   recovery codes is one transaction); a credential id is unique across
+///   all users (a unique index); a passkey update never moves its
+///   signature counter back.
+/// * Errors name the operation and the kind of failure, never a secret,
+///   a user id or an address.
+///
+/// ```
+/// use stepup_core::Subject;
+/// use stepup_sqlx::{SealingKey, SealingKeys, SqlStore};
+/// use stepup_store::{FactorStore, TotpSecret};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let keys = SealingKeys::new(SealingKey::generate(1)?);
+/// let store = SqlStore::connect("sqlite::memory:", keys).await?;
+/// store.migrate().await?;
+///
+/// let alice = Subject::new("alice");
+/// let secret = TotpSecret::generate()?;
+/// store.set_totp_secret(&alice, secret.clone()).await?;
+/// assert_eq!(store.totp_secret(&alice).await?, Some(secret));
+/// assert_eq!(store.bump_epoch(&alice).await?, 1);
+/// assert_eq!(store.epoch("alice").await?, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    db: Db,
+    keys: Arc<SealingKeys>,
+    /// `DELETE … WHERE digest IN (…)` with one bind per key of the ring.
+    consume_sql: Arc<str>,
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite:…` or `postgres://…`) with a pool of its
+    /// own. SQLite files are created when missing and run in WAL mode; see
+    /// the crate docs for the pool settings. Run [`migrate`](Self::migrate)
+    /// before the first use.
+    pub async fn connect(url: &str, keys: SealingKeys) -> Result<SqlStore, StoreError> {
+        let db = Db::connect(url)
+            .await
+            .map_err(|e| failed(STORE, "connect", &e))?;
+        Ok(SqlStore::on(db, keys))
+    }
+
+    /// A store on an SQLite pool the application already has (the one its
+    /// sessions or users live in).
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(pool: sqlx::SqlitePool, keys: SealingKeys) -> SqlStore {
+        SqlStore::on(Db::new(crate::db::Pool::Sqlite(pool)), keys)
+    }
+
+    /// A store on a PostgreSQL pool the application already has.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(pool: sqlx::PgPool, keys: SealingKeys) -> SqlStore {
+        SqlStore::on(Db::new(crate::db::Pool::Postgres(pool)), keys)
+    }
+
+    fn on(db: Db, keys: SealingKeys) -> SqlStore {
+        let binds: Vec<String> = (0..keys.ids().count())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let consume_sql = format!(
+            "DELETE FROM stepup_recovery_codes WHERE subject = $1 AND digest IN ({}) RETURNING key_id",
+            binds.join(", ")
+        );
+        SqlStore {
+            db,
+            keys: Arc::new(keys),
+            consume_sql: consume_sql.into(),
+        }
+    }
+
+    /// Brings the schema up to date (the crate's embedded migrations, in
+    /// one transaction under a lock: instances starting together apply
+    /// each once), then checks the sealing keys against those the database
+    /// has seen: a key whose id the database knows with another key is an
+    /// error (a wrong key would open nothing), a new id is recorded.
+    /// Returns the schema versions it applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let applied = crate::migrate::migrate(&self.db, STORE).await?;
+        for id in self.keys.ids() {
+            self.check_key(id).await?;
+        }
+        Ok(applied)
+    }
+
+    async fn check_key(&self, id: u32) -> Result<(), StoreError> {
+        let fail = |e: sqlx::Error| failed(STORE, "check sealing key", &e);
+        let ours = self.keys.check_value(id).unwrap_or_default();
+        let recorded: Vec<u8> = on_pool!(self.db, pool => {
+            sqlx::query(
+                "INSERT INTO stepup_sealing_keys (key_id, check_value, first_used_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING",
+            )
+            .bind(i64::from(id))
+            .bind(ours.as_slice())
+            .bind(crate::now_seconds())
+            .execute(pool)
+            .await
+            .map_err(fail)?;
+            sqlx::query_scalar("SELECT check_value FROM stepup_sealing_keys WHERE key_id = $1")
+                .bind(i64::from(id))
+                .fetch_one(pool)
+                .await
+                .map_err(fail)?
+        });
+        self.db.sent(2);
+        if bool::from(recorded.as_slice().ct_eq(ours.as_slice())) {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                STORE,
+                format!(
+                    "check sealing key: the sealing key with id {id} is not the key this database \
+                     knows by that id (a wrong key would open nothing)"
+                ),
+            ))
+        }
+    }
+
+    /// The state store on the same pool ([`SqlStateStore`]): for a
+    /// deployment with a database and no Redis.
+    pub fn state(&self) -> SqlStateStore {
+        SqlStateStore::on(self.db.clone())
+    }
+
+    /// The assurance epoch of user `id` (0 until a factor change bumps
+    /// it): what the application's subject source puts in
+    /// [`Subject::with_epoch`].
+    pub async fn epoch(&self, id: &str) -> Result<u64, StoreError> {
+        let epoch: Option<i64> = on_pool!(self.db, pool => {
+            sqlx::query_scalar("SELECT epoch FROM stepup_epochs WHERE subject = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| failed(STORE, "epoch", &e))?
+        });
+        self.db.sent(1);
+        u64::try_from(epoch.unwrap_or(0)).map_err(|_| out_of_range(STORE, "epoch"))
+    }
+
+    /// Registers where the subject receives one-time codes on `channel`
+    /// (what [`FactorStore::code_destination`] answers), replacing any
+    /// earlier address; `None` removes it.
+    pub async fn set_code_destination(
+        &self,
+        subject: &Subject,
+        channel: Channel,
+        address: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let fail = |e: sqlx::Error| failed(STORE, "set code destination", &e);
+        on_pool!(self.db, pool => match address {
+            Some(address) => sqlx::query(
+                "INSERT INTO stepup_code_destinations (subject, channel, address) VALUES ($1, $2, $3) \
+                 ON CONFLICT (subject, channel) DO UPDATE SET address = excluded.address",
+            )
+            .bind(subject.id())
+            .bind(channel.as_str())
+            .bind(address)
+            .execute(pool)
+            .await
+            .map_err(fail)
+            .map(drop)?,
+            None => sqlx::query("DELETE FROM stepup_code_destinations WHERE subject = $1 AND channel = $2")
+                .bind(subject.id())
+                .bind(channel.as_str())
+                .execute(pool)
+                .await
+                .map_err(fail)
+                .map(drop)?,
+        });
+        self.db.sent(1);
+        Ok(())
+    }
+
+    /// How many statements this store has sent to the database (each one
+    /// round trip; its [`state`](Self::state) store shares the count): for
+    /// monitoring and the benchmarks.
+    pub fn statements(&self) -> u64 {
+        self.db.statements()
+    }
+
+    /// Re-seals every TOTP secret and passkey sealed under an older key of
+    /// the ring under the current one, in batches, each row with a
+    /// compare-and-set (a write racing with it wins). Run it after putting
+    /// a new key first in the ring; once it reports nothing left under the
+    /// old key (recovery codes aside), the old key can go.
+    ///
+    /// Recovery codes cannot be re-sealed — only their keyed digests are
+    /// kept: [`Resealed::recovery_codes_under_old_keys`] counts those that
+    /// still need an old key; they work while it stays in the ring, and a
+    /// user's next set of codes is digested under the current key.
+    pub async fn reseal(&self) -> Result<Resealed, StoreError> {
+        let mut report = Resealed {
+            totp: self.reseal_totp().await?,
+            ..Resealed::default()
+        };
+        #[cfg(feature = "passkey")]
+        {
+            report.passkeys = self.reseal_passkeys().await?;
+        }
+        let current = i64::from(self.keys.current().id());
+        let left: i64 = on_pool!(self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM stepup_recovery_codes WHERE key_id <> $1")
+                .bind(current)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| failed(STORE, "reseal", &e))?
+        });
+        self.db.sent(1);
+        report.recovery_codes_under_old_keys = u64::try_from(left).unwrap_or(0);
+        Ok(report)
+    }
+
+    async fn reseal_totp(&self) -> Result<u64, StoreError> {
+        let fail = |e: sqlx::Error| failed(STORE, "reseal", &e);
+        let current = i64::from(self.keys.current().id());
+        let mut moved = 0;
+        loop {
+            let rows: Vec<(String, i64, Vec<u8>)> = on_pool!(self.db, pool => {
+                sqlx::query_as(
+                    "SELECT subject, key_id, sealed FROM stepup_totp WHERE key_id <> $1 LIMIT 100",
+                )
+                .bind(current)
+                .fetch_all(pool)
+                .await
+                .map_err(fail)?
+            });
+            self.db.sent(1);
+            if rows.is_empty() {
+                return Ok(moved);
+            }
+            for (subject, key_id, sealed) in rows {
+                let place = totp_place("reseal", &subject);
+                let secret = self.keys.open(&place, key_id, &sealed)?;
+                let (new_id, resealed) = self.keys.seal(&place, &secret)?;
+                on_pool!(self.db, pool => {
+                    sqlx::query(
+                        "UPDATE stepup_totp SET key_id = $1, sealed = $2 \
+                         WHERE subject = $3 AND key_id = $4 AND sealed = $5",
+                    )
+                    .bind(i64::from(new_id))
+                    .bind(resealed)
+                    .bind(&subject)
+                    .bind(key_id)
+                    .bind(&sealed)
+                    .execute(pool)
+                    .await
+                    .map_err(fail)?;
+                });
+                self.db.sent(1);
+                moved += 1;
+            }
+        }
+    }
+
+    #[cfg(feature = "passkey")]
+    async fn reseal_passkeys(&self) -> Result<u64, StoreError> {
+        let fail = |e: sqlx::Error| failed(STORE, "reseal", &e);
+        let current = i64::from(self.keys.current().id());
+        let mut moved = 0;
+        loop {
+            let rows: Vec<(String, Vec<u8>, i64, Vec<u8>)> = on_pool!(self.db, pool => {
+                sqlx::query_as(
+                    "SELECT subject, credential_id, key_id, sealed FROM stepup_passkeys \
+                     WHERE key_id <> $1 LIMIT 100",
+                )
+                .bind(current)
+                .fetch_all(pool)
+                .await
+                .map_err(fail)?
+            });
+            self.db.sent(1);
+            if rows.is_empty() {
+                return Ok(moved);
+            }
+            for (subject, credential_id, key_id, sealed) in rows {
+                let place = passkey_place("reseal", &subject, &credential_id);
+                let record = self.keys.open(&place, key_id, &sealed)?;
+                let (new_id, resealed) = self.keys.seal(&place, &record)?;
+                on_pool!(self.db, pool => {
+                    sqlx::query(
+                        "UPDATE stepup_passkeys SET key_id = $1, sealed = $2 \
+                         WHERE credential_id = $3 AND key_id = $4 AND sealed = $5",
+                    )
+                    .bind(i64::from(new_id))
+                    .bind(resealed)
+                    .bind(&credential_id)
+                    .bind(key_id)
+                    .bind(&sealed)
+                    .execute(pool)
+                    .await
+                    .map_err(fail)?;
+                });
+                self.db.sent(1);
+                moved += 1;
+            }
+        }
+    }
+}
+
+/// What [`SqlStore::reseal`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resealed {
+    /// TOTP secrets moved to the current key.
+    pub totp: u64,
+    /// Passkey records moved to the current key.
+    pub passkeys: u64,
+    /// Unused recovery codes still digested under an older key (they
+    /// cannot be re-keyed; see [`SqlStore::reseal`]).
+    pub recovery_codes_under_old_keys: u64,
+}
+
+fn totp_place<'a>(operation: &'static str, subject: &'a str) -> Place<'a> {
+    Place {
+        operation,
+        column: TOTP_COLUMN,
+        subject,
+        row: b"",
+    }
+}
+
+#[cfg(feature = "passkey")]
+fn passkey_place<'a>(
+    operation: &'static str,
+    subject: &'a str,
+    credential_id: &'a [u8],
+) -> Place<'a> {
+    Place {
+        operation,
+        column: PASSKEY_COLUMN,
+        subject,
+        row: credential_id,
+    }
+}
+
+impl FactorStore for SqlStore {
+    async fn totp_secret(&self, subject: &Subject) -> Result<Option<TotpSecret>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = on_pool!(self.db, pool => {
+            sqlx::query_as("SELECT key_id, sealed FROM stepup_totp WHERE subject = $1")
+                .bind(subject.id())
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| failed(STORE, "totp secret", &e))?
+        });
+        self.db.sent(1);
+        let Some((key_id, sealed)) = row else {
+            return Ok(None);
+        };
+        let bytes = self
+            .keys
+            .open(&totp_place("totp secret", subject.id()), key_id, &sealed)?;
+        TotpSecret::from_bytes(&bytes)
+            .map(Some)
+            .ok_or_else(|| StoreError::new(STORE, "totp secret: the opened secret is too short"))
+    }
+
+    async fn set_totp_secret(
+        &self,
+        subject: &Subject,
+        secret: TotpSecret,
+    ) -> Result<(), StoreError> {
+        let (key_id, sealed) = self.keys.seal(
+            &totp_place("set totp secret", subject.id()),
+            secret.as_bytes(),
+        )?;
+        on_pool!(self.db, pool => {
+            sqlx::query(
+                "INSERT INTO stepup_totp (subject, key_id, sealed, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (subject) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(subject.id())
+            .bind(i64::from(key_id))
+            .bind(sealed)
+            .bind(crate::now_seconds())
+            .execute(pool)
+            .await
+            .map_err(|e| failed(STORE, "set totp secret", &e))?;
+        });
+        self.db.sent(1);
+        Ok(())
+    }
+
+    async fn remove_totp_secret(&self, subject: &Subject) -> Result<(), StoreError> {
+        on_pool!(self.db, pool => {
+            sqlx::query("DELETE FROM stepup_totp WHERE subject = $1")
+                .bind(subject.id())
+                .execute(pool)
+                .await
+                .map_err(|e| failed(STORE, "remove totp secret", &e))?;
+        });
+        self.db.sent(1);
+        Ok(())
+    }
+
+    async fn set_recovery_digests(
+        &self,
+        subject: &Subject,
+        digests: Vec<[u8; 32]>,
+    ) -> Result<(), StoreError> {
+        let fail = |e: sqlx::Error| failed(STORE, "set recovery codes", &e);
+        let mut keyed: Vec<(u32, [u8; 32])> = digests
+            .iter()
+            .map(|d| self.keys.current_recovery_digest(subject.id(), d))
+            .collect();
+        keyed.sort_unstable();
+        keyed.dedup();
+        // One transaction: the old set goes and the new one comes together.
+        let insert = (!keyed.is_empty()).then(|| {
+            let rows: Vec<String> = (0..keyed.len())
+                .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+                .collect();
+            format!(
+                "INSERT INTO stepup_recovery_codes (subject, digest, key_id) VALUES {}",
+                rows.join(", ")
+            )
+        });
+        on_pool!(self.db, pool => {
+            let mut tx = pool.begin().await.map_err(fail)?;
+            sqlx::query("DELETE FROM stepup_recovery_codes WHERE subject = $1")
+                .bind(subject.id())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            if let Some(insert) = &insert {
+                let mut query = sqlx::query(insert).bind(subject.id());
+                for (key_id, digest) in &keyed {
+                    query = query.bind(digest.as_slice()).bind(i64::from(*key_id));
+                }
+                query.execute(&mut *tx).await.map_err(fail)?;
+            }
+            tx.commit().await.map_err(fail)?;
+        });
+        self.db.sent(3 + u64::from(insert.is_some()));
+        Ok(())
+    }
+
+    async fn consume_recovery_digest(
+        &self,
+        subject: &Subject,
+        digest: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        let candidates = self.keys.recovery_digests(subject.id(), digest);
+        let used = on_pool!(self.db, pool => {
+            let mut query = sqlx::query(&self.consume_sql).bind(subject.id());
+            for (_, keyed) in &candidates {
+                query = query.bind(keyed.as_slice());
+            }
+            query
+                .fetch_all(pool)
+                .await
+                .map_err(|e| failed(STORE, "use recovery code", &e))?
+                .len()
+        });
+        self.db.sent(1);
+        Ok(used > 0)
+    }
+
+    async fn recovery_codes_left(&self, subject: &Subject) -> Result<usize, StoreError> {
+        let left: i64 = on_pool!(self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM stepup_recovery_codes WHERE subject = $1")
+                .bind(subject.id())
+                .fetch_one(pool)
+                .await
+                .map_err(|e| failed(STORE, "recovery codes left", &e))?
+        });
+        self.db.sent(1);
+        usize::try_from(left).map_err(|_| out_of_range(STORE, "recovery codes left"))
+    }
+
+    async fn code_destination(
+        &self,
+        subject: &Subject,
+        channel: Channel,
+    ) -> Result<Option<String>, StoreError> {
+        let address: Option<String> = on_pool!(self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT address FROM stepup_code_destinations WHERE subject = $1 AND channel = $2",
+            )
+            .bind(subject.id())
+            .bind(channel.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| failed(STORE, "code destination", &e))?
+        });
+        self.db.sent(1);
+        Ok(address)
+    }
+
+    async fn bump_epoch(&self, subject: &Subject) -> Result<u64, StoreError> {
+        let epoch: i64 = on_pool!(self.db, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO stepup_epochs (subject, epoch) VALUES ($1, 1) \
+                 ON CONFLICT (subject) DO UPDATE SET epoch = stepup_epochs.epoch + 1 RETURNING epoch",
+            )
+            .bind(subject.id())
+            .fetch_one(pool)
+            .await
+            .map_err(|e| failed(STORE, "bump epoch", &e))?
+        });
+        self.db.sent(1);
+        u64::try_from(epoch).map_err(|_| out_of_range(STORE, "bump epoch"))
+    }
+}
+
+#[cfg(feature = "passkey")]
+mod passkeys {
+    use stepup_store::{PasskeyStore, StoredPasskey};
+    use webauthn_rs::prelude::Passkey;
+
+    use super::*;
+
+    impl SqlStore {
+        fn seal_passkey(
+            &self,
+            operation: &'static str,
+            subject: &Subject,
+            passkey: &StoredPasskey,
+        ) -> Result<(i64, Vec<u8>), StoreError> {
+            let record =
+                zeroize::Zeroizing::new(serde_json::to_vec(&passkey.passkey).map_err(|_| {
+                    StoreError::new(
+                        STORE,
+                        format!("{operation}: the passkey does not serialise"),
+                    )
+                })?);
+            let (key_id, sealed) = self.keys.seal(
+                &passkey_place(operation, subject.id(), passkey.id()),
+                &record,
+            )?;
+            Ok((i64::from(key_id), sealed))
+        }
+    }
+
+    impl PasskeyStore for SqlStore {
+        async fn passkeys(&self, subject: &Subject) -> Result<Vec<StoredPasskey>, StoreError> {
+            const OPERATION: &str = "passkeys";
+            let rows = on_pool!(self.db, pool => {
+                sqlx::query(
+                    "SELECT credential_id, name, key_id, sealed FROM stepup_passkeys \
+                     WHERE subject = $1 ORDER BY id",
+                )
+                .bind(subject.id())
+                .fetch_all(pool)
+                .await
+                .map_err(|e| failed(STORE, OPERATION, &e))?
+                .into_iter()
+                .map(|row| {
+                    Ok::<_, sqlx::Error>((
+                        row.try_get::<Vec<u8>, _>(0)?,
+                        row.try_get::<String, _>(1)?,
+                        row.try_get::<i64, _>(2)?,
+                        row.try_get::<Vec<u8>, _>(3)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| failed(STORE, OPERATION, &e))?
+            });
+            self.db.sent(1);
+            rows.into_iter()
+                .map(|(credential_id, name, key_id, sealed)| {
+                    let record = self.keys.open(
+                        &passkey_place(OPERATION, subject.id(), &credential_id),
+                        key_id,
+                        &sealed,
+                    )?;
+                    let passkey: Passkey = serde_json::from_slice(&record).map_err(|_| {
+                        StoreError::new(STORE, "passkeys: an opened record is not a passkey")
+                    })?;
+                    if passkey.cred_id().as_slice() != credential_id.as_slice() {
+                        return Err(StoreError::new(
+                            STORE,
+                            "passkeys: an opened record belongs to another credential",
+                        ));
+                    }
+                    Ok(StoredPasskey { name, passkey })
+                })
+                .collect()
+        }
+
+        async fn add_passkey(
+            &self,
+            subject: &Subject,
+            passkey: StoredPasskey,
+        ) -> Result<bool, StoreError> {
+            const OPERATION: &str = "add passkey";
+            let (key_id, sealed) = self.seal_passkey(OPERATION, subject, &passkey)?;
+            let added: Option<i64> = on_pool!(self.db, pool => {
+                sqlx::query_scalar(
+                    "INSERT INTO stepup_passkeys \
+                     (credential_id, subject, name, counter, key_id, sealed, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (credential_id) DO NOTHING RETURNING id",
+                )
+                .bind(passkey.id())
+                .bind(subject.id())
+                .bind(&passkey.name)
+                .bind(i64::from(passkey.counter()))
+                .bind(key_id)
+                .bind(sealed)
+                .bind(crate::now_seconds())
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| failed(STORE, OPERATION, &e))?
+            });
+            self.db.sent(1);
+            Ok(added.is_some())
+        }
+
+        async fn update_passkey(
+            &self,
+            subject: &Subject,
+            passkey: StoredPasskey,
+        ) -> Result<bool, StoreError> {
+            const OPERATION: &str = "update passkey";
+            let (key_id, sealed) = self.seal_passkey(OPERATION, subject, &passkey)?;
+            let counter = i64::from(passkey.counter());
+            // One statement: still this subject's, and the counter moves
+            // forward (or stays at 0 for authenticators without one).
+            let updated = on_pool!(self.db, pool => {
+                sqlx::query(
+                    "UPDATE stepup_passkeys SET counter = $3, key_id = $4, sealed = $5, used_at = $6 \
+                     WHERE subject = $1 AND credential_id = $2 \
+                     AND (counter < $3 OR (counter = 0 AND $3 = 0))",
+                )
+                .bind(subject.id())
+                .bind(passkey.id())
+                .bind(counter)
+                .bind(key_id)
+                .bind(sealed)
+                .bind(crate::now_seconds())
+                .execute(pool)
+                .await
+                .map_err(|e| failed(STORE, OPERATION, &e))?
+                .rows_affected()
+            });
+            self.db.sent(1);
+            Ok(updated > 0)
+        }
+
+        async fn remove_passkey(&self, subject: &Subject, id: &[u8]) -> Result<bool, StoreError> {
+            let removed = on_pool!(self.db, pool => {
+                sqlx::query("DELETE FROM stepup_passkeys WHERE subject = $1 AND credential_id = $2")
+                    .bind(subject.id())
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map_err(|e| failed(STORE, "remove passkey", &e))?
+                    .rows_affected()
+            });
+            self.db.sent(1);
+            Ok(removed > 0)
+        }
+
+        async fn rename_passkey(
+            &self,
+            subject: &Subject,
+            id: &[u8],
+            name: &str,
+        ) -> Result<bool, StoreError> {
+            let renamed = on_pool!(self.db, pool => {
+                sqlx::query(
+                    "UPDATE stepup_passkeys SET name = $3 WHERE subject = $1 AND credential_id = $2",
+                )
+                .bind(subject.id())
+                .bind(id)
+                .bind(name)
+                .execute(pool)
+                .await
+                .map_err(|e| failed(STORE, "rename passkey", &e))?
+                .rows_affected()
+            });
+            self.db.sent(1);
+            Ok(renamed > 0)
+        }
+    }
+}
