@@ -44,9 +44,11 @@ impl RecoveryCode {
         out
     }
 
-    /// The digest the factor store keeps. Unkeyed on purpose: a code has
-    /// 80 random bits (no offline guessing), and a keyed digest would stop
-    /// every stored code from verifying when the key rotates.
+    /// The digest the engine hands the factor store. Unkeyed here: a code
+    /// has 80 random bits (no offline guessing), and a digest keyed with
+    /// the engine's key would stop every stored code from verifying when
+    /// that key changes. A store that keeps it at rest keys it again with
+    /// a key ring of its own (`stepup-sqlx` stores only an HMAC of it).
     pub(crate) fn digest(&self) -> [u8; 32] {
         digest(&self.0)
     }

@@ -16,6 +16,8 @@
 //! | `axum` (default) | `axum`: `StepUp`, the extractor, the challenge routes and the layer for axum (brings `tower`, `passkey`) |
 //! | `actix` | `actix`: `StepUp`, the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (brings `passkey`) |
 //! | `redis` | `redis`: the Redis `StateStore` for deployments with several instances |
+//! | `sqlite` | `sqlx`: `SqlStore` (factors sealed at rest, passkeys with `passkey`) and `SqlStateStore` on SQLite |
+//! | `postgres` | `sqlx`: the same on PostgreSQL (rustls) |
 //!
 //! Preludes: [`prelude`] has the framework-neutral names (core, and the
 //! engine's with `engine`); `stepup::axum::prelude::*` and
@@ -49,6 +51,9 @@ pub use stepup_store as store;
 #[cfg(feature = "redis")]
 pub use stepup_redis as redis;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use stepup_sqlx as sqlx;
+
 /// The framework-neutral names most applications use, in one import: the
 /// core (keys, policies, subjects, the gate) and, with the `engine`
 /// feature, the engine and its stores.
@@ -70,6 +75,9 @@ pub mod prelude {
 
     #[cfg(feature = "redis")]
     pub use stepup_redis::RedisStateStore;
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub use stepup_sqlx::{SealingKey, SealingKeys, SqlStateStore, SqlStore};
 }
 
 /// The axum adapter ([`stepup_axum`]) and its prelude.
@@ -125,7 +133,13 @@ pub mod actix {
 }
 
 /// The README's examples, compiled as doctests (with the `axum`, `actix`
-/// and `redis` features, as the workspace's test run builds this crate).
-#[cfg(all(doctest, feature = "axum", feature = "actix", feature = "redis"))]
+/// `redis` and `sqlite` features, as the workspace's test run builds this crate).
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "actix",
+    feature = "redis",
+    feature = "sqlite"
+))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

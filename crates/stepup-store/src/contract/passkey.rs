@@ -256,7 +256,12 @@ pub async fn update_replaces_only_a_registered_credential<S: PasskeyStore>(store
 pub async fn a_signature_counter_never_moves_back<S: PasskeyStore>(store: Arc<S>) {
     let alice = Arc::new(fresh_subject("counter-alice"));
     let id = fresh_id();
-    assert!(store.add_passkey(&alice, passkey(&id, "key", 5)).await.unwrap());
+    assert!(
+        store
+            .add_passkey(&alice, passkey(&id, "key", 5))
+            .await
+            .unwrap()
+    );
     for stale in [3, 5] {
         assert!(
             !store
@@ -266,24 +271,54 @@ pub async fn a_signature_counter_never_moves_back<S: PasskeyStore>(store: Arc<S>
             "counter {stale} after 5"
         );
     }
-    assert_eq!(listed(&*store, &alice).await[0].2, 5, "a stale update changes nothing");
-    assert!(store.update_passkey(&alice, passkey(&id, "key", 6)).await.unwrap());
+    assert_eq!(
+        listed(&*store, &alice).await[0].2,
+        5,
+        "a stale update changes nothing"
+    );
+    assert!(
+        store
+            .update_passkey(&alice, passkey(&id, "key", 6))
+            .await
+            .unwrap()
+    );
     assert_eq!(listed(&*store, &alice).await[0].2, 6);
 
     let without = fresh_id();
-    assert!(store.add_passkey(&alice, passkey(&without, "synced", 0)).await.unwrap());
     assert!(
-        store.update_passkey(&alice, passkey(&without, "synced", 0)).await.unwrap(),
+        store
+            .add_passkey(&alice, passkey(&without, "synced", 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .update_passkey(&alice, passkey(&without, "synced", 0))
+            .await
+            .unwrap(),
         "no counter: every use updates (its backup state)"
     );
-    assert!(store.update_passkey(&alice, passkey(&without, "synced", 2)).await.unwrap());
     assert!(
-        !store.update_passkey(&alice, passkey(&without, "synced", 0)).await.unwrap(),
+        store
+            .update_passkey(&alice, passkey(&without, "synced", 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_passkey(&alice, passkey(&without, "synced", 0))
+            .await
+            .unwrap(),
         "back to 0 after 2"
     );
 
     let raced = fresh_id();
-    assert!(store.add_passkey(&alice, passkey(&raced, "raced", 0)).await.unwrap());
+    assert!(
+        store
+            .add_passkey(&alice, passkey(&raced, "raced", 0))
+            .await
+            .unwrap()
+    );
     let mut racers = tokio::task::JoinSet::new();
     for counter in 1..=RACERS as u32 {
         let (store, alice, raced) = (Arc::clone(&store), Arc::clone(&alice), raced.clone());
