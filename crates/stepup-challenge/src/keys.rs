@@ -40,7 +40,7 @@ use std::net::IpAddr;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use stepup_core::{Method, Subject};
-use stepup_store::Channel;
+use stepup_store::{Channel, Sealer, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -53,6 +53,9 @@ const NAME_BYTES: usize = 16;
 #[derive(Clone)]
 pub(crate) struct StoreKeys {
     mac: HmacSha256,
+    /// Seals the values the engine keeps that are secrets (a pending TOTP
+    /// secret), under a subkey of its own.
+    sealer: Sealer,
 }
 
 impl std::fmt::Debug for StoreKeys {
@@ -73,6 +76,7 @@ enum Domain {
     Events = 6,
     #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
     UserHandle = 8,
+    Seal = 9,
 }
 
 impl StoreKeys {
@@ -80,7 +84,26 @@ impl StoreKeys {
         // HMAC takes keys of any length: this cannot fail.
         let mac = <HmacSha256 as KeyInit>::new_from_slice(key)
             .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new(&Default::default()));
-        StoreKeys { mac }
+        let mut keys = StoreKeys {
+            mac,
+            sealer: Sealer::new(&[0; 32]),
+        };
+        let seal_key = zeroize::Zeroizing::new(keys.digest(Domain::Seal, &[b"state values"]));
+        keys.sealer = Sealer::new(&seal_key);
+        keys
+    }
+
+    /// Seals a secret the engine keeps in the state store under `name` (its
+    /// store key): a reader of the store learns nothing of it, and a value
+    /// moved to another name does not open.
+    pub(crate) fn seal(&self, name: &str, secret: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.sealer.seal(name.as_bytes(), secret)
+    }
+
+    /// Opens what [`seal`](Self::seal) made for `name`; `None` for anything
+    /// else.
+    pub(crate) fn open(&self, name: &str, sealed: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.sealer.open(name.as_bytes(), sealed)
     }
 
     fn digest(&self, domain: Domain, parts: &[&[u8]]) -> [u8; 32] {

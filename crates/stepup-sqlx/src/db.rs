@@ -79,7 +79,8 @@ impl Db {
     /// Connects to `url`: `sqlite:…` or `postgres://…`/`postgresql://…`.
     ///
     /// SQLite files are created when missing and run in WAL mode with
-    /// `synchronous = NORMAL` and a 5 s busy timeout; an in-memory SQLite
+    /// `synchronous = FULL`, `secure_delete` and a 5 s busy timeout; an
+    /// in-memory SQLite
     /// database (`sqlite::memory:`, `mode=memory`) gets one connection
     /// that never closes, since each connection would be a database of its
     /// own and the last one closing would end it.
@@ -90,15 +91,43 @@ impl Db {
         }
         #[cfg(feature = "postgres")]
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            use std::str::FromStr;
+            let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            warn_unless_verified(&options);
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(16)
-                .connect(url)
+                .connect_with(options)
                 .await?;
             return Ok(Db::new(Pool::Postgres(pool)));
         }
         Err(sqlx::Error::Configuration(
             "the URL is not for a database this build of stepup-sqlx has (features `sqlite`, `postgres`)".into(),
         ))
+    }
+}
+
+/// PostgreSQL's default `sslmode=prefer` accepts any certificate and falls
+/// back to plain text: whoever sits between the application and a remote
+/// database could then answer for it (a recovery code "found", an old
+/// epoch). Warn unless the connection is local or the certificate and host
+/// are verified (`sslmode=verify-full`, or `verify-ca`).
+#[cfg(feature = "postgres")]
+fn warn_unless_verified(options: &sqlx::postgres::PgConnectOptions) {
+    use sqlx::postgres::PgSslMode;
+    let host = options.get_host();
+    let local = options.get_socket().is_some()
+        || host.starts_with('/')
+        || matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]");
+    let verified = matches!(
+        options.get_ssl_mode(),
+        PgSslMode::VerifyFull | PgSslMode::VerifyCa
+    );
+    if !local && !verified {
+        tracing::warn!(
+            "stepup-sqlx: the PostgreSQL connection does not verify the server (add \
+             sslmode=verify-full to the URL): a party on the network path could read and \
+             answer for the factor store"
+        );
     }
 }
 
@@ -112,10 +141,13 @@ async fn connect_sqlite(url: &str) -> Result<Db, sqlx::Error> {
     };
 
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    // Deleted rows (a used recovery code, a replaced secret, a taken
+    // enrollment) are overwritten, not left in free pages.
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        .pragma("secure_delete", "ON");
     let pool = if in_memory {
         SqlitePoolOptions::new()
             .max_connections(1)
@@ -128,9 +160,11 @@ async fn connect_sqlite(url: &str) -> Result<Db, sqlx::Error> {
         SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(
+                // FULL: a committed use of a recovery code survives a power
+                // loss (NORMAL could roll the last commits back).
                 options
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
+                    .synchronous(SqliteSynchronous::Full),
             )
             .await?
     };

@@ -61,6 +61,13 @@ pub struct SqlStore {
     keys: Arc<SealingKeys>,
     /// `DELETE … WHERE digest IN (…)` with one bind per key of the ring.
     consume_sql: Arc<str>,
+    /// `SELECT COUNT(*) … WHERE key_id IN (…)`, the ring's ids inlined
+    /// (numbers this store made, not input).
+    left_sql: Arc<str>,
+    /// Set once the ring's keys are checked against the database: before
+    /// the first write that seals, so an instance with a wrong key never
+    /// seals anything the others cannot open.
+    checked: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl SqlStore {
@@ -96,10 +103,17 @@ impl SqlStore {
             "DELETE FROM stepup_recovery_codes WHERE subject = $1 AND digest IN ({}) RETURNING key_id",
             binds.join(", ")
         );
+        let ids: Vec<String> = keys.ids().map(|id| id.to_string()).collect();
+        let left_sql = format!(
+            "SELECT COUNT(*) FROM stepup_recovery_codes WHERE subject = $1 AND key_id IN ({})",
+            ids.join(", ")
+        );
         SqlStore {
             db,
             keys: Arc::new(keys),
             consume_sql: consume_sql.into(),
+            left_sql: left_sql.into(),
+            checked: Arc::default(),
         }
     }
 
@@ -111,10 +125,23 @@ impl SqlStore {
     /// Returns the schema versions it applied.
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         let applied = crate::migrate::migrate(&self.db, STORE).await?;
-        for id in self.keys.ids() {
-            self.check_key(id).await?;
-        }
+        self.keys_checked().await?;
         Ok(applied)
+    }
+
+    /// Checks every key of the ring against the database once per store
+    /// (what [`migrate`](Self::migrate) does; every write that seals asks
+    /// first, so a store that skipped `migrate` is checked too).
+    async fn keys_checked(&self) -> Result<(), StoreError> {
+        self.checked
+            .get_or_try_init(|| async {
+                for id in self.keys.ids() {
+                    self.check_key(id).await?;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn check_key(&self, id: u32) -> Result<(), StoreError> {
@@ -215,7 +242,8 @@ impl SqlStore {
 
     /// Re-seals every TOTP secret and passkey sealed under an older key of
     /// the ring under the current one, in batches, each row with a
-    /// compare-and-set (a write racing with it wins). Run it after putting
+    /// compare-and-set (a write racing with it wins); rows that do not open
+    /// are counted ([`Resealed::unreadable`]) and left. Run it after putting
     /// a new key first in the ring; once it reports nothing left under the
     /// old key (recovery codes aside), the old key can go.
     ///
@@ -224,13 +252,18 @@ impl SqlStore {
     /// still need an old key; they work while it stays in the ring, and a
     /// user's next set of codes is digested under the current key.
     pub async fn reseal(&self) -> Result<Resealed, StoreError> {
+        self.keys_checked().await?;
+        let (totp, unreadable) = self.reseal_totp().await?;
         let mut report = Resealed {
-            totp: self.reseal_totp().await?,
+            totp,
+            unreadable,
             ..Resealed::default()
         };
         #[cfg(feature = "passkey")]
         {
-            report.passkeys = self.reseal_passkeys().await?;
+            let (passkeys, unreadable) = self.reseal_passkeys().await?;
+            report.passkeys = passkeys;
+            report.unreadable += unreadable;
         }
         let current = i64::from(self.keys.current().id());
         let left: i64 = on_pool!(self.db, pool => {
@@ -245,27 +278,37 @@ impl SqlStore {
         Ok(report)
     }
 
-    async fn reseal_totp(&self) -> Result<u64, StoreError> {
+    /// Re-seals the TOTP secrets under older keys, in batches of 100 in
+    /// subject order; returns (moved, did not open).
+    async fn reseal_totp(&self) -> Result<(u64, u64), StoreError> {
         let fail = |e: sqlx::Error| failed(STORE, "reseal", &e);
         let current = i64::from(self.keys.current().id());
-        let mut moved = 0;
+        let (mut moved, mut unreadable) = (0, 0);
+        // A cursor, so rows that do not open are passed once, not met again.
+        let mut after: Option<String> = None;
         loop {
             let rows: Vec<(String, i64, Vec<u8>)> = on_pool!(self.db, pool => {
                 sqlx::query_as(
-                    "SELECT subject, key_id, sealed FROM stepup_totp WHERE key_id <> $1 LIMIT 100",
+                    "SELECT subject, key_id, sealed FROM stepup_totp \
+                     WHERE key_id <> $1 AND ($2 IS NULL OR subject > $2) ORDER BY subject LIMIT 100",
                 )
                 .bind(current)
+                .bind(&after)
                 .fetch_all(pool)
                 .await
                 .map_err(fail)?
             });
             self.db.sent(1);
-            if rows.is_empty() {
-                return Ok(moved);
-            }
+            let Some((last, _, _)) = rows.last() else {
+                return Ok((moved, unreadable));
+            };
+            after = Some(last.clone());
             for (subject, key_id, sealed) in rows {
                 let place = totp_place("reseal", &subject);
-                let secret = self.keys.open(&place, key_id, &sealed)?;
+                let Ok(secret) = self.keys.open(&place, key_id, &sealed) else {
+                    unreadable += 1;
+                    continue;
+                };
                 let (new_id, resealed) = self.keys.seal(&place, &secret)?;
                 on_pool!(self.db, pool => {
                     sqlx::query(
@@ -287,29 +330,37 @@ impl SqlStore {
         }
     }
 
+    /// Re-seals the passkey records under older keys, in batches of 100 in
+    /// credential-id order; returns (moved, did not open).
     #[cfg(feature = "passkey")]
-    async fn reseal_passkeys(&self) -> Result<u64, StoreError> {
+    async fn reseal_passkeys(&self) -> Result<(u64, u64), StoreError> {
         let fail = |e: sqlx::Error| failed(STORE, "reseal", &e);
         let current = i64::from(self.keys.current().id());
-        let mut moved = 0;
+        let (mut moved, mut unreadable) = (0, 0);
+        let mut after: Option<Vec<u8>> = None;
         loop {
             let rows: Vec<(String, Vec<u8>, i64, Vec<u8>)> = on_pool!(self.db, pool => {
                 sqlx::query_as(
                     "SELECT subject, credential_id, key_id, sealed FROM stepup_passkeys \
-                     WHERE key_id <> $1 LIMIT 100",
+                     WHERE key_id <> $1 AND ($2 IS NULL OR credential_id > $2) ORDER BY credential_id LIMIT 100",
                 )
                 .bind(current)
+                .bind(&after)
                 .fetch_all(pool)
                 .await
                 .map_err(fail)?
             });
             self.db.sent(1);
-            if rows.is_empty() {
-                return Ok(moved);
-            }
+            let Some((_, last, _, _)) = rows.last() else {
+                return Ok((moved, unreadable));
+            };
+            after = Some(last.clone());
             for (subject, credential_id, key_id, sealed) in rows {
                 let place = passkey_place("reseal", &subject, &credential_id);
-                let record = self.keys.open(&place, key_id, &sealed)?;
+                let Ok(record) = self.keys.open(&place, key_id, &sealed) else {
+                    unreadable += 1;
+                    continue;
+                };
                 let (new_id, resealed) = self.keys.seal(&place, &record)?;
                 on_pool!(self.db, pool => {
                     sqlx::query(
@@ -343,6 +394,11 @@ pub struct Resealed {
     /// Unused recovery codes still digested under an older key (they
     /// cannot be re-keyed; see [`SqlStore::reseal`]).
     pub recovery_codes_under_old_keys: u64,
+    /// TOTP secrets and passkey records under an older key that did not
+    /// open (their key is not in the ring, or the row was altered): left
+    /// as they are. Such a secret fails its step-ups; such a passkey is
+    /// skipped when listed. Delete them by hand once understood.
+    pub unreadable: u64,
 }
 
 fn totp_place<'a>(operation: &'static str, subject: &'a str) -> Place<'a> {
@@ -389,11 +445,25 @@ impl FactorStore for SqlStore {
             .ok_or_else(|| StoreError::new(STORE, "totp secret: the opened secret is too short"))
     }
 
+    async fn has_totp_secret(&self, subject: &Subject) -> Result<bool, StoreError> {
+        let found = on_pool!(self.db, pool => {
+            sqlx::query("SELECT key_id FROM stepup_totp WHERE subject = $1")
+                .bind(subject.id())
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| failed(STORE, "has totp secret", &e))?
+                .is_some()
+        });
+        self.db.sent(1);
+        Ok(found)
+    }
+
     async fn set_totp_secret(
         &self,
         subject: &Subject,
         secret: TotpSecret,
     ) -> Result<(), StoreError> {
+        self.keys_checked().await?;
         let (key_id, sealed) = self.keys.seal(
             &totp_place("set totp secret", subject.id()),
             secret.as_bytes(),
@@ -434,6 +504,7 @@ impl FactorStore for SqlStore {
         digests: Vec<[u8; 32]>,
     ) -> Result<(), StoreError> {
         let fail = |e: sqlx::Error| failed(STORE, "set recovery codes", &e);
+        self.keys_checked().await?;
         let mut keyed: Vec<(u32, [u8; 32])> = digests
             .iter()
             .map(|d| self.keys.current_recovery_digest(subject.id(), d))
@@ -452,6 +523,18 @@ impl FactorStore for SqlStore {
         });
         on_pool!(self.db, pool => {
             let mut tx = pool.begin().await.map_err(fail)?;
+            // Lock the user's epoch row first: two replacements racing on
+            // PostgreSQL (READ COMMITTED) then run one after the other, and
+            // the second one's delete sees the first one's codes. (SQLite
+            // serialises writers anyway.)
+            sqlx::query(
+                "INSERT INTO stepup_epochs (subject, epoch) VALUES ($1, 0) \
+                 ON CONFLICT (subject) DO UPDATE SET epoch = stepup_epochs.epoch",
+            )
+            .bind(subject.id())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
             sqlx::query("DELETE FROM stepup_recovery_codes WHERE subject = $1")
                 .bind(subject.id())
                 .execute(&mut *tx)
@@ -466,7 +549,7 @@ impl FactorStore for SqlStore {
             }
             tx.commit().await.map_err(fail)?;
         });
-        self.db.sent(3 + u64::from(insert.is_some()));
+        self.db.sent(4 + u64::from(insert.is_some()));
         Ok(())
     }
 
@@ -493,7 +576,7 @@ impl FactorStore for SqlStore {
 
     async fn recovery_codes_left(&self, subject: &Subject) -> Result<usize, StoreError> {
         let left: i64 = on_pool!(self.db, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM stepup_recovery_codes WHERE subject = $1")
+            sqlx::query_scalar(&self.left_sql)
                 .bind(subject.id())
                 .fetch_one(pool)
                 .await
@@ -546,6 +629,34 @@ mod passkeys {
     use super::*;
 
     impl SqlStore {
+        fn open_passkey(
+            &self,
+            operation: &'static str,
+            subject: &Subject,
+            credential_id: &[u8],
+            key_id: i64,
+            sealed: &[u8],
+        ) -> Result<Passkey, StoreError> {
+            let record = self.keys.open(
+                &passkey_place(operation, subject.id(), credential_id),
+                key_id,
+                sealed,
+            )?;
+            let passkey: Passkey = serde_json::from_slice(&record).map_err(|_| {
+                StoreError::new(
+                    STORE,
+                    format!("{operation}: an opened record is not a passkey"),
+                )
+            })?;
+            if passkey.cred_id().as_slice() != credential_id {
+                return Err(StoreError::new(
+                    STORE,
+                    format!("{operation}: an opened record belongs to another credential"),
+                ));
+            }
+            Ok(passkey)
+        }
+
         fn seal_passkey(
             &self,
             operation: &'static str,
@@ -592,25 +703,20 @@ mod passkeys {
                 .map_err(|e| failed(STORE, OPERATION, &e))?
             });
             self.db.sent(1);
-            rows.into_iter()
-                .map(|(credential_id, name, key_id, sealed)| {
-                    let record = self.keys.open(
-                        &passkey_place(OPERATION, subject.id(), &credential_id),
-                        key_id,
-                        &sealed,
-                    )?;
-                    let passkey: Passkey = serde_json::from_slice(&record).map_err(|_| {
-                        StoreError::new(STORE, "passkeys: an opened record is not a passkey")
-                    })?;
-                    if passkey.cred_id().as_slice() != credential_id.as_slice() {
-                        return Err(StoreError::new(
-                            STORE,
-                            "passkeys: an opened record belongs to another credential",
-                        ));
-                    }
-                    Ok(StoredPasskey { name, passkey })
-                })
-                .collect()
+            // A record that does not open (its key left the ring too early,
+            // a damaged or planted row) is skipped and logged, not fatal:
+            // that credential cannot be used, the user's others still can.
+            let mut passkeys = Vec::with_capacity(rows.len());
+            for (credential_id, name, key_id, sealed) in rows {
+                match self.open_passkey(OPERATION, subject, &credential_id, key_id, &sealed) {
+                    Ok(passkey) => passkeys.push(StoredPasskey { name, passkey }),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "stepup-sqlx: a passkey record does not open and is skipped"
+                    ),
+                }
+            }
+            Ok(passkeys)
         }
 
         async fn add_passkey(
@@ -619,6 +725,13 @@ mod passkeys {
             passkey: StoredPasskey,
         ) -> Result<bool, StoreError> {
             const OPERATION: &str = "add passkey";
+            self.keys_checked().await?;
+            let counter = passkey.counter().ok_or_else(|| {
+                StoreError::new(
+                    STORE,
+                    format!("{OPERATION}: the record has no readable counter"),
+                )
+            })?;
             let (key_id, sealed) = self.seal_passkey(OPERATION, subject, &passkey)?;
             let added: Option<i64> = on_pool!(self.db, pool => {
                 sqlx::query_scalar(
@@ -630,7 +743,7 @@ mod passkeys {
                 .bind(passkey.id())
                 .bind(subject.id())
                 .bind(&passkey.name)
-                .bind(i64::from(passkey.counter()))
+                .bind(i64::from(counter))
                 .bind(key_id)
                 .bind(sealed)
                 .bind(crate::now_seconds())
@@ -648,8 +761,12 @@ mod passkeys {
             passkey: StoredPasskey,
         ) -> Result<bool, StoreError> {
             const OPERATION: &str = "update passkey";
+            self.keys_checked().await?;
+            // A record whose counter cannot be read never replaces one.
+            let Some(counter) = passkey.counter().map(i64::from) else {
+                return Ok(false);
+            };
             let (key_id, sealed) = self.seal_passkey(OPERATION, subject, &passkey)?;
-            let counter = i64::from(passkey.counter());
             // One statement: still this subject's, and the counter moves
             // forward (or stays at 0 for authenticators without one).
             let updated = on_pool!(self.db, pool => {

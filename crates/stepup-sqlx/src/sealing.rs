@@ -7,8 +7,9 @@
 //! check value a database keeps to recognise the key), so no two uses
 //! share a key.
 //!
-//! A sealed value is `version (1) ‖ nonce (24) ‖ ciphertext ‖ tag (16)`,
-//! XChaCha20-Poly1305 with a random nonce, and its associated data names
+//! A sealed value is `stepup_store::Sealer`'s (`version ‖ nonce ‖
+//! ciphertext ‖ tag`, XChaCha20-Poly1305 with a random 192-bit nonce); its
+//! associated data names
 //! the column, the key id, the subject and (for passkeys) the credential
 //! id: a sealed value copied to another user, another credential or
 //! another column does not open.
@@ -17,19 +18,12 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use stepup_store::StoreError;
+use stepup_store::{Sealer, StoreError};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// The format byte of a sealed value.
-const VERSION: u8 = 1;
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
 
 /// A sealing key: 32 secret bytes and the id rows sealed under it are
 /// labelled with, so keys rotate without a flag day (rows keep their key
@@ -100,8 +94,12 @@ impl SealingKey {
 
     /// The text form, `ID:KEY`: a secret, to keep where the application
     /// keeps its other secrets.
-    pub fn to_text(&self) -> String {
-        format!("{}:{}", self.id, URL_SAFE_NO_PAD.encode(self.bytes))
+    pub fn to_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
+            "{}:{}",
+            self.id,
+            URL_SAFE_NO_PAD.encode(self.bytes)
+        ))
     }
 
     /// The key id rows sealed under this key carry.
@@ -169,7 +167,7 @@ pub struct SealingKeys {
 #[derive(Clone)]
 struct Keyed {
     key: SealingKey,
-    seal: XChaCha20Poly1305,
+    seal: Sealer,
     digest: HmacSha256,
     check: [u8; 32],
 }
@@ -182,7 +180,7 @@ impl fmt::Debug for Keyed {
 
 impl Keyed {
     fn new(key: SealingKey) -> Keyed {
-        let seal = XChaCha20Poly1305::new((&*key.derive(b"seal")).into());
+        let seal = Sealer::new(&key.derive(b"seal"));
         let digest = mac(key.derive(b"recovery-code digest").as_slice());
         let check = *key.derive(b"key check");
         Keyed {
@@ -261,30 +259,10 @@ impl SealingKeys {
         plaintext: &[u8],
     ) -> Result<(u32, Vec<u8>), StoreError> {
         let keyed = &self.keys[0];
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| {
-            StoreError::new(
-                "factor",
-                format!("{}: no randomness for a nonce", place.operation),
-            )
-        })?;
-        let aad = place.associated_data(keyed.key.id);
-        let ciphertext = keyed
+        let sealed = keyed
             .seal
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| {
-                StoreError::new("factor", format!("{}: sealing failed", place.operation))
-            })?;
-        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        sealed.push(VERSION);
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
+            .seal(&place.associated_data(keyed.key.id), plaintext)
+            .map_err(|e| StoreError::new("factor", format!("{}: {e}", place.operation)))?;
         Ok((keyed.key.id, sealed))
     }
 
@@ -310,32 +288,19 @@ impl SealingKeys {
                     ),
                 )
             })?;
-        let does_not_open = || {
-            StoreError::new(
-                "factor",
-                format!(
-                    "{}: the sealed {} does not open under key id {key_id} (another key with that id, or the row was altered or copied from another user or column)",
-                    place.operation, place.column
-                ),
-            )
-        };
-        if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != VERSION {
-            return Err(does_not_open());
-        }
-        let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
-        let nonce = <&XNonce>::try_from(nonce).map_err(|_| does_not_open())?;
-        let aad = place.associated_data(keyed.key.id);
         keyed
             .seal
-            .decrypt(
-                nonce,
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| does_not_open())
+            .open(&place.associated_data(keyed.key.id), sealed)
+            .ok_or_else(|| {
+                StoreError::new(
+                    "factor",
+                    format!(
+                        "{}: the sealed {} does not open under key id {key_id} (another key with \
+                         that id, or the row was altered or copied from another user or column)",
+                        place.operation, place.column
+                    ),
+                )
+            })
     }
 
     /// The digest a recovery code (the engine's digest of it) is stored as

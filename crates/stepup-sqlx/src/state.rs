@@ -115,8 +115,13 @@ impl SqlStateStore {
             let now = self.now_ms();
             let deleted = on_pool!(self.db, pool => {
                 sqlx::query(
+                    // The outer condition again: on PostgreSQL a row the
+                    // subquery found may be renewed by a concurrent write
+                    // before the delete reaches it; the delete then
+                    // re-checks only its own WHERE.
                     "DELETE FROM stepup_state WHERE state_key IN \
-                     (SELECT state_key FROM stepup_state WHERE expires_at <= $1 LIMIT $2)",
+                     (SELECT state_key FROM stepup_state WHERE expires_at <= $1 LIMIT $2) \
+                     AND expires_at <= $1",
                 )
                 .bind(now)
                 .bind(SWEEP_BATCH)

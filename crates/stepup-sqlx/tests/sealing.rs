@@ -99,6 +99,7 @@ on_both!(
     nothing_is_stored_in_the_clear,
     errors_name_the_operation_and_kind_never_a_user,
     migrations_apply_once_under_concurrency_and_refuse_a_changed_schema,
+    reseal_counts_and_passes_rows_that_do_not_open,
 );
 
 fn secret(byte: u8) -> TotpSecret {
@@ -176,7 +177,8 @@ async fn a_passkey_row_copied_to_another_credential_or_user_does_not_open(place:
              key_id = (SELECT key_id FROM stepup_passkeys WHERE name = 'laptop') WHERE name = 'key'",
         )
         .await;
-    does_not_open(&store.passkeys(&bob).await.unwrap_err(), &["bob-b2"]);
+    // A record that does not open is skipped, never read as another's.
+    assert!(store.passkeys(&bob).await.unwrap().is_empty());
 
     // Within one user: the phone's row gets the laptop's record.
     db.raw
@@ -185,7 +187,11 @@ async fn a_passkey_row_copied_to_another_credential_or_user_does_not_open(place:
              WHERE name = 'phone'",
         )
         .await;
-    does_not_open(&store.passkeys(&alice).await.unwrap_err(), &["alice-a2"]);
+    assert_eq!(
+        names(&store, &alice).await,
+        ["laptop"],
+        "the phone's row is skipped"
+    );
 
     // Moving a whole row (credential id and all) to bob does not open either.
     db.raw
@@ -194,7 +200,24 @@ async fn a_passkey_row_copied_to_another_credential_or_user_does_not_open(place:
     db.raw
         .execute("UPDATE stepup_passkeys SET subject = 'bob-b2' WHERE name = 'laptop'")
         .await;
-    does_not_open(&store.passkeys(&bob).await.unwrap_err(), &["bob-b2"]);
+    assert!(store.passkeys(&bob).await.unwrap().is_empty());
+    assert!(store.passkeys(&alice).await.unwrap().is_empty());
+    // The rows that do not open are counted for the operator.
+    let report = store.reseal().await.unwrap();
+    assert_eq!(
+        report.unreadable, 0,
+        "reseal looks at rows under older keys only"
+    );
+}
+
+async fn names(store: &SqlStore, who: &Subject) -> Vec<String> {
+    store
+        .passkeys(who)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
 }
 
 async fn a_sealed_value_moved_to_another_column_does_not_open(place: Where) {
@@ -227,7 +250,10 @@ async fn a_sealed_value_moved_to_another_column_does_not_open(place: Where) {
         )
         .await;
     does_not_open(&store.totp_secret(&alice).await.unwrap_err(), &["alice-a3"]);
-    does_not_open(&store.passkeys(&alice).await.unwrap_err(), &["alice-a3"]);
+    assert!(
+        store.passkeys(&alice).await.unwrap().is_empty(),
+        "skipped, not misread"
+    );
 }
 
 async fn a_flipped_byte_does_not_open(place: Where) {
@@ -291,8 +317,15 @@ async fn a_store_with_the_wrong_key_is_refused(place: Where) {
         e.contains("the sealing key with id 1 is not the key this database knows"),
         "{e}"
     );
-    // And if it is used anyway, nothing opens: an error, never a secret.
+    // If it is used anyway, nothing opens (an error, never a secret), and it
+    // seals nothing the right key could not open.
     does_not_open(&wrong.totp_secret(&alice).await.unwrap_err(), &["alice-a5"]);
+    let e = wrong
+        .set_totp_secret(&Subject::new("bob-a5"), secret(2))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not the key this database knows"), "{e}");
 
     // A new id is not refused (rotation), but alone it opens nothing old.
     let other = SqlStore::connect(&db.url, keys(2, 8)).await.unwrap();
@@ -533,5 +566,46 @@ async fn migrations_apply_once_under_concurrency_and_refuse_a_changed_schema(pla
     assert!(
         e.contains("schema version 99, newer than this stepup-sqlx knows"),
         "{e}"
+    );
+}
+
+async fn reseal_counts_and_passes_rows_that_do_not_open(place: Where) {
+    let db = Db::new(place).await;
+    let old = SealingKey::new(1, [1; 32]);
+    let before = db.store(SealingKeys::new(old.clone())).await;
+    for i in 0..150 {
+        before
+            .set_totp_secret(&Subject::new(format!("user-{i:03}")), secret(1))
+            .await
+            .unwrap();
+    }
+    // Two rows damaged: one in the first batch of 100, one in the second.
+    for who in ["user-010", "user-120"] {
+        let sealed = db
+            .raw
+            .bytes(&format!(
+                "SELECT sealed FROM stepup_totp WHERE subject = '{who}'"
+            ))
+            .await;
+        let mut damaged = sealed;
+        damaged[30] ^= 1;
+        db.raw
+            .set_bytes(
+                &format!("UPDATE stepup_totp SET sealed = $1 WHERE subject = '{who}'"),
+                damaged,
+            )
+            .await;
+    }
+    let ring = SealingKeys::new(SealingKey::new(2, [2; 32]))
+        .with_old(old)
+        .unwrap();
+    let after = db.store(ring).await;
+    let report = after.reseal().await.unwrap();
+    assert_eq!((report.totp, report.unreadable), (148, 2));
+    let again = after.reseal().await.unwrap();
+    assert_eq!(
+        (again.totp, again.unreadable),
+        (0, 2),
+        "met once per run, never looped on"
     );
 }

@@ -56,6 +56,17 @@ pub trait FactorStore: Send + Sync + 'static {
         subject: &Subject,
     ) -> impl Future<Output = Result<Option<TotpSecret>, StoreError>> + Send;
 
+    /// Whether the subject has a TOTP secret, without reading it (a store
+    /// that seals secrets answers without opening one, so a secret that no
+    /// longer opens still counts as enrolled and can be removed). The
+    /// default reads it with [`totp_secret`](FactorStore::totp_secret).
+    fn has_totp_secret(
+        &self,
+        subject: &Subject,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(self.totp_secret(subject).await?.is_some()) }
+    }
+
     /// Stores (replaces) the subject's TOTP secret.
     fn set_totp_secret(
         &self,
@@ -390,9 +401,15 @@ impl PasskeyStore for MemoryFactorStore {
         passkey: StoredPasskey,
     ) -> Result<bool, StoreError> {
         self.with(subject, |f| {
-            let (new, both_zero) = (passkey.counter(), passkey.counter() == 0);
+            let Some(new) = passkey.counter() else {
+                return false;
+            };
             match f.passkeys.iter_mut().find(|p| p.id() == passkey.id()) {
-                Some(stored) if stored.counter() < new || (both_zero && stored.counter() == 0) => {
+                Some(stored)
+                    if stored
+                        .counter()
+                        .is_some_and(|old| old < new || (old == 0 && new == 0)) =>
+                {
                     stored.passkey = passkey.passkey;
                     true
                 }

@@ -117,6 +117,7 @@ mod error;
 mod factor;
 #[cfg(feature = "passkey")]
 mod passkey;
+mod seal;
 mod secret;
 mod state;
 
@@ -130,5 +131,6 @@ pub use factor::PasskeyStore;
 pub use factor::{FactorStore, MemoryFactorStore};
 #[cfg(feature = "passkey")]
 pub use passkey::StoredPasskey;
+pub use seal::Sealer;
 pub use secret::TotpSecret;
 pub use state::{MemoryStateStore, StateStore};

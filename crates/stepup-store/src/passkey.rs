@@ -41,16 +41,18 @@ impl StoredPasskey {
     }
 
     /// The signature counter of the credential (0 for authenticators
-    /// that keep none): a store never moves it back
+    /// that keep none; `None` if the record does not say): a store never
+    /// moves it back
     /// ([`PasskeyStore::update_passkey`](crate::PasskeyStore::update_passkey)).
-    pub fn counter(&self) -> u32 {
+    pub fn counter(&self) -> Option<u32> {
         // Read from the record webauthn-rs serialises, as the backup flag
-        // below (a typed read needs a `danger-` feature).
+        // below (a typed read needs a `danger-` feature). `None` if that
+        // format ever changes: a store then refuses the update rather than
+        // take the counter for 0.
         serde_json::to_value(&self.passkey)
             .ok()
             .and_then(|v| v.get("cred")?.get("counter")?.as_u64())
             .and_then(|c| u32::try_from(c).ok())
-            .unwrap_or(0)
     }
 
     /// Whether the credential is bound to its device: its authenticator

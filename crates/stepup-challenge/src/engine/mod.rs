@@ -393,7 +393,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 }
             }
         }
-        if self.factors.totp_secret(subject).await?.is_some() {
+        if self.factors.has_totp_secret(subject).await? {
             methods.push(Method::Totp);
         }
         if self.passwords.is_configured() {

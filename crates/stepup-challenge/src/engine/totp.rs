@@ -120,13 +120,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             qr_png: self.totp.qr_png(&secret, account_name)?,
             key: secret.to_base32(),
         };
-        self.state
-            .put(
-                &self.enrollment_key(subject),
-                secret.as_bytes().to_vec(),
-                ENROLLMENT_TTL,
-            )
-            .await?;
+        // Sealed: a reader of the state store (a shared Redis, a database
+        // backup) never sees the secret that becomes the user's factor.
+        let key = self.enrollment_key(subject);
+        let sealed = self.keys.seal(&key, secret.as_bytes())?;
+        self.state.put(&key, sealed, ENROLLMENT_TTL).await?;
         Ok(enrollment)
     }
 
@@ -148,6 +146,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .state
             .get(&key)
             .await?
+            .and_then(|sealed| self.keys.open(&key, &sealed))
             .and_then(|bytes| TotpSecret::from_bytes(&bytes))
             .ok_or(ChallengeError::NoPendingEnrollment)?;
         let admitted = self.admit(attempt, Method::Totp).await?;
@@ -172,7 +171,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if self.state.take(&key).await?.is_none() {
             return Err(ChallengeError::NoPendingEnrollment);
         }
-        let replaced = self.factors.totp_secret(subject).await?.is_some();
+        let replaced = self.factors.has_totp_secret(subject).await?;
         self.factors.set_totp_secret(subject, pending).await?;
         limiter::succeeded(&self.state, &self.limiter_keys(subject, Method::Totp), &[]).await?;
         if replaced {
@@ -191,7 +190,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// (outstanding assurance ends) and notifies. No proof is checked here
     /// (the caller asks [`authorize_change`](Engine::authorize_change) first).
     pub async fn remove_totp(&self, subject: &Subject) -> Result<(), ChallengeError> {
-        if self.factors.totp_secret(subject).await?.is_none() {
+        // Whether it is there, without opening it: a secret that no longer
+        // opens (a sealing key gone) can still be removed.
+        if !self.factors.has_totp_secret(subject).await? {
             return Err(ChallengeError::NotEnrolled(Method::Totp));
         }
         self.factors.remove_totp_secret(subject).await?;

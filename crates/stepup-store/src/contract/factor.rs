@@ -11,11 +11,12 @@ const RACERS: usize = 16;
 
 /// A TOTP secret is absent until set, read back as set, replaced by a new
 /// one, removed (removing again is no error), and one subject's secret is
-/// not another's.
+/// not another's; `has_totp_secret` agrees.
 pub async fn totp_secret_is_set_replaced_and_removed<S: FactorStore>(store: Arc<S>) {
     let alice = fresh_subject("totp-alice");
     let bob = fresh_subject("totp-bob");
     assert_eq!(store.totp_secret(&alice).await.unwrap(), None);
+    assert!(!store.has_totp_secret(&alice).await.unwrap());
     let first = TotpSecret::from_bytes(&random::<20>()).unwrap();
     store.set_totp_secret(&alice, first.clone()).await.unwrap();
     assert_eq!(store.totp_secret(&alice).await.unwrap(), Some(first));
@@ -37,8 +38,11 @@ pub async fn totp_secret_is_set_replaced_and_removed<S: FactorStore>(store: Arc<
         Some(second),
         "removing bob's leaves alice's"
     );
+    assert!(store.has_totp_secret(&alice).await.unwrap());
+    assert!(!store.has_totp_secret(&bob).await.unwrap());
     store.remove_totp_secret(&alice).await.unwrap();
     assert_eq!(store.totp_secret(&alice).await.unwrap(), None);
+    assert!(!store.has_totp_secret(&alice).await.unwrap());
     store.remove_totp_secret(&alice).await.unwrap();
 }
 
@@ -144,6 +148,48 @@ pub async fn a_recovery_digest_is_consumed_once_by_16_concurrent_consumers<S: Fa
         .count();
     assert_eq!(won, RACERS, "no consume is lost");
     assert_eq!(store.recovery_codes_left(&alice).await.unwrap(), 0);
+}
+
+/// Replacing recovery codes is a replacement under concurrency too: after
+/// 8 concurrent replacements (each a set of 4), exactly 4 codes are left,
+/// all from one set (5 rounds).
+pub async fn concurrent_replacements_leave_one_set_of_recovery_codes<S: FactorStore>(
+    store: Arc<S>,
+) {
+    let alice = Arc::new(fresh_subject("race-replace"));
+    for round in 0..5 {
+        let sets: Vec<Vec<[u8; 32]>> = (0..8)
+            .map(|_| (0..4).map(|_| random::<32>()).collect())
+            .collect();
+        let mut racers = tokio::task::JoinSet::new();
+        for set in &sets {
+            let (store, alice, set) = (Arc::clone(&store), Arc::clone(&alice), set.clone());
+            racers.spawn(async move { store.set_recovery_digests(&alice, set).await });
+        }
+        for done in racers.join_all().await {
+            done.unwrap();
+        }
+        assert_eq!(
+            store.recovery_codes_left(&alice).await.unwrap(),
+            4,
+            "round {round}: one set of 4 left"
+        );
+        let mut winners = 0;
+        for set in &sets {
+            let mut used = 0;
+            for digest in set {
+                if store.consume_recovery_digest(&alice, digest).await.unwrap() {
+                    used += 1;
+                }
+            }
+            assert!(
+                used == 0 || used == 4,
+                "round {round}: a set half replaced ({used} of 4)"
+            );
+            winners += usize::from(used == 4);
+        }
+        assert_eq!(winners, 1, "round {round}: codes of one set only");
+    }
 }
 
 /// A subject who registered no address has no code destination on either

@@ -162,6 +162,13 @@ impl<S: FactorStore, G: Send + Sync + 'static> FactorStore for Guarded<S, G> {
         self.store.totp_secret(subject)
     }
 
+    fn has_totp_secret(
+        &self,
+        subject: &Subject,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.store.has_totp_secret(subject)
+    }
+
     fn set_totp_secret(
         &self,
         subject: &Subject,
@@ -322,6 +329,7 @@ macro_rules! factor_store_contract {
                 totp_secret_is_set_replaced_and_removed,
                 recovery_digests_are_replaced_and_consumed_once,
                 a_recovery_digest_is_consumed_once_by_16_concurrent_consumers,
+                concurrent_replacements_leave_one_set_of_recovery_codes,
                 code_destinations_are_none_unless_registered,
                 epochs_only_grow_per_subject,
                 epochs_of_subjects_are_independent,

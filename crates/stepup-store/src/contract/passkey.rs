@@ -55,7 +55,7 @@ pub fn passkey(id: &[u8], name: &str, counter: u32) -> StoredPasskey {
 /// The signature counter of a stored passkey (what
 /// [`update_passkey`](PasskeyStore::update_passkey) moves after a use).
 pub fn counter_of(passkey: &StoredPasskey) -> u64 {
-    u64::from(passkey.counter())
+    u64::from(passkey.counter().expect("a stored passkey has a counter"))
 }
 
 /// A random credential id.
