@@ -41,11 +41,17 @@
 //! ```
 //!
 //! [`SqlStore::connect`] makes a pool of its own: for SQLite the file is
-//! created when missing and runs in WAL mode (`synchronous = NORMAL`, a
-//! 5 s busy timeout, 8 connections); `sqlite::memory:` gets one
-//! connection that never closes (each connection would be a database of
-//! its own); PostgreSQL gets 16 connections, TLS by rustls with the
-//! system's roots (`sslmode` in the URL). To share the application's pool —
+//! created when missing and runs in WAL mode with `synchronous = FULL` (a
+//! committed use of a recovery code survives a power loss) and
+//! `secure_delete` (deleted secrets are overwritten), a 5 s busy timeout
+//! and 8 connections; `sqlite::memory:` gets one connection that never
+//! closes (each connection would be a database of its own); PostgreSQL gets
+//! 16 connections, TLS by rustls with the system's roots. **Put
+//! `sslmode=verify-full` in a remote PostgreSQL URL**: PostgreSQL's default
+//! (`prefer`) takes any certificate and falls back to plain text, so a party
+//! on the network path could answer for the database ("this recovery code
+//! exists"); a non-local URL without `verify-full`/`verify-ca` is logged as
+//! a warning. To share the application's pool —
 //! the file its users or sessions (`tower-sessions-sqlx-store`, also on
 //! sqlx 0.8) live in — use [`SqlStore::sqlite`] or [`SqlStore::postgres`].
 //! Building never needs a database or `DATABASE_URL`: every statement is
@@ -91,8 +97,19 @@
 //! that says so, never a wrong secret. Recovery codes are stored only as
 //! HMAC-SHA256 digests under another subkey, over the user and the
 //! engine's digest of the code; a stolen table cannot be tested offline
-//! without the key. Assurance-relevant columns in the clear are ids, names,
-//! addresses, counters and epochs.
+//! without the key. In the clear: user ids, passkey names and credential
+//! ids, code destinations (addresses), signature counters, epochs. The
+//! engine seals the one secret it keeps in the state store (a pending TOTP
+//! secret) itself, under its state key, so `stepup_state` holds no secret
+//! in the clear either.
+//!
+//! A record that does not open (its key left the ring before `reseal`
+//! finished, a damaged or planted row) fails closed without locking the
+//! user out: a TOTP secret still counts as enrolled (`has_totp_secret`
+//! answers without opening it), its step-ups fail, and it can be removed; a
+//! passkey is skipped when the user's passkeys are listed (logged as a
+//! warning), so the others still work. [`SqlStore::reseal`] counts such
+//! rows ([`Resealed::unreadable`]).
 //!
 //! **Key rotation**, without a flag day: each row records the id of the key
 //! it was sealed under and [`SealingKeys`] opens with any key of the ring;
@@ -109,8 +126,12 @@
 //!    digested under the new key.
 //!
 //! A store given another key under a known id is refused by
-//! [`migrate`](SqlStore::migrate) (`stepup_sealing_keys` keeps a check
-//! value per id).
+//! [`migrate`](SqlStore::migrate), and — for a store that does not migrate
+//! (migrations applied by a deploy job) — by its first write that seals:
+//! `stepup_sealing_keys` keeps a check value per id, so an instance with a
+//! wrong key never seals a secret the others cannot open. Use one sealing
+//! key ring per deployment (never staging's in production): the associated
+//! data binds rows to users, not to a deployment.
 //!
 //! **Backups**: back the database up as usual (SQLite: `VACUUM INTO` or
 //! the online backup API, never a bare file copy of a WAL database in
@@ -125,7 +146,9 @@
 //! statement per operation and an `expires_at` column; expired rows are
 //! invisible and swept in batches of 500 by [`SqlStateStore::sweep_expired`]
 //! (run it from [`SqlStateStore::spawn_sweeper`]). [`SqlStore::state`]
-//! gives one on the factor store's pool.
+//! gives one on the factor store's pool. Expiry is computed from each
+//! instance's clock: keep the instances' clocks in sync (NTP), or a fast
+//! one shortens what the others remember (a TOTP step's replay guard).
 //!
 //! # Features
 //!

@@ -21,6 +21,11 @@
 //!   to one subject at most), update after a use, remove, rename. A store
 //!   without passkeys simply does not implement it.
 //!
+//! [`Sealer`] seals values before they go into a store (XChaCha20-Poly1305,
+//! random nonces, associated data naming where the value belongs): the
+//! engine seals the pending TOTP secret it keeps in the state store with
+//! it, and `stepup-sqlx` the factors it keeps at rest.
+//!
 //! Every method is `async` and returns a [`StoreError`] when the store
 //! cannot answer; the engine then fails closed. Passwords are not here:
 //! they stay in the application's user table, behind `stepup-challenge`'s
