@@ -2,7 +2,8 @@
 //! `127.0.0.1:0` with a test clock, a fixed key and TOTP secret and a
 //! recording code sender, and gives the scenarios a cookie-keeping HTTP
 //! client. The scenarios themselves (`conformance.rs`) are written once and
-//! stamped out per adapter.
+//! stamped out per adapter. [`restart`] runs a bank's binary as a process
+//! instead, for the banks' own restart tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use stepup_challenge::{AttemptLimits, RecordingSender, TotpConfig, TotpSecret};
 use stepup_core::{Clock, TestClock, Timestamp};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 pub use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+pub mod restart;
 
 /// Stamps every scenario — an `async fn(Bank)` — out once per adapter: a
 /// test `axum::<scenario>` against axum-bank and `actix::<scenario>` against
@@ -115,6 +118,10 @@ pub async fn start_configured(
         origin: origin.clone(),
         key: vec![9u8; 32],
         alice_totp: secret.clone(),
+        // A database of the bank's own, in memory, sealed under a fixed key.
+        database_url: "sqlite::memory:".to_owned(),
+        sealing_keys: bank_core::SealingKeys::new(bank_core::SealingKey::new(1, [7u8; 32])),
+        print_startup: false,
         clock: Arc::new(clock.clone()),
         codes: Arc::new(codes.clone()),
         limits,

@@ -7,6 +7,11 @@
 //! scripts/soak 20 actix-bank   # 20 s against actix-bank
 //! ```
 //!
+//! The bank inherits this process's environment: `scripts/soak` sets
+//! `BANK_DATA_DIR` to a fresh temporary directory, so the bank's factor
+//! database is new and seeds the soak users with the secret below (an
+//! existing database would keep the factors it has).
+//!
 //! Checks: zero 5xx, zero transport errors, no panic in the server's log,
 //! every successful step-up honoured by the next transfer, every request
 //! without assurance to the protected `/statements` challenged (a `200`

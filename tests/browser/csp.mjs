@@ -4,8 +4,9 @@
 //   BANK_DEMO_TOTP_SECRET=GEZD… node tests/browser/csp.mjs \
 //       --url http://localhost:PORT/ [--name axum-bank] [--artifacts DIR] [--results FILE]
 //
-// The bank must be fresh (scripts/browser starts one per binary): Alice has
-// her TOTP secret, no passkey, and no TOTP code used yet. Screenshots go to
+// The bank must be fresh (scripts/browser starts one per binary, each on a
+// new data directory): Alice has her TOTP secret, no passkey, and no TOTP
+// code used yet. Screenshots go to
 // DIR (default target/browser/); FILE gets {passed, failed, checks} as JSON.
 // Exit status 0 when every check passed.
 import { mkdir, readFile } from 'node:fs/promises';

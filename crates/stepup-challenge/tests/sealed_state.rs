@@ -13,11 +13,14 @@ use stepup_challenge::{
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, SystemClock, TokenConfig};
 
+/// Every (key, value) written.
+type Written = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// The memory store, recording every value written.
 #[derive(Clone, Default)]
 struct Recording {
     inner: MemoryStateStore,
-    written: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    written: Written,
 }
 
 impl StateStore for Recording {

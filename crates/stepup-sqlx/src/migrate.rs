@@ -71,11 +71,8 @@ fn checksum(sql: &str) -> String {
 /// Brings the schema up to [`LATEST`]: one transaction under a lock
 /// (`BEGIN IMMEDIATE` on SQLite, an advisory lock on PostgreSQL). Returns
 /// the versions it applied.
-pub(crate) fn migrate<'a>(
-    db: &'a Db,
-    store: &'static str,
-) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + 'a {
-    async move {
+pub(crate) async fn migrate(db: &Db, store: &'static str) -> Result<Vec<i64>, StoreError> {
+    {
         let fail = |e: sqlx::Error| failed(store, "migrate", &e);
         let dialect = db.dialect();
         let begin = match dialect {

@@ -106,7 +106,7 @@ impl SqlStateStore {
         crate::migrate::migrate(&self.db, STORE).await
     }
 
-    /// Deletes expired rows, [`SWEEP_BATCH`] per statement, until none is
+    /// Deletes expired rows, 500 per statement, until none is
     /// left; returns how many it deleted. Reads never see expired rows, so
     /// this only keeps the table small.
     pub async fn sweep_expired(&self) -> Result<u64, StoreError> {

@@ -3,16 +3,21 @@
 //! that works against one works against the other (the conformance suite in
 //! `tests/` runs the same scenarios against both).
 //!
-//! `cargo run -p actix-bank`, then open the printed URL.
+//! `cargo run -p actix-bank`, then open the printed URL. Users' factors
+//! (Alice's passkey, Bob's new TOTP) survive restarts: they are kept in
+//! `bank-data/actix-bank` under the working directory; delete it to start
+//! afresh. `bank-core` documents the environment variables.
 
 use std::net::TcpListener;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
 };
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use bank_core::{
     BIG_TRANSFER, Bank, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED, TransferInput,
     pages,
@@ -35,15 +40,10 @@ pub async fn serve(
     let bank = Bank::with_extra_users(config.extra_users)
         .with_epochs_from(engine.factors())
         .with_login_throttle(&config);
-    // The bank's own login: a session cookie names the user. It tells stepup
-    // the subject *and the session*, so an assurance never outlives the login.
-    let who = {
-        let bank = bank.clone();
-        move |request: &HttpRequest| subject(&bank, request)
-    };
     // Plain http on localhost: the `__Host-` prefix and `Secure` need https,
     // so the demo uses the development cookie. Never do this in production.
-    let stepup = StepUp::new(engine, who, &config.origin)
+    // Who is logged in is what `who_is_logged_in` found.
+    let stepup = StepUp::new(engine, subject, &config.origin)
         .with_cookie(CookieSettings::insecure_local_development());
     let server = HttpServer::new(move || {
         // The bank's own state-changing routes take requests from its origin
@@ -51,6 +51,7 @@ pub async fn serve(
         // last, the check runs first. The challenge routes check their own.
         let from_us = stepup.same_origin();
         App::new()
+            .wrap(from_fn(who_is_logged_in))
             .app_data(web::Data::new(bank.clone()))
             .app_data(stepup.app_data())
             .configure(|c| stepup.configure(c))
@@ -97,8 +98,30 @@ fn cookies(request: &HttpRequest) -> impl Iterator<Item = &[u8]> {
     request.headers().get_all(COOKIE).map(HeaderValue::as_bytes)
 }
 
-fn subject(bank: &Bank, request: &HttpRequest) -> Option<Subject> {
-    bank.subject(cookies(request))
+/// The bank's own login: a session cookie names the user. It tells stepup
+/// the subject *and the session*, so an assurance never outlives the login.
+/// Reading the user's epoch is asynchronous, so this middleware (around the
+/// whole app) resolves the subject once per request and leaves it in the
+/// request's extensions, where stepup's subject source ([`subject`]) and
+/// the handlers read it — as axum-bank's middleware does.
+async fn who_is_logged_in(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let found = request
+        .app_data::<web::Data<Bank>>()
+        .map(|bank| bank.subject(cookies(request.request())));
+    if let Some(found) = found
+        && let Some(subject) = found.await
+    {
+        request.extensions_mut().insert(subject);
+    }
+    next.call(request).await
+}
+
+/// The subject [`who_is_logged_in`] found for this request.
+fn subject(request: &HttpRequest) -> Option<Subject> {
+    request.extensions().get::<Subject>().cloned()
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {
@@ -122,7 +145,7 @@ fn see_other(to: &'static str) -> HttpResponse {
 async fn home(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
     html(
         StatusCode::OK,
-        match subject(&bank, &request) {
+        match subject(&request) {
             Some(s) => pages::home(s.id(), bank.balance_of(s.id())),
             None => pages::login(),
         },
@@ -130,7 +153,7 @@ async fn home(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
 }
 
 async fn account(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
-    let mut response = match subject(&bank, &request) {
+    let mut response = match subject(&request) {
         Some(s) => json_reply(
             StatusCode::OK,
             &json!({"user": s.id(), "balance": bank.balance_of(s.id())}),
@@ -158,8 +181,7 @@ async fn transfer(
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| stepup_http::is_json(v.as_bytes()));
-    let (Some(subject), Some(input)) =
-        (subject(&bank, &request), TransferInput::parse(json, &body))
+    let (Some(subject), Some(input)) = (subject(&request), TransferInput::parse(json, &body))
     else {
         return json_reply(
             StatusCode::BAD_REQUEST,
@@ -180,15 +202,15 @@ async fn transfer(
     }
 }
 
-async fn settings(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
-    match subject(&bank, &request) {
+async fn settings(request: HttpRequest) -> HttpResponse {
+    match subject(&request) {
         Some(_) => html(StatusCode::OK, pages::settings()),
         None => see_other("/"),
     }
 }
 
 async fn close_account(bank: web::Data<Bank>, request: HttpRequest) -> HttpResponse {
-    if let Some(subject) = subject(&bank, &request) {
+    if let Some(subject) = subject(&request) {
         bank.close(&subject);
     }
     json_reply(StatusCode::OK, &json!({"closed": true}))

@@ -4,7 +4,10 @@
 //! policies, pages) is `bank-core`, shared with `actix-bank`: this crate is
 //! only the axum wiring.
 //!
-//! `cargo run -p axum-bank`, then open the printed URL.
+//! `cargo run -p axum-bank`, then open the printed URL. Users' factors
+//! (Alice's passkey, Bob's new TOTP) survive restarts: they are kept in
+//! `bank-data/axum-bank` under the working directory; delete it to start
+//! afresh. `bank-core` documents the environment variables.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -78,7 +81,7 @@ fn cookies(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 /// The bank's own login: a session cookie names the user. It tells stepup
 /// the subject *and the session*, so an assurance never outlives the login.
 async fn who_is_logged_in(State(bank): State<Bank>, mut request: Request, next: Next) -> Response {
-    if let Some(subject) = bank.subject(cookies(request.headers())) {
+    if let Some(subject) = bank.subject(cookies(request.headers())).await {
         request.extensions_mut().insert(subject);
     }
     next.run(request).await

@@ -29,9 +29,54 @@
 //!
 //! Factor changes are announced as [`stepup_challenge::Notice`]s, printed on
 //! the console (a real bank e-mails and texts them).
+//!
+//! # Where the data lives
+//!
+//! The users' factors (TOTP secrets, passkeys, recovery codes, code
+//! destinations, assurance epochs) are kept by [`stepup_sqlx::SqlStore`],
+//! in SQLite by default, so Alice's passkey and Bob's new TOTP survive a
+//! restart. TOTP secrets and passkeys are sealed under a sealing key. With
+//! nothing set, a bank keeps both in its data directory, `bank-data/<bank>`
+//! under the working directory (created owner-only, mode 0700, and printed
+//! at start-up):
+//!
+//! | file | what |
+//! |---|---|
+//! | `factors.db` (and SQLite's `-wal`, `-shm`) | the factor database |
+//! | `sealing.key` | the sealing key, generated on the first start, mode 0600 |
+//!
+//! A new database is seeded: Alice's TOTP secret, Alice's and Carol's
+//! e-mail addresses for codes, and the load-test users' TOTP secrets. On an
+//! existing database the stored factors stand (a TOTP Bob enrolled, a
+//! passkey Alice removed): the seeding settings apply to a new database
+//! only. Delete the data directory (with the bank stopped) to start afresh.
+//! Logins, balances, step-up attempts and ceremonies stay in memory: a
+//! restart logs everybody out.
+//!
+//! # Environment
+//!
+//! What [`Startup::from_env`] reads:
+//!
+//! | variable | default | what |
+//! |---|---|---|
+//! | `BANK_ADDR` | `127.0.0.1:3000` | where to listen (`127.0.0.1:0`: a free port, printed) |
+//! | `BANK_STEPUP_KEY` | a fresh random key | the stepup key (base64, 32+ bytes); without it assurances do not survive a restart |
+//! | `BANK_DATA_DIR` | `bank-data/<bank>` | the data directory, created with mode 0700 when missing |
+//! | `BANK_DATABASE_URL` | `sqlite://<data dir>/factors.db` | the factor database: `sqlite:…` or `postgres://…` (printed without its password) |
+//! | `BANK_SEALING_KEY` | the key in `<data dir>/sealing.key` | the sealing keys in text form, `ID:KEY`, or a ring `2:NEW,1:OLD` (see [`SealingKeys::parse`]) |
+//! | `BANK_DEMO_TOTP_SECRET` | a fresh random secret | Alice's TOTP secret (base32) **for a new database only** |
+//! | `BANK_SOAK_USERS` | 0 | load-test users `user1` … `userN` (password `pw-userI`, TOTP with Alice's secret on a new database) |
+//!
+//! Without `BANK_SEALING_KEY`, the key file is generated on the first
+//! start (`create_new`, mode 0600) and read on the next ones; a key file
+//! its group or others may read or write is refused, as ssh refuses a
+//! private key that is too open (`chmod 600` it). Keep the key with the
+//! database: without it nothing sealed opens (the bank then refuses to
+//! start, as it does with another key than the database was sealed under).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,13 +84,16 @@ use base64::Engine as _;
 use serde::Deserialize;
 use stepup_challenge::{
     AttemptLimits, Channel, CodeSender, Engine, FactorStore as _, InsecureConsoleSender,
-    InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, PasskeyConfig, TotpConfig,
-    TotpSecret,
+    InsecureFixedPasswords, MemoryStateStore, PasskeyConfig, TotpConfig, TotpSecret,
 };
 use stepup_core::{Clock, Key, KeyId, KeyRing, Method, Policy, Subject, TokenConfig};
+use stepup_sqlx::SqlStore;
 
+mod data;
 mod throttle;
 
+pub use data::{DATABASE_FILE, SEALING_KEY_FILE, redact_url};
+pub use stepup_sqlx::{SealingKey, SealingKeys};
 pub use throttle::{LoginLimits, LoginThrottle};
 
 /// The demo users: (name, password).
@@ -65,8 +113,9 @@ pub const TOTP_ISSUER: &str = "stepup-bank";
 /// The `Set-Cookie` that ends the login session.
 pub const LOGOUT_COOKIE: &str = "bank_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
 
-/// The engine both banks run.
-pub type BankEngine = Engine<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>;
+/// The engine both banks run: the users' factors in SQL
+/// ([`SqlStore`]), the short-lived state in memory.
+pub type BankEngine = Engine<SqlStore, MemoryStateStore, InsecureFixedPasswords>;
 
 /// What a bank needs to start.
 pub struct BankConfig {
@@ -74,8 +123,18 @@ pub struct BankConfig {
     pub origin: String,
     /// The 32+ byte stepup key.
     pub key: Vec<u8>,
-    /// Alice's TOTP secret.
+    /// Alice's TOTP secret, seeded into a new database only.
     pub alice_totp: TotpSecret,
+    /// The factor database: `sqlite:…` (`sqlite::memory:` in tests) or
+    /// `postgres://…`.
+    pub database_url: String,
+    /// The keys the factor store seals TOTP secrets and passkeys under.
+    pub sealing_keys: SealingKeys,
+    /// Print what the factor store holds for the demo once it is open —
+    /// the database (without its password), whether it was new, Alice's
+    /// TOTP secret as stored — as the binaries do ([`Startup::config`]);
+    /// tests leave it off.
+    pub print_startup: bool,
     /// The clock (a `TestClock` in tests).
     pub clock: Arc<dyn Clock>,
     /// Where one-time codes go (the console in the demo; a recording
@@ -84,7 +143,8 @@ pub struct BankConfig {
     /// Attempt limits other than the defaults (tests use small ones).
     pub limits: Option<AttemptLimits>,
     /// Extra users for load tests: `user1` … `userN`, password
-    /// `pw-userI`, TOTP enrolled with Alice's secret (`BANK_SOAK_USERS`).
+    /// `pw-userI`, TOTP enrolled with Alice's secret on a new database
+    /// (`BANK_SOAK_USERS`).
     pub extra_users: usize,
     /// A level table other than NIST's (tests of the factor-change rule).
     pub levels: Option<stepup_core::LevelTable>,
@@ -103,6 +163,7 @@ impl std::fmt::Debug for BankConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BankConfig")
             .field("origin", &self.origin)
+            .field("database_url", &redact_url(&self.database_url))
             .finish_non_exhaustive()
     }
 }
@@ -130,25 +191,15 @@ impl CodeSender for SenderHandle {
     }
 }
 
-/// The stepup side of a bank: the engine (its issuer gives the adapters their gate).
+/// The stepup side of a bank: the engine (its issuer gives the adapters
+/// their gate) on the factor store of [`open_factors`].
 pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::error::Error>> {
     let mut tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &config.key)?));
     if let Some(levels) = &config.levels {
         tokens = tokens.with_levels(levels.clone());
     }
     let clock = ClockHandle(config.clock.clone());
-    let factors = MemoryFactorStore::new();
-    let alice = Subject::new("alice");
-    factors
-        .set_totp_secret(&alice, config.alice_totp.clone())
-        .await?;
-    factors.set_code_destination(&alice, Channel::Email, ALICE_EMAIL)?;
-    factors.set_code_destination(&Subject::new("carol"), Channel::Email, CAROL_EMAIL)?;
-    for i in 1..=config.extra_users {
-        factors
-            .set_totp_secret(&Subject::new(format!("user{i}")), config.alice_totp.clone())
-            .await?;
-    }
+    let factors = open_factors(config).await?;
     let users = users(config.extra_users);
     let engine = Engine::new(
         tokens.issuer(),
@@ -167,6 +218,71 @@ pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::erro
     // (browsers treat http://localhost as a secure context).
     .with_passkeys(PasskeyConfig::new("localhost", &config.origin, TOTP_ISSUER))?;
     Ok(engine)
+}
+
+/// Opens the factor store of `config` and brings its schema up to date.
+/// A new database (the schema's first version applied now) is seeded:
+/// Alice's TOTP secret, Alice's and Carol's e-mail addresses and the
+/// load-test users' TOTP secrets; on an existing one the stored factors
+/// stand. Prints what it holds for Alice when `config.print_startup`.
+pub async fn open_factors(config: &BankConfig) -> Result<SqlStore, Box<dyn std::error::Error>> {
+    let shown = redact_url(&config.database_url);
+    let context = |e: stepup_challenge::StoreError| format!("the factor database {shown}: {e}");
+    let factors = SqlStore::connect(&config.database_url, config.sealing_keys.clone())
+        .await
+        .map_err(context)?;
+    let new = factors.migrate().await.map_err(context)?.contains(&1);
+    if new {
+        seed(&factors, config).await.map_err(context)?;
+    }
+    if config.print_startup {
+        if new {
+            println!(
+                "Factors: {shown} (a new database: seeded Alice's TOTP secret and the e-mail \
+                 addresses for codes)"
+            );
+        } else {
+            println!(
+                "Factors: {shown} (an existing database: its factors stand; \
+                 BANK_DEMO_TOTP_SECRET applies to a new database only)"
+            );
+        }
+        match factors
+            .totp_secret(&Subject::new("alice"))
+            .await
+            .map_err(context)?
+        {
+            Some(secret) => {
+                println!("Alice's TOTP secret: {}", secret.to_base32());
+                println!(
+                    "Add it to an authenticator app: {}",
+                    TotpConfig::new(TOTP_ISSUER).otpauth_uri(&secret, "alice")?
+                );
+            }
+            None => println!("Alice has no TOTP secret (she removed it): she may enroll one."),
+        }
+    }
+    Ok(factors)
+}
+
+/// What a new database starts with.
+async fn seed(factors: &SqlStore, config: &BankConfig) -> Result<(), stepup_challenge::StoreError> {
+    let alice = Subject::new("alice");
+    factors
+        .set_totp_secret(&alice, config.alice_totp.clone())
+        .await?;
+    factors
+        .set_code_destination(&alice, Channel::Email, Some(ALICE_EMAIL))
+        .await?;
+    factors
+        .set_code_destination(&Subject::new("carol"), Channel::Email, Some(CAROL_EMAIL))
+        .await?;
+    for i in 1..=config.extra_users {
+        factors
+            .set_totp_secret(&Subject::new(format!("user{i}")), config.alice_totp.clone())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Where a real bank would e-mail and text the user: "a passkey was added
@@ -224,7 +340,7 @@ pub struct Bank {
     users: Arc<HashMap<String, String>>,
     sessions: Arc<Mutex<HashMap<String, String>>>,
     balances: Arc<Mutex<HashMap<String, u64>>>,
-    epochs: Option<MemoryFactorStore>,
+    epochs: Option<SqlStore>,
     throttle: LoginThrottle<MemoryStateStore>,
 }
 
@@ -274,7 +390,7 @@ impl Bank {
     /// Reads each user's assurance epoch from `factors` (the engine's
     /// factor store, which bumps it when a factor is removed or replaced),
     /// so a factor change ends every outstanding assurance.
-    pub fn with_epochs_from(mut self, factors: &MemoryFactorStore) -> Bank {
+    pub fn with_epochs_from(mut self, factors: &SqlStore) -> Bank {
         self.epochs = Some(factors.clone());
         self
     }
@@ -331,12 +447,38 @@ pub const TRANSFER_REFUSED: &str = "unknown recipient or not enough money";
 
 impl Bank {
     /// The subject of a login session — user *and session*, so an assurance
-    /// never outlives the login — from the `Cookie` header values.
-    pub fn subject<'a>(&self, cookies: impl IntoIterator<Item = &'a [u8]>) -> Option<Subject> {
-        let sid = session_id(cookies)?;
-        let user = self.sessions.lock().ok()?.get(&sid).cloned()?;
-        let epoch = self.epochs.as_ref().map_or(0, |f| f.epoch(&user));
-        Some(Subject::new(user).with_session(sid).with_epoch(epoch))
+    /// never outlives the login — from the `Cookie` header values, with
+    /// the user's assurance epoch from the factor store
+    /// ([`with_epochs_from`](Bank::with_epochs_from); 0 without one).
+    ///
+    /// The session is looked up now; the future reads the epoch and borrows
+    /// nothing. It is `None` when nobody is logged in, and also when the
+    /// epoch cannot be read: fail closed, the request is treated as logged
+    /// out (never as epoch 0, which would revive assurances a factor
+    /// change ended).
+    pub fn subject<'a>(
+        &self,
+        cookies: impl IntoIterator<Item = &'a [u8]>,
+    ) -> impl Future<Output = Option<Subject>> + Send + 'static {
+        let session = session_id(cookies).and_then(|sid| {
+            let user = self.sessions.lock().ok()?.get(&sid).cloned()?;
+            Some((user, sid))
+        });
+        let epochs = session.as_ref().and(self.epochs.clone());
+        async move {
+            let (user, sid) = session?;
+            let epoch = match epochs {
+                Some(factors) => match factors.epoch(&user).await {
+                    Ok(epoch) => epoch,
+                    Err(e) => {
+                        eprintln!("bank: no subject, the epoch is unknown: {e}");
+                        return None;
+                    }
+                },
+                None => 0,
+            };
+            Some(Subject::new(user).with_session(sid).with_epoch(epoch))
+        }
     }
 
     /// Checks the password — unless the [`LoginThrottle`] refuses first —
@@ -491,26 +633,55 @@ pub mod pages {
     }
 }
 
-/// The settings a bank's `main` reads from the environment.
+/// The settings a bank's `main` reads from the environment (every
+/// variable is in the [crate docs](crate#environment)).
 #[derive(Debug)]
 pub struct Startup {
+    /// The bank's name (`axum-bank`): its data directory's default name.
+    pub name: String,
     /// `BANK_ADDR` (default `127.0.0.1:3000`).
     pub addr: String,
     /// `BANK_STEPUP_KEY` (base64), or a fresh random key.
     pub key: Vec<u8>,
-    /// `BANK_DEMO_TOTP_SECRET` (base32), or a fresh random secret.
+    /// `BANK_DEMO_TOTP_SECRET` (base32), or a fresh random secret: Alice's
+    /// TOTP secret in a new database (an existing one keeps its own).
     pub alice_totp: TotpSecret,
     /// `BANK_SOAK_USERS`: extra users for load tests (default 0).
     pub extra_users: usize,
+    /// `BANK_DATA_DIR` (default `bank-data/<name>` under the working
+    /// directory), absolute; created with mode 0700 when missing. `None`
+    /// when nothing is kept there (both `BANK_DATABASE_URL` and
+    /// `BANK_SEALING_KEY` given).
+    pub data_dir: Option<PathBuf>,
+    /// `BANK_DATABASE_URL` (default `sqlite://<data dir>/factors.db`).
+    pub database_url: String,
+    /// `BANK_SEALING_KEY` (text form, a ring allowed), or else the key in
+    /// `<data dir>/sealing.key`, generated on the first start.
+    pub sealing_keys: SealingKeys,
 }
 
 impl Startup {
-    /// Reads `BANK_ADDR`, `BANK_STEPUP_KEY` and `BANK_DEMO_TOTP_SECRET`.
-    pub fn from_env() -> Result<Startup, Box<dyn std::error::Error>> {
-        let addr = std::env::var("BANK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-        let key = match std::env::var("BANK_STEPUP_KEY") {
-            Ok(text) => base64::engine::general_purpose::STANDARD.decode(text.trim())?,
-            Err(_) => {
+    /// Reads the environment for the bank called `name` (`axum-bank`):
+    /// `BANK_ADDR`, `BANK_STEPUP_KEY`, `BANK_DEMO_TOTP_SECRET`,
+    /// `BANK_SOAK_USERS`, `BANK_DATA_DIR`, `BANK_DATABASE_URL` and
+    /// `BANK_SEALING_KEY` (see the [crate docs](crate#environment)).
+    ///
+    /// Creates the data directory (mode 0700) when something is kept there,
+    /// and the sealing key file (`create_new`, mode 0600) when there is
+    /// none; refuses a key file its group or others may read or write.
+    /// Prints where the data directory and the sealing key are.
+    pub fn from_env(name: &str) -> Result<Startup, Box<dyn std::error::Error>> {
+        let var = |variable: &str| {
+            std::env::var(variable)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        };
+        let addr = var("BANK_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let key = match var("BANK_STEPUP_KEY") {
+            Some(text) => base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| "BANK_STEPUP_KEY is not base64")?,
+            None => {
                 let mut key = vec![0u8; 32];
                 getrandom::fill(&mut key)?;
                 println!(
@@ -519,52 +690,98 @@ impl Startup {
                 key
             }
         };
-        let alice_totp = match std::env::var("BANK_DEMO_TOTP_SECRET") {
-            Ok(text) => TotpSecret::from_base32(&text)
+        let alice_totp = match var("BANK_DEMO_TOTP_SECRET") {
+            Some(text) => TotpSecret::from_base32(&text)
                 .ok_or("BANK_DEMO_TOTP_SECRET is not base32 (16+ bytes)")?,
-            Err(_) => TotpSecret::generate()?,
+            None => TotpSecret::generate()?,
         };
-        let extra_users = match std::env::var("BANK_SOAK_USERS") {
-            Ok(text) => text
+        let extra_users = match var("BANK_SOAK_USERS") {
+            Some(text) => text
                 .trim()
                 .parse()
                 .map_err(|_| "BANK_SOAK_USERS is not a number")?,
-            Err(_) => 0,
+            None => 0,
+        };
+        let database_url = var("BANK_DATABASE_URL");
+        let sealing_key = var("BANK_SEALING_KEY");
+        let data_dir = if database_url.is_some() && sealing_key.is_some() {
+            None
+        } else {
+            let dir = var("BANK_DATA_DIR")
+                .map_or_else(|| PathBuf::from("bank-data").join(name), PathBuf::from);
+            let dir = data::create_data_dir(&dir)
+                .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+            println!("Data directory: {}", dir.display());
+            Some(dir)
+        };
+        let database_url = match (database_url, &data_dir) {
+            (Some(url), _) => url,
+            (None, Some(dir)) => data::sqlite_url(&dir.join(DATABASE_FILE))?,
+            (None, None) => return Err("no BANK_DATABASE_URL and no data directory".into()),
+        };
+        let sealing_keys = match (sealing_key, &data_dir) {
+            (Some(text), _) => {
+                let keys =
+                    SealingKeys::parse(&text).map_err(|e| format!("BANK_SEALING_KEY: {e}"))?;
+                println!("Sealing key: from BANK_SEALING_KEY");
+                keys
+            }
+            (None, Some(dir)) => {
+                let path = dir.join(SEALING_KEY_FILE);
+                let (keys, generated) = data::load_or_generate_key(&path)?;
+                if generated {
+                    println!(
+                        "Sealing key: generated {} (owner-only; the factors sealed under it open with it only)",
+                        path.display()
+                    );
+                } else {
+                    println!("Sealing key: {}", path.display());
+                }
+                keys
+            }
+            (None, None) => return Err("no BANK_SEALING_KEY and no data directory".into()),
         };
         Ok(Startup {
+            name: name.to_owned(),
             addr,
             key,
             alice_totp,
             extra_users,
+            data_dir,
+            database_url,
+            sealing_keys,
         })
     }
 
     /// The bank's configuration once it listens on `port`: origin
     /// `http://localhost:PORT` (passkeys need a domain as relying party, and
     /// challenge POSTs must come from exactly this origin), the system
-    /// clock, codes printed on the console. Prints how to use it.
-    pub fn config(self, name: &str, port: u16) -> Result<BankConfig, Box<dyn std::error::Error>> {
+    /// clock, codes printed on the console, the start-up lines of the
+    /// factor store printed ([`BankConfig::print_startup`]). Prints how to
+    /// use it.
+    pub fn config(self, port: u16) -> BankConfig {
         let origin = format!("http://localhost:{port}");
-        println!("{name} on {origin}/ (use this URL: passkeys need `localhost`)");
         println!(
-            "Log in as alice / wonderland (TOTP enrolled) or bob / builder (no second factor)."
+            "{} on {origin}/ (use this URL: passkeys need `localhost`)",
+            self.name
         );
-        println!("Alice's TOTP secret: {}", self.alice_totp.to_base32());
         println!(
-            "Add it to an authenticator app: {}",
-            TotpConfig::new(TOTP_ISSUER).otpauth_uri(&self.alice_totp, "alice")?
+            "Log in as alice / wonderland (TOTP enrolled) or bob / builder (no second factor at first)."
         );
         println!("E-mail codes are printed here instead of sent.");
-        Ok(BankConfig {
+        BankConfig {
             origin,
             key: self.key,
             alice_totp: self.alice_totp,
+            database_url: self.database_url,
+            sealing_keys: self.sealing_keys,
+            print_startup: true,
             clock: Arc::new(stepup_core::SystemClock),
             codes: Arc::new(InsecureConsoleSender),
             limits: None,
             extra_users: self.extra_users,
             levels: None,
-        })
+        }
     }
 }
 
@@ -604,10 +821,114 @@ mod tests {
         };
         let pair = cookie.split(';').next().unwrap().to_owned();
         let header = format!("theme=dark; {pair}");
-        let subject = bank.subject([header.as_bytes()]).unwrap();
+        let subject = bank.subject([header.as_bytes()]).await.unwrap();
         assert_eq!(subject.id(), "alice");
         assert!(subject.session().is_some());
         bank.logout([header.as_bytes()]);
-        assert_eq!(bank.subject([header.as_bytes()]), None);
+        assert_eq!(bank.subject([header.as_bytes()]).await, None);
+    }
+
+    fn config(database_url: &str, alice_totp: &TotpSecret) -> BankConfig {
+        BankConfig {
+            origin: "http://localhost:3000".into(),
+            key: vec![9; 32],
+            alice_totp: alice_totp.clone(),
+            database_url: database_url.into(),
+            sealing_keys: SealingKeys::new(SealingKey::new(1, [7; 32])),
+            print_startup: false,
+            clock: Arc::new(stepup_core::SystemClock),
+            codes: Arc::new(InsecureConsoleSender),
+            limits: None,
+            extra_users: 2,
+            levels: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_database_is_seeded_and_an_existing_one_stands() {
+        let dir = std::env::temp_dir().join(format!("bank-core-seed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir = data::create_data_dir(&dir).unwrap();
+        let url = data::sqlite_url(&dir.join(DATABASE_FILE)).unwrap();
+        let first = TotpSecret::generate().unwrap();
+        let alice = Subject::new("alice");
+        let factors = open_factors(&config(&url, &first)).await.unwrap();
+        assert_eq!(
+            factors.totp_secret(&alice).await.unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(
+            factors.totp_secret(&Subject::new("user2")).await.unwrap(),
+            Some(first.clone())
+        );
+        for (user, address) in [("alice", ALICE_EMAIL), ("carol", CAROL_EMAIL)] {
+            assert_eq!(
+                factors
+                    .code_destination(&Subject::new(user), Channel::Email)
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some(address)
+            );
+        }
+        // Carol removes her address; alice's secret is replaced.
+        factors
+            .set_code_destination(&Subject::new("carol"), Channel::Email, None)
+            .await
+            .unwrap();
+        let replaced = TotpSecret::generate().unwrap();
+        factors
+            .set_totp_secret(&alice, replaced.clone())
+            .await
+            .unwrap();
+        drop(factors);
+
+        // Started again with another demo secret: nothing is seeded again.
+        let factors = open_factors(&config(&url, &TotpSecret::generate().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(factors.totp_secret(&alice).await.unwrap(), Some(replaced));
+        assert_eq!(
+            factors
+                .code_destination(&Subject::new("carol"), Channel::Email)
+                .await
+                .unwrap(),
+            None
+        );
+        drop(factors);
+
+        // Another sealing key than the database knows: refused, clearly.
+        let mut other = config(&url, &first);
+        other.sealing_keys = SealingKeys::new(SealingKey::new(1, [8; 32]));
+        let e = open_factors(&other).await.unwrap_err().to_string();
+        assert!(
+            e.contains("the factor database sqlite://")
+                && e.contains("not the key this database knows"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_epoch_no_subject() {
+        // A store whose tables are missing: every epoch read fails.
+        let keys = SealingKeys::new(SealingKey::new(1, [7; 32]));
+        let broken = SqlStore::connect("sqlite::memory:", keys).await.unwrap();
+        let bank = Bank::default().with_epochs_from(&broken);
+        let input = LoginInput {
+            username: "alice".into(),
+            password: "wonderland".into(),
+        };
+        let LoginOutcome::LoggedIn(cookie) = bank.login(&input, None).await else {
+            panic!("the right password logs in");
+        };
+        let pair = cookie.split(';').next().unwrap().to_owned();
+        assert_eq!(bank.subject([pair.as_bytes()]).await, None, "fail closed");
+
+        // Once the store answers, the subject carries the stored epoch.
+        broken.migrate().await.unwrap();
+        broken.bump_epoch(&Subject::new("alice")).await.unwrap();
+        let subject = bank.subject([pair.as_bytes()]).await.unwrap();
+        assert_eq!((subject.id(), subject.epoch()), ("alice", 1));
     }
 }
