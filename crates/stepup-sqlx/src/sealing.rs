@@ -153,7 +153,7 @@ pub enum KeyError {
 ///
 /// let old = SealingKey::generate(1)?;
 /// let new = SealingKey::generate(2)?;
-/// let ring = SealingKeys::parse(&format!("{},{}", new.to_text(), old.to_text()))?;
+/// let ring = SealingKeys::parse(&format!("{},{}", *new.to_text(), *old.to_text()))?;
 /// assert_eq!(ring.current().id(), 2);
 /// assert_eq!(ring.ids().collect::<Vec<_>>(), [2, 1]);
 /// # Ok::<(), stepup_sqlx::KeyError>(())
@@ -215,6 +215,7 @@ impl SealingKeys {
     /// use stepup_sqlx::{KeyError, SealingKey, SealingKeys};
     ///
     /// let key = SealingKey::generate(3)?.to_text();
+/// let key = key.as_str();
     /// assert_eq!(
     ///     SealingKeys::parse(&format!("{key}, {key}")).unwrap_err(),
     ///     KeyError::DuplicateId(3)
