@@ -215,7 +215,7 @@ impl SealingKeys {
     /// use stepup_sqlx::{KeyError, SealingKey, SealingKeys};
     ///
     /// let key = SealingKey::generate(3)?.to_text();
-/// let key = key.as_str();
+    /// let key = key.as_str();
     /// assert_eq!(
     ///     SealingKeys::parse(&format!("{key}, {key}")).unwrap_err(),
     ///     KeyError::DuplicateId(3)
