@@ -8,55 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Where, database, keys};
+use common::{Raw, Where, contains, database, keys};
 use stepup_challenge::{Attempt, Engine, PasskeyConfig, TotpConfig};
 use stepup_core::{Clock, Key, KeyId, KeyRing, Subject, SystemClock, TokenConfig};
 use stepup_sqlx::{SqlStateStore, SqlStore};
 use stepup_store::contract::passkey::passkey;
 use stepup_store::{FactorStore, MemoryStateStore, PasskeyStore, StateStore, TotpSecret};
-
-/// A raw pool beside the store: what a reader or writer of the database has.
-enum Raw {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Raw {
-    async fn new(url: &str) -> Raw {
-        if url.starts_with("sqlite") {
-            Raw::Sqlite(common::raw_sqlite(url).await)
-        } else {
-            Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap())
-        }
-    }
-
-    async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
-        let rows: Vec<Option<Vec<u8>>> = match self {
-            Raw::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-            Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-        };
-        rows.into_iter().flatten().collect()
-    }
-
-    async fn execute(&self, sql: &str) -> u64 {
-        match self {
-            Raw::Sqlite(pool) => sqlx::raw_sql(sql)
-                .execute(pool)
-                .await
-                .unwrap()
-                .rows_affected(),
-            Raw::Postgres(pool) => sqlx::raw_sql(sql)
-                .execute(pool)
-                .await
-                .unwrap()
-                .rows_affected(),
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
 
 fn tokens() -> TokenConfig {
     TokenConfig::new(KeyRing::new(
@@ -364,22 +321,11 @@ async fn one_unopenable_row_does_not_lock_the_user_out(place: Where) {
     let mut damaged = sealed.clone();
     let last = damaged.len() - 1;
     damaged[last] ^= 1;
-    match &raw {
-        Raw::Sqlite(pool) => {
-            sqlx::query("UPDATE stepup_passkeys SET sealed = $1 WHERE name = 'bad'")
-                .bind(damaged)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-        Raw::Postgres(pool) => {
-            sqlx::query("UPDATE stepup_passkeys SET sealed = $1 WHERE name = 'bad'")
-                .bind(damaged)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-    }
+    raw.set_bytes(
+        "UPDATE stepup_passkeys SET sealed = $1 WHERE name = 'bad'",
+        damaged,
+    )
+    .await;
 
     // The damaged passkey is skipped (it cannot be used); the rest works.
     let listed = PasskeyStore::passkeys(&factors, &alice).await.unwrap();

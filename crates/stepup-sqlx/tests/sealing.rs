@@ -6,51 +6,11 @@
 
 mod common;
 
-use common::{TempDir, Where, database, keys};
+use common::{Raw, TempDir, Where, contains, database, keys};
 use stepup_core::Subject;
 use stepup_sqlx::{SealingKey, SealingKeys, SqlStore};
 use stepup_store::contract::passkey::passkey;
 use stepup_store::{FactorStore, PasskeyStore, StoreError, TotpSecret};
-
-/// A raw connection to the test's database, beside the store: what an
-/// attacker who can write to it has.
-enum Raw {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-macro_rules! on_raw {
-    ($raw:expr, $pool:ident => $body:expr) => {
-        match $raw {
-            Raw::Sqlite($pool) => $body,
-            Raw::Postgres($pool) => $body,
-        }
-    };
-}
-
-impl Raw {
-    async fn execute(&self, sql: &str) -> u64 {
-        on_raw!(self, pool => sqlx::raw_sql(sql).execute(pool).await.unwrap().rows_affected())
-    }
-
-    async fn bytes(&self, sql: &str) -> Vec<u8> {
-        on_raw!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
-    }
-
-    async fn text(&self, sql: &str) -> String {
-        on_raw!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
-    }
-
-    async fn number(&self, sql: &str) -> i64 {
-        on_raw!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
-    }
-
-    async fn set_bytes(&self, sql: &str, value: Vec<u8>) {
-        on_raw!(self, pool => {
-            sqlx::query(sql).bind(value).execute(pool).await.unwrap();
-        })
-    }
-}
 
 /// A fresh database: a store on it with `keys`, migrated, and a raw pool.
 struct Db {
@@ -62,11 +22,7 @@ struct Db {
 impl Db {
     async fn new(place: Where) -> Db {
         let (url, dir) = database(place);
-        let raw = if url.starts_with("sqlite") {
-            Raw::Sqlite(common::raw_sqlite(&url).await)
-        } else {
-            Raw::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
-        };
+        let raw = Raw::new(&url).await;
         Db {
             url,
             raw,
@@ -478,10 +434,6 @@ async fn nothing_is_stored_in_the_clear(place: Where) {
     assert!(!contains(&record, b"SECP256R1"));
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 async fn errors_name_the_operation_and_kind_never_a_user(place: Where) {
     let db = Db::new(place).await;
     let store = db.store(keys(1, 7)).await;
@@ -538,11 +490,7 @@ async fn migrations_apply_once_under_concurrency_and_refuse_a_changed_schema(pla
         "nothing left to apply"
     );
 
-    let raw = if url.starts_with("sqlite") {
-        Raw::Sqlite(common::raw_sqlite(&url).await)
-    } else {
-        Raw::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
-    };
+    let raw = Raw::new(&url).await;
     let original = raw
         .text("SELECT checksum FROM stepup_schema WHERE version = 1")
         .await;

@@ -73,14 +73,71 @@ pub(crate) fn database(place: Where) -> (String, Option<TempDir>) {
     }
 }
 
-/// A raw pool on the database at `url`, beside a store: what an attacker
-/// who can write to the database has.
-pub(crate) async fn raw_sqlite(url: &str) -> sqlx::SqlitePool {
-    use std::str::FromStr;
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-        .unwrap()
-        .create_if_missing(true);
-    sqlx::SqlitePool::connect_with(options).await.unwrap()
+/// A raw connection to a test's database, beside the store: what an
+/// attacker who can read or write the database has.
+pub(crate) enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+macro_rules! on_raw {
+    ($raw:expr, $pool:ident => $body:expr) => {
+        match $raw {
+            Raw::Sqlite($pool) => $body,
+            Raw::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl Raw {
+    /// A pool of its own on the database at `url` (an SQLite file is
+    /// created if the store has not yet).
+    pub(crate) async fn new(url: &str) -> Raw {
+        if url.starts_with("sqlite") {
+            use std::str::FromStr;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .unwrap()
+                .create_if_missing(true);
+            Raw::Sqlite(sqlx::SqlitePool::connect_with(options).await.unwrap())
+        } else {
+            Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap())
+        }
+    }
+
+    pub(crate) async fn execute(&self, sql: &str) -> u64 {
+        on_raw!(self, pool => sqlx::raw_sql(sql).execute(pool).await.unwrap().rows_affected())
+    }
+
+    pub(crate) async fn bytes(&self, sql: &str) -> Vec<u8> {
+        on_raw!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
+    }
+
+    /// Every non-NULL value of the first column.
+    pub(crate) async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+        let rows: Vec<Option<Vec<u8>>> =
+            on_raw!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap());
+        rows.into_iter().flatten().collect()
+    }
+
+    pub(crate) async fn text(&self, sql: &str) -> String {
+        on_raw!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
+    }
+
+    pub(crate) async fn number(&self, sql: &str) -> i64 {
+        on_raw!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
+    }
+
+    /// Runs `sql` with one bind, `value`.
+    pub(crate) async fn set_bytes(&self, sql: &str, value: Vec<u8>) {
+        on_raw!(self, pool => {
+            sqlx::query(sql).bind(value).execute(pool).await.unwrap();
+        })
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A migrated factor store on a fresh database.
