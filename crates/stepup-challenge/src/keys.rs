@@ -84,13 +84,11 @@ impl StoreKeys {
         // HMAC takes keys of any length: this cannot fail.
         let mac = <HmacSha256 as KeyInit>::new_from_slice(key)
             .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new(&Default::default()));
-        let mut keys = StoreKeys {
+        let seal_key = zeroize::Zeroizing::new(digest(&mac, Domain::Seal, &[b"state values"]));
+        StoreKeys {
+            sealer: Sealer::new(&seal_key),
             mac,
-            sealer: Sealer::new(&[0; 32]),
-        };
-        let seal_key = zeroize::Zeroizing::new(keys.digest(Domain::Seal, &[b"state values"]));
-        keys.sealer = Sealer::new(&seal_key);
-        keys
+        }
     }
 
     /// Seals a secret the engine keeps in the state store under `name` (its
@@ -107,14 +105,7 @@ impl StoreKeys {
     }
 
     fn digest(&self, domain: Domain, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = self.mac.clone();
-        mac.update(&[domain as u8]);
-        for part in parts {
-            // Length-prefixed, so ("ab","c") and ("a","bc") differ.
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        digest(&self.mac, domain, parts)
     }
 
     /// The store name of a subject (its id only: counters and factors
@@ -176,6 +167,18 @@ impl StoreKeys {
     pub(crate) fn events(&self, subject: &Subject) -> String {
         hex(&self.digest(Domain::Events, &[subject.id().as_bytes()])[..8])
     }
+}
+
+/// The keyed digest of `parts` in `domain`, length-prefixed so ("ab","c")
+/// and ("a","bc") differ.
+fn digest(keyed: &HmacSha256, domain: Domain, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = keyed.clone();
+    mac.update(&[domain as u8]);
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// The layout of the state store's keys: every `stepup:…` key is built

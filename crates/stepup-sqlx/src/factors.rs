@@ -135,8 +135,8 @@ impl SqlStore {
     async fn keys_checked(&self) -> Result<(), StoreError> {
         self.checked
             .get_or_try_init(|| async {
-                for id in self.keys.ids() {
-                    self.check_key(id).await?;
+                for (id, check) in self.keys.check_values() {
+                    self.check_key(id, check).await?;
                 }
                 Ok::<(), StoreError>(())
             })
@@ -144,9 +144,8 @@ impl SqlStore {
             .map(|_| ())
     }
 
-    async fn check_key(&self, id: u32) -> Result<(), StoreError> {
+    async fn check_key(&self, id: u32, ours: [u8; 32]) -> Result<(), StoreError> {
         let fail = |e: sqlx::Error| failed(STORE, "check sealing key", &e);
-        let ours = self.keys.check_value(id).unwrap_or_default();
         let recorded: Vec<u8> = on_pool!(self.db, pool => {
             sqlx::query(
                 "INSERT INTO stepup_sealing_keys (key_id, check_value, first_used_at) \

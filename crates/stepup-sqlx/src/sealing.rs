@@ -246,10 +246,10 @@ impl SealingKeys {
         self.keys.iter().find(|k| k.key.id == id)
     }
 
-    /// What a database keeps to recognise key `id`: a digest under a
-    /// subkey of its own, revealing nothing of the key.
-    pub(crate) fn check_value(&self, id: u32) -> Option<[u8; 32]> {
-        self.find(id).map(|k| k.check)
+    /// Each key's id and what a database keeps to recognise it: a digest
+    /// under a subkey of its own, revealing nothing of the key.
+    pub(crate) fn check_values(&self) -> impl Iterator<Item = (u32, [u8; 32])> + '_ {
+        self.keys.iter().map(|k| (k.key.id, k.check))
     }
 
     /// Seals `plaintext` under the current key for `place`: the key id
@@ -457,7 +457,9 @@ mod tests {
         assert_ne!(all[0].1, ring.current_recovery_digest("bob", &d).1);
         assert_ne!(all[0].1, d);
         // Subkeys differ per purpose.
-        assert_ne!(ring.check_value(2).unwrap(), ring.check_value(1).unwrap());
+        let checks: Vec<_> = ring.check_values().collect();
+        assert_eq!(checks.len(), 2);
+        assert_ne!(checks[0].1, checks[1].1);
     }
 
     #[test]
