@@ -14,7 +14,8 @@ pin_project! {
     /// The future of [`RequireStepUpMiddleware`](crate::RequireStepUpMiddleware)
     /// and [`SameOriginMiddleware`](crate::SameOriginMiddleware): the wrapped
     /// service's when the request was allowed, or the answer the middleware
-    /// wrote itself (a challenge, "log in first", or "forbidden"). No boxing.
+    /// wrote itself (a challenge, "log in first", or "forbidden"). No boxing
+    /// but for a form it reads (kept across a step-up, or coming back).
     pub struct StepUpFuture<F, B> {
         #[pin]
         kind: Kind<F, B>,
@@ -33,6 +34,23 @@ pin_project! {
         Ready {
             response: Option<ServiceResponse<EitherBody<B>>>,
         },
+        Boxed {
+            future: Boxed<B>,
+        },
+    }
+}
+
+/// The future of a request whose body the middleware reads first (a form
+/// kept across a step-up, or coming back).
+pub(crate) type Boxed<B> =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
+
+/// Adds `Cache-Control: no-store` unless the response has its own.
+pub(crate) fn add_no_store<B>(response: &mut ServiceResponse<B>) {
+    if !response.headers().contains_key(CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 
@@ -65,6 +83,12 @@ impl<F, B> StepUpFuture<F, B> {
             },
         }
     }
+
+    pub(crate) fn boxed(future: Boxed<B>) -> Self {
+        StepUpFuture {
+            kind: Kind::Boxed { future },
+        }
+    }
 }
 
 impl<F, B> std::fmt::Debug for StepUpFuture<F, B> {
@@ -84,14 +108,13 @@ where
             KindProj::Inner { future, no_store } => {
                 let no_store = *no_store;
                 future.poll(cx).map_ok(|mut response| {
-                    if no_store && !response.headers().contains_key(CACHE_CONTROL) {
-                        response
-                            .headers_mut()
-                            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    if no_store {
+                        add_no_store(&mut response);
                     }
                     response.map_into_left_body()
                 })
             }
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
             KindProj::Ready { response } => Poll::Ready(response.take().ok_or_else(|| {
                 actix_web::error::ErrorInternalServerError("step-up answer polled twice")
             })),

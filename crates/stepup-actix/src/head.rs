@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ACCEPT, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, ORIGIN};
+use actix_web::http::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, ORIGIN, REFERER,
+};
 use actix_web::{HttpRequest, HttpResponse};
 use stepup_http::{ChallengeTarget, Header, Reply, RequestHead};
 
@@ -45,6 +47,8 @@ impl RequestHead for Head<'_> {
             Header::Origin => Some(&ORIGIN),
             Header::ContentType => Some(&CONTENT_TYPE),
             Header::Token => Some(&TOKEN),
+            Header::Referer => Some(&REFERER),
+            Header::ContentLength => Some(&CONTENT_LENGTH),
             // A header this adapter does not know yet: none.
             _ => None,
         };

@@ -2,15 +2,18 @@
 
 use std::fmt;
 use std::future::{Ready, ready};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{CONTENT_LENGTH, HeaderValue, LOCATION};
+use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo, Subject};
-use stepup_http::{Guard, NoSubject, Verdict};
+use stepup_http::{Guard, NoSubject, Opened, Pickup, RequestHead as _, Verdict};
 
-use crate::future::StepUpFuture;
+use crate::future::{StepUpFuture, add_no_store};
 use crate::head::{Granted, Head, into_response};
 
 /// Where the challenge page is unless configured otherwise.
@@ -262,12 +265,23 @@ impl RequireStepUp {
         let name = name.into();
         self.edit(|g| g.name(name))
     }
+
+    /// What a form this route interrupts will do, from its fields ("Send
+    /// 25 to bob"): the challenge page and the confirmation button say it
+    /// (escaped). See [`Guard::summary`].
+    #[must_use]
+    pub fn summary<F>(self, summary: F) -> Self
+    where
+        F: Fn(&stepup_http::FormFields) -> Option<String> + Send + Sync + 'static,
+    {
+        self.edit(|g| g.summary(summary))
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireStepUp
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
@@ -277,7 +291,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequireStepUpMiddleware {
-            service,
+            service: Rc::new(service),
             config: self.config.clone(),
         }))
     }
@@ -285,7 +299,8 @@ where
 
 /// The service [`RequireStepUp`] wraps around a resource or scope.
 pub struct RequireStepUpMiddleware<S> {
-    service: S,
+    // Shared with a form's future, which calls it after reading the body.
+    service: Rc<S>,
     config: Arc<Config>,
 }
 
@@ -299,8 +314,8 @@ impl<S> fmt::Debug for RequireStepUpMiddleware<S> {
 
 impl<S, B> Service<ServiceRequest> for RequireStepUpMiddleware<S>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
@@ -311,9 +326,9 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let config = &*self.config;
         let http = request.request();
-        let verdict = config
-            .guard
-            .check(http, &Head(http), (config.subjects)(http));
+        let subject = (config.subjects)(http);
+        let pickup = config.guard.pickup(&Head(http), subject.as_ref());
+        let verdict = config.guard.check(http, &Head(http), subject);
         match verdict {
             Verdict::Allow(assurance) => {
                 // One insert (one allocation): the assurance with its target.
@@ -321,13 +336,99 @@ where
                     assurance,
                     target: config.guard.target().clone(),
                 });
-                StepUpFuture::inner_no_store(self.service.call(request))
+                match pickup {
+                    None => StepUpFuture::inner_no_store(self.service.call(request)),
+                    // A form POST: it may be coming back from the
+                    // confirmation page.
+                    Some(pickup) => StepUpFuture::boxed(Box::pin(pick_up(
+                        self.service.clone(),
+                        request,
+                        pickup,
+                    ))),
+                }
             }
             Verdict::Deny(reply) => StepUpFuture::ready(
                 request
                     .into_response(into_response(reply))
                     .map_into_right_body(),
             ),
+            Verdict::Interrupt(interruption) => match interruption.body_limit() {
+                None => StepUpFuture::ready(
+                    request
+                        .into_response(into_response(interruption.into_reply()))
+                        .map_into_right_body(),
+                ),
+                Some(limit) => StepUpFuture::boxed(Box::pin(async move {
+                    let (http, payload) = request.into_parts();
+                    let body = read(payload, limit).await;
+                    let reply = interruption.answer(body.as_deref()).await;
+                    Ok(ServiceResponse::new(http, into_response(reply)).map_into_right_body())
+                })),
+            },
+        }
+    }
+}
+
+/// The body, if it has at most `limit` bytes and reads without error.
+async fn read(payload: Payload, limit: usize) -> Option<Bytes> {
+    let stream = actix_web::body::BodyStream::new(payload);
+    match actix_web::body::to_bytes_limited(stream, limit).await {
+        Ok(Ok(bytes)) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// An allowed form POST: a resumed form goes to the service with the marker
+/// stripped and [`Resumed`](stepup_http::Resumed) in its extensions; a
+/// second arrival gets its page; any other form goes on unchanged.
+async fn pick_up<S, B>(
+    service: Rc<S>,
+    request: ServiceRequest,
+    pickup: Pickup,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    let (http, payload) = request.into_parts();
+    let Some(bytes) = read(payload, pickup.limit()).await else {
+        let reply = into_response(stepup_http::Reply::new(400, None, ""));
+        return Ok(ServiceResponse::new(http, reply).map_into_right_body());
+    };
+    let (method, target) = {
+        let head = Head(&http);
+        (head.method().to_owned(), head.path_and_query().to_owned())
+    };
+    match pickup.open(&method, &target, &bytes).await {
+        Opened::Pass => {
+            let request = ServiceRequest::from_parts(http, Payload::from(bytes));
+            let mut response = service.call(request).await?;
+            add_no_store(&mut response);
+            Ok(response.map_into_left_body())
+        }
+        Opened::Resume {
+            keep,
+            resumed,
+            went,
+        } => {
+            http.extensions_mut().insert(resumed);
+            let mut request = ServiceRequest::from_parts(http, Payload::from(bytes.slice(..keep)));
+            request
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(keep));
+            let mut response = service.call(request).await?;
+            add_no_store(&mut response);
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if let Some(location) = location {
+                went.to(&location).await;
+            }
+            Ok(response.map_into_left_body())
+        }
+        Opened::Answer(reply) => {
+            Ok(ServiceResponse::new(http, into_response(reply)).map_into_right_body())
         }
     }
 }

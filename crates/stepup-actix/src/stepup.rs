@@ -6,8 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, Scope, web};
-use stepup_challenge::routes::{ChallengeRoutes, PageRenderer};
-use stepup_challenge::{ChallengePage, Engine, FactorStore, PasswordVerifier, StateStore};
+use stepup_challenge::routes::{ChallengeRoutes, KeptForms, PageRenderer};
+use stepup_challenge::{
+    ChallengePage, Engine, FactorStore, FormLimits, PasswordVerifier, StateStore,
+};
 use stepup_core::{Assurance, Policy, ReturnTo, Subject};
 use stepup_http::{CookieSettings, Settings};
 
@@ -64,6 +66,7 @@ pub struct StepUp<F, S, P> {
     engine: Arc<Engine<F, S, P>>,
     subjects: Arc<SubjectFn>,
     renderer: Option<PageRenderer>,
+    forms: FormLimits,
 }
 
 impl<F, S, P> Clone for StepUp<F, S, P> {
@@ -73,6 +76,7 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
             engine: self.engine.clone(),
             subjects: self.subjects.clone(),
             renderer: self.renderer.clone(),
+            forms: self.forms,
         }
     }
 }
@@ -96,11 +100,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     {
         let settings =
             Settings::new(engine.issuer().gate(), origin).with_shared_clock(engine.clock().clone());
+        let engine = Arc::new(engine);
+        let forms = FormLimits::default();
+        let settings = KeptForms::attach(settings, &engine, forms);
         StepUp {
             settings,
-            engine: Arc::new(engine),
+            engine,
             subjects: Arc::new(subjects),
             renderer: None,
+            forms,
         }
     }
 
@@ -120,7 +128,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// carries a query, keeps the default.
     #[must_use]
     pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Self {
-        self.settings = self.settings.mounted_at(path, fallback);
+        let settings = self.settings.clone().mounted_at(path, fallback);
+        self.settings = KeptForms::attach(settings, &self.engine, self.forms);
+        self
+    }
+
+    /// How forms interrupted by a step-up are kept (default: at most
+    /// 8 KiB, for 5 minutes, at most 3 per login session within that
+    /// time). A browser's same-origin form POST that needs a step-up is
+    /// kept and comes back once from a confirmation page; see
+    /// [`KeptForms`].
+    #[must_use]
+    pub fn with_form_limits(mut self, limits: FormLimits) -> Self {
+        self.forms = limits;
+        self.settings = KeptForms::attach(self.settings.clone(), &self.engine, limits);
         self
     }
 

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::http::request::Parts;
-use stepup_challenge::routes::{ChallengeRoutes, PageRenderer};
-use stepup_challenge::{ChallengePage, Engine, FactorStore, PasswordVerifier, StateStore};
+use stepup_challenge::routes::{ChallengeRoutes, KeptForms, PageRenderer};
+use stepup_challenge::{
+    ChallengePage, Engine, FactorStore, FormLimits, PasswordVerifier, StateStore,
+};
 use stepup_core::{Assurance, Policy, ReturnTo};
 use stepup_http::{CookieSettings, Settings};
 use stepup_tower::{RequireStepUpLayer, SameOriginLayer, SubjectSource};
@@ -57,6 +59,7 @@ pub struct StepUp<F, S, P> {
     pub(crate) subjects: Arc<dyn SubjectSource>,
     pub(crate) engine: Arc<Engine<F, S, P>>,
     renderer: Option<PageRenderer>,
+    forms: FormLimits,
 }
 
 impl<F, S, P> Clone for StepUp<F, S, P> {
@@ -66,6 +69,7 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
             subjects: self.subjects.clone(),
             engine: self.engine.clone(),
             renderer: self.renderer.clone(),
+            forms: self.forms,
         }
     }
 }
@@ -86,11 +90,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     pub fn new(engine: Engine<F, S, P>, subjects: impl SubjectSource, origin: &str) -> Self {
         let settings =
             Settings::new(engine.issuer().gate(), origin).with_shared_clock(engine.clock().clone());
+        let engine = Arc::new(engine);
+        let forms = FormLimits::default();
+        let settings = KeptForms::attach(settings, &engine, forms);
         StepUp {
             settings,
             subjects: Arc::new(subjects),
-            engine: Arc::new(engine),
+            engine,
             renderer: None,
+            forms,
         }
     }
 
@@ -110,7 +118,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// keeps the default.
     #[must_use]
     pub fn mounted_at(mut self, path: &str, fallback: ReturnTo) -> Self {
-        self.settings = self.settings.mounted_at(path, fallback);
+        let settings = self.settings.clone().mounted_at(path, fallback);
+        self.settings = KeptForms::attach(settings, &self.engine, self.forms);
+        self
+    }
+
+    /// How forms interrupted by a step-up are kept (default: at most
+    /// 8 KiB, for 5 minutes, at most 3 per login session within that
+    /// time). A browser's same-origin form POST that needs a step-up is
+    /// kept and comes back once from a confirmation page; see
+    /// [`KeptForms`].
+    #[must_use]
+    pub fn with_form_limits(mut self, limits: FormLimits) -> Self {
+        self.forms = limits;
+        self.settings = KeptForms::attach(self.settings.clone(), &self.engine, limits);
         self
     }
 

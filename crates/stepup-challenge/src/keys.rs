@@ -18,6 +18,9 @@
 //! | `stepup:code:{channel}:{subject}:guesses:{challenge id}` | wrong guesses at that code |
 //! | `stepup:code-sends:{subject}` | codes sent to a subject |
 //! | `stepup:code-sends-address:{address}` | codes sent from an address |
+//! | `stepup:form:{id}` | a form kept until its sender stepped up (sealed) |
+//! | `stepup:form-done:{id}` | a kept form that came back, and where it went |
+//! | `stepup:forms-kept:{session}` | forms a login session had kept |
 //! | `stepup:account-recovery:{subject}` | a pending account recovery |
 //! | `stepup:account-recovery-starts:{subject}` | account recoveries started |
 //! | `stepup:ceremony-starts:{subject}` | passkey ceremonies started |
@@ -77,6 +80,7 @@ enum Domain {
     #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
     UserHandle = 8,
     Seal = 9,
+    Form = 10,
 }
 
 impl StoreKeys {
@@ -163,6 +167,12 @@ impl StoreKeys {
         out
     }
 
+    /// The idempotency key of a kept form: names it without revealing its
+    /// id.
+    pub(crate) fn form_key(&self, id: &str) -> String {
+        hex(&self.digest(Domain::Form, &[id.as_bytes()])[..NAME_BYTES])
+    }
+
     /// The pseudonym of a subject in events and logs.
     pub(crate) fn events(&self, subject: &Subject) -> String {
         hex(&self.digest(Domain::Events, &[subject.id().as_bytes()])[..8])
@@ -220,6 +230,21 @@ impl StoreKeys {
     /// The codes sent from a client address group within the send window.
     pub(crate) fn code_sends_from(address: &AddressName) -> String {
         format!("stepup:code-sends-address:{address}")
+    }
+
+    /// A form kept until its sender stepped up (sealed), by its id.
+    pub(crate) fn kept_form(id: &FormId) -> String {
+        format!("stepup:form:{id}")
+    }
+
+    /// What became of a kept form once it came back, by its id.
+    pub(crate) fn form_done(id: &FormId) -> String {
+        format!("stepup:form-done:{id}")
+    }
+
+    /// The forms a login session had kept within the window.
+    pub(crate) fn forms_kept(session: &SessionName) -> String {
+        format!("stepup:forms-kept:{session}")
     }
 
     /// A subject's pending account recovery.
@@ -322,6 +347,25 @@ store_name!(
     /// A TOTP secret's fingerprint ([`StoreKeys::secret`]).
     SecretName
 );
+store_name!(
+    /// A kept form's id: 128 random bits as 32 lower-case hex digits.
+    FormId
+);
+
+impl FormId {
+    /// A fresh id, or `None` without randomness.
+    pub(crate) fn random() -> Option<FormId> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).ok()?;
+        Some(FormId(hex(&bytes)))
+    }
+
+    /// `text` if it is an id's shape; nothing else reaches a store key.
+    pub(crate) fn parse(text: &str) -> Option<FormId> {
+        (text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| FormId(text.to_owned()))
+    }
+}
 
 /// Whose attempt budget a key belongs to: one method's own, or the one
 /// all second-factor methods share.
@@ -537,6 +581,22 @@ mod tests {
             StoreKeys::any_disabled(&subject),
             format!("stepup:disabled-any:{s}")
         );
+        let form = FormId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(
+            StoreKeys::kept_form(&form),
+            "stepup:form:0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(
+            StoreKeys::form_done(&form),
+            "stepup:form-done:0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(
+            StoreKeys::forms_kept(&k.session(&alice)),
+            "stepup:forms-kept:baba9ad7e53c11291c081b7f229c0e6a"
+        );
+        assert_eq!(k.form_key(form.as_str()), "x");
+        assert!(FormId::parse("0123456789ABCDEF0123456789abcdef").is_none());
+        assert!(FormId::parse("../x").is_none());
 
         let custom = Method::custom("hardware-token").unwrap();
         let scopes = [

@@ -64,12 +64,15 @@ pub use code::{
     Channel, CodeMessage, CodeSender, InsecureConsoleSender, RecordingSender, SendFuture,
 };
 pub use engine::{
-    Attempt, CodeSent, CodeSettings, Engine, NoPasswords, PendingRecovery, TotpEnrollment,
+    Attempt, CodeSent, CodeSettings, Engine, FormLimits, KeptForm, NoPasswords, PendingRecovery,
+    TotpEnrollment,
 };
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};
 pub use limiter::{AttemptLimits, MAX_CONSECUTIVE_FAILURES};
-pub use page::{ChallengePage, EnrollPage, Form, PAGE_CSS, PASSKEY_JS, TemplateError};
+pub use page::{
+    ChallengePage, ConfirmPage, EnrollPage, Form, NoticePage, PAGE_CSS, PASSKEY_JS, TemplateError,
+};
 #[cfg(feature = "passkey")]
 pub use passkey::{PasskeyConfig, StoredPasskey};
 pub use recovery::{CODE_LEN as RECOVERY_CODE_LEN, RecoveryCode};

@@ -74,6 +74,9 @@ pub struct ChallengePage {
     code_channels: Vec<CodeChannel>,
     pending_code: Option<PendingCode>,
     why: Option<String>,
+    action: Option<String>,
+    resubmit: bool,
+    back: String,
 }
 
 /// A channel the page offers to send a code on.
@@ -113,7 +116,36 @@ impl ChallengePage {
             code_channels: Vec::new(),
             pending_code: None,
             why: None,
+            action: None,
+            resubmit: false,
+            back: return_to.as_str().to_owned(),
         }
+    }
+
+    /// Says what happens after the step-up ("Continue: Send 25 to bob", a
+    /// kept form's action) and links "go back" to `back`, the page the
+    /// form was on.
+    pub fn continues(mut self, action: impl Into<String>, back: &ReturnTo) -> Self {
+        self.action = Some(action.into());
+        self.back = back.as_str().to_owned();
+        self
+    }
+
+    /// Says the interrupted form was not kept: submit it again after
+    /// confirming.
+    pub fn resubmit(mut self) -> Self {
+        self.resubmit = true;
+        self
+    }
+
+    /// What happens after the step-up, if the page says it.
+    pub fn action(&self) -> Option<&str> {
+        self.action.as_deref()
+    }
+
+    /// Whether the page asks to submit the form again afterwards.
+    pub fn asks_to_resubmit(&self) -> bool {
+        self.resubmit
     }
 
     /// Carries the identifier of the route's reason (`why=…`) through the
@@ -289,6 +321,85 @@ mod tests {
             .html()
             .unwrap();
         assert!(html.contains("No way to confirm"));
+    }
+}
+
+/// The confirmation page after a step-up: the kept form's fields as hidden
+/// inputs plus the resume marker, posted to where the form was going, with
+/// a button naming the action. No script.
+#[derive(Template, Debug, Clone)]
+#[template(path = "resume.html")]
+pub struct ConfirmPage {
+    title: String,
+    base: String,
+    target: String,
+    fields: Vec<(String, String)>,
+    id: String,
+    action: String,
+    back: String,
+}
+
+impl ConfirmPage {
+    /// The page under the routes mounted at `base` for the kept form `id`,
+    /// posting `fields` to `target`; the button says `action`.
+    pub fn new(
+        base: &str,
+        id: &str,
+        target: &str,
+        fields: Vec<(String, String)>,
+        action: &str,
+        back: &ReturnTo,
+    ) -> ConfirmPage {
+        ConfirmPage {
+            title: "Check and continue".to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            target: target.to_owned(),
+            fields,
+            id: id.to_owned(),
+            action: action.to_owned(),
+            back: back.as_str().to_owned(),
+        }
+    }
+
+    /// The HTML.
+    pub fn html(&self) -> Result<String, TemplateError> {
+        self.render().map_err(|e| TemplateError(e.to_string()))
+    }
+}
+
+/// A page with one sentence and one link: a form already submitted,
+/// expired, or changed.
+#[derive(Template, Debug, Clone)]
+#[template(path = "notice.html")]
+pub struct NoticePage {
+    title: String,
+    base: String,
+    message: String,
+    link: String,
+    link_text: String,
+}
+
+impl NoticePage {
+    /// The page under the routes mounted at `base`.
+    pub fn new(
+        base: &str,
+        title: &str,
+        message: &str,
+        link: &ReturnTo,
+        link_text: &str,
+    ) -> NoticePage {
+        NoticePage {
+            title: title.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            message: message.to_owned(),
+            link: link.as_str().to_owned(),
+            link_text: link_text.to_owned(),
+        }
+    }
+
+    /// The HTML.
+    pub fn html(&self) -> Result<String, TemplateError> {
+        self.render().map_err(|e| TemplateError(e.to_string()))
     }
 }
 

@@ -11,6 +11,7 @@ use stepup_core::{
 use crate::cookie::{DEFAULT_COOKIE_NAME, NoSubject};
 use crate::read::{CookieName, Found, RequestHead, find_token, is_navigation_of};
 use crate::reply::Reply;
+use crate::resume::{Interrupting, Interruption, Pickup, Resume, SummaryFn};
 use crate::settings::Settings;
 use crate::target::{ChallengeTarget, Hold};
 use crate::url::login_location;
@@ -39,6 +40,8 @@ struct Inner<R: ?Sized> {
     target: Arc<ChallengeTarget>,
     no_subject: NoSubject,
     name: Option<String>,
+    resume: Option<Arc<dyn Resume>>,
+    summary: Option<Arc<SummaryFn>>,
 }
 
 impl<R: ?Sized> Clone for Inner<R> {
@@ -51,6 +54,8 @@ impl<R: ?Sized> Clone for Inner<R> {
             target: self.target.clone(),
             no_subject: self.no_subject.clone(),
             name: self.name.clone(),
+            resume: self.resume.clone(),
+            summary: self.summary.clone(),
         }
     }
 }
@@ -65,6 +70,12 @@ pub enum Verdict {
     Allow(Assurance),
     /// Answer with this instead (a challenge, or "log in first").
     Deny(Reply),
+    /// A browser submitted a form (a navigation that is not a `GET`) that
+    /// needs a step-up first: keep it and send the browser to the
+    /// challenge page ([`Interruption::answer`], after reading the body if
+    /// [`Interruption::body_limit`] asks), or just send it there
+    /// ([`Interruption::into_reply`]).
+    Interrupt(Interruption),
 }
 
 /// Requires a step-up before a route runs: the whole sequence every adapter
@@ -153,6 +164,8 @@ impl<R: ?Sized> Guard<R> {
                 target: Arc::new(ChallengeTarget::default()),
                 no_subject: NoSubject::default(),
                 name: None,
+                resume: None,
+                summary: None,
             }),
         }
     }
@@ -179,9 +192,11 @@ impl<R: ?Sized> Guard<R> {
     pub fn with_settings(self, settings: &Settings) -> Self {
         let target = settings.target().clone();
         let cookie = CookieName::new(settings.cookie_name());
+        let resume = settings.resume().cloned();
         self.edit(|c| {
             c.cookie = cookie;
             c.target = Arc::new(target);
+            c.resume = resume;
         })
     }
 
@@ -245,6 +260,50 @@ impl<R: ?Sized> Guard<R> {
         self.edit(|c| c.name = Some(name))
     }
 
+    /// What this route's interrupted forms will do, from their fields
+    /// ("Send 25 to bob"), for the challenge page and the confirmation
+    /// button; `None` (or no summary) says "Continue: POST /transfer".
+    /// The text is escaped where it is shown.
+    ///
+    /// ```
+    /// use stepup_core::{Key, KeyId, KeyRing, Policy, TokenConfig};
+    /// use stepup_http::Guard;
+    ///
+    /// let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let guard: Guard<()> = Guard::new(tokens.gate(), Policy::level(2)).summary(|form| {
+    ///     Some(format!("Send {} to {}", form.get("amount")?, form.get("to")?))
+    /// });
+    /// # let _ = guard;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn summary<F>(self, summary: F) -> Self
+    where
+        F: Fn(&crate::FormFields) -> Option<String> + Send + Sync + 'static,
+    {
+        let summary: Arc<SummaryFn> = Arc::new(summary);
+        self.edit(|c| c.summary = Some(summary))
+    }
+
+    /// Keeps interrupted forms in `resume` (as
+    /// [`Settings::with_resume`](crate::Settings::with_resume) does for
+    /// every guard it makes).
+    #[must_use]
+    pub fn with_resume(self, resume: Arc<dyn Resume>) -> Self {
+        self.edit(|c| c.resume = Some(resume))
+    }
+
+    /// For a form POST that may be coming back from the confirmation
+    /// page: what to read and check once the request is allowed. `None`
+    /// (nothing to do) for every other request, without allocating.
+    #[inline]
+    pub fn pickup(&self, head: &impl RequestHead, subject: Option<&Subject>) -> Option<Pickup> {
+        match head.method() {
+            "GET" | "HEAD" => None,
+            _ => Pickup::new(self.inner.resume.as_ref(), head, subject),
+        }
+    }
+
     /// The gate.
     pub fn gate(&self) -> &Gate {
         &self.inner.gate
@@ -277,6 +336,12 @@ impl<R: ?Sized> Guard<R> {
             tracing::info!(target: "stepup", outcome = "no_subject", policy = %PolicyName(c), "no logged-in user");
             return Verdict::Deny(self.no_subject(head));
         };
+        // A form may have to be kept for later: who sent it. (Clones of a
+        // subject share its text: no allocation.)
+        let sender = match head.method() {
+            "GET" | "HEAD" => None,
+            _ => Some(subject.clone()),
+        };
         let found = find_token(head, &c.cookie, c.token_header);
         let now = c.target.now();
         let denied = match &c.policy {
@@ -291,7 +356,9 @@ impl<R: ?Sized> Guard<R> {
                 };
                 match decision {
                     Decision::Allow(assurance) => return self.allow(assurance),
-                    Decision::Challenge(challenge) => self.deny(head, found, &challenge, policy),
+                    Decision::Challenge(challenge) => {
+                        self.deny(head, found, &challenge, policy, sender)
+                    }
                 }
             }
             PolicySource::PerRequest(choose) => match verify(&c.gate, subject, found, now) {
@@ -299,17 +366,17 @@ impl<R: ?Sized> Guard<R> {
                     let policy = choose(request, Some(&assurance));
                     match assurance.require(&policy, now) {
                         Ok(()) => return self.allow(assurance),
-                        Err(challenge) => self.deny(head, found, &challenge, &policy),
+                        Err(challenge) => self.deny(head, found, &challenge, &policy, sender),
                     }
                 }
                 Err(reason) => {
                     let policy = choose(request, None);
                     let challenge = c.gate.challenge(reason, &policy);
-                    self.deny(head, found, &challenge, &policy)
+                    self.deny(head, found, &challenge, &policy, sender)
                 }
             },
         };
-        Verdict::Deny(denied)
+        denied
     }
 
     #[inline]
@@ -326,20 +393,36 @@ impl<R: ?Sized> Guard<R> {
         found: Found<'_>,
         challenge: &Challenge,
         policy: &Policy,
-    ) -> Reply {
+        sender: Option<Subject>,
+    ) -> Verdict {
         let reason = if found == Found::Ambiguous {
             "ambiguous_token"
         } else {
             challenge.reason().code()
         };
         tracing::info!(target: "stepup", outcome = "challenge", reason, policy = %PolicyName(&self.inner));
-        let target = &self.inner.target;
-        target.respond(
-            is_navigation_of(head),
+        let c = &*self.inner;
+        let target = &c.target;
+        let navigation = is_navigation_of(head);
+        if let (true, Some(subject)) = (navigation, sender) {
+            return Verdict::Interrupt(Interruption::new(
+                head,
+                Interrupting {
+                    resume: c.resume.clone(),
+                    summary: c.summary.clone(),
+                    target: target.clone(),
+                    subject,
+                    reason: challenge.reason().code(),
+                    note: target.note_for(Some(policy)),
+                },
+            ));
+        }
+        Verdict::Deny(target.respond(
+            navigation,
             &target.return_to(head.path_and_query()),
             challenge,
             Some(policy),
-        )
+        ))
     }
 
     #[cold]
@@ -347,7 +430,7 @@ impl<R: ?Sized> Guard<R> {
     fn no_subject(&self, head: &impl RequestHead) -> Reply {
         match &self.inner.no_subject {
             NoSubject::RedirectToLogin(login) if is_navigation_of(head) => {
-                let back = self.inner.target.return_to(head.path_and_query());
+                let back = self.inner.target.return_for(head);
                 Reply::see_other(&login_location(login, &back))
             }
             _ => Reply::login_required(),

@@ -13,6 +13,9 @@
 //! * **Deciding** — [`Guard`]: find the token, refuse an ambiguous one,
 //!   decide (a fixed policy or one chosen per request), log, answer; and
 //!   [`Hold`], which lets a handler's own `require` answer the same way.
+//! * **Resuming** — a browser's form that needs a step-up is kept
+//!   ([`Interruption`]) and comes back once from the confirmation page
+//!   ([`Pickup`], [`Resumed`]), through the engine's [`Resume`] store.
 //! * **Sharing** — [`Settings`]: the gate, clock, cookie, mount path,
 //!   origin and the reasons the challenge page may show ([`Reasons`]).
 //!
@@ -38,6 +41,7 @@ mod cookie;
 mod guard;
 mod read;
 mod reply;
+mod resume;
 mod settings;
 mod target;
 mod url;
@@ -46,9 +50,13 @@ pub use cookie::{CookieSettings, DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
 pub use guard::{Guard, Verdict};
 pub use read::{
     CookieName, Found, Header, RequestHead, accepts_html, find_token, is_json, is_navigation,
-    is_navigation_of, same_origin,
+    is_navigation_of, is_urlencoded_form, same_origin,
 };
 pub use reply::{CONTENT_SECURITY_POLICY, FORBIDDEN_BODY, LOGIN_REQUIRED_BODY, Reply};
+pub use resume::{
+    Arrival, BoxFuture, DEFAULT_STASH_LIMIT, FormFields, Interrupted, Interruption, NotKept,
+    Opened, Pickup, RESUME_FIELD, Resume, Resumed, Stashed, SummaryFn, Went,
+};
 pub use settings::Settings;
 pub use target::{ChallengeTarget, DEFAULT_MOUNT, GENERIC_REASON, Hold, Reason, Reasons, Refusal};
 pub use url::{challenge_location, challenge_url, login_location, valid_note};

@@ -133,33 +133,72 @@ fn trim(bytes: &[u8], space: impl Fn(&u8) -> bool) -> &[u8] {
 /// How much of an `Accept` header is looked at; browsers send ~150 bytes.
 const ACCEPT_SCAN_LIMIT: usize = 2048;
 
-/// Whether a request is a browser navigation that should be redirected to
-/// the challenge page: a `GET` or `HEAD` that, by `Sec-Fetch-Mode: navigate`
-/// or (without that header) by accepting `text/html`, is a page load rather
-/// than a `fetch`/XHR call.
+/// Whether a request is a browser navigation, answered with pages and
+/// redirects rather than RFC 9470 `401`s: `Sec-Fetch-Mode: navigate`,
+/// whatever the method (a form POST is a navigation too); or, from a
+/// browser that sends no Fetch Metadata, a request accepting `text/html`
+/// that is a `GET`/`HEAD` or carries a form body
+/// (`application/x-www-form-urlencoded`, `multipart/form-data`,
+/// `text/plain`). `fetch`/XHR calls (`Sec-Fetch-Mode: cors`, …) and API
+/// clients are not.
 ///
 /// `method` is the request method's name; `accept` the values of every
-/// `Accept` header.
+/// `Accept` header; `content_type` the `Content-Type`.
 ///
 /// ```
 /// use stepup_http::is_navigation;
 /// let accept: [&[u8]; 1] = [b"text/html"];
-/// assert!(is_navigation("GET", None, accept));
-/// assert!(!is_navigation("GET", Some(b"cors"), accept));
-/// assert!(!is_navigation("POST", None, accept));
+/// assert!(is_navigation("GET", None, accept, None));
+/// assert!(!is_navigation("GET", Some(b"cors"), accept, None));
+/// assert!(is_navigation("POST", Some(b"navigate"), [], Some(b"application/x-www-form-urlencoded")));
+/// assert!(is_navigation("POST", None, accept, Some(b"application/x-www-form-urlencoded")));
+/// assert!(!is_navigation("POST", None, accept, Some(b"application/json")));
 /// ```
 pub fn is_navigation<'a, I: IntoIterator<Item = &'a [u8]>>(
     method: &str,
     sec_fetch_mode: Option<&[u8]>,
     accept: I,
+    content_type: Option<&[u8]>,
 ) -> bool {
-    if method != "GET" && method != "HEAD" {
-        return false;
-    }
     if let Some(mode) = sec_fetch_mode {
         return mode.eq_ignore_ascii_case(b"navigate");
     }
-    accept.into_iter().any(accepts_html)
+    let page_load = method == "GET" || method == "HEAD" || content_type.is_some_and(is_form_kind);
+    page_load && accept.into_iter().any(accepts_html)
+}
+
+/// The media type of a `Content-Type` value, trimmed (parameters dropped).
+fn media_type(content_type: &[u8]) -> &[u8] {
+    let media = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default();
+    trim(media, u8::is_ascii_whitespace)
+}
+
+/// Whether a `Content-Type` is one an HTML form sends.
+fn is_form_kind(content_type: &[u8]) -> bool {
+    let media = media_type(content_type);
+    [
+        &b"application/x-www-form-urlencoded"[..],
+        b"multipart/form-data",
+        b"text/plain",
+    ]
+    .iter()
+    .any(|kind| media.eq_ignore_ascii_case(kind))
+}
+
+/// Whether a `Content-Type` value is `application/x-www-form-urlencoded`
+/// (parameters and case ignored): the only kind of form body stepup keeps
+/// and resumes.
+///
+/// ```
+/// use stepup_http::is_urlencoded_form;
+/// assert!(is_urlencoded_form(b"application/x-www-form-urlencoded; charset=UTF-8"));
+/// assert!(!is_urlencoded_form(b"multipart/form-data; boundary=x"));
+/// ```
+pub fn is_urlencoded_form(content_type: &[u8]) -> bool {
+    media_type(content_type).eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
 }
 
 /// Whether one `Accept` value lists `text/html` with a non-zero quality
@@ -231,11 +270,7 @@ pub fn same_origin(expected: &str, origin: Option<&[u8]>, sec_fetch_site: Option
 /// assert!(!is_json(b"application/x-www-form-urlencoded"));
 /// ```
 pub fn is_json(content_type: &[u8]) -> bool {
-    let media = content_type
-        .split(|b| *b == b';')
-        .next()
-        .unwrap_or_default();
-    trim(media, u8::is_ascii_whitespace).eq_ignore_ascii_case(b"application/json")
+    media_type(content_type).eq_ignore_ascii_case(b"application/json")
 }
 
 /// The request headers stepup reads. An adapter maps each to its own
@@ -257,6 +292,10 @@ pub enum Header {
     ContentType,
     /// The opt-in token header ([`TOKEN_HEADER`](crate::TOKEN_HEADER)).
     Token,
+    /// `Referer`: the page an interrupted form was on.
+    Referer,
+    /// `Content-Length`.
+    ContentLength,
 }
 
 impl Header {
@@ -274,6 +313,8 @@ impl Header {
             Header::Origin => "origin",
             Header::ContentType => "content-type",
             Header::Token => crate::TOKEN_HEADER,
+            Header::Referer => "referer",
+            Header::ContentLength => "content-length",
         }
     }
 }
@@ -315,6 +356,7 @@ pub fn is_navigation_of(head: &impl RequestHead) -> bool {
         head.method(),
         head.value(Header::SecFetchMode),
         head.values(Header::Accept),
+        head.value(Header::ContentType),
     )
 }
 
@@ -399,7 +441,33 @@ mod tests {
         b"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
 
     fn nav(method: &str, mode: Option<&[u8]>, accept: &[&[u8]]) -> bool {
-        is_navigation(method, mode, accept.iter().copied())
+        is_navigation(method, mode, accept.iter().copied(), None)
+    }
+
+    const FORM: Option<&[u8]> = Some(b"application/x-www-form-urlencoded");
+
+    #[test]
+    fn a_browser_submitting_a_form_is_navigating() {
+        assert!(is_navigation("POST", Some(b"navigate"), [], FORM));
+        assert!(is_navigation("POST", None, [CHROME], FORM));
+        assert!(is_navigation(
+            "POST",
+            None,
+            [CHROME],
+            Some(b"Multipart/Form-Data; boundary=x")
+        ));
+        assert!(is_navigation("POST", None, [CHROME], Some(b"text/plain")));
+        // fetch() posting a form, an API client posting JSON, a form without
+        // an HTML Accept: not navigations.
+        assert!(!is_navigation("POST", Some(b"cors"), [CHROME], FORM));
+        assert!(!is_navigation(
+            "POST",
+            None,
+            [CHROME],
+            Some(b"application/json")
+        ));
+        assert!(!is_navigation("POST", None, [b"*/*".as_slice()], FORM));
+        assert!(!is_navigation("DELETE", None, [CHROME], None));
     }
 
     #[test]
@@ -412,7 +480,7 @@ mod tests {
 
     #[test]
     fn everything_else_gets_the_api_form() {
-        assert!(!nav("POST", None, &[CHROME]));
+        assert!(!nav("POST", None, &[CHROME]), "a POST without a form body");
         assert!(!nav("DELETE", None, &[CHROME]));
         assert!(!nav("GET", None, &[b"application/json"]));
         assert!(!nav("GET", None, &[b"*/*"]));

@@ -8,6 +8,7 @@ use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo};
 
 use crate::cookie::CookieSettings;
 use crate::guard::Guard;
+use crate::resume::Resume;
 use crate::target::{ChallengeTarget, Reason, Reasons};
 
 /// What the challenge routes and the guards of one application share: the
@@ -36,6 +37,7 @@ pub struct Settings {
     origin: String,
     reasons: Reasons,
     target: ChallengeTarget,
+    resume: Option<Arc<dyn Resume>>,
 }
 
 impl fmt::Debug for Settings {
@@ -56,15 +58,33 @@ impl Settings {
     /// default cookie and the system clock.
     pub fn new(gate: Gate, origin: &str) -> Settings {
         let reasons = Reasons::default();
-        let target =
-            ChallengeTarget::default().with_reasons(reasons.clone(), gate.levels().clone());
+        let origin = origin.trim_end_matches('/');
+        let target = ChallengeTarget::default()
+            .with_reasons(reasons.clone(), gate.levels().clone())
+            .with_origin(origin);
         Settings {
             gate,
             cookie: CookieSettings::default(),
             origin: origin.trim_end_matches('/').to_owned(),
             reasons,
             target,
+            resume: None,
         }
+    }
+
+    /// Keeps interrupted forms in `resume` (the engine's store) so they
+    /// are resumed after the step-up; every guard made from these settings
+    /// afterwards does. Without it, a form that needs a step-up is not
+    /// kept: the page asks to submit it again.
+    #[must_use]
+    pub fn with_resume(mut self, resume: Arc<dyn Resume>) -> Settings {
+        self.resume = Some(resume);
+        self
+    }
+
+    /// Where interrupted forms are kept, if anywhere.
+    pub fn resume(&self) -> Option<&Arc<dyn Resume>> {
+        self.resume.as_ref()
     }
 
     /// The clock (tests use a `TestClock`; give the engine the same one).

@@ -158,6 +158,7 @@ pub struct ChallengeTarget {
     note: Option<String>,
     clock: Arc<dyn Clock>,
     reasons: Option<(Reasons, stepup_core::LevelTable)>,
+    origin: Option<String>,
 }
 
 impl fmt::Debug for ChallengeTarget {
@@ -178,6 +179,7 @@ impl Default for ChallengeTarget {
             note: None,
             clock: Arc::new(SystemClock),
             reasons: None,
+            origin: None,
         }
     }
 }
@@ -225,6 +227,55 @@ impl ChallengeTarget {
     pub fn with_reasons(mut self, reasons: Reasons, levels: stepup_core::LevelTable) -> Self {
         self.reasons = Some((reasons, levels));
         self
+    }
+
+    /// The application's own origin (`https://bank.example`): interrupted
+    /// forms from it are kept, and a `Referer` from it names the page to
+    /// go back to.
+    #[must_use]
+    pub fn with_origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The application's origin, if configured.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// Where a browser goes back to after (or instead of) stepping up for
+    /// `head`: a `GET`/`HEAD` comes back to itself; another method (a form
+    /// POST) to the page it was sent from — the `Referer`'s path when it is
+    /// of the configured origin — else the fallback.
+    ///
+    /// ```
+    /// use stepup_http::{ChallengeTarget, Header, RequestHead};
+    ///
+    /// struct Post(&'static [u8]);
+    /// impl RequestHead for Post {
+    ///     fn method(&self) -> &str { "POST" }
+    ///     fn path_and_query(&self) -> &str { "/transfer" }
+    ///     fn values(&self, h: Header) -> impl Iterator<Item = &[u8]> {
+    ///         (h == Header::Referer).then_some(self.0).into_iter()
+    ///     }
+    /// }
+    /// let target = ChallengeTarget::default().with_origin("https://bank.example");
+    /// assert_eq!(target.return_for(&Post(b"https://bank.example/pay?x=1")).as_str(), "/pay?x=1");
+    /// assert_eq!(target.return_for(&Post(b"https://evil.example/pay")).as_str(), "/");
+    /// ```
+    pub fn return_for(&self, head: &impl crate::RequestHead) -> ReturnTo {
+        if matches!(head.method(), "GET" | "HEAD") {
+            return self.return_to(head.path_and_query());
+        }
+        let from_here = self.origin.as_deref().and_then(|origin| {
+            let referer = std::str::from_utf8(head.value(crate::Header::Referer)?).ok()?;
+            let path = referer.strip_prefix(origin)?;
+            path.starts_with('/').then_some(path)
+        });
+        match from_here {
+            Some(path) => self.return_to(path),
+            None => self.fallback.clone(),
+        }
     }
 
     /// The challenge page.
@@ -292,6 +343,19 @@ impl ChallengeTarget {
             challenge,
         )
     }
+
+    /// [`respond`](Self::respond) for a browser whose form cannot be kept:
+    /// the page asks to submit it again afterwards (`&resubmit=1`).
+    pub fn respond_resubmit(
+        &self,
+        return_to: &ReturnTo,
+        challenge: &Challenge,
+        policy: Option<&Policy>,
+    ) -> Reply {
+        let mut location = self.location(return_to, challenge, policy);
+        location.push_str("&resubmit=1");
+        Reply::challenge(true, &location, challenge)
+    }
 }
 
 /// What an extractor keeps of a request so that a `require` in the handler
@@ -300,6 +364,9 @@ impl ChallengeTarget {
 #[derive(Clone, Debug)]
 pub struct Hold {
     navigation: bool,
+    /// A navigation that is not a `GET`/`HEAD`: a form the person must
+    /// submit again after stepping up.
+    resubmit: bool,
     return_to: ReturnTo,
     target: Arc<ChallengeTarget>,
 }
@@ -307,9 +374,11 @@ pub struct Hold {
 impl Hold {
     /// Holds what `head` says for answers through `target`.
     pub fn new(target: Arc<ChallengeTarget>, head: &impl crate::RequestHead) -> Hold {
+        let navigation = crate::read::is_navigation_of(head);
         Hold {
-            navigation: crate::read::is_navigation_of(head),
-            return_to: target.return_to(head.path_and_query()),
+            navigation,
+            resubmit: navigation && !matches!(head.method(), "GET" | "HEAD"),
+            return_to: target.return_for(head),
             target,
         }
     }
@@ -349,9 +418,13 @@ impl Hold {
 
     /// The refusal for `challenge` of `policy`.
     pub fn refuse(&self, challenge: Challenge, policy: Option<&Policy>) -> Box<Refusal> {
-        let reply = self
-            .target
-            .respond(self.navigation, &self.return_to, &challenge, policy);
+        let reply = if self.resubmit {
+            self.target
+                .respond_resubmit(&self.return_to, &challenge, policy)
+        } else {
+            self.target
+                .respond(self.navigation, &self.return_to, &challenge, policy)
+        };
         Box::new(Refusal { challenge, reply })
     }
 

@@ -1,5 +1,6 @@
 //! The response future: the inner service's future, or a response the layer
-//! wrote itself. No boxing.
+//! wrote itself — no boxing on those paths — or, for a form the layer reads
+//! (kept across a step-up, or coming back), a boxed future.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,15 +17,15 @@ pin_project! {
     /// [`SameOrigin`](crate::SameOrigin): the inner service's future when the
     /// request was allowed, or the answer the layer wrote itself (a
     /// challenge, "not logged in", or "forbidden").
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F, B, E> {
         #[pin]
-        kind: Kind<F, B>,
+        kind: Kind<F, B, E>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
+    enum Kind<F, B, E> {
         Inner {
             #[pin]
             future: F,
@@ -34,10 +35,24 @@ pin_project! {
         Ready {
             response: Option<Response<B>>,
         },
+        Boxed {
+            future: Boxed<B, E>,
+        },
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
+/// The future of a request whose body the layer reads first.
+pub(crate) type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+/// Adds `Cache-Control: no-store` unless the response has its own.
+pub(crate) fn add_no_store<B>(response: &mut Response<B>) {
+    response
+        .headers_mut()
+        .entry(CACHE_CONTROL)
+        .or_insert(NO_STORE);
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
     /// The inner service's response, unchanged.
     pub(crate) fn inner(future: F) -> Self {
         ResponseFuture {
@@ -66,13 +81,20 @@ impl<F, B> ResponseFuture<F, B> {
             },
         }
     }
+
+    pub(crate) fn boxed(future: Boxed<B, E>) -> Self {
+        ResponseFuture {
+            kind: Kind::Boxed { future },
+        }
+    }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.kind {
             Kind::Inner { .. } => "Inner",
             Kind::Ready { .. } => "Ready",
+            Kind::Boxed { .. } => "Boxed",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -80,7 +102,7 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: From<String>,
@@ -93,13 +115,11 @@ where
                 let mut polled = future.poll(cx);
                 if *no_store && let Poll::Ready(Ok(response)) = &mut polled {
                     // One lookup; an existing value (the handler's) is kept.
-                    response
-                        .headers_mut()
-                        .entry(CACHE_CONTROL)
-                        .or_insert(NO_STORE);
+                    add_no_store(response);
                 }
                 polled
             }
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
             KindProj::Ready { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
                 // Polled again after completion: a caller bug. Answer with an
                 // error response rather than panicking.

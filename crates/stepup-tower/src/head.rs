@@ -1,7 +1,7 @@
 //! `http` 1 requests as [`stepup_http::RequestHead`], and [`Reply`]s as
 //! `http` 1 responses.
 
-use http::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, ORIGIN, REFERER};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use stepup_http::{Header, Reply, RequestHead};
@@ -44,6 +44,8 @@ impl RequestHead for Head<'_> {
             Header::Origin => Some(&ORIGIN),
             Header::ContentType => Some(&CONTENT_TYPE),
             Header::Token => Some(&TOKEN),
+            Header::Referer => Some(&REFERER),
+            Header::ContentLength => Some(&CONTENT_LENGTH),
             // A header this adapter does not know yet: none.
             _ => None,
         };

@@ -4,14 +4,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, LOCATION};
 use http::request::Parts;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
+use http_body_util::BodyExt as _;
 use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo};
-use stepup_http::{Guard, NoSubject, Verdict};
+use stepup_http::{Guard, NoSubject, Opened, Pickup, Reply, RequestHead as _, Verdict};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::future::ResponseFuture;
+use crate::future::{ResponseFuture, add_no_store};
 use crate::head::{Head, into_response};
 use crate::subject::SubjectSource;
 
@@ -36,10 +39,16 @@ struct Config<Src> {
 /// [`Assurance`] goes into the request extensions and the inner service runs;
 /// its response gets `Cache-Control: no-store` unless it has a
 /// `Cache-Control` of its own (what only a step-up shows must not be cached).
-/// Challenged: a browser navigation (`GET`/`HEAD` for HTML) gets `303 See
-/// Other` to the challenge page with `return_to` and `reason`; everything
-/// else gets `401` with the RFC 9470 `WWW-Authenticate` header and an RFC 9457
-/// problem body naming the challenge page and the methods that would do.
+/// Challenged: a browser navigation (`Sec-Fetch-Mode: navigate`, whatever
+/// the method) gets `303 See Other` to the challenge page with `return_to`
+/// and `reason`; everything else gets `401` with the RFC 9470
+/// `WWW-Authenticate` header and an RFC 9457 problem body naming the
+/// challenge page and the methods that would do. A browser's form POST is
+/// kept across the step-up and resumed from a confirmation page, at most
+/// once, when the guard has a [`Resume`](stepup_http::Resume) store (the
+/// axum `StepUp` sets it up); otherwise the page asks to submit it again.
+/// Reading such a form is why the request body must be buildable from
+/// [`Bytes`] (axum's `Body` is).
 ///
 /// ```
 /// use std::time::Duration;
@@ -194,6 +203,27 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
         let name = name.into();
         self.edit(|g| g.name(name))
     }
+
+    /// What a form this route interrupts will do, from its fields ("Send
+    /// 25 to bob"): the challenge page and the confirmation button say it
+    /// (escaped). See [`Guard::summary`].
+    ///
+    /// ```
+    /// use stepup_core::{Gate, Key, KeyId, KeyRing, Policy, Subject};
+    /// use stepup_tower::{FromExtension, RequireStepUpLayer};
+    ///
+    /// let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
+    /// let layer = RequireStepUpLayer::new(Gate::new(&ring), Policy::level(2), FromExtension::<Subject>::new())
+    ///     .summary(|form| Some(format!("Send {} to {}", form.get("amount")?, form.get("to")?)));
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn summary<F>(self, summary: F) -> Self
+    where
+        F: Fn(&stepup_http::FormFields) -> Option<String> + Send + Sync + 'static,
+    {
+        self.edit(|g| g.summary(summary))
+    }
 }
 
 impl<Src: Clone> Clone for Config<Src> {
@@ -242,13 +272,18 @@ impl<S: fmt::Debug, Src> fmt::Debug for RequireStepUp<S, Src> {
 
 impl<S, Src, ReqBody, ResBody> Service<Request<ReqBody>> for RequireStepUp<S, Src>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
     Src: SubjectSource,
-    ResBody: From<String>,
+    ReqBody: http_body::Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -258,12 +293,95 @@ where
         let (mut parts, body) = request.into_parts();
         let config = &*self.config;
         let subject = config.subjects.subject(&parts);
+        let pickup = config.guard.pickup(&Head(&parts), subject.as_ref());
         match config.guard.check(&parts, &Head(&parts), subject) {
             Verdict::Allow(assurance) => {
                 parts.extensions.insert(assurance);
-                ResponseFuture::inner_no_store(self.inner.call(Request::from_parts(parts, body)))
+                match pickup {
+                    None => ResponseFuture::inner_no_store(
+                        self.inner.call(Request::from_parts(parts, body)),
+                    ),
+                    // A form POST: it may be coming back from the
+                    // confirmation page. The service that was polled ready
+                    // runs it; a clone stays for the next request.
+                    Some(pickup) => {
+                        let ready = self.inner.clone();
+                        let inner = std::mem::replace(&mut self.inner, ready);
+                        ResponseFuture::boxed(Box::pin(pick_up(inner, parts, body, pickup)))
+                    }
+                }
             }
             Verdict::Deny(reply) => ResponseFuture::ready(into_response(reply)),
+            Verdict::Interrupt(interruption) => match interruption.body_limit() {
+                None => ResponseFuture::ready(into_response(interruption.into_reply())),
+                Some(limit) => ResponseFuture::boxed(Box::pin(async move {
+                    let body = read(body, limit).await;
+                    Ok(into_response(interruption.answer(body.as_deref()).await))
+                })),
+            },
         }
+    }
+}
+
+/// The body, if it has at most `limit` bytes and reads without error.
+async fn read<B>(body: B, limit: usize) -> Option<Bytes>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let collected = http_body_util::Limited::new(body, limit).collect().await;
+    collected.ok().map(http_body_util::Collected::to_bytes)
+}
+
+/// An allowed form POST: a resumed form goes to `inner` with the marker
+/// stripped and [`Resumed`](stepup_http::Resumed) in its extensions; a
+/// second arrival gets its page; any other form goes on unchanged.
+async fn pick_up<S, ReqBody, ResBody>(
+    mut inner: S,
+    mut parts: Parts,
+    body: ReqBody,
+    pickup: Pickup,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body + From<Bytes>,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<String>,
+{
+    let Some(bytes) = read(body, pickup.limit()).await else {
+        return Ok(into_response(Reply::new(400, None, "")));
+    };
+    let head = Head(&parts);
+    let (method, target) = (head.method().to_owned(), head.path_and_query().to_owned());
+    match pickup.open(&method, &target, &bytes).await {
+        Opened::Pass => {
+            let mut response = inner
+                .call(Request::from_parts(parts, ReqBody::from(bytes)))
+                .await?;
+            add_no_store(&mut response);
+            Ok(response)
+        }
+        Opened::Resume {
+            keep,
+            resumed,
+            went,
+        } => {
+            parts.extensions.insert(resumed);
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(keep));
+            let body = ReqBody::from(bytes.slice(..keep));
+            let mut response = inner.call(Request::from_parts(parts, body)).await?;
+            add_no_store(&mut response);
+            if let Some(location) = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+            {
+                went.to(location).await;
+            }
+            Ok(response)
+        }
+        Opened::Answer(reply) => Ok(into_response(reply)),
     }
 }

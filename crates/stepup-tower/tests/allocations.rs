@@ -45,14 +45,16 @@ async fn the_pass_path_allocates_once_beyond_the_plain_service() {
     // `Content-Type`), so the map has room for the layer's `Cache-Control`:
     // adding it allocates nothing. (Into a response without any header, the
     // first insert allocates the map itself — `http::HeaderMap`'s cost.)
-    let handler = service_fn(|_: http::Request<()>| async {
-        let mut response = http::Response::new(String::new());
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Ok::<_, Infallible>(response)
-    });
+    let handler = service_fn(
+        |_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+            let mut response = http::Response::new(String::new());
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            Ok::<_, Infallible>(response)
+        },
+    );
     let mut plain = handler;
     let mut wrapped = layer.layer(handler);
     // A realistic Cookie header (~500 bytes) with the assurance cookie in it.
@@ -69,7 +71,7 @@ async fn the_pass_path_allocates_once_beyond_the_plain_service() {
         let request = || {
             let mut r = http::Request::builder()
                 .header("cookie", cookie.as_str())
-                .body(())
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
                 .unwrap();
             r.extensions_mut().insert(subject.clone());
             if others > 0 {

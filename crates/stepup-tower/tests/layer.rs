@@ -49,7 +49,7 @@ async fn the_protected_response_is_not_stored() {
 async fn the_handlers_own_cache_control_is_kept() {
     let f = fixture();
     let token = f.token(&alice(), &[Factor::Totp], T0);
-    let inner = tower::service_fn(|_: http::Request<String>| async {
+    let inner = tower::service_fn(|_: http::Request<axum::body::Body>| async {
         let mut response = http::Response::new(String::from("private"));
         response.headers_mut().insert(
             CACHE_CONTROL,
@@ -130,7 +130,7 @@ async fn browsers_are_redirected_to_the_challenge_page() {
     let f = fixture();
     let req = request(Method::GET, "/transfer?amount=10&to=DE89", Some(&alice()))
         .header("accept", HTML)
-        .body(String::new())
+        .body(axum::body::Body::empty())
         .unwrap();
     let (response, ran) = f.run(req).await;
     assert!(!ran);
@@ -163,11 +163,15 @@ async fn accept_changes_the_form_of_the_denial_never_the_decision() {
         if let Some(mode) = fetch_mode {
             b = b.header("sec-fetch-mode", mode);
         }
-        let (response, ran) = f.run(b.body(String::new()).unwrap()).await;
+        let (response, ran) = f.run(b.body(axum::body::Body::empty()).unwrap()).await;
         assert!(!ran, "{method} {accept} {fetch_mode:?}");
-        let navigation = matches!(method, Method::GET | Method::HEAD)
-            && fetch_mode.is_none_or(|m| m == "navigate")
-            && accept.contains("text/html");
+        // Navigation is about the browser, not the method: Fetch Metadata
+        // says so for any method; without it, a GET/HEAD for HTML (a POST
+        // without a form body is no form submission).
+        let navigation = fetch_mode == Some("navigate")
+            || (fetch_mode.is_none()
+                && matches!(method, Method::GET | Method::HEAD)
+                && accept.contains("text/html"));
         let expected = if navigation {
             StatusCode::SEE_OTHER
         } else {
@@ -194,7 +198,7 @@ async fn hostile_return_paths_fall_back() {
     ] {
         let req = request(Method::GET, uri, Some(&alice()))
             .header("accept", HTML)
-            .body(String::new())
+            .body(axum::body::Body::empty())
             .unwrap();
         let (response, _) = f.run(req).await;
         assert_eq!(
@@ -216,7 +220,7 @@ async fn the_fallback_and_challenge_page_are_configurable() {
     let g = Fixture { layer, ..f };
     let req = request(Method::GET, "//evil.example", Some(&alice()))
         .header("accept", HTML)
-        .body(String::new())
+        .body(axum::body::Body::empty())
         .unwrap();
     let (response, _) = g.run(req).await;
     assert_eq!(
@@ -245,7 +249,7 @@ async fn without_a_logged_in_user_there_is_no_step_up_challenge() {
     };
     let browser = request(Method::GET, "/transfer", None)
         .header("accept", HTML)
-        .body(String::new())
+        .body(axum::body::Body::empty())
         .unwrap();
     let (response, _) = g.run(browser).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -271,7 +275,7 @@ async fn duplicate_cookies_are_refused_even_when_both_are_valid() {
         for c in &cookies {
             b = b.header(COOKIE, c);
         }
-        let (response, ran) = f.run(b.body(String::new()).unwrap()).await;
+        let (response, ran) = f.run(b.body(axum::body::Body::empty()).unwrap()).await;
         assert!(!ran);
         assert_eq!(problem(&response)["reason"], "invalid_token");
     }
@@ -338,7 +342,7 @@ async fn the_token_header_is_opt_in_and_exclusive() {
     let with_header = || {
         request(Method::POST, "/transfer", Some(&user))
             .header("stepup-assurance", token.as_str())
-            .body(String::new())
+            .body(axum::body::Body::empty())
             .unwrap()
     };
     assert!(!f.run(with_header()).await.1, "ignored unless enabled");
@@ -375,7 +379,7 @@ async fn contextual_policies_follow_the_request() {
     let call = |method: Method, token: &str| {
         request(method, "/keys/1", Some(&user))
             .header(COOKIE, format!("__Host-stepup={token}"))
-            .body(String::new())
+            .body(axum::body::Body::empty())
             .unwrap()
     };
     assert!(f.run(call(Method::GET, &totp)).await.1);
@@ -407,7 +411,7 @@ async fn a_new_browser_since_the_step_up_needs_a_fresh_one() {
     let user = alice();
     let firefox = request(Method::POST, "/transfer", Some(&user))
         .header("user-agent", "Firefox/133.0")
-        .body(String::new())
+        .body(axum::body::Body::empty())
         .unwrap();
     let context = stepup_tower::client_context(&firefox.into_parts().0, None);
     let token = f
@@ -425,7 +429,7 @@ async fn a_new_browser_since_the_step_up_needs_a_fresh_one() {
         request(Method::POST, "/transfer", Some(&user))
             .header("user-agent", agent)
             .header(COOKIE, format!("__Host-stepup={}", token.value()))
-            .body(String::new())
+            .body(axum::body::Body::empty())
             .unwrap()
     };
     assert!(

@@ -64,14 +64,22 @@ pub async fn serve(
             )
             .service(
                 web::resource("/transfer")
-                    .wrap(stepup.require(bank_core::transfer_policy()))
+                    .wrap(
+                        stepup
+                            .require(bank_core::transfer_policy())
+                            .summary(bank_core::transfer_summary),
+                    )
                     .wrap(from_us.clone())
                     .route(web::post().to(transfer)),
             )
             .route("/settings", web::get().to(settings))
             .service(
                 web::resource("/settings/close-account")
-                    .wrap(stepup.require(bank_core::close_policy()))
+                    .wrap(
+                        stepup
+                            .require(bank_core::close_policy())
+                            .summary(bank_core::close_summary),
+                    )
                     .wrap(from_us.clone())
                     .route(web::post().to(close_account)),
             )
@@ -213,7 +221,15 @@ async fn close_account(bank: web::Data<Bank>, request: HttpRequest) -> HttpRespo
     if let Some(subject) = subject(&request) {
         bank.close(&subject);
     }
-    json_reply(StatusCode::OK, &json!({"closed": true}))
+    let page = request
+        .headers()
+        .get_all(actix_web::http::header::ACCEPT)
+        .any(|v| stepup_http::accepts_html(v.as_bytes()));
+    if page {
+        html(StatusCode::OK, pages::closed())
+    } else {
+        json_reply(StatusCode::OK, &json!({"closed": true}))
+    }
 }
 
 async fn login(

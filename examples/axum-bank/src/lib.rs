@@ -53,14 +53,22 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
         .route(
             "/transfer",
             post(transfer)
-                .route_layer(stepup.require(bank_core::transfer_policy()))
+                .route_layer(
+                    stepup
+                        .require(bank_core::transfer_policy())
+                        .summary(bank_core::transfer_summary),
+                )
                 .route_layer(from_us.clone()),
         )
         .route("/settings", get(settings))
         .route(
             "/settings/close-account",
             post(close_account)
-                .route_layer(stepup.require(bank_core::close_policy()))
+                .route_layer(
+                    stepup
+                        .require(bank_core::close_policy())
+                        .summary(bank_core::close_summary),
+                )
                 .route_layer(from_us.clone()),
         )
         .route("/login", post(login).route_layer(from_us.clone()))
@@ -167,9 +175,18 @@ async fn settings(subject: Option<Extension<Subject>>) -> Response {
 async fn close_account(
     State(bank): State<Bank>,
     Extension(subject): Extension<Subject>,
+    headers: HeaderMap,
 ) -> Response {
     bank.close(&subject);
-    Json(json!({"closed": true})).into_response()
+    let page = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .any(|v| stepup_http::accepts_html(v.as_bytes()));
+    if page {
+        Html(pages::closed()).into_response()
+    } else {
+        Json(json!({"closed": true})).into_response()
+    }
 }
 
 async fn login(

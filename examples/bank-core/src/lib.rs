@@ -324,6 +324,19 @@ pub fn big_transfer_policy() -> Policy {
         .with_reason("Transfers over 10,000 need a second factor from the last minute.")
 }
 
+/// What an interrupted transfer form does, for the challenge and
+/// confirmation pages: "Send 25 to bob".
+pub fn transfer_summary(form: &stepup_http::FormFields) -> Option<String> {
+    let amount = form.get("amount")?.trim();
+    let to = form.get("to")?.trim();
+    Some(format!("Send {amount} to {to}"))
+}
+
+/// What the close-account form does.
+pub fn close_summary(_: &stepup_http::FormFields) -> Option<String> {
+    Some("Close your account".to_owned())
+}
+
 /// Above this amount [`big_transfer_policy`] applies too.
 pub const BIG_TRANSFER: u64 = 10_000;
 
@@ -609,6 +622,13 @@ pub mod pages {
              <form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
             user = escape(user),
         ))
+    }
+
+    /// After closing the account from the settings page.
+    pub fn closed() -> String {
+        page(
+            "<h1>Account closed</h1><p>Your account is closed and you are logged out.</p><p><a href=\"/\">Home</a></p>",
+        )
     }
 
     /// `GET /statements`.

@@ -37,6 +37,7 @@ mod attempts;
 mod changes;
 mod codes;
 mod events;
+mod forms;
 #[cfg(feature = "passkey")]
 mod passkeys;
 mod passwords;
@@ -45,6 +46,8 @@ mod totp;
 
 pub use account_recovery::PendingRecovery;
 pub use codes::{CodeSent, CodeSettings};
+pub(crate) use forms::Came;
+pub use forms::{FormLimits, KeptForm};
 pub use totp::TotpEnrollment;
 
 use changes::ChangeSettings;

@@ -24,16 +24,18 @@ use stepup_http::{
 
 use crate::{
     Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage, FactorChange,
-    FactorStore, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
+    FactorStore, KeptForm, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
 };
 
 mod changes;
+mod forms;
 #[cfg(feature = "passkey")]
 mod passkey;
 mod reply;
 mod status;
 mod step_up;
 
+pub use forms::KeptForms;
 use reply::{
     body_bytes, enroll_html, error_code, error_reply, failure_status, insert, is_json, json_reply,
     malformed, parse_query, plural, reason_detail, unavailable, unavailable_because,
@@ -150,6 +152,7 @@ impl<'a> Incoming<'a> {
 /// | route | what |
 /// |---|---|
 /// | `GET /` | the challenge page (`?return_to=…&reason=…&why=…`) |
+/// | `GET /resume` | the confirmation page of a form kept across the step-up (`?pending=<id>`), see [`KeptForms`] |
 /// | `GET /assets/page.css`, `/assets/passkey.js` | its stylesheet and passkey script |
 /// | `POST /totp`, `/password`, `/recovery` | a step-up, form (`code` or `password`, `return_to`) or JSON |
 /// | `POST /code/send` | send a one-time code (`channel`: `email` or `sms`) |
@@ -226,6 +229,7 @@ struct PageQuery {
     return_to: Option<String>,
     reason: Option<String>,
     why: Option<String>,
+    resubmit: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -237,6 +241,7 @@ struct StatusQuery {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
     Page,
+    Confirm,
     Css,
     Script,
     StepUp(Factor),
@@ -296,6 +301,7 @@ fn route(method: &str, path: &str) -> Result<Route, Miss> {
     let post = method == "POST";
     let (route, allow) = match path {
         "" | "/" => (get.then_some(Route::Page), "GET,HEAD"),
+        "/resume" => (get.then_some(Route::Confirm), "GET,HEAD"),
         "/assets/page.css" => (get.then_some(Route::Css), "GET,HEAD"),
         "/assets/passkey.js" => (get.then_some(Route::Script), "GET,HEAD"),
         "/totp" => (post.then_some(Route::StepUp(Factor::Totp)), "POST"),
@@ -394,6 +400,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Route::Css => Reply::asset("text/css; charset=utf-8", PAGE_CSS),
             Route::Script => Reply::asset("text/javascript; charset=utf-8", PASSKEY_JS),
             Route::Page => self.page(&request).await,
+            Route::Confirm => self.confirm_page(&request).await,
             Route::Status => self.status(&request),
             Route::Drop => self.drop_assurance(&request),
             _ => self

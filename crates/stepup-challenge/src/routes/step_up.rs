@@ -24,8 +24,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         if let Some(detail) = reason_detail(query.reason.as_deref()) {
             page = page.detail(detail);
         }
+        if query.resubmit.as_deref() == Some("1") {
+            page = page.resubmit();
+        }
         self.render_page(subject, page, 200, query.why.as_deref())
             .await
+    }
+
+    /// A page returning to a kept form's confirmation page says what will
+    /// happen, from the kept record only.
+    async fn say_what_follows(&self, subject: &Subject, page: ChallengePage) -> ChallengePage {
+        let Ok(return_to) = ReturnTo::parse(page.return_to()) else {
+            return page;
+        };
+        match self.continuing(subject, &return_to).await {
+            Some(kept) => page.continues(kept.action(), kept.back()),
+            None => page,
+        }
     }
 
     /// The registered reason `why` names, and the methods that can satisfy
@@ -48,6 +63,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Ok(m) => m,
             Err(e) => return unavailable(&e),
         };
+        page = self.say_what_follows(subject, page).await;
         let (_, allowed) = self.reason(why);
         if let Some(id) = why {
             page = page.why(id);

@@ -98,10 +98,10 @@ impl Fixture {
 
     /// Runs one request through the layer over a handler that reports the
     /// assurance it received; returns the response and whether the handler ran.
-    pub async fn run(&self, request: Request<String>) -> (Response<String>, bool) {
+    pub async fn run(&self, request: Request<axum::body::Body>) -> (Response<String>, bool) {
         let ran = Arc::new(Mutex::new(false));
         let seen = ran.clone();
-        let inner = service_fn(move |req: Request<String>| {
+        let inner = service_fn(move |req: Request<axum::body::Body>| {
             let seen = seen.clone();
             async move {
                 *seen.lock().unwrap() = true;
@@ -126,7 +126,7 @@ pub fn request(method: Method, uri: &str, who: Option<&Subject>) -> http::reques
     b
 }
 
-pub fn api(who: Option<&Subject>, cookie: Option<&str>) -> Request<String> {
+pub fn api(who: Option<&Subject>, cookie: Option<&str>) -> Request<axum::body::Body> {
     let mut b = request(Method::POST, "/transfer", who).header("accept", "application/json");
     if let Some(c) = cookie {
         b = b.header(
@@ -134,7 +134,7 @@ pub fn api(who: Option<&Subject>, cookie: Option<&str>) -> Request<String> {
             format!("theme=dark; __Host-stepup={c}; _ga=GA1.2.3"),
         );
     }
-    b.body(String::new()).unwrap()
+    b.body(axum::body::Body::empty()).unwrap()
 }
 
 pub fn problem(response: &Response<String>) -> serde_json::Value {

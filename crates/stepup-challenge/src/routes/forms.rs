@@ -1,0 +1,208 @@
+//! Forms kept across a step-up, on the web: [`KeptForms`] (the
+//! [`Resume`] store every guard of the application uses), the confirmation
+//! page (`GET <mount>/resume?pending=<id>`) and the pages a form that
+//! comes back again, expired or changed gets.
+
+use stepup_http::{Arrival, BoxFuture, Interrupted, Resume, Resumed, Stashed};
+
+use super::*;
+use crate::engine::Came;
+use crate::{ConfirmPage, FormLimits, NoticePage};
+
+/// The [`Resume`] store of an application: keeps interrupted forms in the
+/// engine's state store (sealed, bound to the sender's subject and
+/// session, under 128-bit ids, within [`FormLimits`]) and takes each back
+/// at most once — across instances too, on a shared store. The adapters'
+/// `StepUp` sets it up; give it to
+/// [`Settings::with_resume`](stepup_http::Settings::with_resume) when
+/// wiring by hand.
+pub struct KeptForms<F, S, P> {
+    engine: Arc<Engine<F, S, P>>,
+    limits: FormLimits,
+    base: String,
+    fallback: ReturnTo,
+}
+
+impl<F, S, P> fmt::Debug for KeptForms<F, S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeptForms")
+            .field("limits", &self.limits)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> KeptForms<F, S, P> {
+    /// Forms kept by `engine` within `limits`, for the routes `settings`
+    /// mounts (its pages link there).
+    pub fn new(engine: Arc<Engine<F, S, P>>, settings: &Settings, limits: FormLimits) -> Self {
+        KeptForms {
+            engine,
+            limits,
+            base: settings.page().as_str().trim_end_matches('/').to_owned(),
+            fallback: settings.fallback().clone(),
+        }
+    }
+
+    /// `settings` keeping interrupted forms with `engine` within `limits`
+    /// (replacing any store set before): what the adapters' `StepUp` does
+    /// whenever its settings change.
+    pub fn attach(settings: Settings, engine: &Arc<Engine<F, S, P>>, limits: FormLimits) -> Settings
+    where
+        F: 'static,
+        S: 'static,
+        P: 'static,
+    {
+        let forms = KeptForms::new(engine.clone(), &settings, limits);
+        settings.with_resume(Arc::new(forms))
+    }
+
+    fn notice(
+        &self,
+        status: u16,
+        title: &str,
+        message: &str,
+        link: &ReturnTo,
+        text: &str,
+    ) -> Reply {
+        match NoticePage::new(&self.base, title, message, link, text).html() {
+            Ok(html) => Reply::html(status, html),
+            Err(_) => unavailable_because("template"),
+        }
+    }
+
+    /// `409`: this form was sent already.
+    fn already_sent(&self, went: Option<ReturnTo>, back: ReturnTo) -> Reply {
+        let (link, text) = match went {
+            Some(went) => (went, "See what your first submission did"),
+            None => (back, "Go back"),
+        };
+        self.notice(
+            409,
+            "Already submitted",
+            "This form was already submitted once. It was not sent again.",
+            &link,
+            text,
+        )
+    }
+
+    /// `409`: nothing is kept under this id for this session.
+    fn expired(&self) -> Reply {
+        self.notice(
+            409,
+            "Nothing to continue",
+            "This form is no longer waiting: it expired, or it was sent already. Nothing was sent now.",
+            &self.fallback,
+            "Go back",
+        )
+    }
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Resume for KeptForms<F, S, P> {
+    fn limit(&self) -> usize {
+        self.limits.max_body_bytes()
+    }
+
+    fn stash<'a>(&'a self, form: Interrupted<'a>) -> BoxFuture<'a, Stashed> {
+        Box::pin(self.engine.keep_form(&self.limits, form))
+    }
+
+    fn arrive<'a>(&'a self, arrival: Arrival<'a>) -> BoxFuture<'a, Result<Resumed, Reply>> {
+        Box::pin(async move {
+            match self.engine.form_came_back(&self.limits, arrival).await {
+                Ok(Came::Resumed(resumed)) => Ok(resumed),
+                Ok(Came::AlreadySent { went, back }) => Err(self.already_sent(went, back)),
+                Ok(Came::Expired) => Err(self.expired()),
+                Ok(Came::Changed { back }) => Err(self.notice(
+                    400,
+                    "The form changed",
+                    "This form is not the one you confirmed, so nothing was sent. Please fill it in again.",
+                    &back,
+                    "Go back",
+                )),
+                Err(e) => Err(unavailable(&ChallengeError::Store(e))),
+            }
+        })
+    }
+
+    fn went<'a>(&'a self, id: &'a str, location: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.engine.form_went(&self.limits, id, location).await {
+                tracing::warn!(target: "stepup", error = %e, "where a resumed form went was not noted");
+            }
+        })
+    }
+
+    fn resubmitted<'a>(
+        &'a self,
+        subject: &'a Subject,
+        id: &'a str,
+    ) -> BoxFuture<'a, Option<Reply>> {
+        Box::pin(async move {
+            match self.engine.form_sent(subject, id).await {
+                Ok(Some((went, back))) => Some(self.already_sent(went, back)),
+                Ok(None) => None,
+                Err(e) => Some(unavailable(&ChallengeError::Store(e))),
+            }
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ResumeQuery {
+    pending: Option<String>,
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
+    /// `GET /resume?pending=<id>`: the confirmation page of a kept form.
+    pub(super) async fn confirm_page(&self, request: &Incoming<'_>) -> Reply {
+        let Some(subject) = &request.subject else {
+            return Reply::login_required();
+        };
+        let query: ResumeQuery = parse_query(request.query);
+        let id = query.pending.unwrap_or_default();
+        let base = self.settings.page().as_str();
+        let kept = match self.engine.kept_form(subject, &id).await {
+            Ok(kept) => kept,
+            Err(e) => return unavailable(&ChallengeError::Store(e)),
+        };
+        let Some(kept) = kept else {
+            let forms = KeptForms {
+                engine: self.engine.clone(),
+                limits: FormLimits::default(),
+                base: base.trim_end_matches('/').to_owned(),
+                fallback: self.settings.fallback().clone(),
+            };
+            return match self.engine.form_sent(subject, &id).await {
+                Ok(Some((went, back))) => forms.already_sent(went, back),
+                Ok(None) => forms.expired(),
+                Err(e) => unavailable(&ChallengeError::Store(e)),
+            };
+        };
+        let page = ConfirmPage::new(
+            base,
+            kept.id(),
+            kept.target(),
+            kept.fields().pairs().to_vec(),
+            &kept.action(),
+            kept.back(),
+        );
+        match page.html() {
+            Ok(html) => Reply::html(200, html),
+            Err(_) => unavailable_because("template"),
+        }
+    }
+
+    /// The kept form a challenge page returns to (its `return_to` is the
+    /// confirmation page), for the page to say what happens next.
+    pub(super) async fn continuing(
+        &self,
+        subject: &Subject,
+        return_to: &ReturnTo,
+    ) -> Option<KeptForm> {
+        let base = self.settings.page().as_str().trim_end_matches('/');
+        let rest = return_to.as_str().strip_prefix(base)?;
+        let id = rest.strip_prefix("/resume?pending=")?;
+        self.engine.kept_form(subject, id).await.ok().flatten()
+    }
+}
