@@ -18,6 +18,9 @@ stepup_conformance::per_adapter!(
     a_changed_form_runs_nothing,
     another_sessions_form_is_refused,
     racing_resumes_run_once,
+    a_stale_confirmation_page_never_makes_a_second_copy,
+    a_resume_without_a_declared_length_is_still_taken_once,
+    a_factor_change_form_goes_back_to_its_page,
     the_summary_is_escaped_and_api_clients_keep_their_401,
 );
 
@@ -339,7 +342,12 @@ async fn a_changed_form_runs_nothing(bank: Bank) {
     // the transfer is kept again.)
     bank.clock.advance(std::time::Duration::from_secs(400));
     let id = keep_transfer(&bank, &bank.client, "bob", "5").await;
-    step_up_to(&bank, &bank.client, &format!("/step-up/resume?pending={id}")).await;
+    step_up_to(
+        &bank,
+        &bank.client,
+        &format!("/step-up/resume?pending={id}"),
+    )
+    .await;
     let r = confirm_post(
         &bank,
         &bank.client,
@@ -410,6 +418,21 @@ async fn another_sessions_form_is_refused(bank: Bank) {
     .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(balance(&bank).await, before);
+    // The other session's tries left the form where it was: its own
+    // session still confirms it, once (with the next TOTP code).
+    bank.clock.advance(std::time::Duration::from_secs(30));
+    step_up_to(&bank, &bank.client, &resume).await;
+    let r = confirm_post(
+        &bank,
+        &bank.client,
+        "/transfer",
+        &format!("to=bob&amount=25&__stepup_resume={id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(balance(&bank).await, before - 25);
 }
 
 async fn racing_resumes_run_once(bank: Bank) {
@@ -501,4 +524,113 @@ async fn the_summary_is_escaped_and_api_clients_keep_their_401(bank: Bank) {
     let r = bank.transfer(1).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()[CONTENT_TYPE], "application/problem+json");
+}
+
+/// The confirmation page is shown to the logged-in session without a
+/// step-up: submitted while the step-up is stale (or went stale), it must
+/// lead back to the same kept form, never keep a second copy that could
+/// run once more.
+async fn a_stale_confirmation_page_never_makes_a_second_copy(bank: Bank) {
+    assert_eq!(
+        bank.login("alice", "wonderland").await,
+        StatusCode::SEE_OTHER
+    );
+    let before = balance(&bank).await;
+    let id = keep_transfer(&bank, &bank.client, "bob", "25").await;
+    let resume = format!("/step-up/resume?pending={id}");
+    assert_eq!(bank.navigate(&resume).await.status(), StatusCode::OK);
+    let body = format!("to=bob&amount=25&__stepup_resume={id}");
+    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        pending_id(&location(&r)),
+        id,
+        "the same kept form, no second copy"
+    );
+    step_up_to(&bank, &bank.client, &resume).await;
+    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(balance(&bank).await, before - 25);
+    // Stale again, the old page once more: already sent, nothing runs.
+    bank.clock.advance(std::time::Duration::from_secs(400));
+    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(balance(&bank).await, before - 25);
+}
+
+/// A re-post whose body has no declared length (chunked, as a proxy may
+/// send it) is read and taken like any other: never passed on with the
+/// marker unchecked.
+async fn a_resume_without_a_declared_length_is_still_taken_once(bank: Bank) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let session = bank.session_cookie("alice", "wonderland").await;
+    let client = bank.other_client();
+    let r = browser_post(&bank, &client, "/transfer")
+        .header("cookie", &session)
+        .form(&[("to", "bob"), ("amount", "25")])
+        .send()
+        .await
+        .unwrap();
+    let id = pending_id(&location(&r));
+    let assurance = bank.step_up_session(&session).await;
+    let chunked = |body: String| {
+        format!(
+            "POST /transfer HTTP/1.1\r\nHost: {host}\r\nCookie: {session}; {assurance}\r\n\
+             Accept: text/html\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-Site: same-origin\r\n\
+             Origin: null\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{len:x}\r\n{body}\r\n0\r\n\r\n",
+            host = bank.base.trim_start_matches("http://"),
+            len = body.len(),
+        )
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(bank.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let request = chunked(format!("to=bob&amount=25&__stepup_resume={id}"));
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        statuses.push(answer.split(' ').nth(1).unwrap_or("").to_owned());
+    }
+    assert_eq!(statuses, ["303", "409"], "taken once, chunked or not");
+}
+
+/// A factor change posted from a page (remove the authenticator app)
+/// without a fresh step-up: the challenge page, back to the page the form
+/// was on, asking to submit it again — not a return to a POST-only route.
+async fn a_factor_change_form_goes_back_to_its_page(bank: Bank) {
+    assert_eq!(
+        bank.login("alice", "wonderland").await,
+        StatusCode::SEE_OTHER
+    );
+    let r = bank
+        .client
+        .post(bank.url("/step-up/enroll/totp/remove"))
+        .header("accept", HTML)
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", &bank.origin)
+        .header("referer", format!("{}/settings", bank.origin))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = location(&r);
+    assert!(
+        to.starts_with("/step-up?return_to=/settings&reason="),
+        "{to}"
+    );
+    assert!(to.ends_with("&resubmit=1"), "{to}");
 }

@@ -121,5 +121,7 @@ pub use head::{Head, into_response};
 pub use middleware::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpMiddleware, StepUpData};
 pub use same_origin::{SameOrigin, SameOriginMiddleware};
 pub use stepup::StepUp;
+pub use stepup_challenge::FormLimits;
 pub use stepup_challenge::routes::PageRenderer;
 pub use stepup_http::{CookieSettings, DEFAULT_COOKIE_NAME, Guard, NoSubject, TOKEN_HEADER};
+pub use stepup_http::{FormFields, Resumed};

@@ -276,6 +276,14 @@ impl RequireStepUp {
     {
         self.edit(|g| g.summary(summary))
     }
+
+    /// Never keeps this route's forms (one with a password or a one-time
+    /// token in it): the page asks to submit the form again instead. See
+    /// [`Guard::without_kept_forms`].
+    #[must_use]
+    pub fn without_kept_forms(self) -> Self {
+        self.edit(Guard::without_kept_forms)
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireStepUp
@@ -391,7 +399,7 @@ where
 {
     let (http, payload) = request.into_parts();
     let Some(bytes) = read(payload, pickup.limit()).await else {
-        let reply = into_response(stepup_http::Reply::new(400, None, ""));
+        let reply = into_response(pickup.unreadable());
         return Ok(ServiceResponse::new(http, reply).map_into_right_body());
     };
     let (method, target) = {
@@ -406,15 +414,14 @@ where
             Ok(response.map_into_left_body())
         }
         Opened::Resume {
-            keep,
+            body,
             resumed,
             went,
         } => {
             http.extensions_mut().insert(resumed);
-            let mut request = ServiceRequest::from_parts(http, Payload::from(bytes.slice(..keep)));
-            request
-                .headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(keep));
+            let length = HeaderValue::from(body.len());
+            let mut request = ServiceRequest::from_parts(http, Payload::from(Bytes::from(body)));
+            request.headers_mut().insert(CONTENT_LENGTH, length);
             let mut response = service.call(request).await?;
             add_no_store(&mut response);
             let location = response

@@ -116,6 +116,7 @@ async fn an_engine_and_routes_without_a_passkey_store() {
             subject: Some(alice.clone()),
             origin: Some(ORIGIN.as_bytes()),
             sec_fetch_site: None,
+            referer: None,
             content_type: Some(b"application/json"),
             navigation: false,
             token: Found::None,

@@ -182,6 +182,7 @@ impl Setup {
                 subject: Some(alice()),
                 origin: Some(ORIGIN.as_bytes()),
                 sec_fetch_site: None,
+                referer: None,
                 content_type: Some(b"application/json"),
                 navigation: false,
                 token: Found::None,

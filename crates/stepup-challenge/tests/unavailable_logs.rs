@@ -52,6 +52,7 @@ async fn a_failed_send_logs_its_kind_not_its_message() {
             subject: Some(alice),
             origin: Some(b"https://bank.example"),
             sec_fetch_site: None,
+            referer: None,
             content_type: Some(b"application/json"),
             navigation: false,
             token: Found::None,

@@ -108,11 +108,11 @@ pub enum Verdict {
 /// let guard: Guard<()> = Guard::new(tokens.gate(), Policy::level(2));
 /// match guard.check(&(), &Get("/keys"), Some(Subject::new("u1"))) {
 ///     Verdict::Deny(reply) => assert_eq!(reply.status(), 401),
-///     Verdict::Allow(_) => unreachable!("no token yet"),
+///     Verdict::Allow(_) | Verdict::Interrupt(_) => unreachable!("no token yet; not a form"),
 /// }
 /// match guard.check(&(), &Get("/keys"), None) {
 ///     Verdict::Deny(reply) => assert_eq!(reply.body(), stepup_http::LOGIN_REQUIRED_BODY),
-///     Verdict::Allow(_) => unreachable!("nobody logged in"),
+///     Verdict::Allow(_) | Verdict::Interrupt(_) => unreachable!("nobody logged in"),
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -285,6 +285,14 @@ impl<R: ?Sized> Guard<R> {
         self.edit(|c| c.summary = Some(summary))
     }
 
+    /// Never keeps this route's forms (a form with a password or a
+    /// one-time token in it, say): a browser's form that needs a step-up
+    /// gets the challenge page asking to submit it again.
+    #[must_use]
+    pub fn without_kept_forms(self) -> Self {
+        self.edit(|c| c.resume = None)
+    }
+
     /// Keeps interrupted forms in `resume` (as
     /// [`Settings::with_resume`](crate::Settings::with_resume) does for
     /// every guard it makes).
@@ -300,7 +308,12 @@ impl<R: ?Sized> Guard<R> {
     pub fn pickup(&self, head: &impl RequestHead, subject: Option<&Subject>) -> Option<Pickup> {
         match head.method() {
             "GET" | "HEAD" => None,
-            _ => Pickup::new(self.inner.resume.as_ref(), head, subject),
+            _ => Pickup::new(
+                self.inner.resume.as_ref(),
+                self.inner.target.origin(),
+                head,
+                subject,
+            ),
         }
     }
 
@@ -472,6 +485,32 @@ impl<R: ?Sized> Guard<R> {
         verified: Result<Assurance, ChallengeReason>,
         policy: &Policy,
     ) -> Reply {
+        let challenge = self.challenge_of(verified, policy);
+        self.inner
+            .target
+            .respond(navigation, return_to, &challenge, Some(policy))
+    }
+
+    /// [`challenge_for`](Self::challenge_for) a browser's form that is not
+    /// kept: the page asks to submit it again, then returns to `return_to`
+    /// (the page the form was on).
+    pub fn challenge_to_resubmit(
+        &self,
+        return_to: &ReturnTo,
+        verified: Result<Assurance, ChallengeReason>,
+        policy: &Policy,
+    ) -> Reply {
+        let challenge = self.challenge_of(verified, policy);
+        self.inner
+            .target
+            .respond_resubmit(return_to, &challenge, Some(policy))
+    }
+
+    fn challenge_of(
+        &self,
+        verified: Result<Assurance, ChallengeReason>,
+        policy: &Policy,
+    ) -> Challenge {
         let gate = &self.inner.gate;
         let challenge = match verified {
             Ok(assurance) => match assurance.require(policy, self.inner.target.now()) {
@@ -481,9 +520,7 @@ impl<R: ?Sized> Guard<R> {
             Err(reason) => gate.challenge(reason, policy),
         };
         tracing::info!(target: "stepup", outcome = "challenge", reason = challenge.reason().code(), policy = %policy);
-        self.inner
-            .target
-            .respond(navigation, return_to, &challenge, Some(policy))
+        challenge
     }
 
     /// Any valid step-up at all (level 1) for `subject`, for an extractor on

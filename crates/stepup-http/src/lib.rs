@@ -54,7 +54,7 @@ pub use read::{
 };
 pub use reply::{CONTENT_SECURITY_POLICY, FORBIDDEN_BODY, LOGIN_REQUIRED_BODY, Reply};
 pub use resume::{
-    Arrival, BoxFuture, DEFAULT_STASH_LIMIT, FormFields, Interrupted, Interruption, NotKept,
+    Again, Arrival, BoxFuture, DEFAULT_STASH_LIMIT, FormFields, Interrupted, Interruption, NotKept,
     Opened, Pickup, RESUME_FIELD, Resume, Resumed, Stashed, SummaryFn, Went,
 };
 pub use settings::Settings;

@@ -166,8 +166,10 @@ pub enum NotKept {
     CrossSite,
     /// Not `application/x-www-form-urlencoded` (a file upload, say).
     NotUrlencoded,
-    /// Larger than the limit.
+    /// Larger than the limit (its fields, target and summary together).
     TooLarge,
+    /// Posted to a target that is no local path.
+    Target,
     /// Too many forms are pending in this session.
     TooMany,
     /// The store did not answer.
@@ -183,6 +185,7 @@ impl NotKept {
             NotKept::CrossSite => "cross_site",
             NotKept::NotUrlencoded => "not_urlencoded",
             NotKept::TooLarge => "too_large",
+            NotKept::Target => "target",
             NotKept::TooMany => "too_many",
             NotKept::Unavailable => "unavailable",
         }
@@ -232,6 +235,19 @@ pub struct Arrival<'a> {
     pub body: &'a str,
 }
 
+/// What a form carrying the marker of an earlier kept form, which must
+/// step up again, is.
+#[derive(Debug)]
+pub enum Again {
+    /// That form was sent already: answer with this (`409`).
+    Sent(Reply),
+    /// That form is still kept for this session: step up and confirm it,
+    /// never keep a second copy.
+    Waiting,
+    /// Nothing of this session's under that id: keep the form anew.
+    Unknown,
+}
+
 /// Keeps interrupted forms and hands each back at most once: implemented
 /// by the engine (`stepup-challenge`) over its state store, so kept forms
 /// are shared by every instance on a shared store. Object-safe: guards
@@ -253,10 +269,9 @@ pub trait Resume: Send + Sync {
     /// (its `Location`), for the page a second arrival gets.
     fn went<'a>(&'a self, id: &'a str, location: &'a str) -> BoxFuture<'a, ()>;
 
-    /// The answer to a form carrying the marker of `id` that must step up
-    /// again: `409` if it was already submitted, `None` to keep it anew.
-    fn resubmitted<'a>(&'a self, subject: &'a Subject, id: &'a str)
-    -> BoxFuture<'a, Option<Reply>>;
+    /// What the kept form `id`, whose confirmation page was submitted
+    /// again by a request that must step up first, is for `subject`.
+    fn again<'a>(&'a self, subject: &'a Subject, id: &'a str) -> BoxFuture<'a, Again>;
 }
 
 /// What an interrupted request offers to keep: the facts the guard read
@@ -419,13 +434,20 @@ impl Interruption {
         let Ok((fields, marker)) = FormFields::parse(body).split_marker() else {
             return self.not_kept(NotKept::NotUrlencoded);
         };
-        if let Some(id) = marker
-            && let Some(reply) = resume.resubmitted(&self.subject, &id).await
+        if let Some(id) = marker {
+            match resume.again(&self.subject, &id).await {
+                Again::Sent(reply) => return reply,
+                // One kept copy only: confirming it is the way on.
+                Again::Waiting => return self.to_confirm(&id),
+                Again::Unknown => {}
+            }
+        }
+        if ReturnTo::parse(&self.path_and_query).map_or(true, |t| t.as_str() != self.path_and_query)
         {
-            return reply;
+            return self.not_kept(NotKept::Target);
         }
         let encoded = fields.encode();
-        if encoded.len() > resume.limit() {
+        if encoded.len() + self.path_and_query.len() > resume.limit() {
             return self.not_kept(NotKept::TooLarge);
         }
         let summary = self.summary.as_ref().and_then(|f| f(&fields));
@@ -441,20 +463,26 @@ impl Interruption {
             .await;
         match stashed {
             Stashed::Pending(id) => {
-                let page = self.target.page().as_str().trim_end_matches('/');
-                let Ok(confirm) = ReturnTo::parse(&format!("{page}/resume?pending={id}")) else {
-                    return self.not_kept(NotKept::Unavailable);
-                };
                 tracing::info!(target: "stepup", outcome = "kept", "an interrupted form was kept until the step-up");
-                Reply::see_other(&crate::url::challenge_url(
-                    self.target.page(),
-                    &confirm,
-                    self.reason,
-                    self.note.as_deref(),
-                ))
+                self.to_confirm(&id)
             }
             Stashed::NotKept(why) => self.not_kept(why),
         }
+    }
+
+    /// `303` to the challenge page, returning to the confirmation page of
+    /// the kept form `id`.
+    fn to_confirm(&self, id: &str) -> Reply {
+        let page = self.target.page().as_str().trim_end_matches('/');
+        let Ok(confirm) = ReturnTo::parse(&format!("{page}/resume?pending={id}")) else {
+            return self.not_kept(NotKept::Unavailable);
+        };
+        Reply::see_other(&crate::url::challenge_url(
+            self.target.page(),
+            &confirm,
+            self.reason,
+            self.note.as_deref(),
+        ))
     }
 }
 
@@ -465,6 +493,7 @@ pub struct Pickup {
     resume: Arc<dyn Resume>,
     subject: Subject,
     limit: usize,
+    same_origin: bool,
 }
 
 impl fmt::Debug for Pickup {
@@ -480,12 +509,13 @@ impl fmt::Debug for Pickup {
 pub enum Opened {
     /// No marker: pass the body on unchanged.
     Pass,
-    /// A resumed form: pass on the first `keep` bytes of the body (the
-    /// marker stripped), with the [`Resumed`] extension; then tell
-    /// [`Went`] where the handler sent the browser.
+    /// A resumed form: pass on `body` (exactly the fields that were kept
+    /// and compared, the marker stripped) with the [`Resumed`] extension;
+    /// then tell [`Went`] where the handler sent the browser.
     Resume {
-        /// How many bytes of the body to keep.
-        keep: usize,
+        /// The body to pass on: the fields that were kept and checked,
+        /// canonically encoded, without the marker.
+        body: String,
         /// The handler's extension.
         resumed: Resumed,
         /// Where the first arrival went, for a second one's page.
@@ -519,6 +549,7 @@ impl Pickup {
     /// can have, `resume` is configured and someone is logged in.
     pub(crate) fn new(
         resume: Option<&Arc<dyn Resume>>,
+        origin: Option<&str>,
         head: &impl RequestHead,
         subject: Option<&Subject>,
     ) -> Option<Pickup> {
@@ -526,18 +557,27 @@ impl Pickup {
         if head.method() != "POST" {
             return None;
         }
-        let offer = Offer::read(head, None);
+        let offer = Offer::read(head, origin);
         let limit = resume.limit() + MARKER_ROOM;
-        // A browser sends its length; anything longer, or without one, is
-        // no form of ours.
-        if !offer.urlencoded || offer.declared.is_none_or(|n| n > limit) {
+        // A body declared longer than any kept form can be is none of
+        // ours; one without a declared length (chunked) is read, up to the
+        // limit, so a marker never reaches the handler unchecked.
+        if !offer.urlencoded || offer.declared.is_some_and(|n| n > limit) {
             return None;
         }
         Some(Pickup {
             resume: resume.clone(),
             subject: subject?.clone(),
             limit,
+            same_origin: offer.same_origin,
         })
+    }
+
+    /// The answer when the body could not be read within
+    /// [`limit`](Pickup::limit) (a form without a declared length that is
+    /// longer, or a broken body): `413`.
+    pub fn unreadable(&self) -> Reply {
+        Reply::new(413, None, "").no_store()
     }
 
     /// The most bytes to read.
@@ -551,11 +591,10 @@ impl Pickup {
         if memchr::memmem::find(body, RESUME_FIELD.as_bytes()).is_none() {
             return Opened::Pass;
         }
-        // The marker is the last field, as the confirmation page writes it:
-        // keep what comes before its `&`.
-        let (keep, last) = match body.iter().rposition(|b| *b == b'&') {
-            Some(at) => (at, &body[at + 1..]),
-            None => (0, body),
+        // The marker is the last field, as the confirmation page writes it.
+        let last = match body.iter().rposition(|b| *b == b'&') {
+            Some(at) => &body[at + 1..],
+            None => body,
         };
         if !last.starts_with(RESUME_FIELD.as_bytes()) || last.get(RESUME_FIELD.len()) != Some(&b'=')
         {
@@ -564,6 +603,13 @@ impl Pickup {
         let Ok((fields, Some(id))) = FormFields::parse(body).split_marker() else {
             return Opened::Pass;
         };
+        // The confirmation page is ours: its re-post comes from our origin
+        // (`Origin: null` with `Sec-Fetch-Site: same-origin` under its
+        // referrer policy), whatever the application checks itself.
+        if !self.same_origin {
+            tracing::warn!(target: "stepup", "a kept form came back from another origin: refused");
+            return Opened::Answer(Reply::forbidden());
+        }
         let encoded = fields.encode();
         let arrived = self
             .resume
@@ -577,7 +623,7 @@ impl Pickup {
             .await;
         match arrived {
             Ok(resumed) => Opened::Resume {
-                keep,
+                body: encoded,
                 resumed,
                 went: Went {
                     resume: self.resume,

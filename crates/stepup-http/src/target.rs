@@ -267,8 +267,14 @@ impl ChallengeTarget {
         if matches!(head.method(), "GET" | "HEAD") {
             return self.return_to(head.path_and_query());
         }
+        self.referred_from(head.value(crate::Header::Referer))
+    }
+
+    /// The page a `Referer` names, when it is of the configured origin;
+    /// else the fallback.
+    pub fn referred_from(&self, referer: Option<&[u8]>) -> ReturnTo {
         let from_here = self.origin.as_deref().and_then(|origin| {
-            let referer = std::str::from_utf8(head.value(crate::Header::Referer)?).ok()?;
+            let referer = std::str::from_utf8(referer?).ok()?;
             let path = referer.strip_prefix(origin)?;
             path.starts_with('/').then_some(path)
         });
@@ -375,10 +381,16 @@ impl Hold {
     /// Holds what `head` says for answers through `target`.
     pub fn new(target: Arc<ChallengeTarget>, head: &impl crate::RequestHead) -> Hold {
         let navigation = crate::read::is_navigation_of(head);
+        let resubmit = navigation && !matches!(head.method(), "GET" | "HEAD");
         Hold {
             navigation,
-            resubmit: navigation && !matches!(head.method(), "GET" | "HEAD"),
-            return_to: target.return_for(head),
+            resubmit,
+            // A form goes back to its page; anything else names itself.
+            return_to: if resubmit {
+                target.return_for(head)
+            } else {
+                target.return_to(head.path_and_query())
+            },
             target,
         }
     }

@@ -101,6 +101,7 @@ impl World {
 fn deny(verdict: Verdict) -> stepup_http::Reply {
     match verdict {
         Verdict::Deny(reply) => reply,
+        Verdict::Interrupt(interruption) => interruption.into_reply(),
         Verdict::Allow(a) => panic!("allowed at level {}", a.level()),
     }
 }

@@ -154,6 +154,7 @@ async fn with_redis_down_step_ups_fail_closed_and_valid_assurance_still_passes()
             subject: Some(alice("s-3")),
             origin: Some(b"https://bank.example"),
             sec_fetch_site: None,
+            referer: None,
             content_type: Some(b"application/json"),
             navigation: false,
             token: Found::None,

@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt as _;
 use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo};
-use stepup_http::{Guard, NoSubject, Opened, Pickup, Reply, RequestHead as _, Verdict};
+use stepup_http::{Guard, NoSubject, Opened, Pickup, RequestHead as _, Verdict};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -224,6 +224,13 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
     {
         self.edit(|g| g.summary(summary))
     }
+
+    /// Never keeps this route's forms (one with a password or a one-time
+    /// token in it): the page asks to submit the form again instead. See
+    /// [`Guard::without_kept_forms`].
+    pub fn without_kept_forms(self) -> Self {
+        self.edit(Guard::without_kept_forms)
+    }
 }
 
 impl<Src: Clone> Clone for Config<Src> {
@@ -349,7 +356,7 @@ where
     ResBody: From<String>,
 {
     let Some(bytes) = read(body, pickup.limit()).await else {
-        return Ok(into_response(Reply::new(400, None, "")));
+        return Ok(into_response(pickup.unreadable()));
     };
     let head = Head(&parts);
     let (method, target) = (head.method().to_owned(), head.path_and_query().to_owned());
@@ -362,15 +369,15 @@ where
             Ok(response)
         }
         Opened::Resume {
-            keep,
+            body,
             resumed,
             went,
         } => {
             parts.extensions.insert(resumed);
             parts
                 .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(keep));
-            let body = ReqBody::from(bytes.slice(..keep));
+                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let body = ReqBody::from(Bytes::from(body));
             let mut response = inner.call(Request::from_parts(parts, body)).await?;
             add_no_store(&mut response);
             if let Some(location) = response

@@ -62,12 +62,12 @@ pub mod prelude {
         Challenge, ChallengeReason, Clock, Decision, Gate, Issuer, Key, KeyId, KeyRing, Level,
         LevelTable, Method, Policy, Proof, ReturnTo, Subject, SystemClock, Timestamp, TokenConfig,
     };
-    pub use stepup_http::{CookieSettings, NoSubject};
+    pub use stepup_http::{CookieSettings, FormFields, NoSubject, Resumed};
 
     #[cfg(feature = "engine")]
     pub use stepup_challenge::{
-        Attempt, AttemptLimits, ChallengeError, Channel, Engine, FactorStore, MemoryFactorStore,
-        MemoryStateStore, PasswordVerifier, StateStore, TotpConfig,
+        Attempt, AttemptLimits, ChallengeError, Channel, Engine, FactorStore, FormLimits,
+        MemoryFactorStore, MemoryStateStore, PasswordVerifier, StateStore, TotpConfig,
     };
 
     #[cfg(feature = "passkey")]

@@ -33,6 +33,15 @@ export function totp(secret, { time = Date.now(), step = 30, digits = 6 } = {}) 
   return String(binary % 10 ** digits).padStart(digits, '0');
 }
 
+/**
+ * Seconds until the next step begins (at `time`, ms since the epoch): a
+ * code is accepted once per step per user, so a second step-up with the
+ * app waits for a new code, as a person would.
+ */
+export function secondsUntilNextStep({ time = Date.now(), step = 30 } = {}) {
+  return step - ((time / 1000) % step);
+}
+
 // RFC 6238 appendix B (SHA-1, secret "12345678901234567890"): a wrong
 // helper fails here, not as a mysterious refusal in the browser.
 const RFC_SECRET = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';

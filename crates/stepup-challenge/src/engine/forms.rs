@@ -74,6 +74,10 @@ impl FormLimits {
     }
 }
 
+/// Room beyond the body limit for the target, summary and back path of a
+/// kept form.
+const MAX_EXTRA: usize = 2048;
+
 /// A kept form, as the challenge and confirmation pages show it.
 #[derive(Clone, Debug)]
 pub struct KeptForm {
@@ -141,6 +145,20 @@ struct Done {
     w: Option<String>,
 }
 
+/// What a form submitted again (a stale confirmation page) is.
+#[derive(Debug)]
+pub(crate) enum Again {
+    /// Sent already.
+    Sent {
+        went: Option<ReturnTo>,
+        back: ReturnTo,
+    },
+    /// Still kept for this session.
+    Waiting,
+    /// Nothing of this session's.
+    Unknown,
+}
+
 /// What became of a form that came back.
 #[derive(Debug)]
 pub(crate) enum Came {
@@ -179,7 +197,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         limits: &FormLimits,
         form: Interrupted<'_>,
     ) -> Result<Stashed, StoreError> {
-        if form.body.len() > limits.max_body {
+        // Everything kept counts: the fields, where they go, what the
+        // route says of them and the page they came from.
+        let size = form.body.len()
+            + form.target.len()
+            + form.summary.map_or(0, str::len)
+            + form.back.as_str().len();
+        if size > limits.max_body + MAX_EXTRA {
             return Ok(Stashed::NotKept(NotKept::TooLarge));
         }
         let count = StoreKeys::forms_kept(&self.keys.session(form.subject));
@@ -250,10 +274,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let Some(form_id) = FormId::parse(id) else {
             return Ok(None);
         };
-        let Some(bytes) = self.state.get(&StoreKeys::form_done(&form_id)).await? else {
+        let key = StoreKeys::form_done(&form_id);
+        let Some(sealed) = self.state.get(&key).await? else {
             return Ok(None);
         };
-        let Ok(done) = serde_json::from_slice::<Done>(&bytes) else {
+        let Some(done) = self.open_done(&key, &sealed) else {
             return Ok(None);
         };
         if !stepup_core::ct::eq(done.s.as_bytes(), self.session_tag(subject).as_bytes()) {
@@ -264,8 +289,43 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(Some((went, back)))
     }
 
+    fn open_done(&self, key: &str, sealed: &[u8]) -> Option<Done> {
+        let plain = self.keys.open(key, sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    async fn put_done(
+        &self,
+        limits: &FormLimits,
+        id: &FormId,
+        done: &Done,
+    ) -> Result<(), StoreError> {
+        let key = StoreKeys::form_done(id);
+        let plain = serde_json::to_vec(done).map_err(|_| StoreError::new("form", "encode"))?;
+        let sealed = self.keys.seal(&key, &plain)?;
+        self.state.put(&key, sealed, limits.done_ttl()).await
+    }
+
+    /// What the kept form `id`, submitted again by a request that must
+    /// step up first, is for `subject`'s session.
+    pub(crate) async fn form_again(
+        &self,
+        subject: &Subject,
+        id: &str,
+    ) -> Result<Again, StoreError> {
+        if let Some((went, back)) = self.form_sent(subject, id).await? {
+            return Ok(Again::Sent { went, back });
+        }
+        Ok(match self.kept_form(subject, id).await? {
+            Some(_) => Again::Waiting,
+            None => Again::Unknown,
+        })
+    }
+
     /// Takes the form `arrival` names — one caller ever does — and checks
-    /// it is the one kept: same session, method, target and fields.
+    /// it is the one kept: same session, method, target and fields. A form
+    /// of another session is left where it is (the id alone takes
+    /// nothing).
     pub(crate) async fn form_came_back(
         &self,
         limits: &FormLimits,
@@ -275,30 +335,34 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             return Ok(Came::Expired);
         };
         let key = StoreKeys::kept_form(&id);
-        let Some(sealed) = self.state.take(&key).await? else {
+        let session = self.session_tag(arrival.subject);
+        let ours = |sealed: &[u8]| {
+            self.open_form(&key, sealed)
+                .filter(|r| stepup_core::ct::eq(r.s.as_bytes(), session.as_bytes()))
+        };
+        // Read first: only the session that kept it may take it.
+        let kept = match self.state.get(&key).await? {
+            Some(sealed) => ours(&sealed),
+            None => None,
+        };
+        let taken = match kept {
+            Some(_) => self
+                .state
+                .take(&key)
+                .await?
+                .and_then(|sealed| ours(&sealed)),
+            None => None,
+        };
+        let Some(record) = taken else {
+            if kept.is_none() && self.state.get(&key).await?.is_some() {
+                tracing::warn!(target: "stepup", "a kept form was sent back from another session: refused, left for its own");
+            }
             return Ok(match self.form_sent(arrival.subject, arrival.id).await? {
                 Some((went, back)) => Came::AlreadySent { went, back },
                 None => Came::Expired,
             });
         };
-        let Some(record) = self.open_form(&key, &sealed) else {
-            return Ok(Came::Expired);
-        };
-        let session = self.session_tag(arrival.subject);
-        if !stepup_core::ct::eq(record.s.as_bytes(), session.as_bytes()) {
-            tracing::warn!(target: "stepup", "a kept form came back from another session: refused");
-            return Ok(Came::Expired);
-        }
         let back = ReturnTo::parse(&record.k).unwrap_or_else(|_| ReturnTo::root());
-        let done = Done {
-            s: session,
-            k: record.k.clone(),
-            w: None,
-        };
-        let done = serde_json::to_vec(&done).map_err(|_| StoreError::new("form", "encode"))?;
-        self.state
-            .put(&StoreKeys::form_done(&id), done, limits.done_ttl())
-            .await?;
         let same = record.m == arrival.method
             && record.t == arrival.target
             && stepup_core::ct::eq(record.b.as_bytes(), arrival.body.as_bytes());
@@ -306,6 +370,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             tracing::warn!(target: "stepup", "a kept form came back changed: refused, nothing ran");
             return Ok(Came::Changed { back });
         }
+        let done = Done {
+            s: session,
+            k: record.k,
+            w: None,
+        };
+        self.put_done(limits, &id, &done).await?;
         Ok(Came::Resumed(Resumed::new(self.keys.form_key(id.as_str()))))
     }
 
@@ -320,14 +390,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             return Ok(());
         };
         let key = StoreKeys::form_done(&id);
-        let Some(bytes) = self.state.get(&key).await? else {
+        let Some(sealed) = self.state.get(&key).await? else {
             return Ok(());
         };
-        let Ok(mut done) = serde_json::from_slice::<Done>(&bytes) else {
+        let Some(mut done) = self.open_done(&key, &sealed) else {
             return Ok(());
         };
         done.w = Some(went.as_str().to_owned());
-        let done = serde_json::to_vec(&done).map_err(|_| StoreError::new("form", "encode"))?;
-        self.state.put(&key, done, limits.done_ttl()).await
+        self.put_done(limits, &id, &done).await
     }
 }

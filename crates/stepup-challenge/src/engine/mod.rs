@@ -46,7 +46,7 @@ mod totp;
 
 pub use account_recovery::PendingRecovery;
 pub use codes::{CodeSent, CodeSettings};
-pub(crate) use forms::Came;
+pub(crate) use forms::{Again, Came};
 pub use forms::{FormLimits, KeptForm};
 pub use totp::TotpEnrollment;
 

@@ -48,6 +48,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         policy: &Policy,
     ) -> Reply {
         let s = &self.settings;
+        if request.navigation && !matches!(request.method, "GET" | "HEAD") {
+            // A browser's form (remove a factor, new recovery codes): back
+            // to the page it was on, to submit it again; its route answers
+            // POSTs only.
+            let back = s.target().referred_from(request.referer);
+            return self.guard.challenge_to_resubmit(&back, verified, policy);
+        }
         let back = s
             .target()
             .return_to(&format!("{}{}", s.page().as_str(), request.path));

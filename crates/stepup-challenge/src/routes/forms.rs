@@ -6,7 +6,7 @@
 use stepup_http::{Arrival, BoxFuture, Interrupted, Resume, Resumed, Stashed};
 
 use super::*;
-use crate::engine::Came;
+use crate::engine::{Again, Came};
 use crate::{ConfirmPage, FormLimits, NoticePage};
 
 /// The [`Resume`] store of an application: keeps interrupted forms in the
@@ -133,16 +133,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Resume for KeptForms<F,
         })
     }
 
-    fn resubmitted<'a>(
-        &'a self,
-        subject: &'a Subject,
-        id: &'a str,
-    ) -> BoxFuture<'a, Option<Reply>> {
+    fn again<'a>(&'a self, subject: &'a Subject, id: &'a str) -> BoxFuture<'a, stepup_http::Again> {
         Box::pin(async move {
-            match self.engine.form_sent(subject, id).await {
-                Ok(Some((went, back))) => Some(self.already_sent(went, back)),
-                Ok(None) => None,
-                Err(e) => Some(unavailable(&ChallengeError::Store(e))),
+            match self.engine.form_again(subject, id).await {
+                Ok(Again::Sent { went, back }) => {
+                    stepup_http::Again::Sent(self.already_sent(went, back))
+                }
+                Ok(Again::Waiting) => stepup_http::Again::Waiting,
+                Ok(Again::Unknown) => stepup_http::Again::Unknown,
+                Err(e) => stepup_http::Again::Sent(unavailable(&ChallengeError::Store(e))),
             }
         })
     }

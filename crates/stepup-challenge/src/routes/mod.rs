@@ -74,6 +74,7 @@ pub enum Body<'a> {
 ///     subject: None,
 ///     origin: None,
 ///     sec_fetch_site: None,
+///     referer: None,
 ///     content_type: None,
 ///     navigation: false,
 ///     token: Found::None,
@@ -96,6 +97,8 @@ pub struct Incoming<'a> {
     pub origin: Option<&'a [u8]>,
     /// The `Sec-Fetch-Site` header.
     pub sec_fetch_site: Option<&'a [u8]>,
+    /// The `Referer` header: the page a form was on.
+    pub referer: Option<&'a [u8]>,
     /// The `Content-Type` header.
     pub content_type: Option<&'a [u8]>,
     /// Whether the request is a browser navigation
@@ -138,6 +141,7 @@ impl<'a> Incoming<'a> {
             subject,
             origin: head.value(Header::Origin),
             sec_fetch_site: head.value(Header::SecFetchSite),
+            referer: head.value(Header::Referer),
             content_type: head.value(Header::ContentType),
             navigation: is_navigation_of(head),
             token: find_token(head, cookie, false),
