@@ -357,7 +357,7 @@ impl<R: ?Sized> Guard<R> {
         };
         let found = find_token(head, &c.cookie, c.token_header);
         let now = c.target.now();
-        let denied = match &c.policy {
+        match &c.policy {
             PolicySource::Fixed(policy) => {
                 let decision = match found {
                     // Cookie tossing or mixed sources: a challenge, never a guess.
@@ -368,7 +368,7 @@ impl<R: ?Sized> Guard<R> {
                     Found::None => c.gate.check(subject, None, policy, now),
                 };
                 match decision {
-                    Decision::Allow(assurance) => return self.allow(assurance),
+                    Decision::Allow(assurance) => self.allow(assurance),
                     Decision::Challenge(challenge) => {
                         self.deny(head, found, &challenge, policy, sender)
                     }
@@ -378,7 +378,7 @@ impl<R: ?Sized> Guard<R> {
                 Ok(assurance) => {
                     let policy = choose(request, Some(&assurance));
                     match assurance.require(&policy, now) {
-                        Ok(()) => return self.allow(assurance),
+                        Ok(()) => self.allow(assurance),
                         Err(challenge) => self.deny(head, found, &challenge, &policy, sender),
                     }
                 }
@@ -388,8 +388,7 @@ impl<R: ?Sized> Guard<R> {
                     self.deny(head, found, &challenge, &policy, sender)
                 }
             },
-        };
-        denied
+        }
     }
 
     #[inline]
