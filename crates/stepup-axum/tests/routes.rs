@@ -49,6 +49,21 @@ async fn transfer(assurance: Assurance, Json(body): Json<Value>) -> Result<Strin
     Ok(format!("sent {amount} at level {}", assurance.level()))
 }
 
+/// A form handler without any origin check of the application's own: what
+/// it receives, and the idempotency key of a resumed form.
+async fn pay(
+    resumed: Option<axum::Extension<stepup_axum::Resumed>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> String {
+    format!(
+        "{} len={} key={}",
+        String::from_utf8_lossy(&body),
+        headers[header::CONTENT_LENGTH].to_str().unwrap(),
+        resumed.map_or("none".to_owned(), |r| r.0.idempotency_key)
+    )
+}
+
 async fn app() -> App {
     let clock = TestClock::new(T0);
     let config = TokenConfig::new(KeyRing::new(
@@ -87,6 +102,14 @@ async fn app() -> App {
             "/statements",
             get(|| async { "statements" })
                 .route_layer(stepup.require(Policy::level(2).max_age(Duration::from_secs(600)))),
+        )
+        .route(
+            "/pay",
+            post(pay).route_layer(
+                stepup
+                    .require(Policy::level(2).max_age(Duration::from_secs(300)))
+                    .summary(|form| Some(format!("Pay {}", form.get("a")?))),
+            ),
         )
         .route(
             "/whoami",
@@ -596,4 +619,134 @@ async fn the_routes_mount_themselves_where_the_layers_send_browsers() {
         StatusCode::NOT_FOUND,
         "nothing at the default path"
     );
+}
+
+fn browser_form(uri: &str, body: &str, origin: &str, site: &str, cookie: Option<&str>) -> Request {
+    let mut b = as_alice("POST", uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, HTML)
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-site", site)
+        .header("origin", origin)
+        .header(header::REFERER, format!("{ORIGIN}/home"))
+        .header(header::CONTENT_LENGTH, body.len());
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// The guard's own rules for kept forms, on a route with no origin check
+/// of the application's: a cross-site form is never kept, a kept form comes
+/// back only from this origin, and the handler gets exactly the kept
+/// fields (marker stripped, `Content-Length` set) with its key.
+#[tokio::test]
+async fn kept_forms_are_this_origins_only_and_reach_the_handler_as_kept() {
+    let app = app().await;
+    let (r, _) = app
+        .send(browser_form(
+            "/pay",
+            "a=1",
+            "https://evil.example",
+            "cross-site",
+            None,
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with("/step-up?return_to=/home&") && to.ends_with("&resubmit=1"),
+        "{to}"
+    );
+
+    let (r, _) = app
+        .send(browser_form(
+            "/pay",
+            "a=1&b=x+y",
+            ORIGIN,
+            "same-origin",
+            None,
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let at = to.find("pending%3D").unwrap() + "pending%3D".len();
+    let id = to[at..at + 32].to_owned();
+    let (_, page) = app
+        .send(
+            as_alice("GET", &to)
+                .header(header::ACCEPT, HTML)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(page.contains("Continue: Pay 1"), "{page}");
+    let resume = format!("/step-up/resume?pending={id}");
+    let (r, _) = app
+        .send(form(
+            "/step-up/totp",
+            &format!(
+                "code={}&return_to={}",
+                app.code(),
+                resume.replace('?', "%3F").replace('=', "%3D")
+            ),
+            None,
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = cookie_of(&r);
+
+    let body = format!("a=1&b=x+y&__stepup_resume={id}");
+    // From another origin: refused by the guard itself, and not taken.
+    let (r, _) = app
+        .send(browser_form(
+            "/pay",
+            &body,
+            "https://evil.example",
+            "cross-site",
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // From the confirmation page: the handler gets the kept fields.
+    let (r, text) = app
+        .send(browser_form(
+            "/pay",
+            &body,
+            "null",
+            "same-origin",
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{text}");
+    let (fields, key) = text.split_once(" key=").unwrap();
+    assert_eq!(fields, "a=1&b=x+y len=9");
+    assert!(
+        key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
+    assert!(!key.contains(&id), "the key does not reveal the id");
+    let (r, page) = app
+        .send(browser_form(
+            "/pay",
+            &body,
+            "null",
+            "same-origin",
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(page.contains("Already submitted"), "{page}");
+    // An ordinary form on the allowed route: untouched, no key.
+    let (r, text) = app
+        .send(browser_form(
+            "/pay",
+            "a=2",
+            ORIGIN,
+            "same-origin",
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(text, "a=2 len=3 key=none");
 }

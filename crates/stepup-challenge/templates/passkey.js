@@ -77,7 +77,10 @@
         location.assign(body.return_to || button.dataset.return || "/");
       });
     }).catch(function () {
-      show("That did not work. Try again, or use another way below.");
+      // Point to other ways only where the page offers some.
+      var others = document.querySelectorAll("main form").length > 0;
+      show(others ? "That did not work. Try again, or use another way below."
+                  : "That did not work. Please try again.");
     });
   });
 })();

@@ -101,9 +101,8 @@ pub(super) fn error_code(error: &ChallengeError) -> &'static str {
 pub(super) fn reason_detail(code: Option<&str>) -> Option<&'static str> {
     Some(match code? {
         "stale" | "expired" => "Your last confirmation was a while ago.",
-        "insufficient_level" | "missing_method" => {
-            "This needs a stronger confirmation than the last one."
-        }
+        "insufficient_level" => "This needs a stronger confirmation than the last one.",
+        "missing_method" => "This needs a particular way of confirming, offered below.",
         "revoked" => "Your earlier confirmations were reset.",
         "other_binding" => "Your earlier confirmation belongs to another sign-in.",
         _ => return None,
