@@ -190,3 +190,109 @@ async fn with_redis_down_step_ups_fail_closed_and_valid_assurance_still_passes()
     }
     assert!(ok, "step-ups recover when Redis is back");
 }
+
+/// A form POST as a browser sends it, to `/pay` on `https://bank.example`.
+struct FormPost {
+    cookie: Option<String>,
+    origin: &'static [u8],
+    length: String,
+}
+
+impl stepup_http::RequestHead for FormPost {
+    fn method(&self) -> &str {
+        "POST"
+    }
+    fn path_and_query(&self) -> &str {
+        "/pay"
+    }
+    fn values(&self, header: stepup_http::Header) -> impl Iterator<Item = &[u8]> {
+        use stepup_http::Header;
+        let value: Option<&[u8]> = match header {
+            Header::Cookie => self.cookie.as_deref().map(str::as_bytes),
+            Header::Accept => Some(b"text/html"),
+            Header::SecFetchMode => Some(b"navigate"),
+            Header::SecFetchSite => Some(b"same-origin"),
+            Header::Origin => Some(self.origin),
+            Header::ContentType => Some(b"application/x-www-form-urlencoded"),
+            Header::ContentLength => Some(self.length.as_bytes()),
+            _ => None,
+        };
+        value.into_iter()
+    }
+}
+
+/// Kept forms on a shared Redis: kept through one instance, confirmed on
+/// either, and of two instances taking it at once exactly one runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_form_is_taken_once_across_instances() {
+    use stepup_challenge::FormLimits;
+    use stepup_challenge::routes::KeptForms;
+    use stepup_core::Policy;
+    use stepup_http::{Guard, Opened, Verdict};
+
+    let server = RedisServer::start();
+    let (a, b) = (
+        Arc::new(instance(&server).await),
+        Arc::new(instance(&server).await),
+    );
+    let settings = Settings::new(tokens().gate(), "https://bank.example");
+    let guard = |engine: &Arc<RedisEngine>| -> Guard<()> {
+        let forms = KeptForms::new(engine.clone(), &settings, FormLimits::default());
+        settings
+            .guard(Policy::level(2))
+            .with_resume(Arc::new(forms))
+    };
+    let (on_a, on_b) = (guard(&a), guard(&b));
+    let user = alice("s-1");
+
+    // Kept through instance A.
+    let post = FormPost {
+        cookie: None,
+        origin: b"https://bank.example",
+        length: "3".into(),
+    };
+    let Verdict::Interrupt(interruption) = on_a.check(&(), &post, Some(user.clone())) else {
+        panic!("a form needing a step-up is interrupted");
+    };
+    let reply = interruption.answer(Some(b"a=1")).await;
+    let location = reply.header_value("location").unwrap().to_owned();
+    let at = location.find("pending%3D").unwrap() + "pending%3D".len();
+    let id = location[at..at + 32].to_owned();
+    // Instance B's pages see it.
+    assert!(b.kept_form(&user, &id).await.unwrap().is_some());
+
+    // Stepped up on B, confirmed on both at once: one runs it.
+    let token = b.step_up_totp(Attempt::new(&user), &code()).await.unwrap();
+    let body = format!("a=1&__stepup_resume={id}");
+    let back = FormPost {
+        cookie: Some(format!("__Host-stepup={}", token.value())),
+        origin: b"null",
+        length: body.len().to_string(),
+    };
+    let mut racers = tokio::task::JoinSet::new();
+    for guard in [on_a, on_b].into_iter().cycle().take(8) {
+        let pickup = guard.pickup(&back, Some(&user)).unwrap();
+        assert!(matches!(
+            guard.check(&(), &back, Some(user.clone())),
+            Verdict::Allow(_)
+        ));
+        let body = body.clone();
+        racers.spawn(async move {
+            match pickup.open("POST", "/pay", body.as_bytes()).await {
+                Opened::Resume { body, .. } => Ok(body),
+                Opened::Answer(reply) => Err(reply.status()),
+                Opened::Pass => Err(0),
+            }
+        });
+    }
+    let outcomes = racers.join_all().await;
+    let ran: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(ran, [&"a=1".to_owned()], "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.is_err())
+            .all(|o| *o == Err(409)),
+        "{outcomes:?}"
+    );
+}
