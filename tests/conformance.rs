@@ -628,11 +628,29 @@ async fn closing_the_account_needs_a_passkey(bank: Bank) {
         bank.passkey_step_up(&mut key).await.status(),
         StatusCode::OK
     );
+    let elsewhere = bank.login_elsewhere("alice", "wonderland").await;
     let r = bank.post_json("/settings/close-account", json!({})).await;
     assert_eq!(r.status(), StatusCode::OK);
-    // The account and its session are gone.
+    assert!(
+        r.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0"),
+        "the session cookie is deleted"
+    );
+    // The account and every session of it are gone; no more log-ins.
     let (status, _) = bank.get_json("/account").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let r = elsewhere.get(bank.url("/account")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the other session ended too"
+    );
+    assert_eq!(
+        bank.login("alice", "wonderland").await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn enrollment_needs_a_fresh_step_up(bank: Bank) {

@@ -225,11 +225,17 @@ async fn close_account(bank: web::Data<Bank>, request: HttpRequest) -> HttpRespo
         .headers()
         .get_all(actix_web::http::header::ACCEPT)
         .any(|v| stepup_http::accepts_html(v.as_bytes()));
-    if page {
+    let mut response = if page {
         html(StatusCode::OK, pages::closed())
     } else {
         json_reply(StatusCode::OK, &json!({"closed": true}))
-    }
+    };
+    // This browser's session cookie goes too (the bank ended every session).
+    response.headers_mut().insert(
+        SET_COOKIE,
+        actix_web::http::header::HeaderValue::from_static(LOGOUT_COOKIE),
+    );
+    response
 }
 
 async fn login(

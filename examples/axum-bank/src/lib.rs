@@ -182,10 +182,12 @@ async fn close_account(
         .get_all(axum::http::header::ACCEPT)
         .iter()
         .any(|v| stepup_http::accepts_html(v.as_bytes()));
+    // This browser's session cookie goes too (the bank ended every session).
+    let logout = [(SET_COOKIE, HeaderValue::from_static(LOGOUT_COOKIE))];
     if page {
-        Html(pages::closed()).into_response()
+        (logout, Html(pages::closed())).into_response()
     } else {
-        Json(json!({"closed": true})).into_response()
+        (logout, Json(json!({"closed": true}))).into_response()
     }
 }
 

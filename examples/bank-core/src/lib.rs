@@ -504,8 +504,8 @@ impl Bank {
                 .is_some_and(|p| stepup_core::ct::eq(p.as_bytes(), input.password.as_bytes()))
         };
         match self.throttle.attempt(&input.username, address, check).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => return LoginOutcome::Refused,
+            Ok(Ok(true)) if self.is_open(&input.username) => {}
+            Ok(Ok(_)) => return LoginOutcome::Refused,
             Ok(Err(retry_after)) => return LoginOutcome::Throttled { retry_after },
             Err(_) => return LoginOutcome::Unavailable,
         }
@@ -551,14 +551,20 @@ impl Bank {
         Some(have - input.amount)
     }
 
-    /// Closes the account of `subject` and ends its session.
+    /// Closes the account of `subject`: no balance, every session of the
+    /// user ended, and no more log-ins.
     pub fn close(&self, subject: &Subject) {
         if let Ok(mut balances) = self.balances.lock() {
             balances.remove(subject.id());
         }
-        if let (Some(sid), Ok(mut sessions)) = (subject.session(), self.sessions.lock()) {
-            sessions.remove(sid);
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.retain(|_, user| user != subject.id());
         }
+    }
+
+    /// Whether `user` has an open account (a closed one has no balance).
+    fn is_open(&self, user: &str) -> bool {
+        self.balances.lock().is_ok_and(|b| b.contains_key(user))
     }
 }
 
