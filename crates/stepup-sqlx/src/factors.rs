@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "passkey")]
 use sqlx::Row as _;
 use stepup_core::Subject;
 use stepup_store::{Channel, FactorStore, StoreError, TotpSecret};
