@@ -259,6 +259,15 @@ async fn what_is_not_kept_still_gets_the_page(bank: Bank) {
         .unwrap();
     not_kept(&r);
 
+    // A target padded beyond what a kept form may hold: not kept.
+    let padded = format!("/transfer?pad={}", "p".repeat(3000));
+    let r = browser_post(&bank, &bank.client, &padded)
+        .form(&[("to", "bob"), ("amount", "1")])
+        .send()
+        .await
+        .unwrap();
+    not_kept(&r);
+
     // A JSON body from a navigation is no form: not kept either.
     let r = browser_post(&bank, &bank.client, "/transfer")
         .json(&serde_json::json!({"to": "bob", "amount": 1}))
@@ -338,6 +347,12 @@ async fn a_changed_form_runs_nothing(bank: Bank) {
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
+    // Nothing ran, so it is not called "already submitted".
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Nothing to continue") && !html.contains("Already submitted"),
+        "{html}"
+    );
     // Posted to another route: refused too. (The step-up gone stale, so
     // the transfer is kept again.)
     bank.clock.advance(std::time::Duration::from_secs(400));
@@ -564,6 +579,15 @@ async fn a_stale_confirmation_page_never_makes_a_second_copy(bank: Bank) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("Already submitted"));
+    // Long after, when nothing is remembered of it: still never kept anew.
+    bank.clock.advance(std::time::Duration::from_secs(3600));
+    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("Nothing to continue"));
     assert_eq!(balance(&bank).await, before - 25);
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{CONTENT_LENGTH, HeaderValue, LOCATION};
+use actix_web::http::header::{CONTENT_LENGTH, HeaderValue, LOCATION, TRANSFER_ENCODING};
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo, Subject};
@@ -421,6 +421,8 @@ where
             http.extensions_mut().insert(resumed);
             let length = HeaderValue::from(body.len());
             let mut request = ServiceRequest::from_parts(http, Payload::from(Bytes::from(body)));
+            // The body now has this length, whatever framing it came in.
+            request.headers_mut().remove(TRANSFER_ENCODING);
             request.headers_mut().insert(CONTENT_LENGTH, length);
             let mut response = service.call(request).await?;
             add_no_store(&mut response);

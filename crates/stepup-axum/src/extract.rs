@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use stepup_core::{Challenge, Policy};
 use stepup_http::{ChallengeTarget, Hold, Refusal, Reply};
-use stepup_tower::{Head, into_response};
+use stepup_tower::{HeadAt, into_response};
 
 use crate::context::StepUpContext;
 
@@ -114,6 +114,13 @@ impl IntoResponse for AssuranceRejection {
     }
 }
 
+/// The path and query the client sent: axum's `OriginalUri` (a nested
+/// router's routes see their URI without the prefix).
+pub(crate) fn original_uri(parts: &Parts) -> Option<&str> {
+    let original = parts.extensions.get::<axum::extract::OriginalUri>()?;
+    original.0.path_and_query().map(|pq| pq.as_str())
+}
+
 /// Where challenges go when only a layer ran and no context was given: the
 /// defaults, built once.
 static DEFAULT_TARGET: LazyLock<Arc<ChallengeTarget>> =
@@ -123,7 +130,7 @@ static DEFAULT_TARGET: LazyLock<Arc<ChallengeTarget>> =
 /// context (the policy for a bare extractor is "any step-up at all", level
 /// 1 of the table).
 fn extract(parts: &Parts) -> Result<Assurance, AssuranceRejection> {
-    let head = Head(parts);
+    let head = HeadAt::of(parts, Some(original_uri));
     let context = parts.extensions.get::<StepUpContext>();
     if let Some(assurance) = parts.extensions.get::<stepup_core::Assurance>() {
         let hold = match context {

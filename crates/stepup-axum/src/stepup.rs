@@ -153,6 +153,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             self.settings.guard(policy),
             SharedSubjects(self.subjects.clone()),
         )
+        .original_target(crate::extract::original_uri)
     }
 
     /// A layer choosing its policy per request from the request parts and
@@ -166,6 +167,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             self.settings.guard_per_request(choose),
             SharedSubjects(self.subjects.clone()),
         )
+        .original_target(crate::extract::original_uri)
     }
 
     /// The origin check of the challenge routes, for the application's own

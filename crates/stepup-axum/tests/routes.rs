@@ -112,6 +112,30 @@ async fn app() -> App {
             ),
         )
         .route(
+            "/secret",
+            post(pay).route_layer(
+                stepup
+                    .require(Policy::level(2).max_age(Duration::from_secs(300)))
+                    .without_kept_forms(),
+            ),
+        )
+        .nest(
+            "/admin",
+            Router::new()
+                .route(
+                    "/pay",
+                    post(pay).route_layer(
+                        stepup.require(Policy::level(2).max_age(Duration::from_secs(300))),
+                    ),
+                )
+                .route(
+                    "/report",
+                    get(|| async { "report" }).route_layer(
+                        stepup.require(Policy::level(2).max_age(Duration::from_secs(300))),
+                    ),
+                ),
+        )
+        .route(
             "/whoami",
             get(|a: Option<Assurance>| async move {
                 a.map_or("no assurance".to_owned(), |a| {
@@ -749,4 +773,89 @@ async fn kept_forms_are_this_origins_only_and_reach_the_handler_as_kept() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(text, "a=2 len=3 key=none");
+}
+
+/// A nested router's routes see their URI without the prefix: challenges
+/// still return to, and kept forms still go back to, the path the browser
+/// used; a route that opts out keeps nothing; the handler of a resumed form
+/// gets the fields in the encoding that was compared.
+#[tokio::test]
+async fn nested_routes_opt_outs_and_the_compared_encoding() {
+    let app = app().await;
+    let (r, _) = app
+        .send(
+            as_alice("GET", "/admin/report")
+                .header(header::ACCEPT, HTML)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[header::LOCATION].to_str().unwrap();
+    assert!(to.starts_with("/step-up?return_to=/admin/report&"), "{to}");
+
+    let (r, _) = app
+        .send(browser_form(
+            "/secret",
+            "password=hunter2",
+            ORIGIN,
+            "same-origin",
+            None,
+        ))
+        .await;
+    let to = r.headers()[header::LOCATION].to_str().unwrap();
+    assert!(
+        to.ends_with("&resubmit=1") && !to.contains("pending"),
+        "{to}"
+    );
+
+    // Kept as sent, in a non-canonical spelling ("%31" for "1").
+    let (r, _) = app
+        .send(browser_form(
+            "/admin/pay",
+            "a=%31",
+            ORIGIN,
+            "same-origin",
+            None,
+        ))
+        .await;
+    let to = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let at = to.find("pending%3D").unwrap() + "pending%3D".len();
+    let id = to[at..at + 32].to_owned();
+    let resume = format!("/step-up/resume?pending={id}");
+    let (r, _) = app
+        .send(form(
+            "/step-up/totp",
+            &format!(
+                "code={}&return_to={}",
+                app.code(),
+                resume.replace('?', "%3F").replace('=', "%3D")
+            ),
+            None,
+        ))
+        .await;
+    let cookie = cookie_of(&r);
+    let (_, page) = app
+        .send(
+            as_alice("GET", &resume)
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        page.contains(r#"<form method="post" action="/admin/pay">"#),
+        "{page}"
+    );
+    let (r, text) = app
+        .send(browser_form(
+            "/admin/pay",
+            &format!("a=%31&__stepup_resume={id}"),
+            "null",
+            "same-origin",
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{text}");
+    assert!(text.starts_with("a=1 len=3 key="), "{text}");
 }

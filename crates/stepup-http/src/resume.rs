@@ -244,7 +244,9 @@ pub enum Again {
     /// That form is still kept for this session: step up and confirm it,
     /// never keep a second copy.
     Waiting,
-    /// Nothing of this session's under that id: keep the form anew.
+    /// Nothing of this session's under that id: keep the form anew (an
+    /// implementation that cannot tell "sent long ago" from "never kept"
+    /// answers [`Sent`](Again::Sent) instead, as the engine's does).
     Unknown,
 }
 
@@ -561,7 +563,7 @@ impl Pickup {
         let limit = resume.limit() + MARKER_ROOM;
         // A body declared longer than any kept form can be is none of
         // ours; one without a declared length (chunked) is read, up to the
-        // limit, so a marker never reaches the handler unchecked.
+        // limit, so a browser's re-post is taken however it is framed.
         if !offer.urlencoded || offer.declared.is_some_and(|n| n > limit) {
             return None;
         }
@@ -660,6 +662,93 @@ mod tests {
         );
         let (_, none) = FormFields::parse(b"a=1").split_marker().unwrap();
         assert_eq!(none, None);
+    }
+
+    /// Counts what it is asked to keep.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Resume for Counting {
+        fn limit(&self) -> usize {
+            DEFAULT_STASH_LIMIT
+        }
+        fn stash<'a>(&'a self, _: Interrupted<'a>) -> BoxFuture<'a, Stashed> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Stashed::Pending("0".repeat(32)) })
+        }
+        fn arrive<'a>(&'a self, _: Arrival<'a>) -> BoxFuture<'a, Result<Resumed, Reply>> {
+            Box::pin(async { Err(Reply::new(409, None, "")) })
+        }
+        fn went<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+        fn again<'a>(&'a self, _: &'a Subject, _: &'a str) -> BoxFuture<'a, Again> {
+            Box::pin(async { Again::Unknown })
+        }
+    }
+
+    struct Post(&'static str);
+
+    impl RequestHead for Post {
+        fn method(&self) -> &str {
+            "POST"
+        }
+        fn path_and_query(&self) -> &str {
+            self.0
+        }
+        fn values(&self, header: Header) -> impl Iterator<Item = &[u8]> {
+            let value: Option<&[u8]> = match header {
+                Header::Origin => Some(b"https://bank.example"),
+                Header::ContentType => Some(b"application/x-www-form-urlencoded"),
+                _ => None,
+            };
+            value.into_iter()
+        }
+    }
+
+    /// The futures here never wait: poll once.
+    fn now<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("a test future waited"),
+        }
+    }
+
+    #[test]
+    fn only_forms_posted_to_a_local_path_are_kept() {
+        let kept = Arc::new(Counting::default());
+        let target = Arc::new(ChallengeTarget::default().with_origin("https://bank.example"));
+        let answer = |path: &'static str| {
+            let resume: Arc<dyn Resume> = kept.clone();
+            let interruption = Interruption::new(
+                &Post(path),
+                Interrupting {
+                    resume: Some(resume),
+                    summary: None,
+                    target: target.clone(),
+                    subject: Subject::new("alice").with_session("s-1"),
+                    reason: "no_assurance",
+                    note: None,
+                },
+            );
+            now(interruption.answer(Some(b"a=1")))
+        };
+        for path in ["//evil.example/x", "/a/../b", "/x\\y"] {
+            let reply = answer(path);
+            let to = reply.header_value("location").unwrap();
+            assert!(to.ends_with("&resubmit=1"), "{path}: {to}");
+        }
+        assert_eq!(kept.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let reply = answer("/pay?x=1");
+        assert!(
+            reply
+                .header_value("location")
+                .unwrap()
+                .contains("pending%3D")
+        );
+        assert_eq!(kept.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -258,8 +258,19 @@ async fn a_kept_form_is_taken_once_across_instances() {
     let location = reply.header_value("location").unwrap().to_owned();
     let at = location.find("pending%3D").unwrap() + "pending%3D".len();
     let id = location[at..at + 32].to_owned();
-    // Instance B's pages see it.
+    // Instance B's pages see it; a reader of Redis sees no field of it.
     assert!(b.kept_form(&user, &id).await.unwrap().is_some());
+    use stepup_store::StateStore as _;
+    let raw = server.store("bank:");
+    let kept = raw
+        .get(&format!("stepup:form:{id}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !contains(&kept, b"a=1") && !contains(&kept, b"/pay"),
+        "sealed"
+    );
 
     // Stepped up on B, confirmed on both at once: one runs it.
     let token = b.step_up_totp(Attempt::new(&user), &code()).await.unwrap();
@@ -295,4 +306,18 @@ async fn a_kept_form_is_taken_once_across_instances() {
             .all(|o| *o == Err(409)),
         "{outcomes:?}"
     );
+    // What is remembered of it is sealed too.
+    let done = raw
+        .get(&format!("stepup:form-done:{id}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !contains(&done, b"/pay") && !contains(&done, b"\"k\""),
+        "sealed"
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

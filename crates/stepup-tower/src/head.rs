@@ -55,6 +55,60 @@ impl RequestHead for Head<'_> {
     }
 }
 
+/// An `http` 1 request head with the path and query the client sent given
+/// apart: a router that rewrote `parts.uri` (axum's `Router::nest` strips
+/// its prefix) keeps the original elsewhere, and a challenge must send the
+/// browser back to — and a kept form must go back to — the real one.
+///
+/// ```
+/// use stepup_http::RequestHead;
+/// use stepup_tower::HeadAt;
+///
+/// let (parts, ()) = http::Request::post("/pay").body(()).unwrap().into_parts();
+/// assert_eq!(HeadAt::new(&parts, "/admin/pay").path_and_query(), "/admin/pay");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct HeadAt<'a> {
+    head: Head<'a>,
+    target: &'a str,
+}
+
+impl<'a> HeadAt<'a> {
+    /// `parts`, sent to `target` (path and query).
+    pub fn new(parts: &'a Parts, target: &'a str) -> HeadAt<'a> {
+        HeadAt {
+            head: Head(parts),
+            target,
+        }
+    }
+
+    /// `parts` at the target `original` finds, else at its own URI.
+    pub fn of(parts: &'a Parts, original: Option<OriginalTarget>) -> HeadAt<'a> {
+        let target = original
+            .and_then(|find| find(parts))
+            .unwrap_or_else(|| parts.uri.path_and_query().map_or("/", |pq| pq.as_str()));
+        HeadAt::new(parts, target)
+    }
+}
+
+/// Where a router keeps the path and query the client sent, when it
+/// rewrote the URI (see [`HeadAt`]).
+pub type OriginalTarget = fn(&Parts) -> Option<&str>;
+
+impl RequestHead for HeadAt<'_> {
+    fn method(&self) -> &str {
+        self.head.method()
+    }
+
+    fn path_and_query(&self) -> &str {
+        self.target
+    }
+
+    fn values(&self, header: Header) -> impl Iterator<Item = &[u8]> {
+        self.head.values(header)
+    }
+}
+
 /// `reply` as an `http` 1 response (headers that are not valid header
 /// values are left out; every value stepup writes is).
 ///

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, LOCATION};
+use http::header::{CONTENT_LENGTH, LOCATION, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt as _;
@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::{ResponseFuture, add_no_store};
-use crate::head::{Head, into_response};
+use crate::head::{HeadAt, OriginalTarget, into_response};
 use crate::subject::SubjectSource;
 
 /// Where the challenge page is mounted unless configured otherwise.
@@ -24,6 +24,7 @@ pub const DEFAULT_CHALLENGE_PATH: &str = stepup_http::DEFAULT_MOUNT;
 struct Config<Src> {
     guard: Guard<Parts>,
     subjects: Src,
+    original: Option<OriginalTarget>,
 }
 
 /// Requires a step-up before the wrapped service runs.
@@ -102,7 +103,11 @@ impl<Src: SubjectSource> RequireStepUpLayer<Src> {
     /// subject `subjects` finds.
     pub fn from_guard(guard: Guard<Parts>, subjects: Src) -> Self {
         RequireStepUpLayer {
-            config: Arc::new(Config { guard, subjects }),
+            config: Arc::new(Config {
+                guard,
+                subjects,
+                original: None,
+            }),
         }
     }
 
@@ -225,6 +230,15 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
         self.edit(|g| g.summary(summary))
     }
 
+    /// Where the router keeps the path and query the client sent when it
+    /// rewrote the URI (axum's `Router::nest` strips its prefix; the axum
+    /// `StepUp` reads its `OriginalUri`): challenges return there and kept
+    /// forms go back there.
+    pub fn original_target(mut self, find: OriginalTarget) -> Self {
+        Arc::make_mut(&mut self.config).original = Some(find);
+        self
+    }
+
     /// Never keeps this route's forms (one with a password or a one-time
     /// token in it): the page asks to submit the form again instead. See
     /// [`Guard::without_kept_forms`].
@@ -238,6 +252,7 @@ impl<Src: Clone> Clone for Config<Src> {
         Config {
             guard: self.guard.clone(),
             subjects: self.subjects.clone(),
+            original: self.original,
         }
     }
 }
@@ -300,8 +315,15 @@ where
         let (mut parts, body) = request.into_parts();
         let config = &*self.config;
         let subject = config.subjects.subject(&parts);
-        let pickup = config.guard.pickup(&Head(&parts), subject.as_ref());
-        match config.guard.check(&parts, &Head(&parts), subject) {
+        let (pickup, verdict) = {
+            let head = HeadAt::of(&parts, config.original);
+            let pickup = config
+                .guard
+                .pickup(&head, subject.as_ref())
+                .map(|p| (p, head.path_and_query().to_owned()));
+            (pickup, config.guard.check(&parts, &head, subject))
+        };
+        match verdict {
             Verdict::Allow(assurance) => {
                 parts.extensions.insert(assurance);
                 match pickup {
@@ -311,10 +333,10 @@ where
                     // A form POST: it may be coming back from the
                     // confirmation page. The service that was polled ready
                     // runs it; a clone stays for the next request.
-                    Some(pickup) => {
+                    Some((pickup, target)) => {
                         let ready = self.inner.clone();
                         let inner = std::mem::replace(&mut self.inner, ready);
-                        ResponseFuture::boxed(Box::pin(pick_up(inner, parts, body, pickup)))
+                        ResponseFuture::boxed(Box::pin(pick_up(inner, parts, target, body, pickup)))
                     }
                 }
             }
@@ -346,6 +368,7 @@ where
 async fn pick_up<S, ReqBody, ResBody>(
     mut inner: S,
     mut parts: Parts,
+    target: String,
     body: ReqBody,
     pickup: Pickup,
 ) -> Result<Response<ResBody>, S::Error>
@@ -358,8 +381,7 @@ where
     let Some(bytes) = read(body, pickup.limit()).await else {
         return Ok(into_response(pickup.unreadable()));
     };
-    let head = Head(&parts);
-    let (method, target) = (head.method().to_owned(), head.path_and_query().to_owned());
+    let method = parts.method.as_str().to_owned();
     match pickup.open(&method, &target, &bytes).await {
         Opened::Pass => {
             let mut response = inner
@@ -374,6 +396,8 @@ where
             went,
         } => {
             parts.extensions.insert(resumed);
+            // The body now has this length, whatever framing it came in.
+            parts.headers.remove(TRANSFER_ENCODING);
             parts
                 .headers
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -138,7 +138,7 @@ mod subject;
 
 pub use client::client_context;
 pub use future::ResponseFuture;
-pub use head::{Head, into_response};
+pub use head::{Head, HeadAt, OriginalTarget, into_response};
 pub use layer::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpLayer};
 pub use same_origin::{SameOrigin, SameOriginLayer};
 pub use stepup_http::{ChallengeTarget, DEFAULT_COOKIE_NAME, Guard, NoSubject, TOKEN_HEADER};

@@ -140,7 +140,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Resume for KeptForms<F,
                     stepup_http::Again::Sent(self.already_sent(went, back))
                 }
                 Ok(Again::Waiting) => stepup_http::Again::Waiting,
-                Ok(Again::Unknown) => stepup_http::Again::Unknown,
+                // A confirmation page whose form is gone (taken, expired, or
+                // its done record expired too): never kept anew, which could
+                // run it a second time.
+                Ok(Again::Unknown) => stepup_http::Again::Sent(self.expired()),
                 Err(e) => stepup_http::Again::Sent(unavailable(&ChallengeError::Store(e))),
             }
         })
