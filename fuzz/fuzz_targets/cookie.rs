@@ -20,11 +20,15 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = found.or_only(Found::from_header(values.iter().copied()));
     }
-    let _ = stepup_http::is_navigation(
-        "GET",
-        values.first().copied(),
-        values.iter().skip(1).copied(),
-    );
+    for method in ["GET", "POST"] {
+        let _ = stepup_http::is_navigation(
+            method,
+            values.first().copied(),
+            values.iter().skip(2).copied(),
+            values.get(1).copied(),
+        );
+    }
+    let _ = stepup_http::is_urlencoded_form(data);
     let _ = stepup_http::is_json(data);
     let _ = stepup_http::same_origin(
         "https://bank.example",

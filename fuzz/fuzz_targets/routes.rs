@@ -69,7 +69,8 @@ const PATHS: [&str; 16] = [
     "/enroll/recovery-codes",
     "/enroll/passkey",
     "/assets/page.css",
-    "/nothing",
+    // The confirmation page of a kept form: the query is the fuzzer's.
+    "/resume",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -95,6 +96,7 @@ fuzz_target!(|data: &[u8]| {
         subject: (selector & 0x40 == 0).then_some(subject),
         origin: Some(b"https://bank.example"),
         sec_fetch_site: None,
+        referer: None,
         content_type: Some(content_type),
         navigation: selector & 0x80 != 0,
         token: Found::None,
