@@ -157,16 +157,36 @@ async fn connect_sqlite(url: &str) -> Result<Db, sqlx::Error> {
             .connect_with(options)
             .await?
     } else {
-        SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(
-                // FULL: a committed use of a recovery code survives a power
-                // loss (NORMAL could roll the last commits back).
-                options
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full),
-            )
-            .await?
+        // FULL: a committed use of a recovery code survives a power loss
+        // (NORMAL could roll the last commits back).
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        // Instances starting together on a new file race to switch it to
+        // WAL, which takes an exclusive lock without waiting on the busy
+        // timeout: the losers get SQLITE_BUSY and try again (the file is
+        // in WAL by then, which needs no such lock).
+        let mut tries = 0;
+        loop {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.clone())
+                .await;
+            match pool {
+                Err(sqlx::Error::Database(e)) if is_busy(e.code().as_deref()) && tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
+        }
     };
     Ok(Db::new(Pool::Sqlite(pool)))
+}
+
+/// SQLITE_BUSY or one of its extended codes (the low byte is 5).
+#[cfg(feature = "sqlite")]
+fn is_busy(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<u32>().ok())
+        .is_some_and(|c| c & 0xff == 5)
 }
