@@ -35,13 +35,13 @@ fn browser_post(bank: &Bank, client: &reqwest::Client, path: &str) -> reqwest::R
         .header("referer", format!("{}/", bank.origin))
 }
 
-/// The re-post from the confirmation page.
-fn confirm_post(
+/// The re-post from the confirmation page, sent.
+async fn repost(
     bank: &Bank,
     client: &reqwest::Client,
     path: &str,
     body: &str,
-) -> reqwest::RequestBuilder {
+) -> reqwest::Response {
     client
         .post(bank.url(path))
         .header("accept", HTML)
@@ -50,6 +50,9 @@ fn confirm_post(
         .header("origin", "null")
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -171,10 +174,7 @@ async fn a_kept_form_is_shown_and_resumed_once(bank: Bank) {
 
     // The click: the handler runs once, with the marker stripped.
     let body = format!("to=bob&amount=25&__stepup_resume={id}");
-    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
-        .send()
-        .await
-        .unwrap();
+    let r = repost(&bank, &bank.client, "/transfer", &body).await;
     assert_eq!(
         r.status(),
         StatusCode::SEE_OTHER,
@@ -186,10 +186,7 @@ async fn a_kept_form_is_shown_and_resumed_once(bank: Bank) {
 
     // Back button and submit again (the assurance is still fresh): 409, a
     // page linking to where the first one went; nothing runs again.
-    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
-        .send()
-        .await
-        .unwrap();
+    let r = repost(&bank, &bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(
         r.headers()[CONTENT_TYPE]
@@ -210,10 +207,7 @@ async fn a_kept_form_is_shown_and_resumed_once(bank: Bank) {
     // Once the assurance is stale, the old confirmation form is not kept
     // anew: still 409, still nothing runs.
     bank.clock.advance(std::time::Duration::from_secs(400));
-    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
-        .send()
-        .await
-        .unwrap();
+    let r = repost(&bank, &bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(balance(&bank).await, before - 25);
 }
@@ -324,28 +318,24 @@ async fn a_changed_form_runs_nothing(bank: Bank) {
     )
     .await;
     // The hidden amount edited in the page before the click.
-    let r = confirm_post(
+    let r = repost(
         &bank,
         &bank.client,
         "/transfer",
         &format!("to=bob&amount=900&__stepup_resume={id}"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("nothing was sent"));
     assert_eq!(balance(&bank).await, before);
     // The kept form is spent: the right fields now get 409.
-    let r = confirm_post(
+    let r = repost(
         &bank,
         &bank.client,
         "/transfer",
         &format!("to=bob&amount=25&__stepup_resume={id}"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     // Nothing ran, so it is not called "already submitted".
     let html = r.text().await.unwrap();
@@ -363,27 +353,22 @@ async fn a_changed_form_runs_nothing(bank: Bank) {
         &format!("/step-up/resume?pending={id}"),
     )
     .await;
-    let r = confirm_post(
+    let r = repost(
         &bank,
         &bank.client,
         "/transfer?x=1",
         &format!("to=bob&amount=5&__stepup_resume={id}"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    // A marker that is not the last field is no resume: the handler never
-    // sees a kept form run twice, and a made-up id runs nothing.
-    let r = confirm_post(
+    // A made-up id runs nothing.
+    let r = repost(
         &bank,
         &bank.client,
         "/transfer",
         "to=bob&amount=7&__stepup_resume=0123456789abcdef0123456789abcdef",
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(balance(&bank).await, before);
 }
@@ -422,30 +407,26 @@ async fn another_sessions_form_is_refused(bank: Bank) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(!r.text().await.unwrap().contains("bob"));
-    let r = confirm_post(
+    let r = repost(
         &bank,
         &other,
         "/transfer",
         &format!("to=bob&amount=25&__stepup_resume={id}"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(balance(&bank).await, before);
     // The other session's tries left the form where it was: its own
     // session still confirms it, once (with the next TOTP code).
     bank.clock.advance(std::time::Duration::from_secs(30));
     step_up_to(&bank, &bank.client, &resume).await;
-    let r = confirm_post(
+    let r = repost(
         &bank,
         &bank.client,
         "/transfer",
         &format!("to=bob&amount=25&__stepup_resume={id}"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(balance(&bank).await, before - 25);
 }
@@ -470,10 +451,8 @@ async fn racing_resumes_run_once(bank: Bank) {
         let bank = bank.clone();
         let body = body.clone();
         racers.spawn(async move {
-            confirm_post(&bank, &bank.client, "/transfer", &body)
-                .send()
+            repost(&bank, &bank.client, "/transfer", &body)
                 .await
-                .unwrap()
                 .status()
         });
     }
@@ -555,10 +534,7 @@ async fn a_stale_confirmation_page_never_makes_a_second_copy(bank: Bank) {
     let resume = format!("/step-up/resume?pending={id}");
     assert_eq!(bank.navigate(&resume).await.status(), StatusCode::OK);
     let body = format!("to=bob&amount=25&__stepup_resume={id}");
-    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
-        .send()
-        .await
-        .unwrap();
+    let r = repost(&bank, &bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         pending_id(&location(&r)),
@@ -566,26 +542,17 @@ async fn a_stale_confirmation_page_never_makes_a_second_copy(bank: Bank) {
         "the same kept form, no second copy"
     );
     step_up_to(&bank, &bank.client, &resume).await;
-    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
-        .send()
-        .await
-        .unwrap();
+    let r = repost(&bank, &bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(balance(&bank).await, before - 25);
     // Stale again, the old page once more: already sent, nothing runs.
     bank.clock.advance(std::time::Duration::from_secs(400));
-    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
-        .send()
-        .await
-        .unwrap();
+    let r = repost(&bank, &bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("Already submitted"));
     // Long after, when nothing is remembered of it: still never kept anew.
     bank.clock.advance(std::time::Duration::from_secs(3600));
-    let r = confirm_post(&bank, &bank.client, "/transfer", &body)
-        .send()
-        .await
-        .unwrap();
+    let r = repost(&bank, &bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("Nothing to continue"));
     assert_eq!(balance(&bank).await, before - 25);

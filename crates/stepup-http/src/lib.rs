@@ -58,5 +58,7 @@ pub use resume::{
     Opened, Pickup, RESUME_FIELD, Resume, Resumed, Stashed, SummaryFn, Went,
 };
 pub use settings::Settings;
-pub use target::{ChallengeTarget, DEFAULT_MOUNT, GENERIC_REASON, Hold, Reason, Reasons, Refusal};
+pub use target::{
+    CONFIRM_PATH, ChallengeTarget, DEFAULT_MOUNT, GENERIC_REASON, Hold, Reason, Reasons, Refusal,
+};
 pub use url::{challenge_location, challenge_url, login_location, valid_note};

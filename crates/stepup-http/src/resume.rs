@@ -408,14 +408,19 @@ impl Interruption {
 
     fn not_kept(&self, why: NotKept) -> Reply {
         tracing::info!(target: "stepup", outcome = "not_kept", why = why.code(), "an interrupted form was not kept: the person submits it again");
-        let mut location = crate::url::challenge_url(
+        let mut location = self.challenge_url(&self.back);
+        location.push_str(crate::url::RESUBMIT);
+        Reply::see_other(&location)
+    }
+
+    /// The challenge page for this request, returning to `return_to`.
+    fn challenge_url(&self, return_to: &ReturnTo) -> String {
+        crate::url::challenge_url(
             self.target.page(),
-            &self.back,
+            return_to,
             self.reason,
             self.note.as_deref(),
-        );
-        location.push_str("&resubmit=1");
-        Reply::see_other(&location)
+        )
     }
 
     /// Keeps the form whose body the adapter read (`None`: more than
@@ -448,10 +453,9 @@ impl Interruption {
         {
             return self.not_kept(NotKept::Target);
         }
+        // The store decides on the size of what it keeps (fields, target,
+        // summary and back path together).
         let encoded = fields.encode();
-        if encoded.len() + self.path_and_query.len() > resume.limit() {
-            return self.not_kept(NotKept::TooLarge);
-        }
         let summary = self.summary.as_ref().and_then(|f| f(&fields));
         let stashed = resume
             .stash(Interrupted {
@@ -475,16 +479,10 @@ impl Interruption {
     /// `303` to the challenge page, returning to the confirmation page of
     /// the kept form `id`.
     fn to_confirm(&self, id: &str) -> Reply {
-        let page = self.target.page().as_str().trim_end_matches('/');
-        let Ok(confirm) = ReturnTo::parse(&format!("{page}/resume?pending={id}")) else {
-            return self.not_kept(NotKept::Unavailable);
-        };
-        Reply::see_other(&crate::url::challenge_url(
-            self.target.page(),
-            &confirm,
-            self.reason,
-            self.note.as_deref(),
-        ))
+        match self.target.confirm_page(id) {
+            Some(confirm) => Reply::see_other(&self.challenge_url(&confirm)),
+            None => self.not_kept(NotKept::Unavailable),
+        }
     }
 }
 
@@ -556,7 +554,12 @@ impl Pickup {
         subject: Option<&Subject>,
     ) -> Option<Pickup> {
         let resume = resume?;
-        if head.method() != "POST" {
+        let subject = subject?;
+        // An API's JSON POST stops here, after one header lookup.
+        let form = head
+            .value(Header::ContentType)
+            .is_some_and(is_urlencoded_form);
+        if head.method() != "POST" || !form {
             return None;
         }
         let offer = Offer::read(head, origin);
@@ -564,12 +567,12 @@ impl Pickup {
         // A body declared longer than any kept form can be is none of
         // ours; one without a declared length (chunked) is read, up to the
         // limit, so a browser's re-post is taken however it is framed.
-        if !offer.urlencoded || offer.declared.is_some_and(|n| n > limit) {
+        if offer.declared.is_some_and(|n| n > limit) {
             return None;
         }
         Some(Pickup {
             resume: resume.clone(),
-            subject: subject?.clone(),
+            subject: subject.clone(),
             limit,
             same_origin: offer.same_origin,
         })

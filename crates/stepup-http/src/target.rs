@@ -17,6 +17,9 @@ use crate::url::{challenge_url, valid_note};
 /// configured otherwise.
 pub const DEFAULT_MOUNT: &str = "/step-up";
 
+/// Where, below the mount path, the confirmation page of a kept form is.
+pub const CONFIRM_PATH: &str = "/resume";
+
 /// The sentence shown when a policy carries no reason of its own.
 pub const GENERIC_REASON: &str = "We need to confirm it's really you before you continue.";
 
@@ -284,6 +287,32 @@ impl ChallengeTarget {
         }
     }
 
+    /// The confirmation page of the kept form `id`
+    /// (`<page>/resume?pending=<id>`), where a challenge for a kept form
+    /// returns to.
+    ///
+    /// ```
+    /// use stepup_http::ChallengeTarget;
+    /// let target = ChallengeTarget::default();
+    /// let confirm = target.confirm_page("0123456789abcdef0123456789abcdef").unwrap();
+    /// assert_eq!(confirm.as_str(), "/step-up/resume?pending=0123456789abcdef0123456789abcdef");
+    /// assert_eq!(target.pending_in(&confirm), Some("0123456789abcdef0123456789abcdef"));
+    /// ```
+    pub fn confirm_page(&self, id: &str) -> Option<ReturnTo> {
+        let page = self.page.as_str().trim_end_matches('/');
+        ReturnTo::parse(&format!("{page}{CONFIRM_PATH}?pending={id}")).ok()
+    }
+
+    /// The kept form's id, when `return_to` is a confirmation page.
+    pub fn pending_in<'a>(&self, return_to: &'a ReturnTo) -> Option<&'a str> {
+        let page = self.page.as_str().trim_end_matches('/');
+        return_to
+            .as_str()
+            .strip_prefix(page)?
+            .strip_prefix(CONFIRM_PATH)?
+            .strip_prefix("?pending=")
+    }
+
     /// The challenge page.
     pub fn page(&self) -> &ReturnTo {
         &self.page
@@ -359,7 +388,7 @@ impl ChallengeTarget {
         policy: Option<&Policy>,
     ) -> Reply {
         let mut location = self.location(return_to, challenge, policy);
-        location.push_str("&resubmit=1");
+        location.push_str(crate::url::RESUBMIT);
         Reply::challenge(true, &location, challenge)
     }
 }

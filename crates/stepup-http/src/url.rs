@@ -5,6 +5,10 @@ use std::fmt::Write as _;
 
 use stepup_core::ReturnTo;
 
+/// What a challenge URL carries when the interrupted form was not kept:
+/// the page asks to submit it again.
+pub(crate) const RESUBMIT: &str = "&resubmit=1";
+
 /// `page?return_to=…&reason=…`: where a browser is sent to step up. Only the
 /// validated return path and the reason code go in, percent-encoded.
 pub fn challenge_location(page: &ReturnTo, return_to: &ReturnTo, reason: &str) -> String {

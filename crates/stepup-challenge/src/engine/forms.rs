@@ -222,13 +222,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             k: form.back.as_str().to_owned(),
         };
         let key = StoreKeys::kept_form(&id);
-        let plain = serde_json::to_vec(&record).map_err(|_| StoreError::new("form", "encode"))?;
-        let sealed = self.keys.seal(&key, &plain)?;
+        let sealed = self.seal_json(&key, &record)?;
         self.state.put(&key, sealed, limits.ttl).await?;
         Ok(Stashed::Pending(id.as_str().to_owned()))
     }
 
-    fn open_form(&self, key: &str, sealed: &[u8]) -> Option<Record> {
+    /// `value` as JSON, sealed for the store entry `key`.
+    fn seal_json(&self, key: &str, value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+        let plain = serde_json::to_vec(value).map_err(|_| StoreError::new("form", "encode"))?;
+        self.keys.seal(key, &plain)
+    }
+
+    /// What [`seal_json`](Self::seal_json) made for `key`; `None` for
+    /// anything else.
+    fn open_json<T: serde::de::DeserializeOwned>(&self, key: &str, sealed: &[u8]) -> Option<T> {
         let plain = self.keys.open(key, sealed)?;
         serde_json::from_slice(&plain).ok()
     }
@@ -248,7 +255,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let Some(sealed) = self.state.get(&key).await? else {
             return Ok(None);
         };
-        let Some(record) = self.open_form(&key, &sealed) else {
+        let Some(record) = self.open_json::<Record>(&key, &sealed) else {
             return Ok(None);
         };
         if !stepup_core::ct::eq(record.s.as_bytes(), self.session_tag(subject).as_bytes()) {
@@ -278,7 +285,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let Some(sealed) = self.state.get(&key).await? else {
             return Ok(None);
         };
-        let Some(done) = self.open_done(&key, &sealed) else {
+        let Some(done) = self.open_json::<Done>(&key, &sealed) else {
             return Ok(None);
         };
         if !stepup_core::ct::eq(done.s.as_bytes(), self.session_tag(subject).as_bytes()) {
@@ -289,11 +296,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(Some((went, back)))
     }
 
-    fn open_done(&self, key: &str, sealed: &[u8]) -> Option<Done> {
-        let plain = self.keys.open(key, sealed)?;
-        serde_json::from_slice(&plain).ok()
-    }
-
     async fn put_done(
         &self,
         limits: &FormLimits,
@@ -301,8 +303,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         done: &Done,
     ) -> Result<(), StoreError> {
         let key = StoreKeys::form_done(id);
-        let plain = serde_json::to_vec(done).map_err(|_| StoreError::new("form", "encode"))?;
-        let sealed = self.keys.seal(&key, &plain)?;
+        let sealed = self.seal_json(&key, done)?;
         self.state.put(&key, sealed, limits.done_ttl()).await
     }
 
@@ -337,7 +338,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let key = StoreKeys::kept_form(&id);
         let session = self.session_tag(arrival.subject);
         let ours = |sealed: &[u8]| {
-            self.open_form(&key, sealed)
+            self.open_json::<Record>(&key, sealed)
                 .filter(|r| stepup_core::ct::eq(r.s.as_bytes(), session.as_bytes()))
         };
         // Read first: only the session that kept it may take it.
@@ -393,7 +394,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let Some(sealed) = self.state.get(&key).await? else {
             return Ok(());
         };
-        let Some(mut done) = self.open_done(&key, &sealed) else {
+        let Some(mut done) = self.open_json::<Done>(&key, &sealed) else {
             return Ok(());
         };
         done.w = Some(went.as_str().to_owned());

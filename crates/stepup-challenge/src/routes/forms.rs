@@ -19,16 +19,75 @@ use crate::{ConfirmPage, FormLimits, NoticePage};
 pub struct KeptForms<F, S, P> {
     engine: Arc<Engine<F, S, P>>,
     limits: FormLimits,
-    base: String,
-    fallback: ReturnTo,
+    notices: Notices,
 }
 
 impl<F, S, P> fmt::Debug for KeptForms<F, S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeptForms")
             .field("limits", &self.limits)
-            .field("base", &self.base)
+            .field("base", &self.notices.base)
             .finish_non_exhaustive()
+    }
+}
+
+/// The pages a kept form that comes back again, expired or changed gets,
+/// under the routes' mount path.
+struct Notices {
+    base: String,
+    fallback: ReturnTo,
+}
+
+impl Notices {
+    fn of(settings: &Settings) -> Notices {
+        Notices {
+            base: settings.page().as_str().trim_end_matches('/').to_owned(),
+            fallback: settings.fallback().clone(),
+        }
+    }
+
+    fn page(&self, status: u16, title: &str, message: &str, link: &ReturnTo, text: &str) -> Reply {
+        match NoticePage::new(&self.base, title, message, link, text).html() {
+            Ok(html) => Reply::html(status, html),
+            Err(_) => unavailable_because("template"),
+        }
+    }
+
+    /// `409`: this form was sent already.
+    fn already_sent(&self, went: Option<ReturnTo>, back: ReturnTo) -> Reply {
+        let (link, text) = match went {
+            Some(went) => (went, "See what your first submission did"),
+            None => (back, "Go back"),
+        };
+        self.page(
+            409,
+            "Already submitted",
+            "This form was already submitted once. It was not sent again.",
+            &link,
+            text,
+        )
+    }
+
+    /// `409`: nothing is kept under this id for this session.
+    fn expired(&self) -> Reply {
+        self.page(
+            409,
+            "Nothing to continue",
+            "This form is no longer waiting: it expired, or it was sent already. Nothing was sent now.",
+            &self.fallback,
+            "Go back",
+        )
+    }
+
+    /// `400`: not the form that was confirmed.
+    fn changed(&self, back: &ReturnTo) -> Reply {
+        self.page(
+            400,
+            "The form changed",
+            "This form is not the one you confirmed, so nothing was sent. Please fill it in again.",
+            back,
+            "Go back",
+        )
     }
 }
 
@@ -39,8 +98,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> KeptForms<F, S, P> {
         KeptForms {
             engine,
             limits,
-            base: settings.page().as_str().trim_end_matches('/').to_owned(),
-            fallback: settings.fallback().clone(),
+            notices: Notices::of(settings),
         }
     }
 
@@ -55,46 +113,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> KeptForms<F, S, P> {
     {
         let forms = KeptForms::new(engine.clone(), &settings, limits);
         settings.with_resume(Arc::new(forms))
-    }
-
-    fn notice(
-        &self,
-        status: u16,
-        title: &str,
-        message: &str,
-        link: &ReturnTo,
-        text: &str,
-    ) -> Reply {
-        match NoticePage::new(&self.base, title, message, link, text).html() {
-            Ok(html) => Reply::html(status, html),
-            Err(_) => unavailable_because("template"),
-        }
-    }
-
-    /// `409`: this form was sent already.
-    fn already_sent(&self, went: Option<ReturnTo>, back: ReturnTo) -> Reply {
-        let (link, text) = match went {
-            Some(went) => (went, "See what your first submission did"),
-            None => (back, "Go back"),
-        };
-        self.notice(
-            409,
-            "Already submitted",
-            "This form was already submitted once. It was not sent again.",
-            &link,
-            text,
-        )
-    }
-
-    /// `409`: nothing is kept under this id for this session.
-    fn expired(&self) -> Reply {
-        self.notice(
-            409,
-            "Nothing to continue",
-            "This form is no longer waiting: it expired, or it was sent already. Nothing was sent now.",
-            &self.fallback,
-            "Go back",
-        )
     }
 }
 
@@ -111,15 +129,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Resume for KeptForms<F,
         Box::pin(async move {
             match self.engine.form_came_back(&self.limits, arrival).await {
                 Ok(Came::Resumed(resumed)) => Ok(resumed),
-                Ok(Came::AlreadySent { went, back }) => Err(self.already_sent(went, back)),
-                Ok(Came::Expired) => Err(self.expired()),
-                Ok(Came::Changed { back }) => Err(self.notice(
-                    400,
-                    "The form changed",
-                    "This form is not the one you confirmed, so nothing was sent. Please fill it in again.",
-                    &back,
-                    "Go back",
-                )),
+                Ok(Came::AlreadySent { went, back }) => Err(self.notices.already_sent(went, back)),
+                Ok(Came::Expired) => Err(self.notices.expired()),
+                Ok(Came::Changed { back }) => Err(self.notices.changed(&back)),
                 Err(e) => Err(unavailable(&ChallengeError::Store(e))),
             }
         })
@@ -137,13 +149,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Resume for KeptForms<F,
         Box::pin(async move {
             match self.engine.form_again(subject, id).await {
                 Ok(Again::Sent { went, back }) => {
-                    stepup_http::Again::Sent(self.already_sent(went, back))
+                    stepup_http::Again::Sent(self.notices.already_sent(went, back))
                 }
                 Ok(Again::Waiting) => stepup_http::Again::Waiting,
                 // A confirmation page whose form is gone (taken, expired, or
                 // its done record expired too): never kept anew, which could
                 // run it a second time.
-                Ok(Again::Unknown) => stepup_http::Again::Sent(self.expired()),
+                Ok(Again::Unknown) => stepup_http::Again::Sent(self.notices.expired()),
                 Err(e) => stepup_http::Again::Sent(unavailable(&ChallengeError::Store(e))),
             }
         })
@@ -169,12 +181,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Err(e) => return unavailable(&ChallengeError::Store(e)),
         };
         let Some(kept) = kept else {
-            let forms = KeptForms {
-                engine: self.engine.clone(),
-                limits: FormLimits::default(),
-                base: base.trim_end_matches('/').to_owned(),
-                fallback: self.settings.fallback().clone(),
-            };
+            let forms = Notices::of(&self.settings);
             return match self.engine.form_sent(subject, &id).await {
                 Ok(Some((went, back))) => forms.already_sent(went, back),
                 Ok(None) => forms.expired(),
@@ -202,9 +209,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         subject: &Subject,
         return_to: &ReturnTo,
     ) -> Option<KeptForm> {
-        let base = self.settings.page().as_str().trim_end_matches('/');
-        let rest = return_to.as_str().strip_prefix(base)?;
-        let id = rest.strip_prefix("/resume?pending=")?;
+        let id = self.settings.target().pending_in(return_to)?;
         self.engine.kept_form(subject, id).await.ok().flatten()
     }
 }

@@ -305,7 +305,7 @@ fn route(method: &str, path: &str) -> Result<Route, Miss> {
     let post = method == "POST";
     let (route, allow) = match path {
         "" | "/" => (get.then_some(Route::Page), "GET,HEAD"),
-        "/resume" => (get.then_some(Route::Confirm), "GET,HEAD"),
+        stepup_http::CONFIRM_PATH => (get.then_some(Route::Confirm), "GET,HEAD"),
         "/assets/page.css" => (get.then_some(Route::Css), "GET,HEAD"),
         "/assets/passkey.js" => (get.then_some(Route::Script), "GET,HEAD"),
         "/totp" => (post.then_some(Route::StepUp(Factor::Totp)), "POST"),
