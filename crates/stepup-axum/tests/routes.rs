@@ -112,6 +112,16 @@ async fn app() -> App {
             ),
         )
         .route(
+            "/away",
+            post(|| async {
+                (
+                    StatusCode::SEE_OTHER,
+                    [(header::LOCATION, "https://elsewhere.example/done")],
+                )
+            })
+            .route_layer(stepup.require(Policy::level(2).max_age(Duration::from_secs(300)))),
+        )
+        .route(
             "/secret",
             post(pay).route_layer(
                 stepup
@@ -858,4 +868,61 @@ async fn nested_routes_opt_outs_and_the_compared_encoding() {
         .await;
     assert_eq!(r.status(), StatusCode::OK, "{text}");
     assert!(text.starts_with("a=1 len=3 key="), "{text}");
+}
+
+/// Where the first arrival went is linked from the "already submitted"
+/// page only when it is a local path: a handler's redirect elsewhere is
+/// never offered as a link (the page links back to the form's page).
+#[tokio::test]
+async fn already_submitted_links_only_to_local_paths() {
+    let app = app().await;
+    let (r, _) = app
+        .send(browser_form("/away", "a=1", ORIGIN, "same-origin", None))
+        .await;
+    let to = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let at = to.find("pending%3D").unwrap() + "pending%3D".len();
+    let id = to[at..at + 32].to_owned();
+    let resume = format!("/step-up/resume?pending={id}");
+    let (r, _) = app
+        .send(form(
+            "/step-up/totp",
+            &format!(
+                "code={}&return_to={}",
+                app.code(),
+                resume.replace('?', "%3F").replace('=', "%3D")
+            ),
+            None,
+        ))
+        .await;
+    let cookie = cookie_of(&r);
+    let body = format!("a=1&__stepup_resume={id}");
+    let (r, _) = app
+        .send(browser_form(
+            "/away",
+            &body,
+            "null",
+            "same-origin",
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(
+        r.headers()[header::LOCATION],
+        "https://elsewhere.example/done",
+        "the handler's own answer is untouched"
+    );
+    let (r, page) = app
+        .send(browser_form(
+            "/away",
+            &body,
+            "null",
+            "same-origin",
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(!page.contains("elsewhere.example"), "{page}");
+    assert!(
+        page.contains(r#"href="/home""#),
+        "back to the form's page: {page}"
+    );
 }
