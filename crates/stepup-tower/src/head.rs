@@ -70,7 +70,15 @@ impl RequestHead for Head<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct HeadAt<'a> {
     head: Head<'a>,
-    target: &'a str,
+    target: Target<'a>,
+}
+
+/// The path and query of a [`HeadAt`]: given, or looked up only when asked
+/// for (a challenge, a form) — never on the allow path.
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    Given(&'a str),
+    Found(Option<OriginalTarget>),
 }
 
 impl<'a> HeadAt<'a> {
@@ -78,16 +86,17 @@ impl<'a> HeadAt<'a> {
     pub fn new(parts: &'a Parts, target: &'a str) -> HeadAt<'a> {
         HeadAt {
             head: Head(parts),
-            target,
+            target: Target::Given(target),
         }
     }
 
-    /// `parts` at the target `original` finds, else at its own URI.
+    /// `parts` at the target `original` finds (looked up when asked for),
+    /// else at its own URI.
     pub fn of(parts: &'a Parts, original: Option<OriginalTarget>) -> HeadAt<'a> {
-        let target = original
-            .and_then(|find| find(parts))
-            .unwrap_or_else(|| parts.uri.path_and_query().map_or("/", |pq| pq.as_str()));
-        HeadAt::new(parts, target)
+        HeadAt {
+            head: Head(parts),
+            target: Target::Found(original),
+        }
     }
 }
 
@@ -101,7 +110,12 @@ impl RequestHead for HeadAt<'_> {
     }
 
     fn path_and_query(&self) -> &str {
-        self.target
+        match self.target {
+            Target::Given(target) => target,
+            Target::Found(original) => original
+                .and_then(|find| find(self.head.0))
+                .unwrap_or_else(|| self.head.path_and_query()),
+        }
     }
 
     fn values(&self, header: Header) -> impl Iterator<Item = &[u8]> {
