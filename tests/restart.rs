@@ -129,8 +129,11 @@ impl BankProcess {
                 .split("http://localhost:")
                 .nth(1)
                 .and_then(|rest| rest.split('/').next().and_then(|p| p.parse::<u16>().ok()));
-            let ready =
-                stdout.contains("Alice's TOTP secret") || stdout.contains("Alice has no TOTP");
+            // Whole lines: the `Factors:` line before them also names
+            // "Alice's TOTP secret", and matching it raced the next line.
+            let ready = stdout.lines().any(|line| {
+                line.starts_with("Alice's TOTP secret: ") || line.starts_with("Alice has no TOTP")
+            });
             if let (Some(port), true) = (port, ready) {
                 return BankProcess {
                     child,
