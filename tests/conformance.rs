@@ -117,17 +117,31 @@ async fn the_whole_flow(bank: Bank) {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("already used"));
 
-    // Over 10,000 needs a TOTP proof from the last minute.
+    // Over 10,000 needs a step-up bound to this very transfer, used once:
+    // the fresh assurance alone does not do.
     bank.clock.advance(Duration::from_secs(90));
+    let problem = bank.transfer_challenge(20_000).await;
+    assert_eq!(problem["reason"], "action_not_confirmed", "{problem}");
     assert_eq!(
-        bank.transfer(20_000).await.status(),
-        StatusCode::UNAUTHORIZED
+        problem["authorization_details"][0]["details"],
+        json!({"amount": "20000.00", "to": "bob"})
     );
-    assert_eq!(
-        bank.totp(&bank.code(), "/").await.status(),
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(bank.transfer(20_000).await.status(), StatusCode::OK);
+    let confirmation = problem["confirmation"].as_str().unwrap().to_owned();
+    let r = bank
+        .post_json(
+            "/step-up/totp",
+            json!({"code": bank.code(), "confirmation": confirmation}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["grant"], confirmation);
+    let before = bank.balance().await;
+    let r = bank.transfer_granted(20_000, &confirmation).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(bank.balance().await, before - 20_000);
+    let again = bank.transfer_granted(20_000, &confirmation).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(bank.balance().await, before - 20_000);
 
     // Status for a single-page app.
     let (_, status) = bank
@@ -992,13 +1006,14 @@ async fn both_adapters_answer_alike() {
     }
 }
 
-/// A handler's own `require` (the banks' rule: over 10 000 needs a second
-/// factor from the last minute) answers byte for byte alike on both
-/// adapters — status, every header but `date`, the body — for an API client
-/// and for a browser form; and its `step_up_url` names the required
-/// policy's own reason (`why=`), which the challenge page then shows.
+/// A bound route's challenge (the banks' rule: over 10 000 is confirmed
+/// for its exact amount and payee) answers byte for byte alike on both
+/// adapters — status, every header but `date`, the body, with the random
+/// ceremony ids masked — for an API client and for a browser form; its
+/// `step_up_url` names the policy's own reason (`why=`) and the ceremony,
+/// and the challenge page then says what is confirmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_handler_require_answers_byte_for_byte_alike() {
+async fn a_bound_challenge_answers_byte_for_byte_alike() {
     let mut answers = Vec::new();
     for adapter in [Adapter::Axum, Adapter::Actix] {
         let bank = start(adapter).await;
@@ -1009,8 +1024,7 @@ async fn in_handler_require_answers_byte_for_byte_alike() {
         let code = bank.code();
         let r = bank.totp(&code, "/").await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        // Still fresh for the route (5 minutes), no longer for the handler's
-        // rule (1 minute).
+        // Fresh for the route: only the confirmation is missing.
         bank.clock.advance(Duration::from_secs(90));
         let mut transcript = Vec::new();
         let api = bank.transfer(50_000).await;
@@ -1023,6 +1037,10 @@ async fn in_handler_require_answers_byte_for_byte_alike() {
             .send()
             .await
             .unwrap();
+        let form_location = form
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
         for r in [api, form] {
             let mut out = format!("{}", r.status());
             let mut headers: Vec<_> = r
@@ -1038,20 +1056,25 @@ async fn in_handler_require_answers_byte_for_byte_alike() {
             }
             out.push('\n');
             out.push_str(&r.text().await.unwrap());
-            transcript.push(out);
+            transcript.push(mask_confirmations(&out));
         }
         let problem: Value =
             serde_json::from_str(transcript[0].rsplit('\n').next().unwrap()).unwrap();
         let url = problem["step_up_url"].as_str().unwrap().to_owned();
         assert!(
-            url.starts_with("/step-up?return_to=/transfer&reason=stale&why=r"),
+            url.starts_with("/step-up?return_to=/transfer&reason=action_not_confirmed&why=r")
+                && url.ends_with("&confirmation=ID"),
             "{url}"
         );
-        let page = bank.navigate(&url).await.text().await.unwrap();
+        // The page of the browser's ceremony (not masked: its own id).
+        let location = form_location.unwrap();
+        let page = bank.navigate(&location).await.text().await.unwrap();
         assert!(
-            page.contains("Transfers over 10,000 need a second factor from the last minute."),
+            page.contains("Transfers over 10,000 are confirmed one by one"),
             "{page}"
         );
+        assert!(page.contains("Confirm: Send 50,000 to bob"), "{page}");
+        assert!(page.contains(r#"name="confirmation""#), "{page}");
         answers.push(transcript);
     }
     assert_eq!(answers[0], answers[1], "axum vs actix");
@@ -1134,5 +1157,25 @@ async fn describe(bank: &Bank, r: reqwest::Response) -> String {
     };
     out.push('\n');
     out.push_str(&body);
+    mask_confirmations(&out)
+}
+
+/// `text` with every bound action's ceremony id and kept form's id
+/// (random: 32 hex digits after `confirmation=`, `"confirmation":"` or
+/// `pending%3D`) replaced by `ID`.
+fn mask_confirmations(text: &str) -> String {
+    let mut out = text.to_owned();
+    for marker in ["confirmation=", "\"confirmation\":\"", "pending%3D"] {
+        let mut from = 0;
+        while let Some(at) = out[from..].find(marker) {
+            let start = from + at + marker.len();
+            let end = (start + 32).min(out.len());
+            if out[start..end].len() == 32 && out[start..end].bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                out.replace_range(start..end, "ID");
+            }
+            from = start;
+        }
+    }
     out
 }

@@ -193,6 +193,26 @@ impl Bank {
             .unwrap()
     }
 
+    /// `POST /transfer` of `amount` to bob, as JSON, with the grant of the
+    /// bound step-up made for ceremony `grant` (`Stepup-Grant`).
+    pub async fn transfer_granted(&self, amount: u64, grant: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/transfer"))
+            .header("origin", &self.origin)
+            .header("stepup-grant", grant)
+            .json(&serde_json::json!({"to": "bob", "amount": amount}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Alice's balance (`GET /account`).
+    pub async fn balance(&self) -> u64 {
+        let (status, account) = self.get_json("/account").await;
+        assert_eq!(status, StatusCode::OK, "{account}");
+        account["balance"].as_u64().unwrap()
+    }
+
     /// `POST /transfer` of `amount`, which must be challenged: the problem
     /// body (RFC 9457).
     pub async fn transfer_challenge(&self, amount: u64) -> Value {
@@ -300,11 +320,13 @@ impl Bank {
 
     /// The JSON answer of a ceremony start.
     pub async fn start_ceremony(&self, path: &str) -> Value {
-        self.post_json(path, serde_json::json!({}))
-            .await
-            .json()
-            .await
-            .unwrap()
+        self.start_ceremony_with(path, serde_json::json!({})).await
+    }
+
+    /// The JSON answer of a ceremony start with `body` (a passkey step-up
+    /// made for a bound action's `confirmation`).
+    pub async fn start_ceremony_with(&self, path: &str, body: Value) -> Value {
+        self.post_json(path, body).await.json().await.unwrap()
     }
 
     /// The origin as a URL, for the authenticator.

@@ -1,8 +1,9 @@
 // Whole journeys through a demo bank in real Chromium, as a person would
 // make them: a transfer form kept across its step-up and resumed once (a
 // stale second tab and the back button get the 409 page), statements by
-// keyboard only, an e-mail code, every form method with JavaScript off, and
-// a passkey closing the account after a refused attempt.
+// keyboard only, an e-mail code, every form method with JavaScript off, a
+// transfer over 10,000 confirmed by e-mail code for its exact amount and
+// payee, once, and a passkey closing the account after a refused attempt.
 //
 //   BANK_DEMO_TOTP_SECRET=GEZD… node tests/browser/journeys.mjs \
 //       --url http://localhost:PORT/ --log BANK_LOG [--name axum-bank] \
@@ -461,11 +462,139 @@ async function run() {
     await noScript.close();
   }
 
-  // ---- 5. A passkey closes the account (last: the account is gone). -------
+  // ---- 5. A big transfer, bound to its amount and payee, by e-mail code. --
+
+  // Over 10,000 a transfer needs a step-up for exactly that amount and payee
+  // (PSD2 dynamic linking), used once.
+  const confirmationOf = (url) => new URL(url).searchParams.get('confirmation') ?? '';
+
+  // The home page's transfer form, `amount` to bob: 303 to the challenge
+  // page of its own confirmation, which says "Confirm: `says`".
+  async function bigTransfer(amount, says) {
+    await page.goto(at('/'));
+    await page.getByRole('heading', { name: 'Hello, alice' }).waitFor();
+    await page.getByLabel('To', { exact: true }).fill('bob');
+    await page.getByLabel('Amount', { exact: true }).fill(String(amount));
+    const posted = next(page, 'POST', '/transfer');
+    const shown = next(page, 'GET', isChallenge);
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await expectStatus(await posted, 303);
+    const response = await shown;
+    await expectStatus(response, 200);
+    const url = response.url();
+    const returnTo = new URL(url).searchParams.get('return_to') ?? '';
+    expect(/^\/step-up\/resume\?pending=[0-9a-f]{32}$/.test(returnTo), 'the challenge does not return to a kept form', pathOf(url));
+    const id = confirmationOf(url);
+    expect(/^[0-9a-f]{32}$/.test(id), 'no confirmation id in the challenge URL', pathOf(url));
+    const problems = await strictHeaderProblems(response);
+    expect(problems.length === 0, 'headers', problems.join('; '));
+    const action = page.locator('.action');
+    expect((await action.count()) === 1, '.action elements on the challenge page', await action.count());
+    const shownText = (await action.textContent()).trim();
+    expect(shownText === `Confirm: ${says}`, 'the .action element says', shownText, `want Confirm: ${says}`);
+    await page.getByText(`Confirm: ${says}`, { exact: true }).waitFor();
+    await page.getByText('This confirmation is for this exact action only.', { exact: true }).waitFor();
+    return { response, url, returnTo, id };
+  }
+
+  // Every form on the page carries the hidden `confirmation` field `id`.
+  async function formsCarry(p, id) {
+    const forms = await p.locator('form').evaluateAll((all) =>
+      all.map((f) => ({
+        action: f.getAttribute('action'),
+        confirmation: [...f.querySelectorAll('input[name=confirmation]')].map((i) => `${i.type}:${i.value}`),
+      })),
+    );
+    expect(forms.length > 0, 'no forms on the page');
+    const wrong = forms.filter((f) => f.confirmation.length !== 1 || f.confirmation[0] !== `hidden:${id}`);
+    expect(wrong.length === 0, `forms on ${pathOf(p.url())} without the hidden confirmation ${id}`, wrong);
+    return forms.length;
+  }
+
+  let big;
+  let beforeBig;
+  await checks.check('5. the transfer form (12000 to bob) lands on the challenge page saying "Confirm: Send 12,000 to bob" (.action), every form with the hidden confirmation of its URL', async () => {
+    beforeBig = await balance(page);
+    big = await bigTransfer(12000, 'Send 12,000 to bob');
+    const forms = await formsCarry(page, big.id);
+    expect((await balance(page)) === beforeBig, 'money moved before the step-up');
+    await screenshot(page, '5-big-challenge');
+    return [`POST /transfer → 303 → ${pathOf(big.url)}`, `${forms} form(s), each with confirmation=${big.id}`, ...(await seriousAxeViolations(page))];
+  });
+
+  let bigConfirm;
+  await checks.check('5. "Send me a code by e-mail": the message in the bank log names "Send 12,000 to bob"; the code (Enter) leads to the confirmation page, a button "Send 12,000 to bob"', async () => {
+    const count = (await emailCodes()).length;
+    const sent = next(page, 'POST', '/step-up/code/send');
+    await page.getByRole('button', { name: 'Send me a code by e-mail' }).click();
+    await expectStatus(await sent, 200);
+    const code = await newEmailCode(count);
+    const log = await readFile(options.log, 'utf8');
+    const line = log.split('\n').find((l) => new RegExp(`email code for [^:\\n]*: ${code} `).test(l)) ?? '';
+    expect(line.includes('Send 12,000 to bob'), 'the e-mail message does not name the transfer', line);
+    const field = page.getByLabel('The code we sent you');
+    await field.waitFor();
+    await formsCarry(page, big.id);
+    await screenshot(page, '5-big-email-code');
+    await field.fill(code);
+    const posted = next(page, 'POST', '/step-up/code/verify');
+    const shown = next(page, 'GET', isConfirm);
+    await field.press('Enter');
+    await expectRedirect(await posted, big.returnTo);
+    const response = await shown;
+    await expectStatus(response, 200);
+    bigConfirm = response.url();
+    expect(pathOf(bigConfirm) === big.returnTo, 'confirmation page', pathOf(bigConfirm));
+    const problems = await strictHeaderProblems(response);
+    expect(problems.length === 0, 'headers', problems.join('; '));
+    await page.getByRole('button', { name: 'Send 12,000 to bob', exact: true }).waitFor();
+    expect((await balance(page)) === beforeBig, 'the step-up moved money');
+    await screenshot(page, '5-big-confirm');
+    return [`the log: …${line.slice(line.indexOf('email code for'))}`, `confirmation page: ${pathOf(bigConfirm)}`, ...(await seriousAxeViolations(page))];
+  });
+
+  await checks.check('5. the button sends it once: home page, balance down by exactly 12,000', async () => {
+    const posted = next(page, 'POST', '/transfer');
+    await page.getByRole('button', { name: 'Send 12,000 to bob', exact: true }).click();
+    await expectRedirect(await posted, '/');
+    await page.waitForURL(at('/'));
+    await page.getByRole('heading', { name: 'Hello, alice' }).waitFor();
+    const after = await balance(page);
+    expect(after === beforeBig - 12000, 'balance', { before: beforeBig, after });
+    await screenshot(page, '5-big-sent');
+    return [`balance ${beforeBig} → ${after}`];
+  });
+
+  await checks.check('5. back (and reload) to the confirmation page: the 409 page; nothing sent again', async () => {
+    errorPages.push({ url: bigConfirm, status: 409 });
+    const back = await page.goBack();
+    expect(page.url() === bigConfirm, 'back went to', page.url());
+    expect(back === null || back.status() === 409, 'back: status', back?.status());
+    await page.getByRole('heading', { name: 'Already submitted' }).waitFor();
+    expect((await page.locator('input[name=__stepup_resume]').count()) === 0, 'the form is shown again');
+    await screenshot(page, '5-big-back');
+    const reloaded = await page.reload();
+    await expectStatus(reloaded, 409);
+    await page.getByRole('heading', { name: 'Already submitted' }).waitFor();
+    expect((await balance(page)) === beforeBig - 12000, 'money moved again');
+    return [`back: ${back ? `status ${back.status()} from the network` : 'from the page cache'}; reload: 409`];
+  });
+
+  await checks.check('5. then 12001 to bob asks for its own confirmation: "Confirm: Send 12,001 to bob", another confirmation id', async () => {
+    const other = await bigTransfer(12001, 'Send 12,001 to bob');
+    expect(other.id !== big.id, 'the same confirmation id again', other.id);
+    expect(other.returnTo !== big.returnTo, 'the same kept form again', other.returnTo);
+    const forms = await formsCarry(page, other.id);
+    expect((await balance(page)) === beforeBig - 12000, 'money moved without a confirmation');
+    await screenshot(page, '5-bigger-challenge');
+    return [`${pathOf(other.url)}; ${forms} form(s) with confirmation=${other.id}`];
+  });
+
+  // ---- 6. A passkey closes the account (last: the account is gone). -------
 
   let authenticatorId;
   let cdp;
-  await checks.check('5. enroll a passkey on /step-up/enroll/passkey (virtual authenticator, fresh TOTP from journey 2)', async () => {
+  await checks.check('6. enroll a passkey on /step-up/enroll/passkey (virtual authenticator, fresh TOTP from journey 2)', async () => {
     cdp = await cdpOf(page);
     await cdp.send('WebAuthn.enable', { enableUI: false });
     ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
@@ -481,7 +610,7 @@ async function run() {
     const response = await page.goto(at('/step-up/enroll/passkey'));
     expect(response.url() === at('/step-up/enroll/passkey'), 'redirected: the TOTP step-up was not enough', response.url());
     await page.locator('#passkey-button').waitFor({ state: 'visible' });
-    await screenshot(page, '5-enroll-passkey');
+    await screenshot(page, '6-enroll-passkey');
     const finish = next(page, 'POST', '/step-up/enroll/passkey/finish');
     const enroll = page.url();
     await page.locator('#passkey-button').click();
@@ -492,7 +621,7 @@ async function run() {
     return [`registered; the script went on to ${pathOf(page.url())}`];
   });
 
-  await checks.check('5. "Close my account" on /settings: the challenge page says "Continue: Close your account" and offers a passkey', async () => {
+  await checks.check('6. "Close my account" on /settings: the challenge page says "Continue: Close your account" and offers a passkey', async () => {
     await page.goto(at('/settings'));
     const posted = next(page, 'POST', '/settings/close-account');
     const shown = next(page, 'GET', isChallenge);
@@ -508,11 +637,11 @@ async function run() {
     await page.getByText('Continue: Close your account', { exact: true }).waitFor();
     await page.getByRole('button', { name: 'Use a passkey' }).waitFor({ state: 'visible' });
     const forms = await page.locator('form').count();
-    await screenshot(page, '5-close-challenge');
+    await screenshot(page, '6-close-challenge');
     return [`${pathOf(challenge)}; other forms on the page: ${forms}`, ...(await seriousAxeViolations(page))];
   });
 
-  await checks.check('5. a passkey without user verification: a readable error in #passkey-error, still on the challenge page', async () => {
+  await checks.check('6. a passkey without user verification: a readable error in #passkey-error, still on the challenge page', async () => {
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
     const asked = [];
     const onResponse = (r) => {
@@ -527,11 +656,11 @@ async function run() {
     expect(text.length > 0, 'the error is empty');
     expect(!/^[[{"]/.test(text) && !text.includes('":'), 'the error is JSON', text);
     expect(page.url() === challenge, 'left the challenge page', page.url());
-    await screenshot(page, '5-passkey-refused');
+    await screenshot(page, '6-passkey-refused');
     return [`#passkey-error: ${text}`, `requests: ${asked.join(', ') || '(none)'}`];
   });
 
-  await checks.check('5. with user verification: the confirmation page "Close your account", then "Account closed"', async () => {
+  await checks.check('6. with user verification: the confirmation page "Close your account", then "Account closed"', async () => {
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
     const finish = next(page, 'POST', '/step-up/passkey/finish');
     const shown = next(page, 'GET', isConfirm);
@@ -542,13 +671,13 @@ async function run() {
     expect(pathOf(response.url()) === new URL(challenge).searchParams.get('return_to'), 'not the kept form', pathOf(response.url()));
     const button = page.getByRole('button', { name: 'Close your account', exact: true });
     await button.waitFor();
-    await screenshot(page, '5-close-confirm');
+    await screenshot(page, '6-close-confirm');
     const details = await seriousAxeViolations(page);
     const posted = next(page, 'POST', '/settings/close-account');
     await button.click();
     await expectStatus(await posted, 200);
     await page.getByRole('heading', { name: 'Account closed' }).waitFor();
-    await screenshot(page, '5-closed');
+    await screenshot(page, '6-closed');
     // "…and you are logged out": this browser's login is gone.
     const account = await page.request.get(at('/account'));
     expect(account.status() === 401, 'GET /account after closing', account.status());

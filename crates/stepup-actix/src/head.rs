@@ -13,6 +13,7 @@ use stepup_http::{ChallengeTarget, Header, Reply, RequestHead};
 static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 static TOKEN: HeaderName = HeaderName::from_static(stepup_http::TOKEN_HEADER);
+static GRANT: HeaderName = HeaderName::from_static(stepup_http::GRANT_HEADER);
 
 /// An actix-web request as stepup reads it.
 ///
@@ -49,6 +50,7 @@ impl RequestHead for Head<'_> {
             Header::Token => Some(&TOKEN),
             Header::Referer => Some(&REFERER),
             Header::ContentLength => Some(&CONTENT_LENGTH),
+            Header::Grant => Some(&GRANT),
             // A header this adapter does not know yet: none.
             _ => None,
         };

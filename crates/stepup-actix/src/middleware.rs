@@ -284,6 +284,26 @@ impl RequireStepUp {
     pub fn without_kept_forms(self) -> Self {
         self.edit(Guard::without_kept_forms)
     }
+
+    /// Binds this route to the request's exact action (see
+    /// [`Guard::bind`]): the body is read once, the handler gets the
+    /// [`BoundAction`](stepup_http::BoundAction) (`web::ReqData<BoundAction>`),
+    /// and a `bound` policy term needs a single-use grant for that action.
+    pub fn bind(self, spec: stepup_http::ActionSpec) -> Self {
+        self.edit(|g| g.bind(spec))
+    }
+
+    /// The policy for one bound action, when not the route's own (see
+    /// [`Guard::bound_policy`]).
+    pub fn bound_policy<F>(self, choose: F) -> Self
+    where
+        F: Fn(&stepup_http::BoundAction) -> Option<std::sync::Arc<stepup_core::Policy>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.edit(|g| g.bound_policy(choose))
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireStepUp
@@ -335,6 +355,15 @@ where
         let config = &*self.config;
         let http = request.request();
         let subject = (config.subjects)(http);
+        if config.guard.binding().is_some() {
+            // A bound route: its body is read once, here.
+            return StepUpFuture::boxed(Box::pin(bound(
+                self.service.clone(),
+                self.config.clone(),
+                request,
+                subject,
+            )));
+        }
         let pickup = config.guard.pickup(&Head(http), subject.as_ref());
         let verdict = config.guard.check(http, &Head(http), subject);
         match verdict {
@@ -377,6 +406,62 @@ where
     }
 }
 
+/// A bound route's request: the body read once (at most the spec's
+/// limit: more is `413`), the action read from it, the decision taken with
+/// the action's grant; an allowed request goes on with the
+/// [`BoundAction`](stepup_http::BoundAction) in its extensions (and, for a
+/// form coming back from the confirmation page, as a resumed form).
+async fn bound<S, B>(
+    service: Rc<S>,
+    config: Arc<Config>,
+    request: ServiceRequest,
+    subject: Option<stepup_core::Subject>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    let guard = &config.guard;
+    let limit = guard
+        .binding()
+        .map_or(0, stepup_http::ActionSpec::body_limit);
+    let (http, payload) = request.into_parts();
+    let answer =
+        |http, reply| Ok(ServiceResponse::new(http, into_response(reply)).map_into_right_body());
+    let Some(bytes) = read(payload, limit).await else {
+        let reply = guard.body_too_large(&Head(&http));
+        return answer(http, reply);
+    };
+    let head = Head(&http);
+    let action = match guard.read_action(&head, &bytes) {
+        Ok(action) => action,
+        Err(reply) => return answer(http, reply),
+    };
+    let pickup = guard.pickup(&head, subject.as_ref());
+    match guard.check_action(&http, &head, subject, &action).await {
+        Verdict::Allow(assurance) => {
+            http.extensions_mut().insert(Granted {
+                assurance,
+                target: guard.target().clone(),
+            });
+            http.extensions_mut().insert(action);
+            match pickup {
+                None => {
+                    let request = ServiceRequest::from_parts(http, Payload::from(bytes));
+                    let mut response = service.call(request).await?;
+                    add_no_store(&mut response);
+                    Ok(response.map_into_left_body())
+                }
+                Some(pickup) => open_read(service, http, bytes, pickup).await,
+            }
+        }
+        Verdict::Deny(reply) => answer(http, reply),
+        Verdict::Interrupt(interruption) => {
+            let reply = interruption.answer(Some(&bytes)).await;
+            answer(http, reply)
+        }
+    }
+}
+
 /// The body, if it has at most `limit` bytes and reads without error.
 async fn read(payload: Payload, limit: usize) -> Option<Bytes> {
     let stream = actix_web::body::BodyStream::new(payload);
@@ -402,6 +487,19 @@ where
         let reply = into_response(pickup.unreadable());
         return Ok(ServiceResponse::new(http, reply).map_into_right_body());
     };
+    open_read(service, http, bytes, pickup).await
+}
+
+/// [`pick_up`] once the body is read.
+async fn open_read<S, B>(
+    service: Rc<S>,
+    http: actix_web::HttpRequest,
+    bytes: Bytes,
+    pickup: Pickup,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
     let (method, target) = {
         let head = Head(&http);
         (head.method().to_owned(), head.path_and_query().to_owned())

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, Scope, web};
-use stepup_challenge::routes::{ChallengeRoutes, KeptForms, PageRenderer};
+use stepup_challenge::routes::{ChallengeRoutes, Confirmations, KeptForms, PageRenderer};
 use stepup_challenge::{
     ChallengePage, Engine, FactorStore, FormLimits, PasswordVerifier, StateStore,
 };
@@ -103,6 +103,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         let engine = Arc::new(engine);
         let forms = FormLimits::default();
         let settings = KeptForms::attach(settings, &engine, forms);
+        let settings = Confirmations::attach(settings, &engine);
         StepUp {
             settings,
             engine,

@@ -96,10 +96,10 @@ pub use client::ClientAddress;
 pub use context::{SharedSubjects, StepUpContext};
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};
 pub use stepup::StepUp;
-pub use stepup_challenge::FormLimits;
 pub use stepup_challenge::routes::PageRenderer;
+pub use stepup_challenge::{ActionLimits, FormLimits};
 pub use stepup_http::CookieSettings;
-pub use stepup_http::{FormFields, Resumed};
+pub use stepup_http::{ActionSpec, BoundAction, FormFields, Normalise, Resumed};
 pub use stepup_tower::{
     FromExtension, RequireStepUpLayer, SameOriginLayer, SubjectSource, TrustedHeaders,
 };

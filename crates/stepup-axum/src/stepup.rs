@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::http::request::Parts;
-use stepup_challenge::routes::{ChallengeRoutes, KeptForms, PageRenderer};
+use stepup_challenge::routes::{ChallengeRoutes, Confirmations, KeptForms, PageRenderer};
 use stepup_challenge::{
     ChallengePage, Engine, FactorStore, FormLimits, PasswordVerifier, StateStore,
 };
@@ -93,6 +93,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         let engine = Arc::new(engine);
         let forms = FormLimits::default();
         let settings = KeptForms::attach(settings, &engine, forms);
+        let settings = Confirmations::attach(settings, &engine);
         StepUp {
             settings,
             subjects: Arc::new(subjects),

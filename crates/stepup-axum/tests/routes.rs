@@ -24,6 +24,7 @@ use stepup_challenge::{
 use stepup_core::{
     Clock, Key, KeyId, KeyRing, Method, Policy, Subject, TestClock, Timestamp, TokenConfig,
 };
+use stepup_http::{ActionSpec, BoundAction, Normalise};
 use tower::ServiceExt;
 
 const ORIGIN: &str = "http://bank.test";
@@ -62,6 +63,34 @@ async fn pay(
         headers[header::CONTENT_LENGTH].to_str().unwrap(),
         resumed.map_or("none".to_owned(), |r| r.0.idempotency_key)
     )
+}
+
+/// A route bound to its `a` field: level 1 and a grant for the action.
+fn bound<F, S, P>(
+    stepup: &StepUp<F, S, P>,
+) -> stepup_tower::RequireStepUpLayer<stepup_axum::SharedSubjects>
+where
+    F: stepup_challenge::FactorStore,
+    S: stepup_challenge::StateStore,
+    P: stepup_challenge::PasswordVerifier,
+{
+    stepup.require(Policy::level(1).and(Policy::bound())).bind(
+        ActionSpec::builder("thing")
+            .field("a", Normalise::Trimmed)
+            .summary("Do {a}")
+            .build()
+            .unwrap(),
+    )
+}
+
+/// What a bound handler was given.
+async fn echo_action(axum::Extension(action): axum::Extension<BoundAction>) -> String {
+    let details: Vec<String> = action
+        .action()
+        .details()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    format!("{} {}", action.action().route(), details.join("&"))
 }
 
 async fn app() -> App {
@@ -144,6 +173,20 @@ async fn app() -> App {
                         stepup.require(Policy::level(2).max_age(Duration::from_secs(300))),
                     ),
                 ),
+        )
+        .route("/bound/one", post(echo_action).route_layer(bound(&stepup)))
+        .route("/bound/two", post(echo_action).route_layer(bound(&stepup)))
+        .route(
+            "/keys/reveal",
+            get(echo_action).route_layer(
+                stepup.require(Policy::level(1).and(Policy::bound())).bind(
+                    ActionSpec::builder("reveal_key")
+                        .query_field("key", Normalise::Exact)
+                        .summary("Reveal the API key {key}")
+                        .build()
+                        .unwrap(),
+                ),
+            ),
         )
         .route(
             "/whoami",
@@ -925,4 +968,92 @@ async fn already_submitted_links_only_to_local_paths() {
         page.contains(r#"href="/home""#),
         "back to the form's page: {page}"
     );
+}
+
+/// A grant is for its route: the same fields on another bound route (same
+/// type, same spec) are another action. A GET bound to a query field (an
+/// API key reveal) is confirmed by the browser on the page and allowed
+/// once.
+#[tokio::test]
+async fn a_grant_is_for_its_route_and_a_get_can_be_bound() {
+    let app = app().await;
+    let (r, body) = app
+        .send(json_post("/bound/one", r#"{"a":"x"}"#, None))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{body}");
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    let confirmation = problem["confirmation"].as_str().unwrap().to_owned();
+    let (r, body) = app
+        .send(json_post(
+            "/step-up/totp",
+            &format!(
+                r#"{{"code":"{}","confirmation":"{confirmation}"}}"#,
+                app.code()
+            ),
+            None,
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    let cookie = cookie_of(&r);
+    let with_grant = |uri: &str| {
+        as_alice("POST", uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("origin", ORIGIN)
+            .header(header::COOKIE, &cookie)
+            .header("stepup-grant", &confirmation)
+            .body(Body::from(r#"{"a":"x"}"#))
+            .unwrap()
+    };
+    let (r, body) = app.send(with_grant("/bound/two")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{body}");
+    let (r, body) = app.send(with_grant("/bound/one")).await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    assert_eq!(body, "/bound/one a=x");
+    let (r, _) = app.send(with_grant("/bound/one")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // A bound GET: the browser goes to the page, which confirms the key.
+    let get = |cookie: &str| {
+        as_alice("GET", "/keys/reveal?key=k-1%3Cb%3E")
+            .header(header::ACCEPT, HTML)
+            .header("sec-fetch-mode", "navigate")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (r, _) = app.send(get(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        page.starts_with(
+            "/step-up?return_to=/keys/reveal%3Fkey%3Dk-1%253Cb%253E&reason=action_not_confirmed"
+        ),
+        "{page}"
+    );
+    let id = page.rsplit("&confirmation=").next().unwrap().to_owned();
+    let (_, html) = app
+        .send(as_alice("GET", &page).body(Body::empty()).unwrap())
+        .await;
+    assert!(
+        html.contains("Confirm: Reveal the API key k-1&#60;b&#62;"),
+        "{html}"
+    );
+    app.clock.advance(Duration::from_secs(30));
+    let (r, _) = app
+        .send(form(
+            "/step-up/totp",
+            &format!(
+                "code={}&confirmation={id}&return_to=/keys/reveal%3Fkey%3Dk-1%253Cb%253E",
+                app.code()
+            ),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = cookie_of(&r);
+    let (r, body) = app.send(get(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    assert_eq!(body, "/keys/reveal key=k-1<b>");
+    let (r, _) = app.send(get(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "once");
 }

@@ -23,6 +23,46 @@ pub struct CodeMessage<'a> {
     pub code: &'a str,
     /// How long it stays valid.
     pub valid_for: Duration,
+    /// The bound action it confirms ("Send 12,000.00 to bob"), when it was
+    /// sent for one: the message must say it, so the person confirms
+    /// that amount and payee and no other (what [`text`](CodeMessage::text)
+    /// writes).
+    pub action: Option<&'a str>,
+}
+
+impl CodeMessage<'_> {
+    /// The message to send: the code, what it confirms when it was sent
+    /// for a bound action, and how long it is valid.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stepup_challenge::{Channel, CodeMessage};
+    /// let message = CodeMessage {
+    ///     channel: Channel::Email,
+    ///     destination: "alice@example.com",
+    ///     code: "123456",
+    ///     valid_for: Duration::from_secs(600),
+    ///     action: Some("Send 12,000.00 to bob"),
+    /// };
+    /// assert_eq!(
+    ///     message.text(),
+    ///     "Your confirmation code is 123456. It confirms: Send 12,000.00 to bob. \
+    ///      It is valid for 10 minutes. If you did not ask for it, do not share it."
+    /// );
+    /// ```
+    pub fn text(&self) -> String {
+        let minutes = self.valid_for.as_secs().div_ceil(60).max(1);
+        let plural = if minutes == 1 { "" } else { "s" };
+        let confirms = match self.action {
+            Some(action) => format!(" It confirms: {action}."),
+            None => String::new(),
+        };
+        format!(
+            "Your confirmation code is {}.{confirms} It is valid for {minutes} minute{plural}. \
+             If you did not ask for it, do not share it.",
+            self.code
+        )
+    }
 }
 
 impl fmt::Debug for CodeMessage<'_> {
@@ -45,10 +85,13 @@ pub trait CodeSender: Send + Sync + 'static {
     fn send<'a>(&'a self, message: CodeMessage<'a>) -> SendFuture<'a>;
 }
 
+/// One recorded message: channel, destination, code, whole text.
+type Sent = (Channel, String, String, String);
+
 /// Keeps every message it is asked to send, for tests.
 #[derive(Clone, Default)]
 pub struct RecordingSender {
-    sent: Arc<Mutex<Vec<(Channel, String, String)>>>,
+    sent: Arc<Mutex<Vec<Sent>>>,
 }
 
 impl RecordingSender {
@@ -64,8 +107,20 @@ impl RecordingSender {
             .ok()?
             .iter()
             .rev()
-            .find(|(_, d, _)| d == destination)
-            .map(|(_, _, c)| c.clone())
+            .find(|(_, d, _, _)| d == destination)
+            .map(|(_, _, c, _)| c.clone())
+    }
+
+    /// The whole text ([`CodeMessage::text`]) of the last message sent to
+    /// `destination`.
+    pub fn last_message_to(&self, destination: &str) -> Option<String> {
+        self.sent
+            .lock()
+            .ok()?
+            .iter()
+            .rev()
+            .find(|(_, d, _, _)| d == destination)
+            .map(|(_, _, _, t)| t.clone())
     }
 
     /// How many messages were sent.
@@ -86,6 +141,7 @@ impl CodeSender for RecordingSender {
             message.channel,
             message.destination.to_owned(),
             message.code.to_owned(),
+            message.text(),
         );
         Box::pin(async move {
             self.sent
@@ -104,8 +160,12 @@ pub struct InsecureConsoleSender;
 
 impl CodeSender for InsecureConsoleSender {
     fn send<'a>(&'a self, message: CodeMessage<'a>) -> SendFuture<'a> {
+        let confirms = match message.action {
+            Some(action) => format!(" — it confirms: {action}"),
+            None => String::new(),
+        };
         eprintln!(
-            "[stepup DEVELOPMENT ONLY — InsecureConsoleSender must never run in production] {} code for {}: {} (valid {} s)",
+            "[stepup DEVELOPMENT ONLY — InsecureConsoleSender must never run in production] {} code for {}: {} (valid {} s){confirms}",
             message.channel.as_str(),
             message.destination,
             message.code,

@@ -58,6 +58,10 @@ pub enum ChallengeError {
     /// finished, expired, or started by another session or user).
     #[error("that passkey request has expired or was already used; start again")]
     NoPendingCeremony,
+    /// The confirmation of a bound action expired, was used, or had too
+    /// many wrong answers.
+    #[error("this confirmation has expired or was already used; go back and submit again")]
+    NoPendingAction,
     /// The passkey's answer did not verify (wrong origin, no user
     /// verification, a credential not registered to this user, …).
     #[error("the passkey could not be verified")]

@@ -81,6 +81,8 @@ enum Domain {
     UserHandle = 8,
     Seal = 9,
     Form = 10,
+    Grant = 11,
+    ActionBinding = 12,
 }
 
 impl StoreKeys {
@@ -173,6 +175,34 @@ impl StoreKeys {
         hex(&self.digest(Domain::Form, &[id.as_bytes()])[..NAME_BYTES])
     }
 
+    /// The store name of the grant for the action of `digest` in
+    /// `subject`'s session: the route that asks for it finds it from the
+    /// request alone, and no other session or action names it.
+    pub(crate) fn grant_name(
+        &self,
+        subject: &Subject,
+        digest: &stepup_core::ActionDigest,
+    ) -> GrantName {
+        GrantName(hex(&self.digest(
+            Domain::Grant,
+            &[&self.session_digest(subject), digest.as_bytes()],
+        )[..NAME_BYTES]))
+    }
+
+    /// What a passkey ceremony is bound to: the session, and the action
+    /// ceremony it was started for, if any (an assertion made for one
+    /// action finishes no other).
+    #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
+    pub(crate) fn ceremony_binding(&self, subject: &Subject, action: Option<&str>) -> [u8; 32] {
+        match action {
+            None => self.session_digest(subject),
+            Some(id) => self.digest(
+                Domain::ActionBinding,
+                &[&self.session_digest(subject), id.as_bytes()],
+            ),
+        }
+    }
+
     /// The pseudonym of a subject in events and logs.
     pub(crate) fn events(&self, subject: &Subject) -> String {
         hex(&self.digest(Domain::Events, &[subject.id().as_bytes()])[..8])
@@ -233,18 +263,38 @@ impl StoreKeys {
     }
 
     /// A form kept until its sender stepped up (sealed), by its id.
-    pub(crate) fn kept_form(id: &FormId) -> String {
+    pub(crate) fn kept_form(id: &RecordId) -> String {
         format!("stepup:form:{id}")
     }
 
     /// What became of a kept form once it came back, by its id.
-    pub(crate) fn form_done(id: &FormId) -> String {
+    pub(crate) fn form_done(id: &RecordId) -> String {
         format!("stepup:form-done:{id}")
     }
 
     /// The forms a login session had kept within the window.
     pub(crate) fn forms_kept(session: &SessionName) -> String {
         format!("stepup:forms-kept:{session}")
+    }
+
+    /// An action waiting for its step-up (sealed), by ceremony id.
+    pub(crate) fn action(id: &RecordId) -> String {
+        format!("stepup:action:{id}")
+    }
+
+    /// The wrong answers made for an action's ceremony.
+    pub(crate) fn action_failures(id: &RecordId) -> String {
+        format!("stepup:action-failures:{id}")
+    }
+
+    /// The action ceremonies a login session opened within the window.
+    pub(crate) fn actions_opened(session: &SessionName) -> String {
+        format!("stepup:actions-opened:{session}")
+    }
+
+    /// A single-use grant for one action in one session (sealed).
+    pub(crate) fn grant(name: &GrantName) -> String {
+        format!("stepup:grant:{name}")
     }
 
     /// A subject's pending account recovery.
@@ -348,22 +398,27 @@ store_name!(
     SecretName
 );
 store_name!(
-    /// A kept form's id: 128 random bits as 32 lower-case hex digits.
-    FormId
+    /// A kept form's or an action ceremony's id: 128 random bits as 32
+    /// lower-case hex digits.
+    RecordId
+);
+store_name!(
+    /// A grant's store name ([`StoreKeys::grant_name`]).
+    GrantName
 );
 
-impl FormId {
+impl RecordId {
     /// A fresh id, or `None` without randomness.
-    pub(crate) fn random() -> Option<FormId> {
+    pub(crate) fn random() -> Option<RecordId> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).ok()?;
-        Some(FormId(hex(&bytes)))
+        Some(RecordId(hex(&bytes)))
     }
 
     /// `text` if it is an id's shape; nothing else reaches a store key.
-    pub(crate) fn parse(text: &str) -> Option<FormId> {
+    pub(crate) fn parse(text: &str) -> Option<RecordId> {
         (text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| FormId(text.to_owned()))
+            .then(|| RecordId(text.to_owned()))
     }
 }
 
@@ -581,7 +636,7 @@ mod tests {
             StoreKeys::any_disabled(&subject),
             format!("stepup:disabled-any:{s}")
         );
-        let form = FormId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let form = RecordId::parse("0123456789abcdef0123456789abcdef").unwrap();
         assert_eq!(
             StoreKeys::kept_form(&form),
             "stepup:form:0123456789abcdef0123456789abcdef"
@@ -598,8 +653,25 @@ mod tests {
             k.form_key(form.as_str()),
             "d4d7438f01495f3d37fb516c7477b4f9"
         );
-        assert!(FormId::parse("0123456789ABCDEF0123456789abcdef").is_none());
-        assert!(FormId::parse("../x").is_none());
+        assert_eq!(
+            StoreKeys::action(&form),
+            "stepup:action:0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(
+            StoreKeys::action_failures(&form),
+            "stepup:action-failures:0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(
+            StoreKeys::actions_opened(&k.session(&alice)),
+            "stepup:actions-opened:baba9ad7e53c11291c081b7f229c0e6a"
+        );
+        let digest = stepup_core::ActionDigest::from_hex(&"ab".repeat(32)).unwrap();
+        assert_eq!(
+            StoreKeys::grant(&k.grant_name(&alice, &digest)),
+            "stepup:grant:114da4e9ac8278f3b2c727c65117897b"
+        );
+        assert!(RecordId::parse("0123456789ABCDEF0123456789abcdef").is_none());
+        assert!(RecordId::parse("../x").is_none());
 
         let custom = Method::custom("hardware-token").unwrap();
         let scopes = [

@@ -64,8 +64,8 @@ pub use code::{
     Channel, CodeMessage, CodeSender, InsecureConsoleSender, RecordingSender, SendFuture,
 };
 pub use engine::{
-    Attempt, CodeSent, CodeSettings, Engine, FormLimits, KeptForm, NoPasswords, PendingRecovery,
-    TotpEnrollment,
+    ActionLimits, Attempt, CodeSent, CodeSettings, Engine, FormLimits, KeptForm, NoPasswords,
+    PendingAction, PendingRecovery, TotpEnrollment,
 };
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};

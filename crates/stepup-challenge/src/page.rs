@@ -75,6 +75,10 @@ pub struct ChallengePage {
     pending_code: Option<PendingCode>,
     why: Option<String>,
     action: Option<String>,
+    /// The bound action's ceremony id, carried through every form.
+    confirmation: Option<String>,
+    /// What the bound action does, from its server-side record.
+    confirms: Option<String>,
     resubmit: bool,
     back: String,
 }
@@ -117,6 +121,8 @@ impl ChallengePage {
             pending_code: None,
             why: None,
             action: None,
+            confirmation: None,
+            confirms: None,
             resubmit: false,
             back: return_to.as_str().to_owned(),
         }
@@ -129,6 +135,25 @@ impl ChallengePage {
         self.action = Some(action.into());
         self.back = back.as_str().to_owned();
         self
+    }
+
+    /// Makes the page's step-up one for the bound action whose ceremony
+    /// is `id` and which does `summary` (from the server-side record):
+    /// the page says "Confirm: Send 12,000.00 to bob", and every form (and
+    /// the passkey button) carries the ceremony id, so the step-up becomes
+    /// that action's single-use grant. `id` must be 32 lower-case hex
+    /// digits; anything else is ignored.
+    pub fn confirming(mut self, id: &str, summary: impl Into<String>) -> Self {
+        if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            self.confirmation = Some(id.to_owned());
+            self.confirms = Some(summary.into());
+        }
+        self
+    }
+
+    /// The bound action the page confirms: its ceremony id and summary.
+    pub fn confirmation(&self) -> Option<(&str, &str)> {
+        Some((self.confirmation.as_deref()?, self.confirms.as_deref()?))
     }
 
     /// Says the interrupted form was not kept: submit it again after

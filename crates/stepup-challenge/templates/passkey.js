@@ -30,7 +30,7 @@
   button.hidden = false;
   button.addEventListener("click", function () {
     var register = button.dataset.mode === "register";
-    post(button.dataset.start, {}).then(function (r) {
+    post(button.dataset.start, { confirmation: button.dataset.confirmation }).then(function (r) {
       if (!r.ok) throw new Error("start");
       return r.json();
     }).then(function (start) {
@@ -58,6 +58,7 @@
       return navigator.credentials.get({ publicKey: o }).then(function (cred) {
         return post(button.dataset.finish, {
           ceremony: start.ceremony,
+          confirmation: button.dataset.confirmation,
           return_to: button.dataset.return,
           credential: {
             id: cred.id, rawId: toB64(cred.rawId), type: cred.type,

@@ -330,16 +330,34 @@ impl Assurance {
     /// Whether this assurance satisfies `policy` at `now`.
     pub fn satisfies(&self, policy: &Policy, now: Timestamp) -> bool {
         policy
-            .evaluate(self.proofs.as_slice(), &self.levels, now)
+            .evaluate(self.proofs.as_slice(), &self.levels, now, false)
             .is_ok()
     }
 
     /// Checks `policy` at `now` for decisions a handler makes itself ("a
     /// transfer over 10 000 needs a passkey"): the same challenge the gate
     /// would give if the route had that policy.
+    ///
+    /// A [`Bound`](crate::Requirement::Bound) term is never met here: a
+    /// bound route's grant is taken by the layer, which then calls
+    /// [`require_granted`](Assurance::require_granted).
     pub fn require(&self, policy: &Policy, now: Timestamp) -> Result<(), Challenge> {
+        self.require_granted(policy, now, false)
+    }
+
+    /// [`require`](Assurance::require), with `granted` saying whether a
+    /// single-use grant for the request's exact action was taken (what
+    /// meets a [`Bound`](crate::Requirement::Bound) term). When only the
+    /// grant is missing the challenge's reason is
+    /// [`Unconfirmed`](crate::ChallengeReason::Unconfirmed).
+    pub fn require_granted(
+        &self,
+        policy: &Policy,
+        now: Timestamp,
+        granted: bool,
+    ) -> Result<(), Challenge> {
         policy
-            .evaluate(self.proofs.as_slice(), &self.levels, now)
+            .evaluate(self.proofs.as_slice(), &self.levels, now, granted)
             .map_err(|reason| Challenge::new(reason, policy, &self.levels))
     }
 }

@@ -43,6 +43,11 @@ pub enum ChallengeReason {
     /// The required methods were proven, but too long ago.
     #[error("a more recent authentication is required")]
     Stale,
+    /// Everything else holds, but the request's exact action was not
+    /// confirmed by a step-up made for it (a [`Bound`](crate::Requirement::Bound)
+    /// term without a grant).
+    #[error("this action must be confirmed on its own")]
+    Unconfirmed,
 }
 
 impl ChallengeReason {
@@ -57,6 +62,7 @@ impl ChallengeReason {
             ChallengeReason::InsufficientLevel => "insufficient_level",
             ChallengeReason::MissingMethod => "missing_method",
             ChallengeReason::Stale => "stale",
+            ChallengeReason::Unconfirmed => "action_not_confirmed",
         }
     }
 
@@ -200,6 +206,37 @@ impl Challenge {
     /// ([`ChallengeReason::code`]), `policy`, `methods`, and when set,
     /// `acr_values` (array) and `max_age` (seconds).
     pub fn problem_json_with(&self, extra: &[(&str, &str)]) -> String {
+        self.problem_json_for(extra, None)
+    }
+
+    /// The problem body of a challenge for a bound `action`, with `extra`
+    /// string members (the ceremony id the client steps up for, the
+    /// challenge page URL): besides the usual members, the RFC 9396
+    /// `authorization_details` (an array holding the action's canonical
+    /// object) and `action_digest` (its [`ActionDigest`](crate::ActionDigest)
+    /// in hex), so an API client can show what it confirms and check the
+    /// digest itself.
+    ///
+    /// ```
+    /// use stepup_core::{Action, Challenge, ChallengeReason, LevelTable, Policy};
+    /// let action = Action::new("payment", "POST", "/transfer")?.with_detail("amount", "12000.00")?;
+    /// let policy = Policy::level(2).and(Policy::bound());
+    /// let challenge = Challenge::new(ChallengeReason::Unconfirmed, &policy, &LevelTable::nist());
+    /// let body = challenge.problem_json_for_action(&[("confirmation", "0123")], &action);
+    /// assert!(body.contains(r#""authorization_details":[{"details":{"amount":"12000.00"},"method":"POST","route":"/transfer","type":"payment"}]"#));
+    /// assert!(body.contains(&format!(r#""action_digest":"{}""#, action.digest())));
+    /// assert!(body.contains(r#""reason":"action_not_confirmed""#));
+    /// # Ok::<(), stepup_core::ActionError>(())
+    /// ```
+    pub fn problem_json_for_action(
+        &self,
+        extra: &[(&str, &str)],
+        action: &crate::Action,
+    ) -> String {
+        self.problem_json_for(extra, Some(action))
+    }
+
+    fn problem_json_for(&self, extra: &[(&str, &str)], action: Option<&crate::Action>) -> String {
         const OWN: [&str; 10] = [
             "type",
             "title",
@@ -212,6 +249,7 @@ impl Challenge {
             "acr_values",
             "max_age",
         ];
+        const ACTION_OWN: [&str; 2] = ["authorization_details", "action_digest"];
         let methods: Vec<String> = self.methods.iter().map(|m| m.to_string()).collect();
         let mut json = JsonObject::new();
         json.string("type", PROBLEM_TYPE)
@@ -228,8 +266,21 @@ impl Challenge {
         if let Some(age) = self.max_age {
             json.number("max_age", age.as_secs());
         }
+        if let Some(action) = action {
+            // The canonical JSON with `<`, `>` and `&` escaped as the rest
+            // of the body is (they occur only inside its strings, so the
+            // values a client parses — and canonicalizes again to check the
+            // digest — are the same).
+            let details = action
+                .authorization_details()
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026");
+            json.raw("authorization_details", &details);
+            json.string("action_digest", &action.digest().to_hex());
+        }
         for (name, value) in extra {
-            if !OWN.contains(name) {
+            if !OWN.contains(name) && (action.is_none() || !ACTION_OWN.contains(name)) {
                 json.string(name, value);
             }
         }

@@ -54,6 +54,14 @@ impl JsonObject {
         self
     }
 
+    /// A member whose value is `json`, already valid JSON (written by
+    /// this crate).
+    pub(crate) fn raw(&mut self, name: &str, json: &str) -> &mut Self {
+        self.key(name);
+        self.out.push_str(json);
+        self
+    }
+
     pub(crate) fn finish(&mut self) -> String {
         self.out.push('}');
         std::mem::take(&mut self.out)

@@ -68,6 +68,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod action;
 mod assurance;
 mod base64url;
 mod challenge;
@@ -87,6 +88,7 @@ mod subject;
 mod time;
 mod token;
 
+pub use action::{ACTION_DIGEST_TAG, Action, ActionDigest, ActionError, DuplicateMember, Jcs};
 pub use assurance::{Assurance, MAX_PROOFS, Proof};
 pub use challenge::{Challenge, ChallengeReason, ERROR_CODE, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE};
 pub use config::{DEFAULT_LIFETIME, DEFAULT_SKEW, MAX_LIFETIME, TokenConfig};

@@ -85,6 +85,11 @@ pub enum Requirement {
     Any(Vec<Requirement>),
     /// All of these hold.
     All(Vec<Requirement>),
+    /// The request's exact action was confirmed by a step-up made for it:
+    /// a single-use grant for its digest, which the route consumes. An
+    /// assurance token alone never meets it (see
+    /// [`Assurance::require_granted`](crate::Assurance::require_granted)).
+    Bound,
 }
 
 /// The longest maximum age a policy may state: one year.
@@ -98,6 +103,34 @@ impl Policy {
             rank,
             max_age: None,
         })
+    }
+
+    /// Requires a step-up bound to the request's exact action (a
+    /// single-use grant), composed with the rest like any term:
+    /// `Policy::level(2).and(Policy::bound())` is `level 2 and bound`.
+    ///
+    /// ```
+    /// use stepup_core::Policy;
+    /// let big = Policy::level(2).and(Policy::bound());
+    /// assert!(big.is_bound());
+    /// assert_eq!(big.to_string(), "level 2 and bound");
+    /// assert_eq!("level 2 within 5m and bound".parse::<Policy>()?.to_string(), "level 2 within 5m and bound");
+    /// assert!(!Policy::level(2).is_bound());
+    /// # Ok::<(), stepup_core::PolicyParseError>(())
+    /// ```
+    pub fn bound() -> Policy {
+        Policy::from(Requirement::Bound)
+    }
+
+    /// Whether the policy has a [`Bound`](Requirement::Bound) term: a
+    /// route with it needs its action declared, so a grant can be
+    /// looked for.
+    pub fn is_bound(&self) -> bool {
+        let mut bound = false;
+        self.requirement.each_leaf(&mut |leaf| {
+            bound |= matches!(leaf, Requirement::Bound);
+        });
+        bound
     }
 
     /// Requires that `method` was proven.
@@ -224,22 +257,28 @@ impl Policy {
         out
     }
 
-    /// Checks `proofs` against this policy at `now`.
+    /// Checks `proofs` against this policy at `now`, with `granted`
+    /// saying whether a grant for the request's action was taken.
     pub(crate) fn evaluate(
         &self,
         proofs: &[Proof],
         levels: &LevelTable,
         now: Timestamp,
+        granted: bool,
     ) -> Result<(), ChallengeReason> {
-        if self.requirement.holds(proofs, levels, now, true) {
+        if self.requirement.holds(proofs, levels, now, true, granted) {
             return Ok(());
         }
-        if self.requirement.holds(proofs, levels, now, false) {
+        if !granted && self.requirement.holds(proofs, levels, now, true, true) {
+            // Only the grant is missing.
+            return Err(ChallengeReason::Unconfirmed);
+        }
+        if self.requirement.holds(proofs, levels, now, false, true) {
             return Err(ChallengeReason::Stale);
         }
         let mut only_levels = true;
         self.requirement.each_leaf(&mut |leaf| {
-            only_levels &= matches!(leaf, Requirement::Level { .. });
+            only_levels &= matches!(leaf, Requirement::Level { .. } | Requirement::Bound);
         });
         Err(if only_levels {
             ChallengeReason::InsufficientLevel
@@ -286,6 +325,7 @@ impl Requirement {
             Requirement::Any(terms) | Requirement::All(terms) => {
                 terms.iter_mut().for_each(|t| t.default_max_age(age))
             }
+            Requirement::Bound => {}
         }
     }
 
@@ -299,13 +339,15 @@ impl Requirement {
     }
 
     /// Whether the requirement holds; `check_age: false` ignores every
-    /// maximum age (used to tell "stale" from "missing").
+    /// maximum age (used to tell "stale" from "missing"); `granted`: a
+    /// grant for the request's action was taken.
     fn holds(
         &self,
         proofs: &[Proof],
         levels: &LevelTable,
         now: Timestamp,
         check_age: bool,
+        granted: bool,
     ) -> bool {
         let fresh = |p: &Proof, max_age: &Option<Duration>| match (check_age, max_age) {
             (true, Some(age)) => now.duration_since(p.at()) <= *age,
@@ -326,10 +368,11 @@ impl Requirement {
             }
             Requirement::Any(terms) => terms
                 .iter()
-                .any(|t| t.holds(proofs, levels, now, check_age)),
+                .any(|t| t.holds(proofs, levels, now, check_age, granted)),
             Requirement::All(terms) => terms
                 .iter()
-                .all(|t| t.holds(proofs, levels, now, check_age)),
+                .all(|t| t.holds(proofs, levels, now, check_age, granted)),
+            Requirement::Bound => granted,
         }
     }
 }
@@ -373,6 +416,7 @@ impl fmt::Display for Requirement {
                 write!(f, "{method}")?;
                 age(f, max_age)
             }
+            Requirement::Bound => f.write_str("bound"),
             Requirement::Any(terms) | Requirement::All(terms) => {
                 let all = matches!(self, Requirement::All(_));
                 for (i, term) in terms.iter().enumerate() {

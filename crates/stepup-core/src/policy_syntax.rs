@@ -224,6 +224,10 @@ impl<'a> Parser<'a> {
             }
             Some((at, Tok::Word(word))) => {
                 self.pos += 1;
+                if word.eq_ignore_ascii_case("bound") {
+                    // No age: a grant is single use and short-lived.
+                    return Ok(Requirement::Bound);
+                }
                 let leaf = if word.eq_ignore_ascii_case("level") {
                     match self.next() {
                         Some((n_at, Tok::Word(n))) => match n.parse::<u8>() {

@@ -473,3 +473,111 @@ fn every_policy_that_parses_prints_back_within_the_limit() {
     let policy = Policy::parse(fits).unwrap();
     assert_eq!(Policy::parse(&policy.to_string()).unwrap(), policy);
 }
+
+/// `bound` is met only by a taken grant, never by a token alone; when
+/// only the grant is missing the reason says so, and otherwise the usual
+/// reason (stale, level) comes first.
+#[test]
+fn a_bound_term_needs_a_grant_and_composes() {
+    let (issuer, gate) = pair();
+    let user = alice();
+    let token = token_for(&issuer, &user, &[Method::Totp], T0);
+    let assurance = match gate.check(&user, Some(&token), &Policy::level(1), T0) {
+        stepup_core::Decision::Allow(a) => a,
+        other => panic!("{other:?}"),
+    };
+    let big: Policy = "level 2 within 5m and bound".parse().unwrap();
+    assert_eq!(
+        big,
+        Policy::level(2).max_age(secs(300)).and(Policy::bound())
+    );
+    assert!(big.is_bound());
+    // A token alone: the gate and `require` both say "confirm it".
+    assert_eq!(
+        challenge(gate.check(&user, Some(&token), &big, T0)).reason(),
+        ChallengeReason::Unconfirmed
+    );
+    assert_eq!(
+        assurance.require(&big, T0).unwrap_err().reason(),
+        ChallengeReason::Unconfirmed
+    );
+    assert!(!assurance.satisfies(&big, T0));
+    // With the grant taken.
+    assurance.require_granted(&big, T0, true).unwrap();
+    // A grant never widens the rest: stale stays stale, a lower level stays low.
+    assert_eq!(
+        assurance
+            .require_granted(&big, T0 + secs(301), true)
+            .unwrap_err()
+            .reason(),
+        ChallengeReason::Stale
+    );
+    assert_eq!(
+        assurance
+            .require_granted(&big, T0 + secs(301), false)
+            .unwrap_err()
+            .reason(),
+        ChallengeReason::Stale
+    );
+    let higher: Policy = "level 3 and bound".parse().unwrap();
+    assert_eq!(
+        assurance
+            .require_granted(&higher, T0, true)
+            .unwrap_err()
+            .reason(),
+        ChallengeReason::InsufficientLevel
+    );
+    // In an `or`, the other branch may meet it without a grant.
+    let either: Policy = "totp within 1m or bound".parse().unwrap();
+    assurance.require(&either, T0).unwrap();
+    assert_eq!(
+        assurance
+            .require(&either, T0 + secs(61))
+            .unwrap_err()
+            .reason(),
+        ChallengeReason::Unconfirmed
+    );
+    assurance
+        .require_granted(&either, T0 + secs(61), true)
+        .unwrap();
+    // `bound` takes no age, and prints and parses back.
+    assert!("bound within 5m".parse::<Policy>().is_err());
+    assert!("BOUND".parse::<Policy>().unwrap().is_bound());
+    assert_eq!(either.to_string(), "totp within 1m or bound");
+    let c = challenge(gate.check(&user, Some(&token), &big, T0));
+    assert!(
+        c.problem_json()
+            .contains(r#""reason":"action_not_confirmed""#)
+    );
+}
+
+/// The problem body of a bound challenge carries the action as RFC 9396
+/// `authorization_details` whose values parse back exactly (markup in a
+/// value escaped like the rest of the body), and the digest of it.
+#[test]
+fn a_bound_challenge_names_its_action() {
+    let action = stepup_core::Action::new("payment", "POST", "/transfer")
+        .unwrap()
+        .with_detail("to", "<script>&\"bob\"")
+        .unwrap()
+        .with_detail("amount", "12000.00")
+        .unwrap();
+    let policy: Policy = "level 2 and bound".parse().unwrap();
+    let challenge = Challenge::new(ChallengeReason::Unconfirmed, &policy, &LevelTable::nist());
+    let body = challenge.problem_json_for_action(
+        &[("confirmation", "c-1"), ("action_digest", "forged")],
+        &action,
+    );
+    assert!(!body.contains('<') && !body.contains('&'), "{body}");
+    let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let entry = &parsed["authorization_details"][0];
+    assert_eq!(entry["details"]["to"], "<script>&\"bob\"");
+    assert_eq!(entry["route"], "/transfer");
+    // Canonicalized again from what was parsed: the same text, the same digest.
+    assert_eq!(
+        serde_json::to_string(entry).unwrap(),
+        action.canonical_json()
+    );
+    assert_eq!(parsed["action_digest"], action.digest().to_hex());
+    assert_eq!(parsed["confirmation"], "c-1");
+}

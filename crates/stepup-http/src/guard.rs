@@ -8,8 +8,10 @@ use stepup_core::{
     Assurance, Challenge, ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject,
 };
 
+use crate::action::{ActionInput, ActionSpec, BoundAction};
+use crate::bound::{Grants, Opening, Taken};
 use crate::cookie::{DEFAULT_COOKIE_NAME, NoSubject};
-use crate::read::{CookieName, Found, RequestHead, find_token, is_navigation_of};
+use crate::read::{CookieName, Found, Header, RequestHead, find_token, is_navigation_of};
 use crate::reply::Reply;
 use crate::resume::{Interrupting, Interruption, Pickup, Resume, SummaryFn};
 use crate::settings::Settings;
@@ -17,6 +19,9 @@ use crate::target::{ChallengeTarget, Hold};
 use crate::url::login_location;
 
 type PolicyFn<R> = dyn Fn(&R, Option<&Assurance>) -> Arc<Policy> + Send + Sync;
+
+/// A bound route's policy for one action (`None`: the route's own).
+type ActionPolicyFn = dyn Fn(&BoundAction) -> Option<Arc<Policy>> + Send + Sync;
 
 enum PolicySource<R: ?Sized> {
     Fixed(Policy),
@@ -42,6 +47,9 @@ struct Inner<R: ?Sized> {
     name: Option<String>,
     resume: Option<Arc<dyn Resume>>,
     summary: Option<Arc<SummaryFn>>,
+    binding: Option<Arc<ActionSpec>>,
+    action_policy: Option<Arc<ActionPolicyFn>>,
+    grants: Option<Arc<dyn Grants>>,
 }
 
 impl<R: ?Sized> Clone for Inner<R> {
@@ -56,6 +64,9 @@ impl<R: ?Sized> Clone for Inner<R> {
             name: self.name.clone(),
             resume: self.resume.clone(),
             summary: self.summary.clone(),
+            binding: self.binding.clone(),
+            action_policy: self.action_policy.clone(),
+            grants: self.grants.clone(),
         }
     }
 }
@@ -166,6 +177,9 @@ impl<R: ?Sized> Guard<R> {
                 name: None,
                 resume: None,
                 summary: None,
+                binding: None,
+                action_policy: None,
+                grants: None,
             }),
         }
     }
@@ -193,10 +207,12 @@ impl<R: ?Sized> Guard<R> {
         let target = settings.target().clone();
         let cookie = CookieName::new(settings.cookie_name());
         let resume = settings.resume().cloned();
+        let grants = settings.grants().cloned();
         self.edit(|c| {
             c.cookie = cookie;
             c.target = Arc::new(target);
             c.resume = resume;
+            c.grants = grants;
         })
     }
 
@@ -301,6 +317,206 @@ impl<R: ?Sized> Guard<R> {
         self.edit(|c| c.resume = Some(resume))
     }
 
+    /// Binds this route to the request's exact action, declared by
+    /// `spec`: the adapter reads the body once (up to the spec's limit),
+    /// the fields are extracted and normalised (a missing, duplicated or
+    /// malformed field is a `400`), and the handler gets the
+    /// [`BoundAction`] — the values to use, never parsing the body again.
+    /// A policy with a `bound` term (`level 2 and bound`, or one
+    /// [`bound_policy`](Guard::bound_policy) picks) then needs a
+    /// single-use grant for exactly this action, made by a step-up for it.
+    #[must_use]
+    pub fn bind(self, spec: ActionSpec) -> Self {
+        let spec = Arc::new(spec);
+        self.edit(|c| c.binding = Some(spec))
+    }
+
+    /// The policy for one bound action, when it is not the route's own:
+    /// "transfers over 10,000 need a bound confirmation". Return the
+    /// whole policy (`None`: the route's).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stepup_core::{Key, KeyId, KeyRing, Policy, TokenConfig};
+    /// use stepup_http::{ActionSpec, Guard, Normalise};
+    ///
+    /// let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let big = Arc::new(Policy::level(2).and(Policy::bound()));
+    /// let spec = ActionSpec::builder("payment")
+    ///     .field("amount", Normalise::Amount { scale: 2 })
+    ///     .field("to", Normalise::Trimmed)
+    ///     .summary("Send {amount} to {to}")
+    ///     .build()?;
+    /// let guard: Guard<()> = Guard::new(tokens.gate(), Policy::level(2))
+    ///     .bind(spec)
+    ///     .bound_policy(move |action| {
+    ///         let amount: f64 = action.get("amount")?.parse().ok()?;
+    ///         (amount > 10_000.0).then(|| big.clone())
+    ///     });
+    /// assert!(guard.binding().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn bound_policy<F>(self, choose: F) -> Self
+    where
+        F: Fn(&BoundAction) -> Option<Arc<Policy>> + Send + Sync + 'static,
+    {
+        let choose: Arc<ActionPolicyFn> = Arc::new(choose);
+        self.edit(|c| c.action_policy = Some(choose))
+    }
+
+    /// Keeps bound actions' ceremonies and grants in `grants` (as
+    /// [`Settings::with_grants`](crate::Settings::with_grants) does for
+    /// every guard it makes).
+    #[must_use]
+    pub fn with_grants(self, grants: Arc<dyn Grants>) -> Self {
+        self.edit(|c| c.grants = Some(grants))
+    }
+
+    /// The action this route is bound to, if it is: the adapter then reads
+    /// the body (at most [`ActionSpec::body_limit`] bytes; more is `413`),
+    /// calls [`read_action`](Guard::read_action) and
+    /// [`check_action`](Guard::check_action) instead of
+    /// [`check`](Guard::check).
+    pub fn binding(&self) -> Option<&ActionSpec> {
+        self.inner.binding.as_deref()
+    }
+
+    /// The action of the request whose head is `head` and whose body is
+    /// `body`, parsed once; or the answer (`400` naming the field, `415`):
+    /// a page for a browser, an RFC 9457 body otherwise.
+    pub fn read_action(&self, head: &impl RequestHead, body: &[u8]) -> Result<BoundAction, Reply> {
+        let Some(spec) = self.binding() else {
+            return Err(Reply::new(500, None, "").no_store());
+        };
+        let (path, query) = match head.path_and_query().split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (head.path_and_query(), None),
+        };
+        let input = ActionInput {
+            method: head.method(),
+            path,
+            query,
+            content_type: head.value(Header::ContentType),
+            body,
+        };
+        spec.extract(&input).map_err(|refusal| {
+            tracing::info!(target: "stepup", outcome = "action_refused", status = refusal.status(), field = refusal.field().unwrap_or(""), "a bound request's action could not be read");
+            if is_navigation_of(head) {
+                crate::bound::refusal_page(&refusal, &self.inner.target.return_for(head))
+            } else {
+                refusal.reply()
+            }
+        })
+    }
+
+    /// The answer when a bound route's body is longer than
+    /// [`ActionSpec::body_limit`] (or unreadable): `413`, a page for a
+    /// browser, an RFC 9457 body otherwise.
+    pub fn body_too_large(&self, head: &impl RequestHead) -> Reply {
+        let limit = self.binding().map_or(0, ActionSpec::body_limit);
+        let refusal = crate::ActionRefusal::too_large(limit);
+        if is_navigation_of(head) {
+            crate::bound::refusal_page(&refusal, &self.inner.target.return_for(head))
+        } else {
+            refusal.reply()
+        }
+    }
+
+    /// [`check`](Guard::check) for a bound route, whose request's action
+    /// is `action`: the policy is the route's (or the one
+    /// [`bound_policy`](Guard::bound_policy) picks for the action). When
+    /// everything but the `bound` term holds, the grant for this exact
+    /// action in this session is taken (one request ever gets it); when
+    /// the policy is not met, a confirmation ceremony for the action is
+    /// opened and the challenge names it (the challenge page confirms
+    /// "Send 12,000.00 to bob"; an API's `401` carries the RFC 9396
+    /// `authorization_details`, the `action_digest` and the ceremony id
+    /// as `confirmation`).
+    pub async fn check_action(
+        &self,
+        request: &R,
+        head: &impl RequestHead,
+        subject: Option<Subject>,
+        action: &BoundAction,
+    ) -> Verdict {
+        let c = &*self.inner;
+        let Some(subject) = subject else {
+            tracing::info!(target: "stepup", outcome = "no_subject", policy = %PolicyName(c), "no logged-in user");
+            return Verdict::Deny(self.no_subject(head));
+        };
+        let found = find_token(head, &c.cookie, c.token_header);
+        let now = c.target.now();
+        let verified = verify(&c.gate, subject.clone(), found, now);
+        let policy = match c.action_policy.as_ref().and_then(|choose| choose(action)) {
+            Some(policy) => policy,
+            None => match &c.policy {
+                PolicySource::Fixed(policy) => Arc::new(policy.clone()),
+                PolicySource::PerRequest(choose) => choose(request, verified.as_ref().ok()),
+            },
+        };
+        let presented = head
+            .value(Header::Grant)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(|v| v.trim().to_owned());
+        let challenge = match verified {
+            Ok(assurance) => match assurance.require_granted(&policy, now, false) {
+                Ok(()) => return self.allow(assurance),
+                Err(challenge) if challenge.reason() == ChallengeReason::Unconfirmed => {
+                    let Some(grants) = &c.grants else {
+                        return Verdict::Deny(no_grants());
+                    };
+                    match grants.take(&subject, action, presented.as_deref()).await {
+                        Taken::Granted => match assurance.require_granted(&policy, now, true) {
+                            Ok(()) => {
+                                tracing::info!(target: "stepup", outcome = "granted", policy = %policy, "a bound action's grant was used");
+                                return self.allow(assurance);
+                            }
+                            Err(challenge) => challenge,
+                        },
+                        Taken::Missing => challenge,
+                        Taken::Unavailable => return Verdict::Deny(unavailable()),
+                    }
+                }
+                Err(challenge) => challenge,
+            },
+            Err(reason) => c.gate.challenge(reason, &policy),
+        };
+        let sender = match head.method() {
+            "GET" | "HEAD" => None,
+            _ => Some(subject.clone()),
+        };
+        if !policy.is_bound() {
+            return self.deny(
+                head,
+                found,
+                &challenge,
+                &policy,
+                sender,
+                Some((action, None)),
+            );
+        }
+        let Some(grants) = &c.grants else {
+            return Verdict::Deny(no_grants());
+        };
+        match grants.open(&subject, action).await {
+            Opening::Opened(id) => self.deny(
+                head,
+                found,
+                &challenge,
+                &policy,
+                sender,
+                Some((action, Some(id))),
+            ),
+            Opening::TooMany => Verdict::Deny(
+                Reply::new(429, None, "")
+                    .no_store()
+                    .with_header("retry-after", "60"),
+            ),
+            Opening::Unavailable => Verdict::Deny(unavailable()),
+        }
+    }
+
     /// For a form POST that may be coming back from the confirmation
     /// page: what to read and check once the request is allowed. `None`
     /// (nothing to do) for every other request, without allocating.
@@ -370,7 +586,7 @@ impl<R: ?Sized> Guard<R> {
                 match decision {
                     Decision::Allow(assurance) => self.allow(assurance),
                     Decision::Challenge(challenge) => {
-                        self.deny(head, found, &challenge, policy, sender)
+                        self.deny(head, found, &challenge, policy, sender, None)
                     }
                 }
             }
@@ -379,13 +595,13 @@ impl<R: ?Sized> Guard<R> {
                     let policy = choose(request, Some(&assurance));
                     match assurance.require(&policy, now) {
                         Ok(()) => self.allow(assurance),
-                        Err(challenge) => self.deny(head, found, &challenge, &policy, sender),
+                        Err(challenge) => self.deny(head, found, &challenge, &policy, sender, None),
                     }
                 }
                 Err(reason) => {
                     let policy = choose(request, None);
                     let challenge = c.gate.challenge(reason, &policy);
-                    self.deny(head, found, &challenge, &policy, sender)
+                    self.deny(head, found, &challenge, &policy, sender, None)
                 }
             },
         }
@@ -406,6 +622,7 @@ impl<R: ?Sized> Guard<R> {
         challenge: &Challenge,
         policy: &Policy,
         sender: Option<Subject>,
+        bound: Option<(&BoundAction, Option<String>)>,
     ) -> Verdict {
         let reason = if found == Found::Ambiguous {
             "ambiguous_token"
@@ -426,15 +643,29 @@ impl<R: ?Sized> Guard<R> {
                     subject,
                     reason: challenge.reason().code(),
                     note: target.note_for(Some(policy)),
+                    // A bound route's kept form says what its action does.
+                    action_summary: bound
+                        .as_ref()
+                        .map(|(action, _)| action.summary().to_owned()),
+                    confirmation: bound.and_then(|(_, id)| id),
                 },
             ));
         }
-        Verdict::Deny(target.respond(
-            navigation,
-            &target.return_to(head.path_and_query()),
-            challenge,
-            Some(policy),
-        ))
+        let return_to = target.return_to(head.path_and_query());
+        match bound {
+            None | Some((_, None)) => {
+                Verdict::Deny(target.respond(navigation, &return_to, challenge, Some(policy)))
+            }
+            Some((action, Some(id))) => {
+                let mut location = target.location(&return_to, challenge, Some(policy));
+                crate::url::add_confirmation(&mut location, &id);
+                Verdict::Deny(if navigation {
+                    Reply::see_other(&location)
+                } else {
+                    Reply::bound_challenge(&location, challenge, &id, action.action())
+                })
+            }
+        }
     }
 
     #[cold]
@@ -542,6 +773,20 @@ impl<R: ?Sized> Guard<R> {
     pub fn hold(&self, head: &impl RequestHead) -> Hold {
         Hold::new(self.inner.target.clone(), head)
     }
+}
+
+/// A bound route with no grant store: its `bound` term can never be met.
+#[cold]
+fn no_grants() -> Reply {
+    tracing::error!(target: "stepup", "a bound route has no grant store: give the guard the engine's (Settings::with_grants)");
+    unavailable()
+}
+
+/// `503`: the store failed.
+fn unavailable() -> Reply {
+    Reply::new(503, None, "")
+        .no_store()
+        .with_header("retry-after", "5")
 }
 
 fn verify(

@@ -37,6 +37,8 @@
 //! # Ok::<(), stepup_core::InvalidReturnTo>(())
 //! ```
 
+mod action;
+mod bound;
 mod cookie;
 mod guard;
 mod read;
@@ -46,6 +48,11 @@ mod settings;
 mod target;
 mod url;
 
+pub use action::{
+    ActionInput, ActionRefusal, ActionSpec, ActionSpecBuilder, BoundAction, Normalise, Source,
+    SpecError,
+};
+pub use bound::{GRANT_HEADER, Grants, Opening, Taken};
 pub use cookie::{CookieSettings, DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
 pub use guard::{Guard, Verdict};
 pub use read::{

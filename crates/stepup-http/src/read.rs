@@ -296,6 +296,9 @@ pub enum Header {
     Referer,
     /// `Content-Length`.
     ContentLength,
+    /// [`GRANT_HEADER`](crate::GRANT_HEADER): the ceremony an API client
+    /// stepped up for, sent back with the bound request.
+    Grant,
 }
 
 impl Header {
@@ -315,6 +318,7 @@ impl Header {
             Header::Token => crate::TOKEN_HEADER,
             Header::Referer => "referer",
             Header::ContentLength => "content-length",
+            Header::Grant => crate::GRANT_HEADER,
         }
     }
 }

@@ -186,6 +186,29 @@ impl Reply {
         .with_header("www-authenticate", challenge.www_authenticate())
     }
 
+    /// A challenge for a bound action, to an API client: `401` with the
+    /// RFC 9470 header and the RFC 9457 body carrying the RFC 9396
+    /// `authorization_details`, the `action_digest`, the ceremony id as
+    /// `confirmation` (step up with it, then send it back as
+    /// [`GRANT_HEADER`](crate::GRANT_HEADER)) and the page as `step_up_url`.
+    pub fn bound_challenge(
+        location: &str,
+        challenge: &Challenge,
+        confirmation: &str,
+        action: &stepup_core::Action,
+    ) -> Reply {
+        Reply::new(
+            401,
+            Some(PROBLEM_CONTENT_TYPE),
+            challenge.problem_json_for_action(
+                &[("step_up_url", location), ("confirmation", confirmation)],
+                action,
+            ),
+        )
+        .no_store()
+        .with_header("www-authenticate", challenge.www_authenticate())
+    }
+
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status

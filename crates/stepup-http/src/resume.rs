@@ -344,6 +344,10 @@ pub struct Interruption {
     back: ReturnTo,
     reason: &'static str,
     note: Option<String>,
+    /// A bound route's action summary.
+    action_summary: Option<String>,
+    /// A bound action's ceremony id.
+    confirmation: Option<String>,
 }
 
 impl fmt::Debug for Interruption {
@@ -364,6 +368,10 @@ pub(crate) struct Interrupting<'a> {
     pub(crate) subject: Subject,
     pub(crate) reason: &'static str,
     pub(crate) note: Option<Cow<'a, str>>,
+    /// A bound route's action summary, for the pages.
+    pub(crate) action_summary: Option<String>,
+    /// A bound action's ceremony id, for the challenge page.
+    pub(crate) confirmation: Option<String>,
 }
 
 impl Interruption {
@@ -380,6 +388,8 @@ impl Interruption {
             reason: i.reason,
             note: i.note.map(Cow::into_owned),
             target: i.target,
+            action_summary: i.action_summary,
+            confirmation: i.confirmation,
         }
     }
 
@@ -415,12 +425,16 @@ impl Interruption {
 
     /// The challenge page for this request, returning to `return_to`.
     fn challenge_url(&self, return_to: &ReturnTo) -> String {
-        crate::url::challenge_url(
+        let mut url = crate::url::challenge_url(
             self.target.page(),
             return_to,
             self.reason,
             self.note.as_deref(),
-        )
+        );
+        if let Some(id) = &self.confirmation {
+            crate::url::add_confirmation(&mut url, id);
+        }
+        url
     }
 
     /// Keeps the form whose body the adapter read (`None`: more than
@@ -456,7 +470,11 @@ impl Interruption {
         // The store decides on the size of what it keeps (fields, target,
         // summary and back path together).
         let encoded = fields.encode();
-        let summary = self.summary.as_ref().and_then(|f| f(&fields));
+        // A bound action's summary is what the person confirms.
+        let summary = match &self.action_summary {
+            Some(summary) => Some(summary.clone()),
+            None => self.summary.as_ref().and_then(|f| f(&fields)),
+        };
         let stashed = resume
             .stash(Interrupted {
                 subject: &self.subject,
@@ -734,6 +752,8 @@ mod tests {
                     subject: Subject::new("alice").with_session("s-1"),
                     reason: "no_assurance",
                     note: None,
+                    action_summary: None,
+                    confirmation: None,
                 },
             );
             now(interruption.answer(Some(b"a=1")))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo};
 
+use crate::bound::Grants;
 use crate::cookie::CookieSettings;
 use crate::guard::Guard;
 use crate::resume::Resume;
@@ -38,6 +39,7 @@ pub struct Settings {
     reasons: Reasons,
     target: ChallengeTarget,
     resume: Option<Arc<dyn Resume>>,
+    grants: Option<Arc<dyn Grants>>,
 }
 
 impl fmt::Debug for Settings {
@@ -69,6 +71,7 @@ impl Settings {
             reasons,
             target,
             resume: None,
+            grants: None,
         }
     }
 
@@ -85,6 +88,20 @@ impl Settings {
     /// Where interrupted forms are kept, if anywhere.
     pub fn resume(&self) -> Option<&Arc<dyn Resume>> {
         self.resume.as_ref()
+    }
+
+    /// Keeps bound actions' ceremonies and grants in `grants` (the
+    /// engine); every guard made from these settings afterwards uses it.
+    /// Without it, a bound route's `bound` term can never be met.
+    #[must_use]
+    pub fn with_grants(mut self, grants: Arc<dyn Grants>) -> Settings {
+        self.grants = Some(grants);
+        self
+    }
+
+    /// Where bound actions' grants are kept, if anywhere.
+    pub fn grants(&self) -> Option<&Arc<dyn Grants>> {
+        self.grants.as_ref()
     }
 
     /// The clock (tests use a `TestClock`; give the engine the same one).

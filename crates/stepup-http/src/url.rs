@@ -54,6 +54,15 @@ pub fn challenge_url(
     location
 }
 
+/// Adds the bound action's ceremony `id` (32 lower-case hex digits, else
+/// nothing) to a challenge page URL.
+pub(crate) fn add_confirmation(url: &mut String, id: &str) {
+    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        url.push_str("&confirmation=");
+        url.push_str(id);
+    }
+}
+
 /// `login?return_to=…` (or `&return_to=…` when the login path has a query).
 ///
 /// ```

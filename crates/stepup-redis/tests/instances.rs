@@ -321,3 +321,70 @@ async fn a_kept_form_is_taken_once_across_instances() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A bound action on a shared Redis: the ceremony opened through one
+/// instance is confirmed through the other, and of eight requests taking
+/// its grant at once on both, exactly one gets it. The stored ceremony and
+/// grant hold neither the payee nor the amount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_is_taken_once_across_instances() {
+    use stepup_challenge::routes::Confirmations;
+    use stepup_core::Action;
+    use stepup_http::{BoundAction, Grants, Opening, Taken};
+    use stepup_store::StateStore as _;
+
+    let server = RedisServer::start();
+    let (a, b) = (
+        Arc::new(instance(&server).await),
+        Arc::new(instance(&server).await),
+    );
+    let (on_a, on_b) = (
+        Arc::new(Confirmations::new(a.clone())),
+        Arc::new(Confirmations::new(b.clone())),
+    );
+    let user = alice("s-1");
+    let action = BoundAction::new(
+        Action::new("payment", "POST", "/pay")
+            .unwrap()
+            .with_detail("amount", "12000.00")
+            .unwrap()
+            .with_detail("to", "mallory-the-payee")
+            .unwrap(),
+        "Send 12,000 to mallory-the-payee".to_owned(),
+    );
+    let Opening::Opened(id) = on_a.open(&user, &action).await else {
+        panic!("a ceremony opens");
+    };
+    let raw = server.store("bank:");
+    let stored = raw
+        .get(&format!("stepup:action:{id}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !contains(&stored, b"mallory") && !contains(&stored, b"12000"),
+        "sealed"
+    );
+    // Confirmed on B for A's ceremony (one step-up, made for it).
+    b.step_up_totp(Attempt::new(&user).for_action(&id), &code())
+        .await
+        .unwrap();
+    // Another session presenting the id gets nothing, and takes nothing.
+    let other = alice("s-2");
+    assert_eq!(on_b.take(&other, &action, Some(&id)).await, Taken::Missing);
+
+    let mut racers = tokio::task::JoinSet::new();
+    for grants in [on_a, on_b].into_iter().cycle().take(8) {
+        let (user, action, id) = (user.clone(), action.clone(), id.clone());
+        racers.spawn(async move { grants.take(&user, &action, Some(&id)).await });
+    }
+    let outcomes = racers.join_all().await;
+    let granted = outcomes.iter().filter(|t| **t == Taken::Granted).count();
+    assert_eq!(granted, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|t| matches!(t, Taken::Granted | Taken::Missing)),
+        "{outcomes:?}"
+    );
+}

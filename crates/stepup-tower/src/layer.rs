@@ -245,6 +245,26 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
     pub fn without_kept_forms(self) -> Self {
         self.edit(Guard::without_kept_forms)
     }
+
+    /// Binds this route to the request's exact action (see
+    /// [`Guard::bind`]): the body is read once, the handler gets the
+    /// [`BoundAction`](stepup_http::BoundAction) in its extensions, and a
+    /// `bound` policy term needs a single-use grant for that action.
+    pub fn bind(self, spec: stepup_http::ActionSpec) -> Self {
+        self.edit(|g| g.bind(spec))
+    }
+
+    /// The policy for one bound action, when not the route's own (see
+    /// [`Guard::bound_policy`]).
+    pub fn bound_policy<F>(self, choose: F) -> Self
+    where
+        F: Fn(&stepup_http::BoundAction) -> Option<Arc<stepup_core::Policy>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.edit(|g| g.bound_policy(choose))
+    }
 }
 
 impl<Src: Clone> Clone for Config<Src> {
@@ -315,6 +335,19 @@ where
         let (mut parts, body) = request.into_parts();
         let config = &*self.config;
         let subject = config.subjects.subject(&parts);
+        if config.guard.binding().is_some() {
+            // A bound route: its body is read once, here. The service that
+            // was polled ready runs it; a clone stays for the next request.
+            let ready = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, ready);
+            return ResponseFuture::boxed(Box::pin(bound(
+                inner,
+                self.config.clone(),
+                parts,
+                body,
+                subject,
+            )));
+        }
         let (pickup, verdict) = {
             let head = HeadAt::of(&parts, config.original);
             let pickup = config
@@ -352,6 +385,77 @@ where
     }
 }
 
+/// A bound route's request: the body read once (at most the spec's
+/// limit: more is `413`), the action read from it, the decision taken with
+/// the action's grant; an allowed request goes on with the
+/// [`BoundAction`](stepup_http::BoundAction) in its extensions (and, for a
+/// form coming back from the confirmation page, as a resumed form).
+async fn bound<S, Src, ReqBody, ResBody>(
+    inner: S,
+    config: Arc<Config<Src>>,
+    mut parts: Parts,
+    body: ReqBody,
+    subject: Option<stepup_core::Subject>,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    Src: SubjectSource,
+    ReqBody: http_body::Body + From<Bytes>,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<String>,
+{
+    let guard = &config.guard;
+    let limit = guard
+        .binding()
+        .map_or(0, stepup_http::ActionSpec::body_limit);
+    let Some(bytes) = read(body, limit).await else {
+        let head = HeadAt::of(&parts, config.original);
+        return Ok(into_response(guard.body_too_large(&head)));
+    };
+    let (action, pickup, target) = {
+        let head = HeadAt::of(&parts, config.original);
+        let action = match guard.read_action(&head, &bytes) {
+            Ok(action) => action,
+            Err(reply) => return Ok(into_response(reply)),
+        };
+        let pickup = guard.pickup(&head, subject.as_ref());
+        (action, pickup, head.path_and_query().to_owned())
+    };
+    let verdict = {
+        let head = HeadAt::of(&parts, config.original);
+        guard.check_action(&parts, &head, subject, &action).await
+    };
+    match verdict {
+        Verdict::Allow(assurance) => {
+            parts.extensions.insert(assurance);
+            parts.extensions.insert(action);
+            match pickup {
+                None => {
+                    let mut response = call(inner, parts, ReqBody::from(bytes)).await?;
+                    add_no_store(&mut response);
+                    Ok(response)
+                }
+                Some(pickup) => open_read(inner, parts, target, bytes, pickup).await,
+            }
+        }
+        Verdict::Deny(reply) => Ok(into_response(reply)),
+        Verdict::Interrupt(interruption) => {
+            Ok(into_response(interruption.answer(Some(&bytes)).await))
+        }
+    }
+}
+
+async fn call<S, ReqBody>(
+    mut inner: S,
+    parts: Parts,
+    body: ReqBody,
+) -> Result<S::Response, S::Error>
+where
+    S: Service<Request<ReqBody>>,
+{
+    inner.call(Request::from_parts(parts, body)).await
+}
+
 /// The body, if it has at most `limit` bytes and reads without error.
 async fn read<B>(body: B, limit: usize) -> Option<Bytes>
 where
@@ -366,8 +470,8 @@ where
 /// stripped and [`Resumed`](stepup_http::Resumed) in its extensions; a
 /// second arrival gets its page; any other form goes on unchanged.
 async fn pick_up<S, ReqBody, ResBody>(
-    mut inner: S,
-    mut parts: Parts,
+    inner: S,
+    parts: Parts,
     target: String,
     body: ReqBody,
     pickup: Pickup,
@@ -381,6 +485,22 @@ where
     let Some(bytes) = read(body, pickup.limit()).await else {
         return Ok(into_response(pickup.unreadable()));
     };
+    open_read(inner, parts, target, bytes, pickup).await
+}
+
+/// [`pick_up`] once the body is read.
+async fn open_read<S, ReqBody, ResBody>(
+    mut inner: S,
+    mut parts: Parts,
+    target: String,
+    bytes: Bytes,
+    pickup: Pickup,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body + From<Bytes>,
+    ResBody: From<String>,
+{
     let method = parts.method.as_str().to_owned();
     match pickup.open(&method, &target, &bytes).await {
         Opened::Pass => {

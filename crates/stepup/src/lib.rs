@@ -62,12 +62,14 @@ pub mod prelude {
         Challenge, ChallengeReason, Clock, Decision, Gate, Issuer, Key, KeyId, KeyRing, Level,
         LevelTable, Method, Policy, Proof, ReturnTo, Subject, SystemClock, Timestamp, TokenConfig,
     };
-    pub use stepup_http::{CookieSettings, FormFields, NoSubject, Resumed};
+    pub use stepup_http::{
+        ActionSpec, BoundAction, CookieSettings, FormFields, NoSubject, Normalise, Resumed,
+    };
 
     #[cfg(feature = "engine")]
     pub use stepup_challenge::{
-        Attempt, AttemptLimits, ChallengeError, Channel, Engine, FactorStore, FormLimits,
-        MemoryFactorStore, MemoryStateStore, PasswordVerifier, StateStore, TotpConfig,
+        ActionLimits, Attempt, AttemptLimits, ChallengeError, Channel, Engine, FactorStore,
+        FormLimits, MemoryFactorStore, MemoryStateStore, PasswordVerifier, StateStore, TotpConfig,
     };
 
     #[cfg(feature = "passkey")]

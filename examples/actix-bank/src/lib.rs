@@ -17,15 +17,14 @@ use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
 };
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, web};
 use bank_core::{
-    BIG_TRANSFER, Bank, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED, TransferInput,
-    pages,
+    Bank, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED, TransferInput, pages,
 };
 use serde_json::json;
 use stepup_actix::{Assurance, ClientAddress, StepUp};
 use stepup_core::Subject;
-use stepup_http::CookieSettings;
+use stepup_http::{BoundAction, CookieSettings};
 
 pub use bank_core::BankConfig;
 
@@ -45,6 +44,8 @@ pub async fn serve(
     // Who is logged in is what `who_is_logged_in` found.
     let stepup = StepUp::new(engine, subject, &config.origin)
         .with_cookie(CookieSettings::insecure_local_development());
+    let transfer_action = bank_core::transfer_action()?;
+    let big = std::sync::Arc::new(bank_core::big_transfer_policy());
     let server = HttpServer::new(move || {
         // The bank's own state-changing routes take requests from its origin
         // only (`SameSite` cookies let a sibling subdomain through); wrapped
@@ -65,9 +66,12 @@ pub async fn serve(
             .service(
                 web::resource("/transfer")
                     .wrap(
+                        // Bound: the amount and payee are read once, here;
+                        // over 10,000 the step-up confirms exactly them, once.
                         stepup
                             .require(bank_core::transfer_policy())
-                            .summary(bank_core::transfer_summary),
+                            .bind(transfer_action.clone())
+                            .bound_policy(bank_core::bound_transfer_policy(big.clone())),
                     )
                     .wrap(from_us.clone())
                     .route(web::post().to(transfer)),
@@ -179,28 +183,24 @@ async fn statements(assurance: Assurance) -> HttpResponse {
     html(StatusCode::OK, pages::statements(assurance.level()))
 }
 
+/// `POST /transfer`: the middleware read the amount and payee once (the
+/// [`BoundAction`]); the handler uses them, never the body.
 async fn transfer(
     bank: web::Data<Bank>,
     request: HttpRequest,
-    assurance: Assurance,
-    body: web::Bytes,
+    action: web::ReqData<BoundAction>,
 ) -> HttpResponse {
     let json = request
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| stepup_http::is_json(v.as_bytes()));
-    let (Some(subject), Some(input)) = (subject(&request), TransferInput::parse(json, &body))
-    else {
-        return json_reply(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "send `to` and `amount`"}),
-        );
+    let Some(subject) = subject(&request) else {
+        return json_reply(StatusCode::UNAUTHORIZED, &json!({"error": "log in first"}));
     };
-    if input.amount > BIG_TRANSFER
-        && let Err(required) = assurance.require(&bank_core::big_transfer_policy())
-    {
-        return required.error_response();
-    }
+    let input = match TransferInput::from_action(&action) {
+        Ok(input) => input,
+        Err(error) => return json_reply(StatusCode::BAD_REQUEST, &json!({"error": error})),
+    };
     match bank.transfer(subject.id(), &input) {
         Some(balance) if json => {
             json_reply(StatusCode::OK, &json!({"ok": true, "balance": balance}))

@@ -9,7 +9,8 @@
 //! `bank-data/axum-bank` under the working directory; delete it to start
 //! afresh. `bank-core` documents the environment variables.
 
-use axum::body::Bytes;
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -18,12 +19,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bank_core::{
-    BIG_TRANSFER, Bank, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED, TransferInput,
-    pages,
+    Bank, LOGOUT_COOKIE, LoginInput, LoginOutcome, TRANSFER_REFUSED, TransferInput, pages,
 };
 use serde_json::json;
 use stepup_axum::{Assurance, ClientAddress, CookieSettings, StepUp};
 use stepup_core::Subject;
+use stepup_http::BoundAction;
 use stepup_tower::FromExtension;
 
 pub use bank_core::BankConfig;
@@ -54,9 +55,14 @@ pub async fn app(config: BankConfig) -> Result<Router, Box<dyn std::error::Error
             "/transfer",
             post(transfer)
                 .route_layer(
+                    // Bound: the amount and payee are read once, here; over
+                    // 10,000 the step-up confirms exactly them, once.
                     stepup
                         .require(bank_core::transfer_policy())
-                        .summary(bank_core::transfer_summary),
+                        .bind(bank_core::transfer_action()?)
+                        .bound_policy(bank_core::bound_transfer_policy(Arc::new(
+                            bank_core::big_transfer_policy(),
+                        ))),
                 )
                 .route_layer(from_us.clone()),
         )
@@ -132,28 +138,23 @@ async fn statements(assurance: Assurance) -> Html<String> {
     Html(pages::statements(assurance.level()))
 }
 
+/// `POST /transfer`: the layer read the amount and payee once (the
+/// [`BoundAction`]); the handler uses them, never the body.
 async fn transfer(
     State(bank): State<Bank>,
     Extension(subject): Extension<Subject>,
-    assurance: Assurance,
+    Extension(action): Extension<BoundAction>,
     headers: HeaderMap,
-    body: Bytes,
 ) -> Response {
     let json = headers
         .get(CONTENT_TYPE)
         .is_some_and(|v| stepup_http::is_json(v.as_bytes()));
-    let Some(input) = TransferInput::parse(json, &body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "send `to` and `amount`"})),
-        )
-            .into_response();
+    let input = match TransferInput::from_action(&action) {
+        Ok(input) => input,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
+        }
     };
-    if input.amount > BIG_TRANSFER
-        && let Err(required) = assurance.require(&bank_core::big_transfer_policy())
-    {
-        return required.into_response();
-    }
     match bank.transfer(subject.id(), &input) {
         Some(balance) if json => Json(json!({"ok": true, "balance": balance})).into_response(),
         Some(_) => see_other("/"),

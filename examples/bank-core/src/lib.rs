@@ -315,21 +315,72 @@ pub fn transfer_policy() -> Policy {
         .with_reason("We need to confirm it's really you before moving money.")
 }
 
-/// A transfer over [`BIG_TRANSFER`], checked in the handler: a TOTP or
-/// passkey proof from the last minute.
+/// A transfer over [`BIG_TRANSFER`]: a step-up bound to its exact amount
+/// and payee (PSD2 dynamic linking), by a level-2 factor or an e-mail code
+/// that names the transfer, within 5 minutes.
 pub fn big_transfer_policy() -> Policy {
-    Policy::method(Method::Passkey)
-        .or(Policy::method(Method::Totp))
-        .max_age(Duration::from_secs(60))
-        .with_reason("Transfers over 10,000 need a second factor from the last minute.")
+    Policy::bound()
+        .and(
+            Policy::level(2)
+                .or(Policy::method(Method::EmailCode))
+                .max_age(Duration::from_secs(300)),
+        )
+        .with_reason(
+            "Transfers over 10,000 are confirmed one by one, for their exact amount and payee.",
+        )
 }
 
-/// What an interrupted transfer form does, for the challenge and
-/// confirmation pages: "Send 25 to bob".
-pub fn transfer_summary(form: &stepup_http::FormFields) -> Option<String> {
-    let amount = form.get("amount")?.trim();
-    let to = form.get("to")?.trim();
-    Some(format!("Send {amount} to {to}"))
+/// The action `POST /transfer` is bound to: the amount (a decimal with at
+/// most two places, written with two: `12000.00`) and the payee (`to`,
+/// trimmed), read once from the form or JSON body. What the pages and an
+/// e-mail code say: "Send 12,000.00 to bob".
+pub fn transfer_action() -> Result<stepup_http::ActionSpec, stepup_http::SpecError> {
+    use stepup_http::{ActionSpec, Normalise};
+    ActionSpec::builder("payment")
+        .field("amount", Normalise::Amount { scale: 2 })
+        .field("to", Normalise::Trimmed)
+        .summary_with(|action| {
+            let amount = action.detail("amount").unwrap_or("");
+            let to = action.detail("to").unwrap_or("");
+            format!("Send {} to {to}", grouped(amount))
+        })
+        .build()
+}
+
+/// The policy of a bound transfer: [`big_transfer_policy`] over
+/// [`BIG_TRANSFER`], else the route's own.
+pub fn bound_transfer_policy(
+    big: Arc<Policy>,
+) -> impl Fn(&stepup_http::BoundAction) -> Option<Arc<Policy>> + Send + Sync + 'static {
+    move |action| {
+        // In cents, whatever the bank accepts later: an amount that does
+        // not read as one is treated as big (never the lighter policy).
+        let cents = action
+            .get("amount")
+            .and_then(|a| a.replace('.', "").parse::<u128>().ok());
+        match cents {
+            Some(cents) if cents <= u128::from(BIG_TRANSFER) * 100 => None,
+            _ => Some(big.clone()),
+        }
+    }
+}
+
+/// `12000.00` as `12,000` (whole amounts without cents), `12000.50` as
+/// `12,000.50`.
+fn grouped(amount: &str) -> String {
+    let (whole, cents) = amount.split_once('.').unwrap_or((amount, ""));
+    let mut out = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if !cents.is_empty() && cents.bytes().any(|b| b != b'0') {
+        out.push('.');
+        out.push_str(cents);
+    }
+    out
 }
 
 /// What the close-account form does.
@@ -419,13 +470,18 @@ pub struct TransferInput {
 }
 
 impl TransferInput {
-    /// Reads a JSON or form body (`json` from the content type).
-    pub fn parse(json: bool, body: &[u8]) -> Option<TransferInput> {
-        if json {
-            serde_json::from_slice(body).ok()
-        } else {
-            serde_urlencoded::from_bytes(body).ok()
-        }
+    /// The transfer a bound request confirmed ([`transfer_action`]): the
+    /// values the layer read once, never the body again. The bank moves
+    /// whole units: an amount with cents is refused.
+    pub fn from_action(action: &stepup_http::BoundAction) -> Result<TransferInput, &'static str> {
+        let amount = action.get("amount").ok_or("send `amount`")?;
+        let whole = amount
+            .strip_suffix(".00")
+            .ok_or("this bank moves whole amounts only")?;
+        Ok(TransferInput {
+            to: action.get("to").ok_or("send `to`")?.to_owned(),
+            amount: whole.parse().map_err(|_| "the amount is too large")?,
+        })
     }
 }
 

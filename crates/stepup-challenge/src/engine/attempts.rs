@@ -53,12 +53,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .map(|ip| self.keys.address(ip, self.limits.v6_prefix))
     }
 
-    /// Counts the attempt.
+    /// Counts the attempt. An attempt made for an action whose ceremony
+    /// is gone stops here, before anything is counted or consumed.
     pub(super) async fn admit(
         &self,
         attempt: Attempt<'_>,
         method: Method,
     ) -> Result<Admission, ChallengeError> {
+        if let Some(id) = attempt.action
+            && self.pending_action(attempt.subject, id).await?.is_none()
+        {
+            return Err(ChallengeError::NoPendingAction);
+        }
         let keys = self.limiter_keys(attempt.subject, method);
         let address = self.address_key(attempt);
         let mut just_disabled = false;
@@ -106,6 +112,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                     self.emit(EventKind::Failed, proven, subject, Some(Reason::Store));
                     return Err(e);
                 }
+                // Made for an action: the proof becomes its grant, or — the
+                // ceremony was used by a racing step-up, or expired just now —
+                // nothing is issued, so no step-up seems to confirm what it
+                // did not.
+                if let Some(id) = attempt.action {
+                    match self.confirm_action(subject, id).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            self.emit(EventKind::Failed, proven, subject, None);
+                            return Err(ChallengeError::NoPendingAction);
+                        }
+                        Err(e) => {
+                            self.emit(EventKind::Failed, proven, subject, Some(Reason::Store));
+                            return Err(e.into());
+                        }
+                    }
+                }
                 let now = self.clock.now();
                 let proof = Proof::new(proven, now);
                 let issued = match attempt.context {
@@ -133,6 +156,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                         | ChallengeError::AlreadyUsed
                         | ChallengeError::PasskeyRejected
                 );
+                if guess && let Some(id) = attempt.action {
+                    // Each ceremony allows a few wrong answers, then is void.
+                    if let Err(store) = self.action_failed(id).await {
+                        self.emit(EventKind::Failed, counted, subject, Some(Reason::Store));
+                        return Err(store.into());
+                    }
+                }
                 if guess && let Some(address) = self.address_key(attempt) {
                     // Failures only: users behind one address are not
                     // blocked by each other's successes.

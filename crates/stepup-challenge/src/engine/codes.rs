@@ -96,6 +96,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .code_destination(subject, channel)
             .await?
             .ok_or(ChallengeError::NotEnrolled(method))?;
+        // Sent for a bound action: the message names it, and the code
+        // confirms that action only.
+        let action = match attempt.action {
+            Some(id) => Some(
+                self.pending_action(subject, id)
+                    .await?
+                    .ok_or(ChallengeError::NoPendingAction)?,
+            ),
+            None => None,
+        };
         let now = self.clock.now();
         let key = self.keys.subject(subject);
         let sends = self
@@ -133,6 +143,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let mut record = id.to_vec();
         record.extend_from_slice(&self.keys.session_digest(subject));
         record.extend_from_slice(&self.keys.code_digest(&id, &code));
+        if let Some(action) = &action {
+            record.extend_from_slice(action.id().as_bytes());
+        }
         let slot = StoreKeys::code(&key, channel);
         self.state.put(&slot, record, self.codes.valid_for).await?;
         let message = CodeMessage {
@@ -140,6 +153,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             destination: &destination,
             code: &code,
             valid_for: self.codes.valid_for,
+            action: action.as_ref().map(|a| a.summary()),
         };
         if let Err(e) = sender.send(message).await {
             // Not delivered: forget it, so nothing waits for a code nobody has.
@@ -180,11 +194,24 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 .get(&slot)
                 .await?
                 .ok_or(ChallengeError::NoPendingCode)?;
-            if record.len() != 16 + 32 + 32 {
+            // id, session, code digest, and the action's ceremony id when
+            // the code was sent for one.
+            if record.len() != 16 + 32 + 32 && record.len() != 16 + 32 + 32 + 32 {
                 return Err(ChallengeError::NoPendingCode);
             }
             let (id, rest) = record.split_at(16);
-            let (session, digest) = rest.split_at(32);
+            let (session, rest) = rest.split_at(32);
+            let (digest, sent_for) = rest.split_at(32);
+            // A code sent for one action confirms that action only; a
+            // code sent for none confirms no action.
+            let same_action = match (attempt.action, sent_for.is_empty()) {
+                (None, true) => true,
+                (Some(action), false) => ct::eq(action.as_bytes(), sent_for),
+                _ => false,
+            };
+            if !same_action {
+                return Err(ChallengeError::NoPendingCode);
+            }
             let same_challenge = ct::eq_as(
                 Comparison::ChallengeId,
                 hex(id).as_bytes(),

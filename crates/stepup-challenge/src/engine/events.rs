@@ -24,6 +24,8 @@ pub(super) enum Reason {
     NoPendingCode,
     /// No passkey ceremony waiting.
     NoPendingCeremony,
+    /// No bound-action ceremony waiting.
+    NoPendingAction,
     /// A passkey answer that did not verify.
     PasskeyRejected,
     /// A store failed.
@@ -58,6 +60,7 @@ impl Reason {
             Reason::NotEnrolled => "not_enrolled",
             Reason::NoPendingCode => "no_pending_code",
             Reason::NoPendingCeremony => "no_pending_ceremony",
+            Reason::NoPendingAction => "no_pending_action",
             Reason::PasskeyRejected => "passkey_rejected",
             Reason::Store => "store",
             Reason::Issue => "issue",
@@ -86,6 +89,7 @@ impl Reason {
             ChallengeError::NoPendingCeremony => {
                 (EventKind::Failed, Some(Reason::NoPendingCeremony))
             }
+            ChallengeError::NoPendingAction => (EventKind::Failed, Some(Reason::NoPendingAction)),
             ChallengeError::PasskeyRejected => (EventKind::Failed, Some(Reason::PasskeyRejected)),
             ChallengeError::Store(_) => (EventKind::Failed, Some(Reason::Store)),
             ChallengeError::Busy
@@ -202,6 +206,10 @@ mod tests {
         assert_eq!(
             named(ChallengeError::NoPendingCeremony),
             failed("no_pending_ceremony")
+        );
+        assert_eq!(
+            named(ChallengeError::NoPendingAction),
+            failed("no_pending_action")
         );
         assert_eq!(
             named(ChallengeError::PasskeyRejected),

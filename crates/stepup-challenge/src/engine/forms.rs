@@ -10,7 +10,7 @@ use stepup_http::{Arrival, FormFields, Interrupted, NotKept, Resumed, Stashed};
 
 use super::Engine;
 use crate::error::StoreError;
-use crate::keys::{FormId, StoreKeys, hex};
+use crate::keys::{RecordId, StoreKeys, hex};
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
 /// How interrupted forms are kept: at most `max_body` bytes (default
@@ -210,7 +210,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if self.state.increment(&count, limits.ttl).await? > limits.per_session {
             return Ok(Stashed::NotKept(NotKept::TooMany));
         }
-        let Some(id) = FormId::random() else {
+        let Some(id) = RecordId::random() else {
             return Ok(Stashed::NotKept(NotKept::Unavailable));
         };
         let record = Record {
@@ -228,14 +228,22 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     /// `value` as JSON, sealed for the store entry `key`.
-    fn seal_json(&self, key: &str, value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+    pub(super) fn seal_json(
+        &self,
+        key: &str,
+        value: &impl Serialize,
+    ) -> Result<Vec<u8>, StoreError> {
         let plain = serde_json::to_vec(value).map_err(|_| StoreError::new("form", "encode"))?;
         self.keys.seal(key, &plain)
     }
 
     /// What [`seal_json`](Self::seal_json) made for `key`; `None` for
     /// anything else.
-    fn open_json<T: serde::de::DeserializeOwned>(&self, key: &str, sealed: &[u8]) -> Option<T> {
+    pub(super) fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        sealed: &[u8],
+    ) -> Option<T> {
         let plain = self.keys.open(key, sealed)?;
         serde_json::from_slice(&plain).ok()
     }
@@ -248,7 +256,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         subject: &Subject,
         id: &str,
     ) -> Result<Option<KeptForm>, StoreError> {
-        let Some(form_id) = FormId::parse(id) else {
+        let Some(form_id) = RecordId::parse(id) else {
             return Ok(None);
         };
         let key = StoreKeys::kept_form(&form_id);
@@ -278,7 +286,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         subject: &Subject,
         id: &str,
     ) -> Result<Option<(Option<ReturnTo>, ReturnTo)>, StoreError> {
-        let Some(form_id) = FormId::parse(id) else {
+        let Some(form_id) = RecordId::parse(id) else {
             return Ok(None);
         };
         let key = StoreKeys::form_done(&form_id);
@@ -299,7 +307,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     async fn put_done(
         &self,
         limits: &FormLimits,
-        id: &FormId,
+        id: &RecordId,
         done: &Done,
     ) -> Result<(), StoreError> {
         let key = StoreKeys::form_done(id);
@@ -332,7 +340,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         limits: &FormLimits,
         arrival: Arrival<'_>,
     ) -> Result<Came, StoreError> {
-        let Some(id) = FormId::parse(arrival.id) else {
+        let Some(id) = RecordId::parse(arrival.id) else {
             return Ok(Came::Expired);
         };
         let key = StoreKeys::kept_form(&id);
@@ -387,7 +395,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         id: &str,
         location: &str,
     ) -> Result<(), StoreError> {
-        let (Some(id), Ok(went)) = (FormId::parse(id), ReturnTo::parse(location)) else {
+        let (Some(id), Ok(went)) = (RecordId::parse(id), ReturnTo::parse(location)) else {
             return Ok(());
         };
         let key = StoreKeys::form_done(&id);

@@ -33,6 +33,7 @@ use crate::store::{FactorStore, PasswordVerifier, StateStore};
 use crate::totp::TotpConfig;
 
 mod account_recovery;
+mod actions;
 mod attempts;
 mod changes;
 mod codes;
@@ -45,6 +46,8 @@ mod recovery_codes;
 mod totp;
 
 pub use account_recovery::PendingRecovery;
+pub(crate) use actions::Opened as ActionOpened;
+pub use actions::{ActionLimits, PendingAction};
 pub use codes::{CodeSent, CodeSettings};
 pub(crate) use forms::{Again, Came};
 pub use forms::{FormLimits, KeptForm};
@@ -61,6 +64,7 @@ pub struct Attempt<'a> {
     previous: Option<&'a str>,
     address: Option<IpAddr>,
     context: Option<&'a [u8]>,
+    action: Option<&'a str>,
 }
 
 impl<'a> Attempt<'a> {
@@ -71,7 +75,18 @@ impl<'a> Attempt<'a> {
             previous: None,
             address: None,
             context: None,
+            action: None,
         }
+    }
+
+    /// Made for the bound action whose ceremony is `id`: checked before
+    /// the answer is (a ceremony that is gone consumes nothing), and on
+    /// success turned into the action's single-use grant. A code must
+    /// have been sent for the same ceremony, a passkey ceremony started
+    /// for it.
+    pub fn for_action(mut self, id: &'a str) -> Self {
+        self.action = Some(id);
+        self
     }
 
     /// The assurance token the client presented: its still-fresh proofs are
@@ -178,6 +193,7 @@ pub struct Engine<F, S, P = NoPasswords> {
     sender: Option<Arc<dyn CodeSender>>,
     codes: CodeSettings,
     changes: ChangeSettings,
+    actions: ActionLimits,
     #[cfg(feature = "passkey")]
     passkeys: Option<PasskeySupport<F>>,
 }
@@ -225,6 +241,7 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
                 first_without_password: false,
                 silent_recovery: false,
             },
+            actions: ActionLimits::default(),
             #[cfg(feature = "passkey")]
             passkeys: None,
         }
@@ -249,6 +266,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             sender: self.sender,
             codes: self.codes,
             changes: self.changes,
+            actions: self.actions,
             #[cfg(feature = "passkey")]
             passkeys: self.passkeys,
         }
@@ -275,6 +293,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// The attempt limits.
     pub fn with_limits(mut self, limits: AttemptLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// How step-ups bound to an action are confirmed (ceremony and grant
+    /// lifetimes, attempts, ceremonies per session).
+    pub fn with_action_limits(mut self, limits: ActionLimits) -> Self {
+        self.actions = limits;
         self
     }
 

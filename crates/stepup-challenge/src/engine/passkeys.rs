@@ -93,10 +93,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .ok_or(ChallengeError::NotEnrolled(Method::Passkey))
     }
 
-    fn owner<'a>(&self, subject: &'a Subject, key: &'a SubjectName) -> crate::passkey::Owner<'a> {
+    /// Who a passkey ceremony belongs to: the subject, its session, and
+    /// the bound action it was started for (`action`), so an assertion
+    /// made for one action's ceremony finishes no other.
+    fn owner<'a>(
+        &self,
+        subject: &'a Subject,
+        key: &'a SubjectName,
+        action: Option<&str>,
+    ) -> crate::passkey::Owner<'a> {
         crate::passkey::Owner {
             key: key.as_str(),
-            binding: self.keys.session_digest(subject),
+            binding: self.keys.ceremony_binding(subject, action),
             handle: self.keys.user_handle(subject),
         }
     }
@@ -118,7 +126,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let now = self.clock.now();
         limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
         let existing = store.passkeys(subject).await?;
-        service.start_registration(self.owner(subject, &key), user_name, &existing, now)
+        service.start_registration(self.owner(subject, &key, None), user_name, &existing, now)
     }
 
     /// See [`finish_passkey_registration`](Engine::finish_passkey_registration).
@@ -133,7 +141,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let subject = attempt.subject;
         let key = self.keys.subject(subject);
         let registered = service.finish_registration(
-            self.owner(subject, &key),
+            self.owner(subject, &key, None),
             ceremony,
             response,
             self.clock.now(),
@@ -185,11 +193,19 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if credentials.is_empty() {
             return Err(ChallengeError::NotEnrolled(Method::Passkey));
         }
+        if let Some(id) = attempt.action
+            && self.pending_action(attempt.subject, id).await?.is_none()
+        {
+            return Err(ChallengeError::NoPendingAction);
+        }
         let key = self.keys.subject(attempt.subject);
         let now = self.clock.now();
         limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
-        let started =
-            service.start_authentication(self.owner(attempt.subject, &key), &credentials, now)?;
+        let started = service.start_authentication(
+            self.owner(attempt.subject, &key, attempt.action),
+            &credentials,
+            now,
+        )?;
         self.emit(
             EventKind::ChallengeIssued,
             Method::Passkey,
@@ -213,7 +229,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             // No pending ceremony is no guess: not counted.
             let taken = service.take_authentication(
                 ceremony,
-                self.owner(attempt.subject, &key),
+                self.owner(attempt.subject, &key, attempt.action),
                 self.clock.now(),
             )?;
             self.admit(attempt, Method::Passkey).await?;

@@ -27,6 +27,7 @@ use crate::{
     FactorStore, KeptForm, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
 };
 
+mod actions;
 mod changes;
 mod forms;
 #[cfg(feature = "passkey")]
@@ -35,6 +36,7 @@ mod reply;
 mod status;
 mod step_up;
 
+pub use actions::Confirmations;
 pub use forms::KeptForms;
 use reply::{
     body_bytes, enroll_html, error_code, error_reply, failure_status, insert, is_json, json_reply,
@@ -226,6 +228,8 @@ struct StepUpInput {
     #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
     id: Option<String>,
     why: Option<String>,
+    /// The bound action's ceremony the step-up is made for.
+    confirmation: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -234,6 +238,7 @@ struct PageQuery {
     reason: Option<String>,
     why: Option<String>,
     resubmit: Option<String>,
+    confirmation: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -489,9 +494,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             #[cfg(feature = "passkey")]
             Route::PasskeyStart => {
                 let subject = self.open_post(request)?;
+                let start = passkey::start_input(request)?;
                 self.ceremony_started(
                     self.engine
-                        .start_passkey_step_up_dyn(self.attempt(request, &subject))
+                        .start_passkey_step_up_dyn(self.attempt_for(
+                            request,
+                            &subject,
+                            start.confirmation.as_deref(),
+                        ))
                         .await,
                 )
             }
@@ -578,6 +588,21 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let attempt = Attempt::new(subject);
         match request.address {
             Some(address) => attempt.from_address(address),
+            None => attempt,
+        }
+    }
+
+    /// [`attempt`](Self::attempt), made for the bound action of the
+    /// ceremony `confirmation` when there is one.
+    fn attempt_for<'s>(
+        &self,
+        request: &Incoming<'_>,
+        subject: &'s Subject,
+        confirmation: Option<&'s str>,
+    ) -> Attempt<'s> {
+        let attempt = self.attempt(request, subject);
+        match confirmation {
+            Some(id) => attempt.for_action(id),
             None => attempt,
         }
     }

@@ -9,6 +9,23 @@ struct Finish<C> {
     credential: C,
     return_to: Option<String>,
     name: Option<String>,
+    /// The bound action's ceremony the step-up is made for.
+    confirmation: Option<String>,
+}
+
+/// A passkey step-up's start: optionally for a bound action.
+#[derive(Deserialize, Default)]
+pub(in crate::routes) struct Start {
+    pub(in crate::routes) confirmation: Option<String>,
+}
+
+/// The start's JSON body; an empty body starts one for no action.
+pub(in crate::routes) fn start_input(request: &Incoming<'_>) -> Result<Start, Reply> {
+    let body = body_bytes(request)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Start::default());
+    }
+    serde_json::from_slice(body).map_err(|_| malformed())
 }
 
 fn read<T: serde::de::DeserializeOwned>(request: &Incoming<'_>) -> Result<T, Reply> {
@@ -34,14 +51,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     ) -> Result<Reply, Reply> {
         let input: Finish<PublicKeyCredential> = read(request)?;
         let attempt = self
-            .attempt(request, subject)
+            .attempt_for(request, subject, input.confirmation.as_deref())
             .previous_token(Self::previous_token(request));
         let outcome = self
             .engine
             .step_up_passkey_dyn(attempt, &input.ceremony, &input.credential)
             .await;
         let back = self.settings.return_path(input.return_to.as_deref());
-        Ok(self.answer(outcome, |token| self.succeeded(&token, true, &back)))
+        Ok(self.answer(outcome, |token| {
+            self.succeeded(&token, true, &back, input.confirmation.as_deref())
+        }))
     }
 
     pub(in crate::routes) async fn passkey_remove(

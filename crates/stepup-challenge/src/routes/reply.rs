@@ -76,7 +76,7 @@ pub(super) fn failure_status(error: &ChallengeError) -> u16 {
     match error {
         ChallengeError::LockedOut { .. } | ChallengeError::Disabled(_) => 429,
         ChallengeError::Store(_) | ChallengeError::Issue(_) | ChallengeError::Busy => 503,
-        ChallengeError::Recovery(_) => 409,
+        ChallengeError::Recovery(_) | ChallengeError::NoPendingAction => 409,
         _ => 400,
     }
 }
@@ -90,6 +90,7 @@ pub(super) fn error_code(error: &ChallengeError) -> &'static str {
         ChallengeError::NotEnrolled(_) => "not_enrolled",
         ChallengeError::NoPendingCode => "no_pending_code",
         ChallengeError::NoPendingCeremony => "no_pending_ceremony",
+        ChallengeError::NoPendingAction => "no_pending_action",
         ChallengeError::PasskeyRejected => "passkey_rejected",
         ChallengeError::NoPendingEnrollment => "no_pending_enrollment",
         ChallengeError::Disabled(_) => "method_disabled",
@@ -105,6 +106,7 @@ pub(super) fn reason_detail(code: Option<&str>) -> Option<&'static str> {
         "missing_method" => "This needs a particular way of confirming, offered below.",
         "revoked" => "Your earlier confirmations were reset.",
         "other_binding" => "Your earlier confirmation belongs to another sign-in.",
+        "action_not_confirmed" => "This action needs a confirmation of its own.",
         _ => return None,
     })
 }

@@ -27,8 +27,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         if query.resubmit.as_deref() == Some("1") {
             page = page.resubmit();
         }
-        self.render_page(subject, page, 200, query.why.as_deref())
-            .await
+        self.render_page(
+            subject,
+            page,
+            200,
+            query.why.as_deref(),
+            query.confirmation.as_deref(),
+        )
+        .await
     }
 
     /// A page returning to a kept form's confirmation page says what will
@@ -51,19 +57,33 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     }
 
     /// The page with the subject's methods — only those that can satisfy
-    /// the policy `why` names, when it names one.
+    /// the policy `why` names, when it names one — confirming the bound
+    /// action of the ceremony `confirmation` when it is still waiting
+    /// (its summary from the server-side record only).
     pub(super) async fn render_page(
         &self,
         subject: &Subject,
         mut page: ChallengePage,
         status: u16,
         why: Option<&str>,
+        confirmation: Option<&str>,
     ) -> Reply {
         let methods = match self.engine.enrolled_methods(subject).await {
             Ok(m) => m,
             Err(e) => return unavailable(&e),
         };
         page = self.say_what_follows(subject, page).await;
+        if let Some(id) = confirmation {
+            match self.engine.pending_action(subject, id).await {
+                Ok(Some(action)) => page = page.confirming(action.id(), action.summary()),
+                Ok(None) => {
+                    page = page.detail(
+                        "This confirmation expired or was used. Go back and submit the form again.",
+                    )
+                }
+                Err(e) => return unavailable(&e.into()),
+            }
+        }
         let (_, allowed) = self.reason(why);
         if let Some(id) = why {
             page = page.why(id);
@@ -102,7 +122,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     ) -> Reply {
         let json = is_json(request);
         let attempt = self
-            .attempt(request, subject)
+            .attempt_for(request, subject, input.confirmation.as_deref())
             .previous_token(Self::previous_token(request));
         let channel = input
             .channel
@@ -129,7 +149,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         };
         let return_to = self.settings.return_path(input.return_to.as_deref());
         match outcome {
-            Ok(token) => self.succeeded(&token, json, &return_to),
+            Ok(token) => self.succeeded(&token, json, &return_to, input.confirmation.as_deref()),
             Err(error) if json => self.failed_json(&error),
             Err(error) => {
                 let status = failure_status(&error);
@@ -147,7 +167,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     page = page.awaiting_code(channel, id, "your registered address");
                 }
                 let reply = self
-                    .render_page(subject, page, status, input.why.as_deref())
+                    .render_page(
+                        subject,
+                        page,
+                        status,
+                        input.why.as_deref(),
+                        input.confirmation.as_deref(),
+                    )
                     .await;
                 self.retry_after(reply, &error)
             }
@@ -166,7 +192,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let return_to = self.settings.return_path(input.return_to.as_deref());
         match self
             .engine
-            .send_code(self.attempt(request, subject), channel)
+            .send_code(
+                self.attempt_for(request, subject, input.confirmation.as_deref()),
+                channel,
+            )
             .await
         {
             Ok(sent) if is_json(request) => json_reply(
@@ -185,8 +214,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     &sent.challenge_id,
                     &sent.destination_hint,
                 );
-                self.render_page(subject, page, 200, input.why.as_deref())
-                    .await
+                self.render_page(
+                    subject,
+                    page,
+                    200,
+                    input.why.as_deref(),
+                    input.confirmation.as_deref(),
+                )
+                .await
             }
             Err(error) if is_json(request) => self.failed_json(&error),
             Err(error) => {
@@ -199,28 +234,44 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     .new_page(&return_to, message)
                     .error(self.user_message(&error), crate::Form::Code);
                 let reply = self
-                    .render_page(subject, page, status, input.why.as_deref())
+                    .render_page(
+                        subject,
+                        page,
+                        status,
+                        input.why.as_deref(),
+                        input.confirmation.as_deref(),
+                    )
                     .await;
                 self.retry_after(reply, &error)
             }
         }
     }
 
-    /// A successful step-up: the cookie, and `303` back or the JSON summary.
-    pub(super) fn succeeded(&self, token: &IssuedToken, json: bool, return_to: &ReturnTo) -> Reply {
+    /// A successful step-up: the cookie, and `303` back or the JSON
+    /// summary. Made for the bound action of the ceremony `confirmation`,
+    /// its grant now waits, and the JSON names it (`grant`: send it back
+    /// as `Stepup-Grant`).
+    pub(super) fn succeeded(
+        &self,
+        token: &IssuedToken,
+        json: bool,
+        return_to: &ReturnTo,
+        confirmation: Option<&str>,
+    ) -> Reply {
         let reply = if json {
             let a = token.assurance();
-            json_reply(
-                200,
-                &json!({
-                    "ok": true,
-                    "level": a.level(),
-                    "acr": a.acr(),
-                    "amr": a.amr(),
-                    "expires_at": a.expires_at().as_unix_seconds(),
-                    "return_to": return_to.as_str(),
-                }),
-            )
+            let mut body = json!({
+                "ok": true,
+                "level": a.level(),
+                "acr": a.acr(),
+                "amr": a.amr(),
+                "expires_at": a.expires_at().as_unix_seconds(),
+                "return_to": return_to.as_str(),
+            });
+            if let Some(id) = confirmation {
+                insert(&mut body, "grant", json!(id));
+            }
+            json_reply(200, &body)
         } else {
             Reply::see_other(return_to.as_str())
         };

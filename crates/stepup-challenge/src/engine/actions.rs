@@ -1,0 +1,305 @@
+//! Step-ups bound to one action: a confirmation ceremony per action (its
+//! digest and summary, sealed, bound to the subject and session), turned
+//! by a successful step-up made for it into a single-use grant that the
+//! bound route takes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stepup_core::{ActionDigest, Subject};
+
+use super::Engine;
+use crate::error::StoreError;
+use crate::keys::{RecordId, StoreKeys, hex};
+use crate::store::{FactorStore, PasswordVerifier, StateStore};
+
+/// How bound actions are confirmed: a ceremony lasts `ceremony_ttl`
+/// (default 5 minutes) and allows `attempts` wrong answers (default 5)
+/// before it is void; a grant lasts `grant_ttl` (default 2 minutes); one
+/// login session may open `per_session` ceremonies within the ceremony
+/// ttl (default 10).
+///
+/// ```
+/// use std::time::Duration;
+/// use stepup_challenge::ActionLimits;
+/// let limits = ActionLimits::default().grant_ttl(Duration::from_secs(60)).per_session(5);
+/// assert_eq!(limits.grant_lifetime(), Duration::from_secs(60));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionLimits {
+    ceremony_ttl: Duration,
+    grant_ttl: Duration,
+    attempts: u64,
+    per_session: u64,
+}
+
+impl Default for ActionLimits {
+    fn default() -> Self {
+        ActionLimits {
+            ceremony_ttl: Duration::from_secs(300),
+            grant_ttl: Duration::from_secs(120),
+            attempts: 5,
+            per_session: 10,
+        }
+    }
+}
+
+impl ActionLimits {
+    /// How long a ceremony waits for its step-up (30 s to 10 minutes).
+    #[must_use]
+    pub fn ceremony_ttl(mut self, ttl: Duration) -> Self {
+        self.ceremony_ttl = ttl.clamp(Duration::from_secs(30), Duration::from_secs(600));
+        self
+    }
+
+    /// How long a grant waits for its request (10 s to 10 minutes).
+    #[must_use]
+    pub fn grant_ttl(mut self, ttl: Duration) -> Self {
+        self.grant_ttl = ttl.clamp(Duration::from_secs(10), Duration::from_secs(600));
+        self
+    }
+
+    /// Wrong answers a ceremony allows before it is void (at least 1).
+    #[must_use]
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = u64::from(attempts.max(1));
+        self
+    }
+
+    /// Ceremonies one login session may open within the ceremony ttl
+    /// (at least 1).
+    #[must_use]
+    pub fn per_session(mut self, ceremonies: u32) -> Self {
+        self.per_session = u64::from(ceremonies.max(1));
+        self
+    }
+
+    /// How long a grant lasts.
+    pub fn grant_lifetime(&self) -> Duration {
+        self.grant_ttl
+    }
+
+    /// How long a ceremony lasts.
+    pub fn ceremony_lifetime(&self) -> Duration {
+        self.ceremony_ttl
+    }
+}
+
+/// An action waiting for its step-up, as the pages show it.
+#[derive(Clone, Debug)]
+pub struct PendingAction {
+    id: String,
+    summary: String,
+    digest: ActionDigest,
+}
+
+impl PendingAction {
+    /// The ceremony id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// What it does ("Send 12,000.00 to bob"), from the server-side record.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// The action's digest.
+    pub fn digest(&self) -> ActionDigest {
+        self.digest
+    }
+}
+
+/// What opening a ceremony gave.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// Its id.
+    Id(String),
+    /// The session opened too many within the ttl.
+    TooMany,
+}
+
+/// A ceremony as stored (sealed).
+#[derive(Serialize, Deserialize)]
+struct Ceremony {
+    /// The opener's session digest (hex).
+    s: String,
+    /// The action digest (hex).
+    d: String,
+    /// The summary.
+    u: String,
+}
+
+/// A grant as stored (sealed, under a name derived from the session and
+/// the digest).
+#[derive(Serialize, Deserialize)]
+struct Grant {
+    s: String,
+    d: String,
+    /// The ceremony it came from.
+    c: String,
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
+    /// Opens a ceremony for the action of `digest` (shown as `summary`) by
+    /// `subject`'s session.
+    pub(crate) async fn open_action(
+        &self,
+        subject: &Subject,
+        digest: &ActionDigest,
+        summary: &str,
+    ) -> Result<Opened, StoreError> {
+        let limits = &self.actions;
+        let count = StoreKeys::actions_opened(&self.keys.session(subject));
+        if self.state.increment(&count, limits.ceremony_ttl).await? > limits.per_session {
+            return Ok(Opened::TooMany);
+        }
+        let id = RecordId::random().ok_or_else(|| StoreError::new("state", "no randomness"))?;
+        let record = Ceremony {
+            s: hex(&self.keys.session_digest(subject)),
+            d: digest.to_hex(),
+            u: summary.to_owned(),
+        };
+        let key = StoreKeys::action(&id);
+        let sealed = self.seal_json(&key, &record)?;
+        self.state.put(&key, sealed, limits.ceremony_ttl).await?;
+        Ok(Opened::Id(id.as_str().to_owned()))
+    }
+
+    /// The ceremony `id` of `subject`'s session, still waiting: `None`
+    /// when there is none, it expired or was used, or it is another
+    /// session's.
+    pub async fn pending_action(
+        &self,
+        subject: &Subject,
+        id: &str,
+    ) -> Result<Option<PendingAction>, StoreError> {
+        let Some(id) = RecordId::parse(id) else {
+            return Ok(None);
+        };
+        let key = StoreKeys::action(&id);
+        let Some(sealed) = self.state.get(&key).await? else {
+            return Ok(None);
+        };
+        Ok(self.ours::<Ceremony>(&key, &sealed, subject).and_then(|c| {
+            Some(PendingAction {
+                digest: ActionDigest::from_hex(&c.d)?,
+                summary: c.u,
+                id: id.as_str().to_owned(),
+            })
+        }))
+    }
+
+    /// `sealed` (from the store entry `key`) opened, if it belongs to
+    /// `subject`'s session.
+    fn ours<T: SessionBound>(&self, key: &str, sealed: &[u8], subject: &Subject) -> Option<T> {
+        let session = hex(&self.keys.session_digest(subject));
+        self.open_json::<T>(key, sealed)
+            .filter(|r| stepup_core::ct::eq(r.session().as_bytes(), session.as_bytes()))
+    }
+
+    /// Counts a wrong answer made for the ceremony `id`; at the limit the
+    /// ceremony is void.
+    pub(crate) async fn action_failed(&self, id: &str) -> Result<(), StoreError> {
+        let Some(id) = RecordId::parse(id) else {
+            return Ok(());
+        };
+        let limits = &self.actions;
+        let failures = self
+            .state
+            .increment(&StoreKeys::action_failures(&id), limits.ceremony_ttl)
+            .await?;
+        if failures >= limits.attempts {
+            self.state.remove(&StoreKeys::action(&id)).await?;
+        }
+        Ok(())
+    }
+
+    /// Turns `subject`'s ceremony `id`, whose step-up succeeded, into the
+    /// grant for its action: `false` when the ceremony is gone (expired,
+    /// void, used by a racing step-up, another session's).
+    pub(crate) async fn confirm_action(
+        &self,
+        subject: &Subject,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(record_id) = RecordId::parse(id) else {
+            return Ok(false);
+        };
+        let key = StoreKeys::action(&record_id);
+        // Read first: only the session that opened it may use it.
+        let Some(sealed) = self.state.get(&key).await? else {
+            return Ok(false);
+        };
+        if self.ours::<Ceremony>(&key, &sealed, subject).is_none() {
+            return Ok(false);
+        }
+        let Some(ceremony) = self
+            .state
+            .take(&key)
+            .await?
+            .and_then(|sealed| self.ours::<Ceremony>(&key, &sealed, subject))
+        else {
+            return Ok(false);
+        };
+        let Some(digest) = ActionDigest::from_hex(&ceremony.d) else {
+            return Ok(false);
+        };
+        let grant = Grant {
+            s: ceremony.s,
+            d: ceremony.d,
+            c: record_id.as_str().to_owned(),
+        };
+        let key = StoreKeys::grant(&self.keys.grant_name(subject, &digest));
+        let sealed = self.seal_json(&key, &grant)?;
+        self.state.put(&key, sealed, self.actions.grant_ttl).await?;
+        Ok(true)
+    }
+
+    /// Takes the grant for the action of `digest` in `subject`'s session —
+    /// one caller ever does. With `presented` (the ceremony id an API
+    /// client sends back), the grant must come from that ceremony. A grant
+    /// that does not match is left where it is.
+    pub(crate) async fn take_grant(
+        &self,
+        subject: &Subject,
+        digest: &ActionDigest,
+        presented: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let key = StoreKeys::grant(&self.keys.grant_name(subject, digest));
+        let matches = |sealed: &[u8]| {
+            self.ours::<Grant>(&key, sealed, subject).is_some_and(|g| {
+                ActionDigest::from_hex(&g.d).is_some_and(|d| d == *digest)
+                    && presented.is_none_or(|p| stepup_core::ct::eq(p.as_bytes(), g.c.as_bytes()))
+            })
+        };
+        let Some(sealed) = self.state.get(&key).await? else {
+            return Ok(false);
+        };
+        if !matches(&sealed) {
+            return Ok(false);
+        }
+        Ok(self
+            .state
+            .take(&key)
+            .await?
+            .is_some_and(|sealed| matches(&sealed)))
+    }
+}
+
+/// A sealed record bound to a login session.
+trait SessionBound: serde::de::DeserializeOwned {
+    fn session(&self) -> &str;
+}
+
+impl SessionBound for Ceremony {
+    fn session(&self) -> &str {
+        &self.s
+    }
+}
+
+impl SessionBound for Grant {
+    fn session(&self) -> &str {
+        &self.s
+    }
+}
