@@ -57,6 +57,8 @@ use crate::time::Timestamp;
 /// `(<duration>)`; durations are sums of `<n>d`, `<n>h`, `<n>m`, `<n>s`
 /// (`1h30m`); terms combine with `and`/`&` (binds tighter) and `or`/`|`, and
 /// parentheses group. Keywords are case-insensitive; method names are not.
+/// The term `bound` (no duration) asks for a single-use grant for the
+/// request's exact action ([`Policy::bound`]): `level 2 within 5m and bound`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     requirement: Requirement,
