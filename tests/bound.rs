@@ -21,6 +21,7 @@ stepup_conformance::per_adapter!(
     a_passkey_assertion_for_one_transfer_confirms_no_other,
     a_browser_confirms_the_transfer_it_typed,
     small_transfers_are_not_bound,
+    a_weaker_confirmation_never_borrows_the_tokens_strength,
 );
 
 /// `POST /transfer` as JSON with `body`, optionally with a grant.
@@ -524,5 +525,37 @@ async fn small_transfers_are_not_bound(bank: Bank) {
         .await;
         assert_eq!(r.status(), StatusCode::OK);
     }
+    assert_eq!(bank.balance().await, before - 20_000);
+}
+
+/// The step-up made for the action must meet the policy itself: a password
+/// (level 1) confirming a big transfer is not lifted to level 2 by a TOTP
+/// proof already in the token — else malware knowing the password could
+/// confirm its own transfer after any earlier step-up.
+async fn a_weaker_confirmation_never_borrows_the_tokens_strength(bank: Bank) {
+    logged_in_and_fresh(&bank).await;
+    let before = bank.balance().await;
+    let mallory = json!({"to": "bob", "amount": 20_000});
+    let confirmation = challenged(&bank, &bank.client, mallory.clone()).await;
+    let r = bank
+        .post_json(
+            "/step-up/password",
+            json!({"password": "wonderland", "confirmation": confirmation}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = transfer(&bank, &bank.client, mallory.clone(), Some(&confirmation)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["reason"], "missing_method", "{problem}");
+    assert_eq!(bank.balance().await, before);
+    // Confirmed with a factor that meets the policy, it goes through.
+    let again = problem["confirmation"].as_str().unwrap().to_owned();
+    assert_eq!(
+        confirm_totp(&bank, &bank.client, &again).await.status(),
+        StatusCode::OK
+    );
+    let r = transfer(&bank, &bank.client, mallory, Some(&again)).await;
+    assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(bank.balance().await, before - 20_000);
 }

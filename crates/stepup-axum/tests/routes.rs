@@ -1057,3 +1057,51 @@ async fn a_grant_is_for_its_route_and_a_get_can_be_bound() {
     let (r, _) = app.send(get(&cookie)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "once");
 }
+
+/// A session's ceremony quota cannot be spent from elsewhere, nor by its
+/// own retries: a request from another site gets the challenge without a
+/// ceremony, and the same action asked again waits on the ceremony already
+/// open for it.
+#[tokio::test]
+async fn ceremonies_are_not_opened_from_elsewhere_nor_twice_for_one_action() {
+    let app = app().await;
+    // An attacker's page navigating the user to a bound GET, many times.
+    for i in 0..15 {
+        let (r, _) = app
+            .send(
+                as_alice("GET", &format!("/keys/reveal?key=k{i}"))
+                    .header(header::ACCEPT, HTML)
+                    .header("sec-fetch-mode", "navigate")
+                    .header("sec-fetch-site", "cross-site")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to = r.headers()[header::LOCATION].to_str().unwrap();
+        assert!(!to.contains("confirmation="), "{to}");
+    }
+    // The user's own API retries of one action: one ceremony, reused.
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..15 {
+        let (r, body) = app
+            .send(json_post("/bound/one", r#"{"a":"y"}"#, None))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{body}");
+        let problem: Value = serde_json::from_str(&body).unwrap();
+        ids.insert(problem["confirmation"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    // The quota (10 per session in 5 minutes) is untouched by all that.
+    for i in 0..9 {
+        let (r, body) = app
+            .send(json_post("/bound/one", &format!(r#"{{"a":"z{i}"}}"#), None))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body.contains("\"confirmation\""), "{body}");
+    }
+    let (r, _) = app
+        .send(json_post("/bound/one", r#"{"a":"one too many"}"#, None))
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}

@@ -292,6 +292,12 @@ impl StoreKeys {
         format!("stepup:actions-opened:{session}")
     }
 
+    /// The ceremony open for one action in one session (sealed), so the
+    /// same action asked again waits on it.
+    pub(crate) fn action_waiting(name: &GrantName) -> String {
+        format!("stepup:action-waiting:{name}")
+    }
+
     /// A single-use grant for one action in one session (sealed).
     pub(crate) fn grant(name: &GrantName) -> String {
         format!("stepup:grant:{name}")
@@ -666,6 +672,10 @@ mod tests {
             "stepup:actions-opened:baba9ad7e53c11291c081b7f229c0e6a"
         );
         let digest = stepup_core::ActionDigest::from_hex(&"ab".repeat(32)).unwrap();
+        assert_eq!(
+            StoreKeys::action_waiting(&k.grant_name(&alice, &digest)),
+            "stepup:action-waiting:114da4e9ac8278f3b2c727c65117897b"
+        );
         assert_eq!(
             StoreKeys::grant(&k.grant_name(&alice, &digest)),
             "stepup:grant:114da4e9ac8278f3b2c727c65117897b"

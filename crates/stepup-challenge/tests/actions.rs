@@ -150,10 +150,14 @@ async fn a_gone_ceremony_consumes_no_recovery_code() {
         s.engine.recovery_codes_left(&user).await.unwrap(),
         before - 1
     );
-    assert_eq!(
-        s.grants.take(&user, &action, Some(&id)).await,
-        Taken::Granted
-    );
+    // The grant carries the proof it was made with.
+    match s.grants.take(&user, &action, Some(&id)).await {
+        Taken::Granted(proof) => {
+            assert_eq!(proof.method(), stepup_core::Method::RecoveryCode);
+            assert_eq!(proof.at(), s.clock.now());
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         s.grants.take(&user, &action, Some(&id)).await,
         Taken::Missing

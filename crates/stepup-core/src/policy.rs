@@ -259,6 +259,31 @@ impl Policy {
         out
     }
 
+    /// Whether `proofs` alone meet this policy at `now` (with `granted`:
+    /// a grant for the request's action was taken), ranked by `levels`: a
+    /// bound route checks the one proof its grant was made with, so a
+    /// grant never stands for more than the step-up made for it proved.
+    ///
+    /// ```
+    /// use stepup_core::{LevelTable, Method, Policy, Proof, Timestamp};
+    /// let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// let big: Policy = "level 2 within 5m and bound".parse()?;
+    /// let levels = LevelTable::nist();
+    /// assert!(big.met_by(&[Proof::new(Method::Totp, now)], &levels, now, true).is_ok());
+    /// assert!(big.met_by(&[Proof::new(Method::Password, now)], &levels, now, true).is_err());
+    /// assert!(big.met_by(&[Proof::new(Method::Totp, now)], &levels, now, false).is_err());
+    /// # Ok::<(), stepup_core::PolicyParseError>(())
+    /// ```
+    pub fn met_by(
+        &self,
+        proofs: &[Proof],
+        levels: &LevelTable,
+        now: Timestamp,
+        granted: bool,
+    ) -> Result<(), ChallengeReason> {
+        self.evaluate(proofs, levels, now, granted)
+    }
+
     /// Checks `proofs` against this policy at `now`, with `granted`
     /// saying whether a grant for the request's action was taken.
     pub(crate) fn evaluate(

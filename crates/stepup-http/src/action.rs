@@ -163,13 +163,42 @@ impl fmt::Debug for Normalise {
     }
 }
 
-/// Whether `c` may not appear in a text value: a control character, or a
-/// bidirectional-formatting one (which can reorder what a summary shows).
+/// Whether `c` may not appear in a text value: a control character, a
+/// bidirectional-formatting one (which can reorder what a summary shows), or
+/// any other format or default-ignorable character (zero-width spaces and
+/// joiners, the soft hyphen, word joiners, variation selectors, the byte
+/// order mark, tag characters…), which a page shows as nothing: the
+/// summary would read "bob" while another value runs.
 fn is_forbidden_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            // Format (Cf) and Default_Ignorable_Code_Point, Unicode 15.
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
         )
 }
 
@@ -179,7 +208,7 @@ fn exact(raw: &str) -> Result<String, String> {
         return Err("must not be empty".to_owned());
     }
     if raw.chars().any(is_forbidden_char) {
-        return Err("must not hold control characters".to_owned());
+        return Err("must not hold control or invisible characters".to_owned());
     }
     Ok(raw.to_owned())
 }
@@ -1367,10 +1396,18 @@ mod tests {
             "\u{85}",
             "x\u{202E}y",
             "\u{2066}",
+            // Invisible: the page would show "bob".
+            "bo\u{200B}b",
+            "bo\u{2060}b",
+            "bo\u{00AD}b",
+            "\u{FEFF}bob",
+            "bob\u{E0041}",
+            "bo\u{FE0F}b",
+            "b\u{115F}ob",
         ] {
             assert_eq!(
                 norm(Normalise::Exact, bad).unwrap_err(),
-                "`v`: must not hold control characters",
+                "`v`: must not hold control or invisible characters",
                 "{bad:?}"
             );
         }
@@ -1393,9 +1430,15 @@ mod tests {
         );
         assert_eq!(
             norm(Normalise::Trimmed, "a\u{1b}[2Jb").unwrap_err(),
-            "`v`: must not hold control characters"
+            "`v`: must not hold control or invisible characters"
         );
         assert!(norm(Normalise::Trimmed, "a \u{202E} b").is_err());
+        assert!(norm(Normalise::Trimmed, "bo\u{200B}b").is_err());
+        // Combining marks are visible ("bób"), and kept as sent.
+        assert_eq!(
+            norm(Normalise::Trimmed, "bo\u{301}b").unwrap(),
+            "bo\u{301}b"
+        );
     }
 
     #[test]

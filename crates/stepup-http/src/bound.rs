@@ -1,7 +1,7 @@
 //! Bound routes: the [`Grants`] store a guard asks for a request's action,
 //! and how a challenge for one is answered.
 
-use stepup_core::{ReturnTo, Subject};
+use stepup_core::{Proof, ReturnTo, Subject};
 
 use crate::action::{ActionRefusal, BoundAction};
 use crate::reply::Reply;
@@ -29,8 +29,10 @@ pub enum Opening {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Taken {
-    /// A grant for exactly this action in this session, now used up.
-    Granted,
+    /// A grant for exactly this action in this session, now used up; the
+    /// proof of the step-up made for it (the method and when), which must
+    /// meet the route's policy on its own.
+    Granted(Proof),
     /// None (never confirmed, used, expired, another action's or
     /// session's, another ceremony's than the one presented).
     Missing,

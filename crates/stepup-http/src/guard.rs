@@ -350,8 +350,12 @@ impl<R: ?Sized> Guard<R> {
     /// let guard: Guard<()> = Guard::new(tokens.gate(), Policy::level(2))
     ///     .bind(spec)
     ///     .bound_policy(move |action| {
-    ///         let amount: f64 = action.get("amount")?.parse().ok()?;
-    ///         (amount > 10_000.0).then(|| big.clone())
+    ///         // Fail closed: an amount that does not read as small is big.
+    ///         let cents = action.get("amount").and_then(|a| a.replace('.', "").parse::<u128>().ok());
+    ///         match cents {
+    ///             Some(cents) if cents <= 1_000_000 => None,
+    ///             _ => Some(big.clone()),
+    ///         }
     ///     });
     /// assert!(guard.binding().is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -467,12 +471,23 @@ impl<R: ?Sized> Guard<R> {
                         return Verdict::Deny(no_grants());
                     };
                     match grants.take(&subject, action, presented.as_deref()).await {
-                        Taken::Granted => match assurance.require_granted(&policy, now, true) {
+                        // The step-up made for the action must meet the
+                        // policy on its own: an earlier, stronger proof in
+                        // the token never lends a weaker confirmation
+                        // (a password) its strength.
+                        Taken::Granted(proof) => match policy
+                            .met_by(&[proof], assurance.level_table(), now, true)
+                            .map_err(|reason| c.gate.challenge(reason, &policy))
+                            .and_then(|()| assurance.require_granted(&policy, now, true))
+                        {
                             Ok(()) => {
                                 tracing::info!(target: "stepup", outcome = "granted", policy = %policy, "a bound action's grant was used");
                                 return self.allow(assurance);
                             }
-                            Err(challenge) => challenge,
+                            Err(challenge) => {
+                                tracing::info!(target: "stepup", outcome = "grant_too_weak", reason = challenge.reason().code(), policy = %policy, "a bound action's grant was made with a step-up that does not meet the policy: used up, asked again");
+                                challenge
+                            }
                         },
                         Taken::Missing => challenge,
                         Taken::Unavailable => return Verdict::Deny(unavailable()),
@@ -486,7 +501,11 @@ impl<R: ?Sized> Guard<R> {
             "GET" | "HEAD" => None,
             _ => Some(subject.clone()),
         };
-        if !policy.is_bound() {
+        // No ceremony for a request from another site (a link or a form
+        // elsewhere, an attacker's page filling the session's quota): the
+        // challenge alone; once back from the page, the request comes from
+        // here and opens its ceremony.
+        if !policy.is_bound() || from_elsewhere(head, c.target.origin()) {
             return self.deny(
                 head,
                 found,
@@ -772,6 +791,21 @@ impl<R: ?Sized> Guard<R> {
     /// as this guard would.
     pub fn hold(&self, head: &impl RequestHead) -> Hold {
         Hold::new(self.inner.target.clone(), head)
+    }
+}
+
+/// Whether `head` says it comes from another site: `Sec-Fetch-Site` of
+/// `cross-site` or `same-site` (a sibling subdomain is not this origin), or
+/// an `Origin` that is not `origin`. A request saying nothing (an API
+/// client, an old browser, a typed URL) is not.
+fn from_elsewhere(head: &impl RequestHead, origin: Option<&str>) -> bool {
+    let site = head.value(Header::SecFetchSite);
+    if matches!(site, Some(b"cross-site" | b"same-site")) {
+        return true;
+    }
+    match (head.value(Header::Origin), origin) {
+        (Some(b"null") | None, _) | (_, None) => false,
+        (Some(sent), Some(ours)) => sent != ours.as_bytes(),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use stepup_core::{ActionDigest, Subject};
+use stepup_core::{ActionDigest, Method, Proof, Subject, Timestamp};
 
 use super::Engine;
 use crate::error::StoreError;
@@ -138,6 +138,10 @@ struct Grant {
     d: String,
     /// The ceremony it came from.
     c: String,
+    /// The method of the step-up made for it (canonical name).
+    m: String,
+    /// When that step-up was made (Unix seconds).
+    a: u64,
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
@@ -150,6 +154,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         summary: &str,
     ) -> Result<Opened, StoreError> {
         let limits = &self.actions;
+        // The same action again in this session (a double submit, a
+        // retry, a reload) waits on the ceremony already open for it: one
+        // confirmation, and no quota spent.
+        let waiting = StoreKeys::action_waiting(&self.keys.grant_name(subject, digest));
+        if let Some(sealed) = self.state.get(&waiting).await?
+            && let Some(id) = self.open_json::<String>(&waiting, &sealed)
+            && let Some(pending) = self.pending_action(subject, &id).await?
+            && pending.digest() == *digest
+        {
+            return Ok(Opened::Id(id));
+        }
         let count = StoreKeys::actions_opened(&self.keys.session(subject));
         if self.state.increment(&count, limits.ceremony_ttl).await? > limits.per_session {
             return Ok(Opened::TooMany);
@@ -163,6 +178,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let key = StoreKeys::action(&id);
         let sealed = self.seal_json(&key, &record)?;
         self.state.put(&key, sealed, limits.ceremony_ttl).await?;
+        let named = self.seal_json(&waiting, &id.as_str())?;
+        self.state.put(&waiting, named, limits.ceremony_ttl).await?;
         Ok(Opened::Id(id.as_str().to_owned()))
     }
 
@@ -215,13 +232,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(())
     }
 
-    /// Turns `subject`'s ceremony `id`, whose step-up succeeded, into the
-    /// grant for its action: `false` when the ceremony is gone (expired,
-    /// void, used by a racing step-up, another session's).
+    /// Turns `subject`'s ceremony `id`, whose step-up succeeded with
+    /// `proof`, into the grant for its action (recording the proof, which
+    /// the route checks against its policy): `false` when the ceremony is
+    /// gone (expired, void, used by a racing step-up, another session's).
     pub(crate) async fn confirm_action(
         &self,
         subject: &Subject,
         id: &str,
+        proof: Proof,
     ) -> Result<bool, StoreError> {
         let Some(record_id) = RecordId::parse(id) else {
             return Ok(false);
@@ -249,6 +268,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             s: ceremony.s,
             d: ceremony.d,
             c: record_id.as_str().to_owned(),
+            m: proof.method().to_string(),
+            a: proof.at().as_unix_seconds(),
         };
         let key = StoreKeys::grant(&self.keys.grant_name(subject, &digest));
         let sealed = self.seal_json(&key, &grant)?;
@@ -257,33 +278,44 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     /// Takes the grant for the action of `digest` in `subject`'s session —
-    /// one caller ever does. With `presented` (the ceremony id an API
-    /// client sends back), the grant must come from that ceremony. A grant
-    /// that does not match is left where it is.
+    /// one caller ever does — and gives the proof it was made with. With
+    /// `presented` (the ceremony id an API client sends back), the grant
+    /// must come from that ceremony. A grant that does not match is left
+    /// where it is.
     pub(crate) async fn take_grant(
         &self,
         subject: &Subject,
         digest: &ActionDigest,
         presented: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Proof>, StoreError> {
         let key = StoreKeys::grant(&self.keys.grant_name(subject, digest));
-        let matches = |sealed: &[u8]| {
-            self.ours::<Grant>(&key, sealed, subject).is_some_and(|g| {
+        let matching = |sealed: &[u8]| {
+            self.ours::<Grant>(&key, sealed, subject).filter(|g| {
                 ActionDigest::from_hex(&g.d).is_some_and(|d| d == *digest)
                     && presented.is_none_or(|p| stepup_core::ct::eq(p.as_bytes(), g.c.as_bytes()))
             })
         };
         let Some(sealed) = self.state.get(&key).await? else {
-            return Ok(false);
+            return Ok(None);
         };
-        if !matches(&sealed) {
-            return Ok(false);
+        if matching(&sealed).is_none() {
+            return Ok(None);
         }
-        Ok(self
+        let Some(grant) = self
             .state
             .take(&key)
             .await?
-            .is_some_and(|sealed| matches(&sealed)))
+            .and_then(|sealed| matching(&sealed))
+        else {
+            return Ok(None);
+        };
+        // A record this engine wrote always names a method: one that does
+        // not read counts as nothing proven.
+        Ok(grant
+            .m
+            .parse::<Method>()
+            .ok()
+            .map(|method| Proof::new(method, Timestamp::from_unix_seconds(grant.a))))
     }
 }
 

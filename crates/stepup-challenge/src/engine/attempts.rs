@@ -116,8 +116,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 // ceremony was used by a racing step-up, or expired just now —
                 // nothing is issued, so no step-up seems to confirm what it
                 // did not.
+                let now = self.clock.now();
+                let proof = Proof::new(proven, now);
                 if let Some(id) = attempt.action {
-                    match self.confirm_action(subject, id).await {
+                    match self.confirm_action(subject, id, proof).await {
                         Ok(true) => {}
                         Ok(false) => {
                             self.emit(EventKind::Failed, proven, subject, None);
@@ -129,8 +131,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                         }
                     }
                 }
-                let now = self.clock.now();
-                let proof = Proof::new(proven, now);
                 let issued = match attempt.context {
                     Some(ctx) => {
                         self.issuer

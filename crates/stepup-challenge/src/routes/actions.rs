@@ -78,8 +78,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Grants for Confirmation
                 .take_grant(subject, &action.digest(), presented)
                 .await
             {
-                Ok(true) => Taken::Granted,
-                Ok(false) => Taken::Missing,
+                Ok(Some(proof)) => Taken::Granted(proof),
+                Ok(None) => Taken::Missing,
                 Err(e) => {
                     tracing::warn!(target: "stepup", error = %e, "a bound action's grant could not be read");
                     Taken::Unavailable
