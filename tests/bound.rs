@@ -544,18 +544,35 @@ async fn a_weaker_confirmation_never_borrows_the_tokens_strength(bank: Bank) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // Recorded for the action, but not enough for its policy: no grant.
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["pending_confirmation"],
+        confirmation.as_str(),
+        "{body}"
+    );
+    assert!(body.get("grant").is_none(), "{body}");
     let r = transfer(&bank, &bank.client, mallory.clone(), Some(&confirmation)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let problem: Value = r.json().await.unwrap();
-    assert_eq!(problem["reason"], "missing_method", "{problem}");
+    assert_eq!(problem["reason"], "action_not_confirmed", "{problem}");
+    // The same ceremony waits for a step-up that meets the policy.
+    assert_eq!(problem["confirmation"], confirmation.as_str());
     assert_eq!(bank.balance().await, before);
-    // Confirmed with a factor that meets the policy, it goes through.
-    let again = problem["confirmation"].as_str().unwrap().to_owned();
+    let page = bank
+        .navigate(problem["step_up_url"].as_str().unwrap())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("one more way of confirming"), "{page}");
     assert_eq!(
-        confirm_totp(&bank, &bank.client, &again).await.status(),
+        confirm_totp(&bank, &bank.client, &confirmation)
+            .await
+            .status(),
         StatusCode::OK
     );
-    let r = transfer(&bank, &bank.client, mallory, Some(&again)).await;
+    let r = transfer(&bank, &bank.client, mallory, Some(&confirmation)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(bank.balance().await, before - 20_000);
 }

@@ -11,7 +11,9 @@ use stepup_challenge::{
     ActionLimits, Attempt, AttemptLimits, ChallengeError, Engine, FactorStore, MemoryFactorStore,
     MemoryStateStore, TotpConfig, TotpSecret,
 };
-use stepup_core::{Action, Clock, Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
+use stepup_core::{
+    Action, Clock, Key, KeyId, KeyRing, Policy, Subject, TestClock, Timestamp, TokenConfig,
+};
 use stepup_http::{BoundAction, Grants, Opening, Taken};
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
@@ -69,11 +71,16 @@ impl Setup {
     }
 
     async fn open(&self, subject: &Subject, action: &BoundAction) -> String {
-        match self.grants.open(subject, action).await {
+        match self.grants.open(subject, action, &big()).await {
             Opening::Opened(id) => id,
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// A bound policy one level-2 step-up meets.
+fn big() -> Policy {
+    Policy::level(2).and(Policy::bound())
 }
 
 fn alice() -> Subject {
@@ -152,9 +159,14 @@ async fn a_gone_ceremony_consumes_no_recovery_code() {
     );
     // The grant carries the proof it was made with.
     match s.grants.take(&user, &action, Some(&id)).await {
-        Taken::Granted(proof) => {
-            assert_eq!(proof.method(), stepup_core::Method::RecoveryCode);
-            assert_eq!(proof.at(), s.clock.now());
+        Taken::Granted(proofs) => {
+            assert_eq!(
+                proofs,
+                [stepup_core::Proof::new(
+                    stepup_core::Method::RecoveryCode,
+                    s.clock.now()
+                )]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -170,7 +182,10 @@ async fn a_session_opens_a_bounded_number_of_ceremonies() {
     let user = alice();
     s.open(&user, &send("1.00")).await;
     s.open(&user, &send("2.00")).await;
-    assert_eq!(s.grants.open(&user, &send("3.00")).await, Opening::TooMany);
+    assert_eq!(
+        s.grants.open(&user, &send("3.00"), &big()).await,
+        Opening::TooMany
+    );
     // Another session has its own; after the window, this one again.
     let other = Subject::new("alice").with_session("s-2");
     s.open(&other, &send("3.00")).await;
@@ -217,5 +232,85 @@ async fn the_pending_action_is_the_opened_one() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// A policy that needs two methods is met by two step-ups made for the
+/// ceremony: the first is recorded and keeps it open, the second makes the
+/// grant — and a proof made before the ceremony (an earlier TOTP in the
+/// token) never counts for it.
+#[tokio::test]
+async fn a_two_method_policy_is_confirmed_by_two_step_ups_made_for_it() {
+    let clock = TestClock::new(T0);
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[3u8; 32]).unwrap(),
+    ));
+    let factors = MemoryFactorStore::new();
+    let secret = TotpSecret::from_bytes(b"12345678901234567890").unwrap();
+    factors
+        .set_totp_secret(&Subject::new("alice"), secret.clone())
+        .await
+        .unwrap();
+    let engine = Arc::new(
+        Engine::new(
+            config.issuer(),
+            factors,
+            MemoryStateStore::new(clock.clone()),
+        )
+        .with_clock(clock.clone())
+        .with_totp(TotpConfig::new("Example Bank"))
+        .with_passwords(stepup_challenge::InsecureFixedPasswords::new([(
+            "alice",
+            "wonderland",
+        )])),
+    );
+    let grants = Confirmations::new(engine.clone());
+    let code = || {
+        TotpConfig::new("Example Bank")
+            .code_at(&secret, clock.now().as_unix_seconds())
+            .unwrap()
+    };
+    let user = alice();
+    let both: Policy = "password within 15m and totp within 5m and bound"
+        .parse()
+        .unwrap();
+    // A TOTP before the ceremony: in the token, not for the action.
+    engine
+        .step_up_totp(Attempt::new(&user), &code())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(30));
+    let action = send("12000.00");
+    let Opening::Opened(id) = grants.open(&user, &action, &both).await else {
+        panic!("opens");
+    };
+    engine
+        .step_up_password(Attempt::new(&user).for_action(&id), "wonderland")
+        .await
+        .unwrap();
+    // Recorded, still open; no grant yet.
+    assert!(engine.pending_action(&user, &id).await.unwrap().is_some());
+    assert_eq!(grants.take(&user, &action, None).await, Taken::Missing);
+    // The same action asked again waits on the same ceremony.
+    assert_eq!(
+        grants.open(&user, &action, &both).await,
+        Opening::Opened(id.clone())
+    );
+    engine
+        .step_up_totp(Attempt::new(&user).for_action(&id), &code())
+        .await
+        .unwrap();
+    assert!(engine.pending_action(&user, &id).await.unwrap().is_none());
+    let Taken::Granted(proofs) = grants.take(&user, &action, Some(&id)).await else {
+        panic!("granted");
+    };
+    let methods: Vec<_> = proofs.iter().map(|p| p.method()).collect();
+    assert_eq!(
+        methods,
+        [stepup_core::Method::Password, stepup_core::Method::Totp]
+    );
+    assert!(
+        both.met_by(&proofs, config.issuer().levels(), clock.now(), true)
+            .is_ok()
     );
 }

@@ -199,16 +199,46 @@ fn is_forbidden_char(c: char) -> bool {
                 | '\u{1BCA0}'..='\u{1BCA3}'
                 | '\u{1D173}'..='\u{1D17A}'
                 | '\u{E0000}'..='\u{E0FFF}'
+                // Blank-looking, private or never-assigned: U+2800 (a blank
+                // Braille pattern), the private-use areas, the noncharacters.
+                | '\u{2800}'
+                | '\u{E000}'..='\u{F8FF}'
+                | '\u{F0000}'..='\u{10FFFF}'
+                | '\u{FDD0}'..='\u{FDEF}'
         )
+        || (u32::from(c) & 0xFFFE) == 0xFFFE
 }
 
-/// [`Normalise::Exact`].
+/// `value` into a summary: as it is when ASCII; otherwise between the
+/// Unicode isolates FSI … PDI, so right-to-left text in it cannot reorder
+/// the words and numbers around it (values never hold isolates: they are
+/// refused).
+fn isolate(out: &mut String, value: &str) {
+    if value.is_ascii() {
+        out.push_str(value);
+    } else {
+        out.push('\u{2068}');
+        out.push_str(value);
+        out.push('\u{2069}');
+    }
+}
+
+/// [`Normalise::Exact`]: as sent, but nothing a page would not show as
+/// sent — no control, format or invisible characters, and no whitespace
+/// but single spaces between words (a page collapses the rest).
 fn exact(raw: &str) -> Result<String, String> {
     if raw.is_empty() {
         return Err("must not be empty".to_owned());
     }
     if raw.chars().any(is_forbidden_char) {
         return Err("must not hold control or invisible characters".to_owned());
+    }
+    let spaced = raw.starts_with(' ') || raw.ends_with(' ') || raw.contains("  ");
+    if spaced || raw.chars().any(|c| c.is_whitespace() && c != ' ') {
+        return Err(
+            "must not start or end with spaces, nor hold other whitespace than single spaces"
+                .to_owned(),
+        );
     }
     Ok(raw.to_owned())
 }
@@ -610,7 +640,10 @@ impl Declared {
                     match piece {
                         Piece::Text(text) => out.push_str(text),
                         Piece::Field(at) => {
-                            out.push_str(values.get(*at).and_then(Option::as_deref).unwrap_or(""));
+                            isolate(
+                                &mut out,
+                                values.get(*at).and_then(Option::as_deref).unwrap_or(""),
+                            );
                         }
                     }
                 }
@@ -623,7 +656,11 @@ impl Declared {
                     .iter()
                     .zip(&values)
                     .filter_map(|(field, value)| {
-                        value.as_ref().map(|v| format!("{} {v}", field.name))
+                        value.as_ref().map(|v| {
+                            let mut shown = format!("{} ", field.name);
+                            isolate(&mut shown, v);
+                            shown
+                        })
                     })
                     .collect();
                 format!("{}: {}", self.kind, parts.join(", "))
@@ -1349,6 +1386,26 @@ mod tests {
         }
     }
 
+    /// Right-to-left text in a value cannot reorder the summary around it:
+    /// non-ASCII values are shown between isolates; ASCII ones as they are.
+    #[test]
+    fn non_ascii_values_are_isolated_in_summaries() {
+        let spec = ActionSpec::builder("payment")
+            .field("amount", Normalise::Amount { scale: 2 })
+            .field("to", Normalise::Trimmed)
+            .summary("Send {amount} to {to}")
+            .build()
+            .unwrap();
+        let hebrew = "to=%D7%93%D7%A0%D7%99&amount=12";
+        let bound = spec.extract(&input(FORM, hebrew.as_bytes())).unwrap();
+        assert_eq!(
+            bound.summary(),
+            "Send 12.00 to \u{2068}\u{5d3}\u{5e0}\u{5d9}\u{2069}"
+        );
+        let ascii = spec.extract(&input(FORM, b"to=bob&amount=12")).unwrap();
+        assert_eq!(ascii.summary(), "Send 12.00 to bob");
+    }
+
     fn one(normalise: Normalise) -> ActionSpec {
         ActionSpec::builder("t")
             .field("v", normalise)
@@ -1382,7 +1439,30 @@ mod tests {
 
     #[test]
     fn exact_keeps_the_value_as_sent() {
-        assert_eq!(norm(Normalise::Exact, " a  b ").unwrap(), " a  b ");
+        assert_eq!(norm(Normalise::Exact, "a b").unwrap(), "a b");
+        // A page collapses spaces and shows other whitespace as a space:
+        // "bob " would read "bob".
+        for spaced in [
+            " a",
+            "a ",
+            "a  b",
+            "a\u{A0}b",
+            "a\u{3000}b",
+            "a\u{2028}b",
+            "a\u{2029}b",
+        ] {
+            assert!(norm(Normalise::Exact, spaced).is_err(), "{spaced:?}");
+        }
+        for unseen in [
+            "\u{2800}",
+            "a\u{E000}",
+            "\u{F0000}",
+            "\u{FDD0}",
+            "\u{FFFE}",
+            "\u{1FFFF}",
+        ] {
+            assert!(norm(Normalise::Exact, unseen).is_err(), "{unseen:?}");
+        }
         assert_eq!(norm(Normalise::Exact, "Zoë €").unwrap(), "Zoë €");
         assert_eq!(
             norm(Normalise::Exact, "").unwrap_err(),

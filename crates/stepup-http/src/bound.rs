@@ -1,7 +1,7 @@
 //! Bound routes: the [`Grants`] store a guard asks for a request's action,
 //! and how a challenge for one is answered.
 
-use stepup_core::{Proof, ReturnTo, Subject};
+use stepup_core::{Policy, Proof, ReturnTo, Subject};
 
 use crate::action::{ActionRefusal, BoundAction};
 use crate::reply::Reply;
@@ -26,13 +26,13 @@ pub enum Opening {
 }
 
 /// What looking for an action's grant found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Taken {
     /// A grant for exactly this action in this session, now used up; the
-    /// proof of the step-up made for it (the method and when), which must
-    /// meet the route's policy on its own.
-    Granted(Proof),
+    /// proofs of the step-ups made for it (methods and when), which must
+    /// meet the route's policy by themselves.
+    Granted(Vec<Proof>),
     /// None (never confirmed, used, expired, another action's or
     /// session's, another ceremony's than the one presented).
     Missing,
@@ -46,8 +46,15 @@ pub enum Taken {
 /// hand). Object safe.
 pub trait Grants: Send + Sync {
     /// Opens a confirmation ceremony for `action` by `subject` (bound to
-    /// its session), keeping its digest and summary server-side.
-    fn open<'a>(&'a self, subject: &'a Subject, action: &'a BoundAction) -> BoxFuture<'a, Opening>;
+    /// its session), keeping its digest, summary and `policy` server-side:
+    /// the step-ups made for the ceremony must meet `policy` by themselves
+    /// before it becomes the grant.
+    fn open<'a>(
+        &'a self,
+        subject: &'a Subject,
+        action: &'a BoundAction,
+        policy: &'a Policy,
+    ) -> BoxFuture<'a, Opening>;
 
     /// Takes the grant for `action` in `subject`'s session — one caller
     /// ever does. `presented`: the [`GRANT_HEADER`] value, which must then

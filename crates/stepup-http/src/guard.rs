@@ -475,8 +475,8 @@ impl<R: ?Sized> Guard<R> {
                         // policy on its own: an earlier, stronger proof in
                         // the token never lends a weaker confirmation
                         // (a password) its strength.
-                        Taken::Granted(proof) => match policy
-                            .met_by(&[proof], assurance.level_table(), now, true)
+                        Taken::Granted(proofs) => match policy
+                            .met_by(&proofs, assurance.level_table(), now, true)
                             .map_err(|reason| c.gate.challenge(reason, &policy))
                             .and_then(|()| assurance.require_granted(&policy, now, true))
                         {
@@ -518,7 +518,7 @@ impl<R: ?Sized> Guard<R> {
         let Some(grants) = &c.grants else {
             return Verdict::Deny(no_grants());
         };
-        match grants.open(&subject, action).await {
+        match grants.open(&subject, action, &policy).await {
             Opening::Opened(id) => self.deny(
                 head,
                 found,

@@ -329,7 +329,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_is_taken_once_across_instances() {
     use stepup_challenge::routes::Confirmations;
-    use stepup_core::Action;
+    use stepup_core::{Action, Policy};
     use stepup_http::{BoundAction, Grants, Opening, Taken};
     use stepup_store::StateStore as _;
 
@@ -352,7 +352,10 @@ async fn a_grant_is_taken_once_across_instances() {
             .unwrap(),
         "Send 12,000 to mallory-the-payee".to_owned(),
     );
-    let Opening::Opened(id) = on_a.open(&user, &action).await else {
+    let Opening::Opened(id) = on_a
+        .open(&user, &action, &Policy::level(2).and(Policy::bound()))
+        .await
+    else {
         panic!("a ceremony opens");
     };
     let raw = server.store("bank:");

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use stepup_core::{ActionDigest, Method, Proof, Subject, Timestamp};
+use stepup_core::{ActionDigest, Method, Policy, Proof, Subject, Timestamp};
 
 use super::Engine;
 use crate::error::StoreError;
@@ -91,6 +91,7 @@ pub struct PendingAction {
     id: String,
     summary: String,
     digest: ActionDigest,
+    confirmed_with: Vec<Method>,
 }
 
 impl PendingAction {
@@ -108,6 +109,12 @@ impl PendingAction {
     pub fn digest(&self) -> ActionDigest {
         self.digest
     }
+
+    /// The methods of the step-ups already made for it, when its policy
+    /// needs more than one (empty before the first).
+    pub fn confirmed_with(&self) -> &[Method] {
+        &self.confirmed_with
+    }
 }
 
 /// What opening a ceremony gave.
@@ -119,6 +126,17 @@ pub(crate) enum Opened {
     TooMany,
 }
 
+/// What a successful step-up made for a ceremony did to it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Confirmed {
+    /// The proofs made for it meet its policy: the grant is written.
+    Granted,
+    /// Recorded; the policy needs more (another method): it stays open.
+    Partly,
+    /// The ceremony is gone (expired, void, used, another session's).
+    Gone,
+}
+
 /// A ceremony as stored (sealed).
 #[derive(Serialize, Deserialize)]
 struct Ceremony {
@@ -128,6 +146,13 @@ struct Ceremony {
     d: String,
     /// The summary.
     u: String,
+    /// The policy the action needs (its canonical expression): the proofs
+    /// made for the ceremony must meet it by themselves.
+    p: String,
+    /// When it was opened (Unix seconds).
+    o: u64,
+    /// The proofs made for it so far: method (canonical name), time.
+    f: Vec<(String, u64)>,
 }
 
 /// A grant as stored (sealed, under a name derived from the session and
@@ -138,30 +163,48 @@ struct Grant {
     d: String,
     /// The ceremony it came from.
     c: String,
-    /// The method of the step-up made for it (canonical name).
-    m: String,
-    /// When that step-up was made (Unix seconds).
-    a: u64,
+    /// The proofs made for it: method (canonical name), time.
+    f: Vec<(String, u64)>,
+}
+
+/// Stored proofs read back; `None` if any does not read (never less than
+/// was recorded).
+fn read_proofs(stored: &[(String, u64)]) -> Option<Vec<Proof>> {
+    stored
+        .iter()
+        .map(|(m, at)| {
+            m.parse::<Method>()
+                .ok()
+                .map(|m| Proof::new(m, Timestamp::from_unix_seconds(*at)))
+        })
+        .collect()
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// Opens a ceremony for the action of `digest` (shown as `summary`) by
-    /// `subject`'s session.
+    /// `subject`'s session, which step-ups made for it must meet `policy`
+    /// with (by themselves, not with proofs made before).
     pub(crate) async fn open_action(
         &self,
         subject: &Subject,
         digest: &ActionDigest,
         summary: &str,
+        policy: &Policy,
     ) -> Result<Opened, StoreError> {
         let limits = &self.actions;
+        let now = self.clock.now().as_unix_seconds();
+        let expression = policy.to_string();
         // The same action again in this session (a double submit, a
-        // retry, a reload) waits on the ceremony already open for it: one
-        // confirmation, and no quota spent.
+        // retry, a reload) waits on the ceremony already open for it — one
+        // confirmation, no quota spent — while at least half its time is
+        // left.
         let waiting = StoreKeys::action_waiting(&self.keys.grant_name(subject, digest));
         if let Some(sealed) = self.state.get(&waiting).await?
             && let Some(id) = self.open_json::<String>(&waiting, &sealed)
-            && let Some(pending) = self.pending_action(subject, &id).await?
-            && pending.digest() == *digest
+            && let Some((_, ceremony)) = self.ceremony(subject, &id).await?
+            && ceremony.d == digest.to_hex()
+            && ceremony.p == expression
+            && now.saturating_sub(ceremony.o) <= limits.ceremony_ttl.as_secs() / 2
         {
             return Ok(Opened::Id(id));
         }
@@ -174,6 +217,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             s: hex(&self.keys.session_digest(subject)),
             d: digest.to_hex(),
             u: summary.to_owned(),
+            p: expression,
+            o: now,
+            f: Vec::new(),
         };
         let key = StoreKeys::action(&id);
         let sealed = self.seal_json(&key, &record)?;
@@ -181,6 +227,24 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let named = self.seal_json(&waiting, &id.as_str())?;
         self.state.put(&waiting, named, limits.ceremony_ttl).await?;
         Ok(Opened::Id(id.as_str().to_owned()))
+    }
+
+    /// The ceremony `id` of `subject`'s session and its store key.
+    async fn ceremony(
+        &self,
+        subject: &Subject,
+        id: &str,
+    ) -> Result<Option<(String, Ceremony)>, StoreError> {
+        let Some(id) = RecordId::parse(id) else {
+            return Ok(None);
+        };
+        let key = StoreKeys::action(&id);
+        let Some(sealed) = self.state.get(&key).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .ours::<Ceremony>(&key, &sealed, subject)
+            .map(|c| (key, c)))
     }
 
     /// The ceremony `id` of `subject`'s session, still waiting: `None`
@@ -191,18 +255,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         subject: &Subject,
         id: &str,
     ) -> Result<Option<PendingAction>, StoreError> {
-        let Some(id) = RecordId::parse(id) else {
-            return Ok(None);
-        };
-        let key = StoreKeys::action(&id);
-        let Some(sealed) = self.state.get(&key).await? else {
-            return Ok(None);
-        };
-        Ok(self.ours::<Ceremony>(&key, &sealed, subject).and_then(|c| {
+        Ok(self.ceremony(subject, id).await?.and_then(|(_, c)| {
             Some(PendingAction {
                 digest: ActionDigest::from_hex(&c.d)?,
+                confirmed_with: read_proofs(&c.f)?.iter().map(Proof::method).collect(),
                 summary: c.u,
-                id: id.as_str().to_owned(),
+                id: id.to_owned(),
             })
         }))
     }
@@ -232,53 +290,81 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         Ok(())
     }
 
-    /// Turns `subject`'s ceremony `id`, whose step-up succeeded with
-    /// `proof`, into the grant for its action (recording the proof, which
-    /// the route checks against its policy): `false` when the ceremony is
-    /// gone (expired, void, used by a racing step-up, another session's).
+    /// Records `proof`, of a step-up made for `subject`'s ceremony `id`.
+    /// When the proofs made for the ceremony meet its policy by themselves,
+    /// the ceremony becomes the grant for its action (one caller ever
+    /// does); when the policy needs more (two methods), the ceremony stays
+    /// open with the proof recorded.
     pub(crate) async fn confirm_action(
         &self,
         subject: &Subject,
         id: &str,
         proof: Proof,
-    ) -> Result<bool, StoreError> {
-        let Some(record_id) = RecordId::parse(id) else {
-            return Ok(false);
-        };
-        let key = StoreKeys::action(&record_id);
+    ) -> Result<Confirmed, StoreError> {
         // Read first: only the session that opened it may use it.
-        let Some(sealed) = self.state.get(&key).await? else {
-            return Ok(false);
+        let Some((key, ceremony)) = self.ceremony(subject, id).await? else {
+            return Ok(Confirmed::Gone);
         };
-        if self.ours::<Ceremony>(&key, &sealed, subject).is_none() {
-            return Ok(false);
+        let (Ok(policy), Some(mut proofs), Some(digest)) = (
+            Policy::parse(&ceremony.p),
+            read_proofs(&ceremony.f),
+            ActionDigest::from_hex(&ceremony.d),
+        ) else {
+            return Ok(Confirmed::Gone);
+        };
+        proofs.retain(|p| p.method() != proof.method());
+        proofs.push(proof);
+        let now = self.clock.now();
+        let stored: Vec<(String, u64)> = proofs
+            .iter()
+            .map(|p| (p.method().to_string(), p.at().as_unix_seconds()))
+            .collect();
+        if policy
+            .met_by(&proofs, self.issuer.levels(), now, true)
+            .is_err()
+        {
+            // Not yet: keep it open, with this proof, for the rest of its
+            // time. (Of two racing partial step-ups one proof may be lost:
+            // then one more is asked, never less.)
+            let left = self
+                .actions
+                .ceremony_ttl
+                .saturating_sub(std::time::Duration::from_secs(
+                    now.as_unix_seconds().saturating_sub(ceremony.o),
+                ))
+                .max(std::time::Duration::from_secs(1));
+            let updated = Ceremony {
+                f: stored,
+                ..ceremony
+            };
+            let sealed = self.seal_json(&key, &updated)?;
+            self.state.put(&key, sealed, left).await?;
+            return Ok(Confirmed::Partly);
         }
-        let Some(ceremony) = self
+        // Met: one step-up takes the ceremony.
+        if self
             .state
             .take(&key)
             .await?
             .and_then(|sealed| self.ours::<Ceremony>(&key, &sealed, subject))
-        else {
-            return Ok(false);
-        };
-        let Some(digest) = ActionDigest::from_hex(&ceremony.d) else {
-            return Ok(false);
-        };
+            .is_none()
+        {
+            return Ok(Confirmed::Gone);
+        }
         let grant = Grant {
             s: ceremony.s,
             d: ceremony.d,
-            c: record_id.as_str().to_owned(),
-            m: proof.method().to_string(),
-            a: proof.at().as_unix_seconds(),
+            c: id.to_owned(),
+            f: stored,
         };
         let key = StoreKeys::grant(&self.keys.grant_name(subject, &digest));
         let sealed = self.seal_json(&key, &grant)?;
         self.state.put(&key, sealed, self.actions.grant_ttl).await?;
-        Ok(true)
+        Ok(Confirmed::Granted)
     }
 
     /// Takes the grant for the action of `digest` in `subject`'s session —
-    /// one caller ever does — and gives the proof it was made with. With
+    /// one caller ever does — and gives the proofs made for it. With
     /// `presented` (the ceremony id an API client sends back), the grant
     /// must come from that ceremony. A grant that does not match is left
     /// where it is.
@@ -287,7 +373,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         subject: &Subject,
         digest: &ActionDigest,
         presented: Option<&str>,
-    ) -> Result<Option<Proof>, StoreError> {
+    ) -> Result<Option<Vec<Proof>>, StoreError> {
         let key = StoreKeys::grant(&self.keys.grant_name(subject, digest));
         let matching = |sealed: &[u8]| {
             self.ours::<Grant>(&key, sealed, subject).filter(|g| {
@@ -309,13 +395,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         else {
             return Ok(None);
         };
-        // A record this engine wrote always names a method: one that does
-        // not read counts as nothing proven.
-        Ok(grant
-            .m
-            .parse::<Method>()
-            .ok()
-            .map(|method| Proof::new(method, Timestamp::from_unix_seconds(grant.a))))
+        // A record this engine wrote always reads: one that does not
+        // counts as nothing proven.
+        Ok(read_proofs(&grant.f))
     }
 }
 

@@ -5,7 +5,7 @@
 use stepup_core::{IssuedToken, Method, Proof, Subject};
 
 use super::events::Reason;
-use super::{Attempt, Engine};
+use super::{Attempt, Confirmed, Engine};
 use crate::change;
 use crate::error::{ChallengeError, StoreError};
 use crate::event::{EventKind, NoticeKind};
@@ -112,16 +112,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                     self.emit(EventKind::Failed, proven, subject, Some(Reason::Store));
                     return Err(e);
                 }
-                // Made for an action: the proof becomes its grant, or — the
-                // ceremony was used by a racing step-up, or expired just now —
-                // nothing is issued, so no step-up seems to confirm what it
-                // did not.
+                // Made for an action: the proof is recorded for it (and
+                // becomes its grant once the proofs made for it meet its
+                // policy), or — the ceremony was used by a racing step-up,
+                // or expired just now — nothing is issued, so no step-up
+                // seems to confirm what it did not.
                 let now = self.clock.now();
                 let proof = Proof::new(proven, now);
                 if let Some(id) = attempt.action {
                     match self.confirm_action(subject, id, proof).await {
-                        Ok(true) => {}
-                        Ok(false) => {
+                        Ok(Confirmed::Granted | Confirmed::Partly) => {}
+                        Ok(Confirmed::Gone) => {
                             self.emit(EventKind::Failed, proven, subject, None);
                             return Err(ChallengeError::NoPendingAction);
                         }

@@ -46,8 +46,8 @@ mod recovery_codes;
 mod totp;
 
 pub use account_recovery::PendingRecovery;
-pub(crate) use actions::Opened as ActionOpened;
 pub use actions::{ActionLimits, PendingAction};
+pub(crate) use actions::{Confirmed, Opened as ActionOpened};
 pub use codes::{CodeSent, CodeSettings};
 pub(crate) use forms::{Again, Came};
 pub use forms::{FormLimits, KeptForm};

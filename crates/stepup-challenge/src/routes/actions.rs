@@ -43,11 +43,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Confirmations<F, S, P> 
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Grants for Confirmations<F, S, P> {
-    fn open<'a>(&'a self, subject: &'a Subject, action: &'a BoundAction) -> BoxFuture<'a, Opening> {
+    fn open<'a>(
+        &'a self,
+        subject: &'a Subject,
+        action: &'a BoundAction,
+        policy: &'a Policy,
+    ) -> BoxFuture<'a, Opening> {
         Box::pin(async move {
             match self
                 .engine
-                .open_action(subject, &action.digest(), action.summary())
+                .open_action(subject, &action.digest(), action.summary(), policy)
                 .await
             {
                 Ok(ActionOpened::Id(id)) => {
@@ -78,7 +83,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Grants for Confirmation
                 .take_grant(subject, &action.digest(), presented)
                 .await
             {
-                Ok(Some(proof)) => Taken::Granted(proof),
+                Ok(Some(proofs)) => Taken::Granted(proofs),
                 Ok(None) => Taken::Missing,
                 Err(e) => {
                     tracing::warn!(target: "stepup", error = %e, "a bound action's grant could not be read");

@@ -58,8 +58,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             .step_up_passkey_dyn(attempt, &input.ceremony, &input.credential)
             .await;
         let back = self.settings.return_path(input.return_to.as_deref());
+        let confirmed = match &outcome {
+            Ok(_) => self.confirmed(subject, input.confirmation.as_deref()).await,
+            Err(_) => None,
+        };
         Ok(self.answer(outcome, |token| {
-            self.succeeded(&token, true, &back, input.confirmation.as_deref())
+            self.succeeded(&token, true, &back, confirmed)
         }))
     }
 

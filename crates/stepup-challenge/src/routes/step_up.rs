@@ -75,7 +75,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         page = self.say_what_follows(subject, page).await;
         if let Some(id) = confirmation {
             match self.engine.pending_action(subject, id).await {
-                Ok(Some(action)) => page = page.confirming(action.id(), action.summary()),
+                Ok(Some(action)) => {
+                    if !action.confirmed_with().is_empty() {
+                        page = page
+                            .detail("Thank you — this needs one more way of confirming it's you.");
+                    }
+                    page = page.confirming(action.id(), action.summary());
+                }
                 Ok(None) => {
                     page = page.detail(
                         "This confirmation expired or was used. Go back and submit the form again.",
@@ -149,7 +155,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         };
         let return_to = self.settings.return_path(input.return_to.as_deref());
         match outcome {
-            Ok(token) => self.succeeded(&token, json, &return_to, input.confirmation.as_deref()),
+            Ok(token) => {
+                let confirmed = self.confirmed(subject, input.confirmation.as_deref()).await;
+                self.succeeded(&token, json, &return_to, confirmed)
+            }
             Err(error) if json => self.failed_json(&error),
             Err(error) => {
                 let status = failure_status(&error);
@@ -256,7 +265,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         token: &IssuedToken,
         json: bool,
         return_to: &ReturnTo,
-        confirmation: Option<&str>,
+        confirmation: Option<(&str, bool)>,
     ) -> Reply {
         let reply = if json {
             let a = token.assurance();
@@ -268,8 +277,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 "expires_at": a.expires_at().as_unix_seconds(),
                 "return_to": return_to.as_str(),
             });
-            if let Some(id) = confirmation {
-                insert(&mut body, "grant", json!(id));
+            match confirmation {
+                Some((id, true)) => insert(&mut body, "grant", json!(id)),
+                // Recorded: the policy needs another method for it.
+                Some((id, false)) => insert(&mut body, "pending_confirmation", json!(id)),
+                None => {}
             }
             json_reply(200, &body)
         } else {
@@ -281,6 +293,19 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 .cookie()
                 .set_cookie(token.value(), token.max_age()),
         )
+    }
+
+    /// After a step-up made for the ceremony `confirmation`: its id, and
+    /// whether it became the grant (`false`: still open, the policy needs
+    /// another method).
+    pub(super) async fn confirmed<'a>(
+        &self,
+        subject: &Subject,
+        confirmation: Option<&'a str>,
+    ) -> Option<(&'a str, bool)> {
+        let id = confirmation?;
+        let open = matches!(self.engine.pending_action(subject, id).await, Ok(Some(_)));
+        Some((id, !open))
     }
 
     /// The error as the page says it: whole sentences, a lockout in minutes
