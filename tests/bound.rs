@@ -298,6 +298,18 @@ async fn duplicate_and_malformed_fields_are_refused(bank: Bank) {
             .unwrap()
             .starts_with("text/html")
     );
+    // The pages' headers: strict CSP, no framing, no referrer, one no-store.
+    let h = r.headers();
+    assert_eq!(h.get_all("cache-control").iter().count(), 1);
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
     let page = r.text().await.unwrap();
     assert!(
         page.contains("`amount`") && !page.contains("<b>12"),

@@ -81,7 +81,7 @@ pub(crate) fn refusal_page(refusal: &ActionRefusal, back: &ReturnTo) -> Reply {
         escape(refusal.message()),
         escape(back.as_str()),
     );
-    Reply::html(refusal.status(), html).no_store()
+    Reply::html(refusal.status(), html)
 }
 
 /// `text` escaped for HTML text and attribute values.

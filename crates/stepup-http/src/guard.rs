@@ -404,14 +404,8 @@ impl<R: ?Sized> Guard<R> {
             content_type: head.value(Header::ContentType),
             body,
         };
-        spec.extract(&input).map_err(|refusal| {
-            tracing::info!(target: "stepup", outcome = "action_refused", status = refusal.status(), field = refusal.field().unwrap_or(""), "a bound request's action could not be read");
-            if is_navigation_of(head) {
-                crate::bound::refusal_page(&refusal, &self.inner.target.return_for(head))
-            } else {
-                refusal.reply()
-            }
-        })
+        spec.extract(&input)
+            .map_err(|refusal| self.refuse(head, &refusal))
     }
 
     /// The answer when a bound route's body is longer than
@@ -419,9 +413,16 @@ impl<R: ?Sized> Guard<R> {
     /// browser, an RFC 9457 body otherwise.
     pub fn body_too_large(&self, head: &impl RequestHead) -> Reply {
         let limit = self.binding().map_or(0, ActionSpec::body_limit);
-        let refusal = crate::ActionRefusal::too_large(limit);
+        self.refuse(head, &crate::ActionRefusal::too_large(limit))
+    }
+
+    /// A bound request whose action cannot be read: a page for a browser,
+    /// an RFC 9457 body otherwise.
+    #[cold]
+    fn refuse(&self, head: &impl RequestHead, refusal: &crate::ActionRefusal) -> Reply {
+        tracing::info!(target: "stepup", outcome = "action_refused", status = refusal.status(), field = refusal.field().unwrap_or(""), "a bound request's action could not be read");
         if is_navigation_of(head) {
-            crate::bound::refusal_page(&refusal, &self.inner.target.return_for(head))
+            crate::bound::refusal_page(refusal, &self.inner.target.return_for(head))
         } else {
             refusal.reply()
         }
