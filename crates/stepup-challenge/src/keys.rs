@@ -423,8 +423,7 @@ impl RecordId {
 
     /// `text` if it is an id's shape; nothing else reaches a store key.
     pub(crate) fn parse(text: &str) -> Option<RecordId> {
-        (text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| RecordId(text.to_owned()))
+        stepup_http::is_random_id(text).then(|| RecordId(text.to_owned()))
     }
 }
 

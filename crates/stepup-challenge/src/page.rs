@@ -144,7 +144,7 @@ impl ChallengePage {
     /// that action's single-use grant. `id` must be 32 lower-case hex
     /// digits; anything else is ignored.
     pub fn confirming(mut self, id: &str, summary: impl Into<String>) -> Self {
-        if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if stepup_http::is_random_id(id) {
             self.confirmation = Some(id.to_owned());
             self.confirms = Some(summary.into());
         }

@@ -68,4 +68,4 @@ pub use settings::Settings;
 pub use target::{
     CONFIRM_PATH, ChallengeTarget, DEFAULT_MOUNT, GENERIC_REASON, Hold, Reason, Reasons, Refusal,
 };
-pub use url::{challenge_location, challenge_url, login_location, valid_note};
+pub use url::{challenge_location, challenge_url, is_random_id, login_location, valid_note};

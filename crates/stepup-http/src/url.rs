@@ -54,10 +54,24 @@ pub fn challenge_url(
     location
 }
 
+/// Whether `text` has the shape of a kept form's or an action ceremony's
+/// id: 128 random bits as 32 lower-case hex digits. Nothing else is put in
+/// a URL, a page or a store key as one.
+///
+/// ```
+/// use stepup_http::is_random_id;
+/// assert!(is_random_id("0123456789abcdef0123456789abcdef"));
+/// assert!(!is_random_id("0123456789ABCDEF0123456789abcdef"));
+/// assert!(!is_random_id("../x"));
+/// ```
+pub fn is_random_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Adds the bound action's ceremony `id` (32 lower-case hex digits, else
 /// nothing) to a challenge page URL.
 pub(crate) fn add_confirmation(url: &mut String, id: &str) {
-    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if is_random_id(id) {
         url.push_str("&confirmation=");
         url.push_str(id);
     }
