@@ -460,36 +460,30 @@ impl<R: ?Sized> Guard<R> {
                 PolicySource::PerRequest(choose) => choose(request, verified.as_ref().ok()),
             },
         };
-        let presented = head
-            .value(Header::Grant)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(|v| v.trim().to_owned());
+        // A bound policy needs the grant store; another one never asks it.
+        if policy.is_bound() && c.grants.is_none() {
+            return Verdict::Deny(no_grants());
+        }
         let challenge = match verified {
             Ok(assurance) => match assurance.require_granted(&policy, now, false) {
                 Ok(()) => return self.allow(assurance),
+                // Everything holds but the grant: use it, if there is one.
                 Err(challenge) if challenge.reason() == ChallengeReason::Unconfirmed => {
+                    // (Only a bound policy says so: its store is there.)
                     let Some(grants) = &c.grants else {
                         return Verdict::Deny(no_grants());
                     };
-                    match grants.take(&subject, action, presented.as_deref()).await {
-                        // The step-up made for the action must meet the
-                        // policy on its own: an earlier, stronger proof in
-                        // the token never lends a weaker confirmation
-                        // (a password) its strength.
-                        Taken::Granted(proofs) => match policy
-                            .met_by(&proofs, assurance.level_table(), now, true)
-                            .map_err(|reason| c.gate.challenge(reason, &policy))
-                            .and_then(|()| assurance.require_granted(&policy, now, true))
-                        {
-                            Ok(()) => {
-                                tracing::info!(target: "stepup", outcome = "granted", policy = %policy, "a bound action's grant was used");
-                                return self.allow(assurance);
+                    let presented = head
+                        .value(Header::Grant)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .map(str::trim);
+                    match grants.take(&subject, action, presented).await {
+                        Taken::Granted(proofs) => {
+                            match granted(&assurance, &proofs, &policy, now, &c.gate) {
+                                Ok(()) => return self.allow(assurance),
+                                Err(challenge) => challenge,
                             }
-                            Err(challenge) => {
-                                tracing::info!(target: "stepup", outcome = "grant_too_weak", reason = challenge.reason().code(), policy = %policy, "a bound action's grant was made with a step-up that does not meet the policy: used up, asked again");
-                                challenge
-                            }
-                        },
+                        }
                         Taken::Missing => challenge,
                         Taken::Unavailable => return Verdict::Deny(unavailable()),
                     }
@@ -498,36 +492,21 @@ impl<R: ?Sized> Guard<R> {
             },
             Err(reason) => c.gate.challenge(reason, &policy),
         };
-        let sender = match head.method() {
-            "GET" | "HEAD" => None,
-            _ => Some(subject.clone()),
-        };
-        // No ceremony for a request from another site (a link or a form
-        // elsewhere, an attacker's page filling the session's quota): the
-        // challenge alone; once back from the page, the request comes from
-        // here and opens its ceremony.
-        if !policy.is_bound() || from_elsewhere(head, c.target.origin()) {
-            return self.deny(
-                head,
-                found,
-                &challenge,
-                &policy,
-                sender,
-                Some((action, None)),
-            );
-        }
-        let Some(grants) = &c.grants else {
-            return Verdict::Deny(no_grants());
+        // A ceremony for a bound policy only — and none for a request from
+        // another site (a link or a form elsewhere, an attacker's page
+        // filling the session's quota): the challenge alone; once back from
+        // the page, the request comes from here and opens its ceremony.
+        let (true, Some(grants), false) = (
+            policy.is_bound(),
+            &c.grants,
+            from_elsewhere(head, c.target.origin()),
+        ) else {
+            return self.deny_action(head, found, &challenge, &policy, &subject, action, None);
         };
         match grants.open(&subject, action, &policy).await {
-            Opening::Opened(id) => self.deny(
-                head,
-                found,
-                &challenge,
-                &policy,
-                sender,
-                Some((action, Some(id))),
-            ),
+            Opening::Opened(id) => {
+                self.deny_action(head, found, &challenge, &policy, &subject, action, Some(id))
+            }
             Opening::TooMany => Verdict::Deny(
                 Reply::new(429, None, "")
                     .no_store()
@@ -535,6 +514,23 @@ impl<R: ?Sized> Guard<R> {
             ),
             Opening::Unavailable => Verdict::Deny(unavailable()),
         }
+    }
+
+    /// [`deny`](Self::deny) for a bound route's `action`, naming the
+    /// ceremony `id` when one was opened.
+    #[allow(clippy::too_many_arguments)]
+    fn deny_action(
+        &self,
+        head: &impl RequestHead,
+        found: Found<'_>,
+        challenge: &Challenge,
+        policy: &Policy,
+        subject: &Subject,
+        action: &BoundAction,
+        id: Option<String>,
+    ) -> Verdict {
+        let sender = sender(head, subject);
+        self.deny(head, found, challenge, policy, sender, Some((action, id)))
     }
 
     /// For a form POST that may be coming back from the confirmation
@@ -585,12 +581,8 @@ impl<R: ?Sized> Guard<R> {
             tracing::info!(target: "stepup", outcome = "no_subject", policy = %PolicyName(c), "no logged-in user");
             return Verdict::Deny(self.no_subject(head));
         };
-        // A form may have to be kept for later: who sent it. (Clones of a
-        // subject share its text: no allocation.)
-        let sender = match head.method() {
-            "GET" | "HEAD" => None,
-            _ => Some(subject.clone()),
-        };
+        // A form may have to be kept for later: who sent it.
+        let sender = sender(head, &subject);
         let found = find_token(head, &c.cookie, c.token_header);
         let now = c.target.now();
         match &c.policy {
@@ -793,6 +785,43 @@ impl<R: ?Sized> Guard<R> {
     pub fn hold(&self, head: &impl RequestHead) -> Hold {
         Hold::new(self.inner.target.clone(), head)
     }
+}
+
+/// Who sent `head`, when it may be a form to keep for later (not a
+/// `GET`/`HEAD`). Clones of a subject share its text: no allocation.
+#[inline]
+fn sender(head: &impl RequestHead, subject: &Subject) -> Option<Subject> {
+    match head.method() {
+        "GET" | "HEAD" => None,
+        _ => Some(subject.clone()),
+    }
+}
+
+/// Whether the `proofs` of the step-ups made for a bound action meet
+/// `policy` by themselves — an earlier, stronger proof in the token never
+/// lends a weaker confirmation (a password) its strength — and the
+/// assurance meets it with the grant: else the challenge to answer (the
+/// grant is used up; the action is asked again).
+fn granted(
+    assurance: &Assurance,
+    proofs: &[stepup_core::Proof],
+    policy: &Policy,
+    now: stepup_core::Timestamp,
+    gate: &Gate,
+) -> Result<(), Challenge> {
+    let outcome = policy
+        .met_by(proofs, assurance.level_table(), now, true)
+        .map_err(|reason| gate.challenge(reason, policy))
+        .and_then(|()| assurance.require_granted(policy, now, true));
+    match &outcome {
+        Ok(()) => {
+            tracing::info!(target: "stepup", outcome = "granted", policy = %policy, "a bound action's grant was used")
+        }
+        Err(challenge) => {
+            tracing::info!(target: "stepup", outcome = "grant_too_weak", reason = challenge.reason().code(), policy = %policy, "a bound action's grant was made with step-ups that do not meet the policy: used up, asked again")
+        }
+    }
+    outcome
 }
 
 /// Whether `head` says it comes from another site: `Sec-Fetch-Site` of
