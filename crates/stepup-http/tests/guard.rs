@@ -330,3 +330,73 @@ fn the_site_root_is_no_mount_path() {
     assert_eq!(settings.page().as_str(), "/verify");
     assert_eq!(settings.fallback().as_str(), "/home");
 }
+
+/// A grant store that answers as told: what the guard does with what any
+/// `Grants` implementation gives it.
+struct FixedGrants(Vec<Proof>);
+
+impl stepup_http::Grants for FixedGrants {
+    fn open<'a>(
+        &'a self,
+        _: &'a Subject,
+        _: &'a stepup_http::BoundAction,
+        _: &'a Policy,
+    ) -> stepup_http::BoxFuture<'a, stepup_http::Opening> {
+        Box::pin(async { stepup_http::Opening::Opened("0".repeat(32)) })
+    }
+
+    fn take<'a>(
+        &'a self,
+        _: &'a Subject,
+        _: &'a stepup_http::BoundAction,
+        _: Option<&'a str>,
+    ) -> stepup_http::BoxFuture<'a, stepup_http::Taken> {
+        Box::pin(async { stepup_http::Taken::Granted(self.0.clone()) })
+    }
+}
+
+/// Runs a future that never waits (the grant store above answers at once).
+fn now<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("the future waited"),
+    }
+}
+
+/// The guard checks the proofs a grant was made with against the policy
+/// itself, whatever the store: a grant made by a password does not pass a
+/// `level 2 and bound` route even when the token holds a fresh TOTP.
+#[test]
+fn a_grant_passes_only_with_proofs_that_meet_the_policy() {
+    let w = world();
+    let spec = stepup_http::ActionSpec::builder("payment")
+        .field("amount", stepup_http::Normalise::Amount { scale: 2 })
+        .build()
+        .unwrap();
+    let request = Request::post("/transfer")
+        .cookie(&w.token(Method::Totp))
+        .header(Header::ContentType, "application/x-www-form-urlencoded");
+    for (proof, allowed) in [(Method::Password, false), (Method::Totp, true)] {
+        let guard: Guard<()> = Guard::new(w.tokens.gate(), Policy::level(2).and(Policy::bound()))
+            .clock(w.clock())
+            .bind(spec.clone())
+            .with_grants(Arc::new(FixedGrants(vec![Proof::new(
+                proof,
+                w.clock.now(),
+            )])));
+        let action = guard.read_action(&request, b"amount=12000").unwrap();
+        let verdict = now(guard.check_action(&(), &request, Some(w.user.clone()), &action));
+        assert_eq!(matches!(verdict, Verdict::Allow(_)), allowed, "{proof}");
+        if !allowed {
+            let reply = deny(verdict);
+            assert_eq!(reply.status(), 401);
+            assert!(
+                reply.body().contains(r#""confirmation":"#),
+                "{}",
+                reply.body()
+            );
+        }
+    }
+}
