@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
-use stepup_conformance::{Bank, HTML, SoftPasskey};
+use stepup_conformance::{Bank, SoftPasskey};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 stepup_conformance::per_adapter!(
@@ -280,12 +280,7 @@ async fn duplicate_and_malformed_fields_are_refused(bank: Bank) {
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // A browser gets a page, never JSON; the value is not echoed.
     let r = bank
-        .client
-        .post(bank.url("/transfer"))
-        .header("origin", &bank.origin)
-        .header("accept", HTML)
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "same-origin")
+        .browser_post(&bank.client, "/transfer")
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body("to=bob&amount=%3Cb%3E12")
         .send()
@@ -448,13 +443,7 @@ async fn a_browser_confirms_the_transfer_it_typed(bank: Bank) {
     logged_in_and_fresh(&bank).await;
     let before = bank.balance().await;
     let r = bank
-        .client
-        .post(bank.url("/transfer"))
-        .header("accept", HTML)
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "same-origin")
-        .header("origin", &bank.origin)
-        .header("referer", format!("{}/", bank.origin))
+        .browser_post(&bank.client, "/transfer")
         .form(&[("to", "bob"), ("amount", "12000")])
         .send()
         .await
@@ -501,22 +490,12 @@ async fn a_browser_confirms_the_transfer_it_typed(bank: Bank) {
     assert!(confirm.contains("Send 12,000 to bob"), "{confirm}");
     let pending = resume.rsplit('=').next().unwrap();
     let body = format!("to=bob&amount=12000&__stepup_resume={pending}");
-    let repost = || {
-        bank.client
-            .post(bank.url("/transfer"))
-            .header("accept", HTML)
-            .header("sec-fetch-mode", "navigate")
-            .header("sec-fetch-site", "same-origin")
-            .header("origin", "null")
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body.clone())
-            .send()
-    };
-    let r = repost().await.unwrap();
+    let repost = || bank.repost(&bank.client, "/transfer", &body);
+    let r = repost().await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
     assert_eq!(bank.balance().await, before - 12_000);
     // Back and submit again: the grant is used, nothing runs twice.
-    let r = repost().await.unwrap();
+    let r = repost().await;
     assert_ne!(r.status(), StatusCode::OK);
     assert_ne!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(bank.balance().await, before - 12_000);

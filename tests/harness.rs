@@ -409,6 +409,35 @@ impl Bank {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A form POST by `client` as a browser navigating from the bank's home
+    /// page sends it (what Chromium sends, checked in the browser suite).
+    pub fn browser_post(&self, client: &Client, path: &str) -> reqwest::RequestBuilder {
+        client
+            .post(self.url(path))
+            .header("accept", HTML)
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-site", "same-origin")
+            .header("origin", &self.origin)
+            .header("referer", format!("{}/", self.origin))
+    }
+
+    /// The re-post of `body` from the confirmation page (whose referrer
+    /// policy is `no-referrer`: `Origin: null`, `Sec-Fetch-Site:
+    /// same-origin`), by `client`, sent.
+    pub async fn repost(&self, client: &Client, path: &str, body: &str) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .header("accept", HTML)
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-site", "same-origin")
+            .header("origin", "null")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A browser navigation (`Accept: text/html`).
     pub async fn navigate(&self, path: &str) -> reqwest::Response {
         self.client

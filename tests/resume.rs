@@ -24,37 +24,6 @@ stepup_conformance::per_adapter!(
     the_summary_is_escaped_and_api_clients_keep_their_401,
 );
 
-/// A form POST as a browser navigating from the bank's home page sends it.
-fn browser_post(bank: &Bank, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
-    client
-        .post(bank.url(path))
-        .header("accept", HTML)
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "same-origin")
-        .header("origin", &bank.origin)
-        .header("referer", format!("{}/", bank.origin))
-}
-
-/// The re-post from the confirmation page, sent.
-async fn repost(
-    bank: &Bank,
-    client: &reqwest::Client,
-    path: &str,
-    body: &str,
-) -> reqwest::Response {
-    client
-        .post(bank.url(path))
-        .header("accept", HTML)
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "same-origin")
-        .header("origin", "null")
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-}
-
 fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get(LOCATION)
@@ -84,7 +53,8 @@ async fn balance(bank: &Bank) -> u64 {
 /// Logs alice in and sends `to`/`amount` as a form that needs a step-up:
 /// the pending id.
 async fn keep_transfer(bank: &Bank, client: &reqwest::Client, to: &str, amount: &str) -> String {
-    let r = browser_post(bank, client, "/transfer")
+    let r = bank
+        .browser_post(client, "/transfer")
         .form(&[("to", to), ("amount", amount)])
         .send()
         .await
@@ -111,7 +81,8 @@ async fn a_kept_form_is_shown_and_resumed_once(bank: Bank) {
         StatusCode::SEE_OTHER
     );
     let before = balance(&bank).await;
-    let r = browser_post(&bank, &bank.client, "/transfer")
+    let r = bank
+        .browser_post(&bank.client, "/transfer")
         .form(&[("to", "bob"), ("amount", "25")])
         .send()
         .await
@@ -174,7 +145,7 @@ async fn a_kept_form_is_shown_and_resumed_once(bank: Bank) {
 
     // The click: the handler runs once, with the marker stripped.
     let body = format!("to=bob&amount=25&__stepup_resume={id}");
-    let r = repost(&bank, &bank.client, "/transfer", &body).await;
+    let r = bank.repost(&bank.client, "/transfer", &body).await;
     assert_eq!(
         r.status(),
         StatusCode::SEE_OTHER,
@@ -186,7 +157,7 @@ async fn a_kept_form_is_shown_and_resumed_once(bank: Bank) {
 
     // Back button and submit again (the assurance is still fresh): 409, a
     // page linking to where the first one went; nothing runs again.
-    let r = repost(&bank, &bank.client, "/transfer", &body).await;
+    let r = bank.repost(&bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(
         r.headers()[CONTENT_TYPE]
@@ -207,7 +178,7 @@ async fn a_kept_form_is_shown_and_resumed_once(bank: Bank) {
     // Once the assurance is stale, the old confirmation form is not kept
     // anew: still 409, still nothing runs.
     bank.clock.advance(std::time::Duration::from_secs(400));
-    let r = repost(&bank, &bank.client, "/transfer", &body).await;
+    let r = bank.repost(&bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(balance(&bank).await, before - 25);
 }
@@ -231,7 +202,8 @@ async fn what_is_not_kept_still_gets_the_page(bank: Bank) {
     // A file upload (multipart): not kept. (On the close-account form:
     // the transfer is bound, and reads url-encoded or JSON bodies only.)
     let multipart = "--x\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\nbob\r\n--x--\r\n";
-    let r = browser_post(&bank, &bank.client, "/settings/close-account")
+    let r = bank
+        .browser_post(&bank.client, "/settings/close-account")
         .header(CONTENT_TYPE, "multipart/form-data; boundary=x")
         .body(multipart)
         .send()
@@ -247,7 +219,8 @@ async fn what_is_not_kept_still_gets_the_page(bank: Bank) {
 
     // Over the 8 KiB cap: not kept.
     let big = "x".repeat(9 * 1024);
-    let r = browser_post(&bank, &bank.client, "/settings/close-account")
+    let r = bank
+        .browser_post(&bank.client, "/settings/close-account")
         .form(&[("to", "bob"), ("amount", "1"), ("note", big.as_str())])
         .send()
         .await
@@ -256,7 +229,8 @@ async fn what_is_not_kept_still_gets_the_page(bank: Bank) {
 
     // A target padded beyond what a kept form may hold: not kept.
     let padded = format!("/transfer?pad={}", "p".repeat(3000));
-    let r = browser_post(&bank, &bank.client, &padded)
+    let r = bank
+        .browser_post(&bank.client, &padded)
         .form(&[("to", "bob"), ("amount", "1")])
         .send()
         .await
@@ -264,7 +238,8 @@ async fn what_is_not_kept_still_gets_the_page(bank: Bank) {
     not_kept(&r);
 
     // A JSON body from a navigation is no form: not kept either.
-    let r = browser_post(&bank, &bank.client, "/settings/close-account")
+    let r = bank
+        .browser_post(&bank.client, "/settings/close-account")
         .json(&serde_json::json!({"to": "bob", "amount": 1}))
         .send()
         .await
@@ -275,7 +250,8 @@ async fn what_is_not_kept_still_gets_the_page(bank: Bank) {
     for _ in 0..3 {
         keep_transfer(&bank, &bank.client, "bob", "1").await;
     }
-    let r = browser_post(&bank, &bank.client, "/transfer")
+    let r = bank
+        .browser_post(&bank.client, "/transfer")
         .form(&[("to", "bob"), ("amount", "1")])
         .send()
         .await
@@ -319,24 +295,24 @@ async fn a_changed_form_runs_nothing(bank: Bank) {
     )
     .await;
     // The hidden amount edited in the page before the click.
-    let r = repost(
-        &bank,
-        &bank.client,
-        "/transfer",
-        &format!("to=bob&amount=900&__stepup_resume={id}"),
-    )
-    .await;
+    let r = bank
+        .repost(
+            &bank.client,
+            "/transfer",
+            &format!("to=bob&amount=900&__stepup_resume={id}"),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("nothing was sent"));
     assert_eq!(balance(&bank).await, before);
     // The kept form is spent: the right fields now get 409.
-    let r = repost(
-        &bank,
-        &bank.client,
-        "/transfer",
-        &format!("to=bob&amount=25&__stepup_resume={id}"),
-    )
-    .await;
+    let r = bank
+        .repost(
+            &bank.client,
+            "/transfer",
+            &format!("to=bob&amount=25&__stepup_resume={id}"),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     // Nothing ran, so it is not called "already submitted".
     let html = r.text().await.unwrap();
@@ -354,22 +330,22 @@ async fn a_changed_form_runs_nothing(bank: Bank) {
         &format!("/step-up/resume?pending={id}"),
     )
     .await;
-    let r = repost(
-        &bank,
-        &bank.client,
-        "/transfer?x=1",
-        &format!("to=bob&amount=5&__stepup_resume={id}"),
-    )
-    .await;
+    let r = bank
+        .repost(
+            &bank.client,
+            "/transfer?x=1",
+            &format!("to=bob&amount=5&__stepup_resume={id}"),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // A made-up id runs nothing.
-    let r = repost(
-        &bank,
-        &bank.client,
-        "/transfer",
-        "to=bob&amount=7&__stepup_resume=0123456789abcdef0123456789abcdef",
-    )
-    .await;
+    let r = bank
+        .repost(
+            &bank.client,
+            "/transfer",
+            "to=bob&amount=7&__stepup_resume=0123456789abcdef0123456789abcdef",
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(balance(&bank).await, before);
 }
@@ -408,26 +384,26 @@ async fn another_sessions_form_is_refused(bank: Bank) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(!r.text().await.unwrap().contains("bob"));
-    let r = repost(
-        &bank,
-        &other,
-        "/transfer",
-        &format!("to=bob&amount=25&__stepup_resume={id}"),
-    )
-    .await;
+    let r = bank
+        .repost(
+            &other,
+            "/transfer",
+            &format!("to=bob&amount=25&__stepup_resume={id}"),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(balance(&bank).await, before);
     // The other session's tries left the form where it was: its own
     // session still confirms it, once (with the next TOTP code).
     bank.clock.advance(std::time::Duration::from_secs(30));
     step_up_to(&bank, &bank.client, &resume).await;
-    let r = repost(
-        &bank,
-        &bank.client,
-        "/transfer",
-        &format!("to=bob&amount=25&__stepup_resume={id}"),
-    )
-    .await;
+    let r = bank
+        .repost(
+            &bank.client,
+            "/transfer",
+            &format!("to=bob&amount=25&__stepup_resume={id}"),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(balance(&bank).await, before - 25);
 }
@@ -451,11 +427,7 @@ async fn racing_resumes_run_once(bank: Bank) {
     for _ in 0..8 {
         let bank = bank.clone();
         let body = body.clone();
-        racers.spawn(async move {
-            repost(&bank, &bank.client, "/transfer", &body)
-                .await
-                .status()
-        });
+        racers.spawn(async move { bank.repost(&bank.client, "/transfer", &body).await.status() });
     }
     let statuses = racers.join_all().await;
     let won = statuses
@@ -537,7 +509,7 @@ async fn a_stale_confirmation_page_never_makes_a_second_copy(bank: Bank) {
     let resume = format!("/step-up/resume?pending={id}");
     assert_eq!(bank.navigate(&resume).await.status(), StatusCode::OK);
     let body = format!("to=bob&amount=25&__stepup_resume={id}");
-    let r = repost(&bank, &bank.client, "/transfer", &body).await;
+    let r = bank.repost(&bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         pending_id(&location(&r)),
@@ -545,17 +517,17 @@ async fn a_stale_confirmation_page_never_makes_a_second_copy(bank: Bank) {
         "the same kept form, no second copy"
     );
     step_up_to(&bank, &bank.client, &resume).await;
-    let r = repost(&bank, &bank.client, "/transfer", &body).await;
+    let r = bank.repost(&bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(balance(&bank).await, before - 25);
     // Stale again, the old page once more: already sent, nothing runs.
     bank.clock.advance(std::time::Duration::from_secs(400));
-    let r = repost(&bank, &bank.client, "/transfer", &body).await;
+    let r = bank.repost(&bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("Already submitted"));
     // Long after, when nothing is remembered of it: still never kept anew.
     bank.clock.advance(std::time::Duration::from_secs(3600));
-    let r = repost(&bank, &bank.client, "/transfer", &body).await;
+    let r = bank.repost(&bank.client, "/transfer", &body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("Nothing to continue"));
     assert_eq!(balance(&bank).await, before - 25);
@@ -568,7 +540,8 @@ async fn a_resume_without_a_declared_length_is_still_taken_once(bank: Bank) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let session = bank.session_cookie("alice", "wonderland").await;
     let client = bank.other_client();
-    let r = browser_post(&bank, &client, "/transfer")
+    let r = bank
+        .browser_post(&client, "/transfer")
         .header("cookie", &session)
         .form(&[("to", "bob"), ("amount", "25")])
         .send()
