@@ -10,7 +10,6 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 use stepup_conformance::{Bank, SoftPasskey};
-use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 stepup_conformance::per_adapter!(
     a_grant_is_for_one_transfer_once,
@@ -383,21 +382,12 @@ async fn a_passkey_assertion_for_one_transfer_confirms_no_other(bank: Bank) {
     let for_a = challenged(&bank, &bank.client, a.clone()).await;
     let for_b = challenged(&bank, &bank.client, b.clone()).await;
     // A passkey ceremony started for A, its assertion sent as B's.
-    let start = bank
-        .start_ceremony_with("/step-up/passkey/start", json!({"confirmation": for_a}))
-        .await;
-    let assertion = key
-        .do_authentication(
-            bank.origin_url(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
+    let mut finish = bank
+        .passkey_assertion_with(&mut key, bank.origin_url(), json!({"confirmation": for_a}))
+        .await
         .unwrap();
-    let r = bank
-        .post_json(
-            "/step-up/passkey/finish",
-            json!({"ceremony": start["ceremony"], "credential": assertion, "confirmation": for_b}),
-        )
-        .await;
+    finish["confirmation"] = json!(for_b);
+    let r = bank.post_json("/step-up/passkey/finish", finish).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"],
@@ -411,21 +401,12 @@ async fn a_passkey_assertion_for_one_transfer_confirms_no_other(bank: Bank) {
         StatusCode::UNAUTHORIZED
     );
     // For A, from the start: A's grant.
-    let start = bank
-        .start_ceremony_with("/step-up/passkey/start", json!({"confirmation": for_a}))
-        .await;
-    let assertion = key
-        .do_authentication(
-            bank.origin_url(),
-            serde_json::from_value(start["options"].clone()).unwrap(),
-        )
+    let mut finish = bank
+        .passkey_assertion_with(&mut key, bank.origin_url(), json!({"confirmation": for_a}))
+        .await
         .unwrap();
-    let r = bank
-        .post_json(
-            "/step-up/passkey/finish",
-            json!({"ceremony": start["ceremony"], "credential": assertion, "confirmation": for_a}),
-        )
-        .await;
+    finish["confirmation"] = json!(for_a);
+    let r = bank.post_json("/step-up/passkey/finish", finish).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         transfer(&bank, &bank.client, a, Some(&for_a))

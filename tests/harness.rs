@@ -299,7 +299,22 @@ impl Bank {
     /// the body to POST to `/step-up/passkey/finish` (`None` when the
     /// authenticator refuses, as it does for a foreign relying party).
     pub async fn passkey_assertion(&self, key: &mut SoftPasskey, origin: Url) -> Option<Value> {
-        let start = self.start_ceremony("/step-up/passkey/start").await;
+        self.passkey_assertion_with(key, origin, serde_json::json!({}))
+            .await
+    }
+
+    /// [`passkey_assertion`](Bank::passkey_assertion) for a ceremony started
+    /// with `start` as its body (`{"confirmation": …}`: made for a bound
+    /// action).
+    pub async fn passkey_assertion_with(
+        &self,
+        key: &mut SoftPasskey,
+        origin: Url,
+        start: Value,
+    ) -> Option<Value> {
+        let start = self
+            .start_ceremony_with("/step-up/passkey/start", start)
+            .await;
         let assertion = key
             .do_authentication(
                 origin,
