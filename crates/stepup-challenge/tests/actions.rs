@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use stepup_challenge::routes::Confirmations;
 use stepup_challenge::{
-    ActionLimits, Attempt, AttemptLimits, ChallengeError, Engine, FactorStore, MemoryFactorStore,
-    MemoryStateStore, TotpConfig, TotpSecret,
+    ActionLimits, Attempt, AttemptLimits, ChallengeError, Engine, FactorStore,
+    InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore, TotpConfig, TotpSecret,
 };
 use stepup_core::{
     Action, Clock, Key, KeyId, KeyRing, Policy, Subject, TestClock, Timestamp, TokenConfig,
@@ -18,11 +18,11 @@ use stepup_http::{BoundAction, Grants, Opening, Taken};
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_700_000_010);
 
-type TestEngine = Engine<MemoryFactorStore, MemoryStateStore>;
+type TestEngine = Engine<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>;
 
 struct Setup {
     engine: Arc<TestEngine>,
-    grants: Confirmations<MemoryFactorStore, MemoryStateStore, stepup_challenge::NoPasswords>,
+    grants: Confirmations<MemoryFactorStore, MemoryStateStore, InsecureFixedPasswords>,
     clock: TestClock,
     secret: TotpSecret,
 }
@@ -46,6 +46,7 @@ async fn setup(limits: ActionLimits) -> Setup {
         )
         .with_clock(clock.clone())
         .with_totp(TotpConfig::new("Example Bank"))
+        .with_passwords(InsecureFixedPasswords::new([("alice", "wonderland")]))
         // Generous limits: the ceremony's own allowance is what is tested.
         .with_limits(
             AttemptLimits::default()
@@ -241,35 +242,9 @@ async fn the_pending_action_is_the_opened_one() {
 /// token) never counts for it.
 #[tokio::test]
 async fn a_two_method_policy_is_confirmed_by_two_step_ups_made_for_it() {
-    let clock = TestClock::new(T0);
-    let config = TokenConfig::new(KeyRing::new(
-        Key::from_bytes(KeyId::new(1), &[3u8; 32]).unwrap(),
-    ));
-    let factors = MemoryFactorStore::new();
-    let secret = TotpSecret::from_bytes(b"12345678901234567890").unwrap();
-    factors
-        .set_totp_secret(&Subject::new("alice"), secret.clone())
-        .await
-        .unwrap();
-    let engine = Arc::new(
-        Engine::new(
-            config.issuer(),
-            factors,
-            MemoryStateStore::new(clock.clone()),
-        )
-        .with_clock(clock.clone())
-        .with_totp(TotpConfig::new("Example Bank"))
-        .with_passwords(stepup_challenge::InsecureFixedPasswords::new([(
-            "alice",
-            "wonderland",
-        )])),
-    );
-    let grants = Confirmations::new(engine.clone());
-    let code = || {
-        TotpConfig::new("Example Bank")
-            .code_at(&secret, clock.now().as_unix_seconds())
-            .unwrap()
-    };
+    let s = setup(ActionLimits::default()).await;
+    let (engine, grants, clock) = (&s.engine, &s.grants, &s.clock);
+    let code = || s.code();
     let user = alice();
     let both: Policy = "password within 15m and totp within 5m and bound"
         .parse()
@@ -310,7 +285,7 @@ async fn a_two_method_policy_is_confirmed_by_two_step_ups_made_for_it() {
         [stepup_core::Method::Password, stepup_core::Method::Totp]
     );
     assert!(
-        both.met_by(&proofs, config.issuer().levels(), clock.now(), true)
+        both.met_by(&proofs, engine.issuer().levels(), clock.now(), true)
             .is_ok()
     );
 }
