@@ -210,7 +210,30 @@ async fn app() -> App {
     }
 }
 
+/// The kept form's id in a challenge `Location` that returns to its
+/// confirmation page.
+fn pending_id(location: &str) -> String {
+    let at = location.find("pending%3D").unwrap() + "pending%3D".len();
+    location[at..at + 32].to_owned()
+}
+
 impl App {
+    /// A TOTP step-up by form that returns to the confirmation page of the
+    /// kept form `id`.
+    async fn step_up_to_resume(&self, id: &str) -> Response {
+        let (r, _) = self
+            .send(form(
+                "/step-up/totp",
+                &format!(
+                    "code={}&return_to=/step-up/resume%3Fpending%3D{id}",
+                    self.code()
+                ),
+                None,
+            ))
+            .await;
+        r
+    }
+
     fn code(&self) -> String {
         self.totp
             .code_at(&self.secret, self.clock.now().as_unix_seconds())
@@ -747,8 +770,7 @@ async fn kept_forms_are_this_origins_only_and_reach_the_handler_as_kept() {
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let at = to.find("pending%3D").unwrap() + "pending%3D".len();
-    let id = to[at..at + 32].to_owned();
+    let id = pending_id(&to);
     let (_, page) = app
         .send(
             as_alice("GET", &to)
@@ -758,18 +780,7 @@ async fn kept_forms_are_this_origins_only_and_reach_the_handler_as_kept() {
         )
         .await;
     assert!(page.contains("Continue: Pay 1"), "{page}");
-    let resume = format!("/step-up/resume?pending={id}");
-    let (r, _) = app
-        .send(form(
-            "/step-up/totp",
-            &format!(
-                "code={}&return_to={}",
-                app.code(),
-                resume.replace('?', "%3F").replace('=', "%3D")
-            ),
-            None,
-        ))
-        .await;
+    let r = app.step_up_to_resume(&id).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = cookie_of(&r);
 
@@ -873,20 +884,9 @@ async fn nested_routes_opt_outs_and_the_compared_encoding() {
         ))
         .await;
     let to = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let at = to.find("pending%3D").unwrap() + "pending%3D".len();
-    let id = to[at..at + 32].to_owned();
+    let id = pending_id(&to);
     let resume = format!("/step-up/resume?pending={id}");
-    let (r, _) = app
-        .send(form(
-            "/step-up/totp",
-            &format!(
-                "code={}&return_to={}",
-                app.code(),
-                resume.replace('?', "%3F").replace('=', "%3D")
-            ),
-            None,
-        ))
-        .await;
+    let r = app.step_up_to_resume(&id).await;
     let cookie = cookie_of(&r);
     let (_, page) = app
         .send(
@@ -923,20 +923,8 @@ async fn already_submitted_links_only_to_local_paths() {
         .send(browser_form("/away", "a=1", ORIGIN, "same-origin", None))
         .await;
     let to = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let at = to.find("pending%3D").unwrap() + "pending%3D".len();
-    let id = to[at..at + 32].to_owned();
-    let resume = format!("/step-up/resume?pending={id}");
-    let (r, _) = app
-        .send(form(
-            "/step-up/totp",
-            &format!(
-                "code={}&return_to={}",
-                app.code(),
-                resume.replace('?', "%3F").replace('=', "%3D")
-            ),
-            None,
-        ))
-        .await;
+    let id = pending_id(&to);
+    let r = app.step_up_to_resume(&id).await;
     let cookie = cookie_of(&r);
     let body = format!("a=1&__stepup_resume={id}");
     let (r, _) = app
