@@ -102,25 +102,23 @@ impl RecordingSender {
 
     /// The last code sent to `destination`.
     pub fn last_code_to(&self, destination: &str) -> Option<String> {
-        self.sent
-            .lock()
-            .ok()?
-            .iter()
-            .rev()
-            .find(|(_, d, _, _)| d == destination)
-            .map(|(_, _, c, _)| c.clone())
+        self.last_to(destination, |(_, _, code, _)| code.clone())
     }
 
     /// The whole text ([`CodeMessage::text`]) of the last message sent to
     /// `destination`.
     pub fn last_message_to(&self, destination: &str) -> Option<String> {
+        self.last_to(destination, |(_, _, _, text)| text.clone())
+    }
+
+    fn last_to(&self, destination: &str, part: impl Fn(&Sent) -> String) -> Option<String> {
         self.sent
             .lock()
             .ok()?
             .iter()
             .rev()
             .find(|(_, d, _, _)| d == destination)
-            .map(|(_, _, _, t)| t.clone())
+            .map(part)
     }
 
     /// How many messages were sent.

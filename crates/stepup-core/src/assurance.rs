@@ -330,7 +330,7 @@ impl Assurance {
     /// Whether this assurance satisfies `policy` at `now`.
     pub fn satisfies(&self, policy: &Policy, now: Timestamp) -> bool {
         policy
-            .evaluate(self.proofs.as_slice(), &self.levels, now, false)
+            .met_by(self.proofs.as_slice(), &self.levels, now, false)
             .is_ok()
     }
 
@@ -357,7 +357,7 @@ impl Assurance {
         granted: bool,
     ) -> Result<(), Challenge> {
         policy
-            .evaluate(self.proofs.as_slice(), &self.levels, now, granted)
+            .met_by(self.proofs.as_slice(), &self.levels, now, granted)
             .map_err(|reason| Challenge::new(reason, policy, &self.levels))
     }
 }

@@ -117,7 +117,7 @@ impl Gate {
     ) -> Decision {
         let outcome = self.verify(subject, token, now).and_then(|assurance| {
             policy
-                .evaluate(assurance.proofs(), &self.levels, now, false)
+                .met_by(assurance.proofs(), &self.levels, now, false)
                 .map(|()| assurance)
         });
         match outcome {

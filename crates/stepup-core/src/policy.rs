@@ -260,9 +260,10 @@ impl Policy {
     }
 
     /// Whether `proofs` alone meet this policy at `now` (with `granted`:
-    /// a grant for the request's action was taken), ranked by `levels`: a
-    /// bound route checks the one proof its grant was made with, so a
-    /// grant never stands for more than the step-up made for it proved.
+    /// a grant for the request's action was taken), ranked by `levels`;
+    /// else why not (stale, level, method, or only the grant missing). A
+    /// bound route checks the proofs of the step-ups made for its grant,
+    /// so a grant never stands for more than they proved.
     ///
     /// ```
     /// use stepup_core::{LevelTable, Method, Policy, Proof, Timestamp};
@@ -275,18 +276,6 @@ impl Policy {
     /// # Ok::<(), stepup_core::PolicyParseError>(())
     /// ```
     pub fn met_by(
-        &self,
-        proofs: &[Proof],
-        levels: &LevelTable,
-        now: Timestamp,
-        granted: bool,
-    ) -> Result<(), ChallengeReason> {
-        self.evaluate(proofs, levels, now, granted)
-    }
-
-    /// Checks `proofs` against this policy at `now`, with `granted`
-    /// saying whether a grant for the request's action was taken.
-    pub(crate) fn evaluate(
         &self,
         proofs: &[Proof],
         levels: &LevelTable,
