@@ -24,6 +24,8 @@
 //! | `stepup:account-recovery:{subject}` | a pending account recovery |
 //! | `stepup:account-recovery-starts:{subject}` | account recoveries started |
 //! | `stepup:ceremony-starts:{subject}` | passkey ceremonies started |
+//! | `stepup:passkey-ceremony:{subject}:{slot}` | a passkey ceremony in flight (sealed; 3 slots per subject) |
+//! | `stepup:passkey-ceremonies-started` | passkey ceremonies started by everyone (the total cap) |
 //! | `stepup:attempts:{scope}:{subject}:{generation}` | attempts in a budget's window |
 //! | `stepup:lock:{scope}:{subject}` | a budget's lockout |
 //! | `stepup:generation:{scope}:{subject}` | a budget's lock generation |
@@ -59,6 +61,10 @@ pub(crate) struct StoreKeys {
     /// Seals the values the engine keeps that are secrets (a pending TOTP
     /// secret), under a subkey of its own.
     sealer: Sealer,
+    /// Seals passkey ceremonies (webauthn-rs's state), under a subkey of
+    /// their own.
+    #[cfg_attr(not(feature = "passkey"), allow(dead_code))]
+    ceremonies: Sealer,
 }
 
 impl std::fmt::Debug for StoreKeys {
@@ -91,10 +97,36 @@ impl StoreKeys {
         let mac = <HmacSha256 as KeyInit>::new_from_slice(key)
             .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new(&Default::default()));
         let seal_key = zeroize::Zeroizing::new(digest(&mac, Domain::Seal, &[b"state values"]));
+        let ceremony_key =
+            zeroize::Zeroizing::new(digest(&mac, Domain::Seal, &[b"passkey ceremonies"]));
         StoreKeys {
             sealer: Sealer::new(&seal_key),
+            ceremonies: Sealer::new(&ceremony_key),
             mac,
         }
+    }
+
+    /// Seals a passkey ceremony's state for `associated` (its store key,
+    /// owner binding and nonce) under a subkey of its own, so no other
+    /// sealed value of the engine opens as a ceremony.
+    #[cfg(feature = "passkey")]
+    pub(crate) fn seal_ceremony(
+        &self,
+        associated: &[u8],
+        state: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        self.ceremonies.seal(associated, state)
+    }
+
+    /// Opens what [`seal_ceremony`](Self::seal_ceremony) made for
+    /// `associated`; `None` for anything else.
+    #[cfg(feature = "passkey")]
+    pub(crate) fn open_ceremony(
+        &self,
+        associated: &[u8],
+        sealed: &[u8],
+    ) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.ceremonies.open(associated, sealed)
     }
 
     /// Seals a secret the engine keeps in the state store under `name` (its
@@ -311,6 +343,20 @@ impl StoreKeys {
     /// The account recoveries a subject started within the start window.
     pub(crate) fn account_recovery_starts(subject: &SubjectName) -> String {
         format!("stepup:account-recovery-starts:{subject}")
+    }
+
+    /// A passkey ceremony in flight (sealed): one of the subject's few
+    /// slots, so a new ceremony replaces the subject's oldest.
+    #[cfg(feature = "passkey")]
+    pub(crate) fn passkey_ceremony(subject: &SubjectName, slot: u8) -> String {
+        format!("stepup:passkey-ceremony:{subject}:{slot}")
+    }
+
+    /// The passkey ceremonies started by everyone within one ceremony
+    /// lifetime (the total cap).
+    #[cfg(feature = "passkey")]
+    pub(crate) fn passkey_ceremonies_started() -> &'static str {
+        "stepup:passkey-ceremonies-started"
     }
 
     /// The passkey ceremonies a subject started within the window.

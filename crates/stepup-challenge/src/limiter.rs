@@ -406,14 +406,15 @@ pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), C
     Ok(())
 }
 
-/// One passkey ceremony start by the subject named `subject`.
+/// One passkey ceremony start by the subject named `subject`: how many
+/// the subject started within the window, this one included.
 #[cfg(feature = "passkey")]
 pub(crate) async fn ceremony_started<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
     subject: &SubjectName,
     now: Timestamp,
-) -> Result<(), ChallengeError> {
+) -> Result<u64, ChallengeError> {
     let n = state
         .increment(&StoreKeys::ceremony_starts(subject), limits.ceremony_window)
         .await?;
@@ -422,7 +423,7 @@ pub(crate) async fn ceremony_started<S: StateStore>(
             until: now + limits.ceremony_window,
         });
     }
-    Ok(())
+    Ok(n)
 }
 
 async fn reset_budget<S: StateStore>(state: &S, budget: &Budget) -> Result<(), ChallengeError> {

@@ -184,7 +184,11 @@ async fn ceremonies_belong_to_their_session_and_user_and_expire() {
             .unwrap_err(),
         ChallengeError::NoPendingCeremony
     );
-    // Taken once, even by the wrong session: the ceremony is gone.
+    // Another session's try left it for its owner, who finishes it once.
+    s.engine
+        .step_up_passkey(Attempt::new(&alice), &id, &assertion)
+        .await
+        .unwrap();
     assert_eq!(
         s.engine
             .step_up_passkey(Attempt::new(&alice), &id, &assertion)
@@ -449,4 +453,99 @@ async fn made_up_ceremonies_never_disable_a_passkey() {
         .step_up_passkey(Attempt::new(&alice), &id, &assertion)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_subject_has_at_most_three_ceremonies_newest_replacing_oldest() {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut key = SoftPasskey::new(true);
+    register(&s, &alice, &mut key).await;
+    let mut started = Vec::new();
+    for _ in 0..4 {
+        started.push(answer_step_up(&s, &alice, &mut key).await);
+    }
+    // The fourth replaced the first; the second to fourth are in flight.
+    let (first, assertion) = &started[0];
+    assert_eq!(
+        s.engine
+            .step_up_passkey(Attempt::new(&alice), first, assertion)
+            .await
+            .unwrap_err(),
+        ChallengeError::NoPendingCeremony
+    );
+    for (id, assertion) in &started[1..] {
+        s.engine
+            .step_up_passkey(Attempt::new(&alice), id, assertion)
+            .await
+            .unwrap();
+    }
+    // Another user's ceremonies are theirs: alice's starts replaced none.
+    let bob = Subject::new("bob").with_session("s-9");
+    let mut bobs = SoftPasskey::new(true);
+    let (bob_id, options) = s
+        .engine
+        .start_passkey_registration(&bob, "bob")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        answer_step_up(&s, &alice, &mut key).await;
+    }
+    let response = bobs.do_registration(origin(), options).unwrap();
+    s.engine
+        .finish_passkey_registration(Attempt::new(&bob), &bob_id, &response, "phone")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_total_is_capped_with_a_clear_refusal_and_the_window_frees_room() {
+    let s = setup_with(PasskeyConfig::new("bank.example", ORIGIN, "Bank").with_ceremony_cap(4));
+    for who in ["a", "b", "c", "d"] {
+        s.engine
+            .start_passkey_registration(&Subject::new(who).with_session("s"), who)
+            .await
+            .unwrap();
+    }
+    let e = Subject::new("e").with_session("s");
+    assert_eq!(
+        s.engine
+            .start_passkey_registration(&e, "e")
+            .await
+            .unwrap_err(),
+        ChallengeError::Busy
+    );
+    // One ceremony lifetime later the count starts again.
+    s.clock.advance(Duration::from_secs(301));
+    s.engine.start_passkey_registration(&e, "e").await.unwrap();
+}
+
+#[tokio::test]
+async fn made_up_and_malformed_ceremony_ids_are_refused_uncounted() {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut key = SoftPasskey::new(true);
+    register(&s, &alice, &mut key).await;
+    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
+    let nonce = &id[1..];
+    for bad in [
+        String::new(),
+        "0".into(),
+        format!("3{nonce}"),
+        format!("9{nonce}"),
+        format!("-{nonce}"),
+        format!("{}{}", &id[..1], nonce.to_uppercase()),
+        format!("{id}0"),
+        // The right slot with another nonce: sealed to the real nonce.
+        format!("{}{}", &id[..1], "0".repeat(32)),
+    ] {
+        assert_eq!(
+            s.engine
+                .step_up_passkey(Attempt::new(&alice), &bad, &assertion)
+                .await
+                .unwrap_err(),
+            ChallengeError::NoPendingCeremony,
+            "{bad:?}"
+        );
+    }
 }

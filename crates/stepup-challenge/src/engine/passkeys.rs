@@ -4,18 +4,21 @@
 //! ones need `F: PasskeyStore`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use stepup_core::{IssuedToken, Method, Subject};
+use serde::{Deserialize, Serialize};
+use stepup_core::{IssuedToken, Method, Subject, Timestamp};
 use stepup_store::StoredPasskey;
 
 use super::events::Reason;
 use super::{Attempt, Engine};
 use crate::error::{ChallengeError, StoreError};
 use crate::event::{EventKind, NoticeKind};
-use crate::keys::SubjectName;
+use crate::keys::{RecordId, StoreKeys, SubjectName};
 use crate::limiter;
 #[cfg(doc)]
 use crate::limiter::AttemptLimits;
+use crate::passkey::CeremonyState;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
 /// Passkeys, once offered: the verifier with the ceremonies in flight, and
@@ -26,6 +29,52 @@ use crate::store::{FactorStore, PasswordVerifier, StateStore};
 pub(super) struct PasskeySupport<F> {
     service: Arc<crate::passkey::Passkeys>,
     store: fn(&F) -> &dyn DynPasskeyStore,
+}
+
+/// Passkey ceremonies one subject may have in flight: a new one replaces
+/// the oldest.
+pub(crate) const PER_SUBJECT: u64 = 3;
+
+/// Who a ceremony belongs to: the store name of its subject, and the keyed
+/// digest of its session (and bound action) it is sealed to.
+struct Owner {
+    name: SubjectName,
+    binding: [u8; 32],
+}
+
+/// A ceremony as the store keeps it (serialised, then sealed): the
+/// webauthn-rs state and when it expires (checked on the finish too, so a
+/// store that kept it longer changes nothing).
+#[derive(Serialize, Deserialize)]
+struct CeremonyRecord<T> {
+    #[serde(rename = "s")]
+    state: T,
+    #[serde(rename = "e")]
+    expires: u64,
+}
+
+/// The associated data a ceremony is sealed to: its store key (subject and
+/// slot), the owner's session (and action) binding, and the nonce the
+/// browser holds, so a sealed ceremony opens for nobody else and for no
+/// other id, and a value moved to another key or slot opens nowhere.
+fn associated(key: &str, owner: &Owner, nonce: &RecordId) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(key.len() + 80);
+    ad.extend_from_slice(b"stepup passkey ceremony\0");
+    ad.extend_from_slice(key.as_bytes());
+    ad.push(0);
+    ad.extend_from_slice(&owner.binding);
+    ad.extend_from_slice(nonce.as_str().as_bytes());
+    ad
+}
+
+/// A ceremony id as the browser holds it: the slot digit, then the nonce
+/// (32 hex); `None` for any other shape.
+fn parse_ceremony(id: &str) -> Option<(u8, RecordId)> {
+    let slot = id.get(..1)?.parse::<u8>().ok()?;
+    if u64::from(slot) >= PER_SUBJECT {
+        return None;
+    }
+    Some((slot, RecordId::parse(id.get(1..)?)?))
 }
 
 /// A boxed store future, so a [`PasskeyStore`](crate::PasskeyStore) can be
@@ -96,17 +145,88 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// Who a passkey ceremony belongs to: the subject, its session, and
     /// the bound action it was started for (`action`), so an assertion
     /// made for one action's ceremony finishes no other.
-    fn owner<'a>(
-        &self,
-        subject: &'a Subject,
-        key: &'a SubjectName,
-        action: Option<&str>,
-    ) -> crate::passkey::Owner<'a> {
-        crate::passkey::Owner {
-            key: key.as_str(),
+    fn owner(&self, subject: &Subject, action: Option<&str>) -> Owner {
+        Owner {
+            name: self.keys.subject(subject),
             binding: self.keys.ceremony_binding(subject, action),
-            handle: self.keys.user_handle(subject),
         }
+    }
+
+    /// Keeps a started ceremony in the state store, sealed, and returns the
+    /// id the browser finishes it with. The start is counted first: per
+    /// subject ([`AttemptLimits::ceremony_starts`]; the count also picks
+    /// the slot, so a subject has at most [`PER_SUBJECT`] in flight and a
+    /// new one replaces the oldest) and in all (the configured cap, within
+    /// one ceremony lifetime).
+    async fn keep_ceremony(
+        &self,
+        owner: &Owner,
+        state: &CeremonyState,
+        ttl: Duration,
+        max: u64,
+    ) -> Result<String, ChallengeError> {
+        let now = self.clock.now();
+        let n = limiter::ceremony_started(&self.state, &self.limits, &owner.name, now).await?;
+        let total = self
+            .state
+            .increment(StoreKeys::passkey_ceremonies_started(), ttl)
+            .await?;
+        if total > max {
+            return Err(ChallengeError::Busy);
+        }
+        let slot = u8::try_from((n - 1) % PER_SUBJECT).unwrap_or(0);
+        let nonce = RecordId::random()
+            .ok_or_else(|| StoreError::new("random", "no randomness available"))?;
+        let key = StoreKeys::passkey_ceremony(&owner.name, slot);
+        let record = CeremonyRecord {
+            state,
+            expires: (now + ttl).as_unix_seconds(),
+        };
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&record).map_err(|_| StoreError::new("passkey", "encode"))?,
+        );
+        let sealed = self
+            .keys
+            .seal_ceremony(&associated(&key, owner, &nonce), &plain)?;
+        self.state.put(&key, sealed, ttl).await?;
+        Ok(format!("{slot}{nonce}"))
+    }
+
+    /// Takes the ceremony `id` once, wherever it was started: refused when
+    /// it is unknown, replaced by a newer one, expired, another subject's
+    /// or session's, or made for another action, or when the stored value
+    /// was altered. Only a ceremony that opens for this owner and id is
+    /// taken: a stale or another session's id leaves the ceremony in its
+    /// slot for its owner.
+    async fn take_ceremony(
+        &self,
+        id: &str,
+        owner: &Owner,
+    ) -> Result<CeremonyState, ChallengeError> {
+        let (slot, nonce) = parse_ceremony(id).ok_or(ChallengeError::NoPendingCeremony)?;
+        let key = StoreKeys::passkey_ceremony(&owner.name, slot);
+        let associated = associated(&key, owner, &nonce);
+        let sealed = self
+            .state
+            .get(&key)
+            .await?
+            .ok_or(ChallengeError::NoPendingCeremony)?;
+        let plain = self
+            .keys
+            .open_ceremony(&associated, &sealed)
+            .ok_or(ChallengeError::NoPendingCeremony)?;
+        // One winner: of two finishes, one takes it. What is taken must be
+        // what was opened (a start that replaced it in between: refused).
+        let taken = self.state.take(&key).await?;
+        if taken.as_deref() != Some(sealed.as_slice()) {
+            return Err(ChallengeError::NoPendingCeremony);
+        }
+        let record: CeremonyRecord<CeremonyState> =
+            serde_json::from_slice(&plain).map_err(|_| ChallengeError::NoPendingCeremony)?;
+        if Timestamp::from_unix_seconds(record.expires) <= self.clock.now() {
+            return Err(ChallengeError::NoPendingCeremony);
+        }
+        Ok(record.state)
     }
 
     // The passkey operations below need only `F: FactorStore`: they reach
@@ -122,11 +242,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         user_name: &str,
     ) -> Result<(String, webauthn_rs::prelude::CreationChallengeResponse), ChallengeError> {
         let (service, store) = self.passkey_support()?;
-        let key = self.keys.subject(subject);
-        let now = self.clock.now();
-        limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
         let existing = store.passkeys(subject).await?;
-        service.start_registration(self.owner(subject, &key, None), user_name, &existing, now)
+        let (options, state) =
+            service.start_registration(self.keys.user_handle(subject), user_name, &existing)?;
+        let id = self
+            .keep_ceremony(&self.owner(subject, None), &state, service.ttl, service.max)
+            .await?;
+        Ok((id, options))
     }
 
     /// See [`finish_passkey_registration`](Engine::finish_passkey_registration).
@@ -139,13 +261,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<(), ChallengeError> {
         let (service, store) = self.passkey_support()?;
         let subject = attempt.subject;
-        let key = self.keys.subject(subject);
-        let registered = service.finish_registration(
-            self.owner(subject, &key, None),
-            ceremony,
-            response,
-            self.clock.now(),
-        );
+        let registered = match self
+            .take_ceremony(ceremony, &self.owner(subject, None))
+            .await
+        {
+            Ok(state) => service.finish_registration(state, response),
+            Err(e) => Err(e),
+        };
         let passkey = match registered {
             Ok(p) => p,
             Err(e) => {
@@ -198,21 +320,22 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         {
             return Err(ChallengeError::NoPendingAction);
         }
-        let key = self.keys.subject(attempt.subject);
-        let now = self.clock.now();
-        limiter::ceremony_started(&self.state, &self.limits, &key, now).await?;
-        let started = service.start_authentication(
-            self.owner(attempt.subject, &key, attempt.action),
-            &credentials,
-            now,
-        )?;
+        let (options, state) = service.start_authentication(&credentials)?;
+        let id = self
+            .keep_ceremony(
+                &self.owner(attempt.subject, attempt.action),
+                &state,
+                service.ttl,
+                service.max,
+            )
+            .await?;
         self.emit(
             EventKind::ChallengeIssued,
             Method::Passkey,
             attempt.subject,
             None,
         );
-        Ok(started)
+        Ok((id, options))
     }
 
     /// See [`step_up_passkey`](Engine::step_up_passkey).
@@ -225,13 +348,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let mut method = Method::Passkey;
         let outcome = async {
             let (service, store) = self.passkey_support()?;
-            let key = self.keys.subject(attempt.subject);
             // No pending ceremony is no guess: not counted.
-            let taken = service.take_authentication(
-                ceremony,
-                self.owner(attempt.subject, &key, attempt.action),
-                self.clock.now(),
-            )?;
+            let taken = self
+                .take_ceremony(ceremony, &self.owner(attempt.subject, attempt.action))
+                .await?;
             self.admit(attempt, Method::Passkey).await?;
             let credentials = store.passkeys(attempt.subject).await?;
             let used = service.finish_authentication(taken, response, credentials)?;
