@@ -26,7 +26,7 @@
 //! | `stepup:ceremony-starts:{subject}` | passkey ceremonies started |
 //! | `stepup:passkey-ceremony:{subject}:{slot}` | a passkey ceremony in flight (sealed; 3 slots per subject) |
 //! | `stepup:passkey-ceremonies-started` | passkey ceremonies started by everyone (the total cap) |
-//! | `stepup:attempts:{scope}:{subject}:{generation}` | attempts in a budget's window |
+//! | `stepup:attempts:{scope}:{subject}:{generation}` | attempts in a budget's window (the generation in decimal) |
 //! | `stepup:lock:{scope}:{subject}` | a budget's lockout |
 //! | `stepup:generation:{scope}:{subject}` | a budget's lock generation |
 //! | `stepup:backoff:{scope}:{subject}` | a budget's lockouts (doubling) |
@@ -38,6 +38,12 @@
 //!
 //! A `{scope}` is a method (its canonical name) or `second-factor`, the
 //! budget all second-factor methods share ([`Scope`]).
+//!
+//! A `{subject}` and an `{address}` are written with their braces: they
+//! are Redis Cluster hash tags, so every key of one subject (and of one
+//! address group) is in one slot, and the store's admission and commit
+//! scripts touch one slot each. (A lockout's end and a budget's generation
+//! are kept as decimal text, which the scripts read.)
 
 use std::fmt;
 use std::net::IpAddr;
@@ -365,9 +371,10 @@ impl StoreKeys {
         format!("stepup:ceremony-starts:{subject}")
     }
 
-    /// The attempts counted in one generation of a windowed budget.
-    pub(crate) fn attempts(scope: Scope, subject: &SubjectName, generation: u64) -> String {
-        format!("stepup:attempts:{scope}:{subject}:{generation}")
+    /// The attempts counted in one generation of a windowed budget: this
+    /// prefix, then the generation.
+    pub(crate) fn attempts(scope: Scope, subject: &SubjectName) -> String {
+        format!("stepup:attempts:{scope}:{subject}:")
     }
 
     /// A windowed budget's lockout (its end, in Unix seconds).
@@ -431,11 +438,35 @@ macro_rules! store_name {
             }
         }
     };
+    ($(#[$doc:meta])* $name:ident, tagged) => {
+        $(#[$doc])*
+        ///
+        /// In a key it is a Redis Cluster hash tag (`{name}`): every key
+        /// that names it lives in one slot, so one script may touch them
+        /// all.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub(crate) struct $name(String);
+
+        impl $name {
+            /// The name without its braces.
+            #[allow(dead_code)]
+            pub(crate) fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{{{}}}", self.0)
+            }
+        }
+    };
 }
 
 store_name!(
     /// A subject's store name ([`StoreKeys::subject`]): 32 hex digits.
-    SubjectName
+    SubjectName,
+    tagged
 );
 store_name!(
     /// A login session's store name ([`StoreKeys::session`]).
@@ -443,7 +474,8 @@ store_name!(
 );
 store_name!(
     /// A client address group's store name ([`StoreKeys::address`]).
-    AddressName
+    AddressName,
+    tagged
 );
 store_name!(
     /// A TOTP secret's fingerprint ([`StoreKeys::secret`]).
@@ -621,7 +653,7 @@ mod tests {
 
         assert_eq!(
             StoreKeys::totp_step(&subject, &k.secret(&[7u8; 20])),
-            format!("stepup:totp-step:{s}:f9a5b5686ae407667e4c87d83fb8f98b")
+            format!("stepup:totp-step:{{{s}}}:f9a5b5686ae407667e4c87d83fb8f98b")
         );
         assert_eq!(
             StoreKeys::totp_enrollment(&k.session(&alice)),
@@ -629,63 +661,74 @@ mod tests {
         );
         assert_eq!(
             StoreKeys::code(&subject, Channel::Email),
-            format!("stepup:code:email:{s}")
+            format!("stepup:code:email:{{{s}}}")
         );
         assert_eq!(
             StoreKeys::code(&subject, Channel::Sms),
-            format!("stepup:code:sms:{s}")
+            format!("stepup:code:sms:{{{s}}}")
         );
         assert_eq!(
             StoreKeys::code_guesses(&subject, Channel::Email, &[9u8; 16]),
-            format!("stepup:code:email:{s}:guesses:09090909090909090909090909090909")
+            format!("stepup:code:email:{{{s}}}:guesses:09090909090909090909090909090909")
         );
         assert_eq!(
             StoreKeys::code_guesses(&subject, Channel::Sms, &[9u8; 16]),
-            format!("stepup:code:sms:{s}:guesses:09090909090909090909090909090909")
+            format!("stepup:code:sms:{{{s}}}:guesses:09090909090909090909090909090909")
         );
         assert_eq!(
             StoreKeys::code_sends(&subject),
-            format!("stepup:code-sends:{s}")
+            format!("stepup:code-sends:{{{s}}}")
         );
         assert_eq!(
             StoreKeys::code_sends_from(&v4),
-            "stepup:code-sends-address:6b9deb42ad8198b6973577d3f6174b48"
+            "stepup:code-sends-address:{6b9deb42ad8198b6973577d3f6174b48}"
         );
         assert_eq!(
             StoreKeys::code_sends_from(&v6),
-            "stepup:code-sends-address:b23137b726ba77686ad3ea3781f7397e"
+            "stepup:code-sends-address:{b23137b726ba77686ad3ea3781f7397e}"
         );
         assert_eq!(
             StoreKeys::account_recovery(&subject),
-            format!("stepup:account-recovery:{s}")
+            format!("stepup:account-recovery:{{{s}}}")
         );
         assert_eq!(
             StoreKeys::account_recovery_starts(&subject),
-            format!("stepup:account-recovery-starts:{s}")
+            format!("stepup:account-recovery-starts:{{{s}}}")
         );
         assert_eq!(
             StoreKeys::ceremony_starts(&subject),
-            format!("stepup:ceremony-starts:{s}")
+            format!("stepup:ceremony-starts:{{{s}}}")
         );
+        #[cfg(feature = "passkey")]
+        {
+            assert_eq!(
+                StoreKeys::passkey_ceremony(&subject, 2),
+                format!("stepup:passkey-ceremony:{{{s}}}:2")
+            );
+            assert_eq!(
+                StoreKeys::passkey_ceremonies_started(),
+                "stepup:passkey-ceremonies-started"
+            );
+        }
         assert_eq!(
             StoreKeys::address_failures(&v4),
-            "stepup:address-failures:6b9deb42ad8198b6973577d3f6174b48"
+            "stepup:address-failures:{6b9deb42ad8198b6973577d3f6174b48}"
         );
         assert_eq!(
             StoreKeys::address_failures(&v6),
-            "stepup:address-failures:b23137b726ba77686ad3ea3781f7397e"
+            "stepup:address-failures:{b23137b726ba77686ad3ea3781f7397e}"
         );
         assert_eq!(
             StoreKeys::address_lock(&v4),
-            "stepup:address-lock:6b9deb42ad8198b6973577d3f6174b48"
+            "stepup:address-lock:{6b9deb42ad8198b6973577d3f6174b48}"
         );
         assert_eq!(
             StoreKeys::address_lock(&v6),
-            "stepup:address-lock:b23137b726ba77686ad3ea3781f7397e"
+            "stepup:address-lock:{b23137b726ba77686ad3ea3781f7397e}"
         );
         assert_eq!(
             StoreKeys::any_disabled(&subject),
-            format!("stepup:disabled-any:{s}")
+            format!("stepup:disabled-any:{{{s}}}")
         );
         let form = RecordId::parse("0123456789abcdef0123456789abcdef").unwrap();
         assert_eq!(
@@ -745,33 +788,29 @@ mod tests {
         ];
         for (scope, name) in scopes {
             assert_eq!(
-                StoreKeys::attempts(scope, &subject, 0),
-                format!("stepup:attempts:{name}:{s}:0")
-            );
-            assert_eq!(
-                StoreKeys::attempts(scope, &subject, 3),
-                format!("stepup:attempts:{name}:{s}:3")
+                StoreKeys::attempts(scope, &subject),
+                format!("stepup:attempts:{name}:{{{s}}}:")
             );
             assert_eq!(
                 StoreKeys::lock(scope, &subject),
-                format!("stepup:lock:{name}:{s}")
+                format!("stepup:lock:{name}:{{{s}}}")
             );
             assert_eq!(
                 StoreKeys::generation(scope, &subject),
-                format!("stepup:generation:{name}:{s}")
+                format!("stepup:generation:{name}:{{{s}}}")
             );
             assert_eq!(
                 StoreKeys::backoff(scope, &subject),
-                format!("stepup:backoff:{name}:{s}")
+                format!("stepup:backoff:{name}:{{{s}}}")
             );
             if let Scope::Method(method) = scope {
                 assert_eq!(
                     StoreKeys::consecutive(method, &subject),
-                    format!("stepup:consecutive:{name}:{s}")
+                    format!("stepup:consecutive:{name}:{{{s}}}")
                 );
                 assert_eq!(
                     StoreKeys::disabled(method, &subject),
-                    format!("stepup:disabled:{name}:{s}")
+                    format!("stepup:disabled:{name}:{{{s}}}")
                 );
             }
         }

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use stepup_core::{Method, Timestamp};
 
+use stepup_store::attempts::{
+    Admit, Admitted, Advance, Budget, BudgetKeys, Commit, Consecutive, Reenable,
+};
+
 use crate::error::ChallengeError;
 use crate::keys::{AddressName, Scope, StoreKeys, SubjectName};
 use crate::store::StateStore;
@@ -147,48 +151,22 @@ impl AttemptLimits {
 
 /// When the hint "few attempts left" is given.
 const FEW: u64 = 2;
-/// How long a consecutive-failure count and a disabled method are kept:
-/// a year without any attempt forgets them.
-const CONSECUTIVE_MEMORY: Duration = Duration::from_secs(365 * 24 * 3600);
-/// How long a lock generation is remembered: longer than any window.
-const GENERATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How long consecutive lockouts keep doubling the next one.
-const BACKOFF_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
-/// The keys of one windowed budget.
-///
-/// Attempts are counted per *generation*: every lockout starts a new
-/// generation, so attempts after a lockout count from zero while attempts
-/// racing with the lockout keep counting in the old, exhausted one.
-struct Budget {
-    scope: Scope,
-    subject: SubjectName,
-    lock: String,
-    generation: String,
-    backoff: String,
-}
-
-impl Budget {
-    fn new(scope: Scope, subject: &SubjectName) -> Budget {
-        Budget {
-            scope,
-            subject: subject.clone(),
-            lock: StoreKeys::lock(scope, subject),
-            generation: StoreKeys::generation(scope, subject),
-            backoff: StoreKeys::backoff(scope, subject),
-        }
-    }
-
-    fn attempts(&self, generation: u64) -> String {
-        StoreKeys::attempts(self.scope, &self.subject, generation)
+/// The keys of one windowed budget (see [`BudgetKeys`]).
+fn budget(scope: Scope, subject: &SubjectName) -> BudgetKeys {
+    BudgetKeys {
+        attempts: StoreKeys::attempts(scope, subject),
+        lock: StoreKeys::lock(scope, subject),
+        generation: StoreKeys::generation(scope, subject),
+        backoff: StoreKeys::backoff(scope, subject),
     }
 }
 
 /// One subject's counters for one method (and the shared ones).
 pub(crate) struct Keys {
     method: Method,
-    own: Budget,
-    shared: Option<Budget>,
+    own: BudgetKeys,
+    shared: Option<BudgetKeys>,
     /// `None` for passkeys: an assertion cannot be guessed, so a cap would
     /// only let a session holder disable the user's strongest factor.
     consecutive: Option<String>,
@@ -205,8 +183,8 @@ impl Keys {
     pub(crate) fn new(method: Method, subject: &SubjectName) -> Keys {
         Keys {
             method,
-            own: Budget::new(Scope::Method(method), subject),
-            shared: (method != Method::Password).then(|| Budget::new(Scope::SecondFactor, subject)),
+            own: budget(Scope::Method(method), subject),
+            shared: (method != Method::Password).then(|| budget(Scope::SecondFactor, subject)),
             consecutive: (!matches!(method, Method::Passkey | Method::DeviceBoundPasskey))
                 .then(|| StoreKeys::consecutive(method, subject)),
             disabled: StoreKeys::disabled(method, subject),
@@ -222,11 +200,13 @@ pub(crate) struct Admission {
     pub(crate) few_left: bool,
 }
 
-/// Counts one attempt before it is verified. `Ok` lets it be checked; a
-/// lockout or a disabled method is returned for right and wrong input
-/// alike. `address` is the store name of the client's address group.
-/// `just_disabled` is set when this attempt is the one that disabled the
-/// method (the user is told once, not on every later attempt).
+/// Counts one attempt before it is verified: the address group's lockout
+/// (its own slot: one read), then everything of the subject in one
+/// [`StateStore::admit`]. `Ok` lets it be checked; a lockout or a disabled
+/// method is returned for right and wrong input alike. `address` is the
+/// store name of the client's address group. `just_disabled` is set when
+/// this attempt is the one that disabled the method (the user is told
+/// once, not on every later attempt).
 pub(crate) async fn admit<S: StateStore>(
     state: &S,
     limits: &AttemptLimits,
@@ -240,102 +220,43 @@ pub(crate) async fn admit<S: StateStore>(
     {
         return Err(ChallengeError::LockedOut { until });
     }
-    if state.get(&keys.disabled).await?.is_some() {
-        return Err(ChallengeError::Disabled(keys.method));
-    }
-    let mut left = window(
-        state,
-        limits,
-        &keys.own,
-        limits.per_subject,
-        limits.window,
-        now,
-    )
-    .await?;
+    let windowed = |keys: &BudgetKeys, allowed: u64, window: Duration| Budget {
+        keys: keys.clone(),
+        allowed,
+        window,
+        first_lockout: limits.first_lockout,
+        max_lockout: limits.max_lockout,
+    };
+    let mut budgets = vec![windowed(&keys.own, limits.per_subject, limits.window)];
     if let Some(shared) = &keys.shared {
-        let shared_left = window(
-            state,
-            limits,
+        budgets.push(windowed(
             shared,
             limits.across_methods,
             limits.across_window,
-            now,
-        )
-        .await?;
-        left = left.min(shared_left);
+        ));
     }
-    let Some(consecutive) = &keys.consecutive else {
-        return Ok(Admission {
-            few_left: left <= FEW,
-        });
+    let request = Admit {
+        now: now.as_unix_seconds(),
+        disabled: keys.disabled.clone(),
+        any_disabled: keys.any_disabled.clone(),
+        budgets,
+        consecutive: keys.consecutive.as_ref().map(|key| Consecutive {
+            key: key.clone(),
+            cap: limits.consecutive,
+        }),
     };
-    let n = state.increment(consecutive, CONSECUTIVE_MEMORY).await?;
-    if n > limits.consecutive {
-        state
-            .put(&keys.disabled, vec![1], CONSECUTIVE_MEMORY)
-            .await?;
-        state
-            .put(&keys.any_disabled, vec![1], CONSECUTIVE_MEMORY)
-            .await?;
-        *just_disabled = n == limits.consecutive + 1;
-        return Err(ChallengeError::Disabled(keys.method));
+    match state.admit(&request).await? {
+        Admitted::Yes { left, consecutive } => Ok(Admission {
+            few_left: left <= FEW || consecutive.is_some_and(|n| n + FEW >= limits.consecutive),
+        }),
+        Admitted::LockedOut { until } => Err(ChallengeError::LockedOut {
+            until: Timestamp::from_unix_seconds(until),
+        }),
+        Admitted::Disabled { just_now } => {
+            *just_disabled = just_now;
+            Err(ChallengeError::Disabled(keys.method))
+        }
     }
-    Ok(Admission {
-        few_left: left <= FEW || n + FEW >= limits.consecutive,
-    })
-}
-
-/// One windowed budget: the attempts left after this one, or the lockout.
-async fn window<S: StateStore>(
-    state: &S,
-    limits: &AttemptLimits,
-    budget: &Budget,
-    allowed: u64,
-    length: Duration,
-    now: Timestamp,
-) -> Result<u64, ChallengeError> {
-    let generation = read_u64(state, &budget.generation).await?.unwrap_or(0);
-    if let Some(until) = locked(state, &budget.lock, now).await? {
-        return Err(ChallengeError::LockedOut { until });
-    }
-    let n = state
-        .increment(&budget.attempts(generation), length)
-        .await?;
-    if n <= allowed {
-        return Ok(allowed - n);
-    }
-    if n > allowed + 1 {
-        // A racing attempt past the one that locked: report that lock.
-        let until = read_u64(state, &budget.lock)
-            .await?
-            .map_or(now + limits.first_lockout, Timestamp::from_unix_seconds);
-        return Err(ChallengeError::LockedOut { until });
-    }
-    // Exactly one attempt crosses the budget: it locks, with doubling.
-    let lockouts = state.increment(&budget.backoff, BACKOFF_MEMORY).await?;
-    let doublings = u32::try_from(lockouts.saturating_sub(1))
-        .unwrap_or(u32::MAX)
-        .min(30);
-    let length = limits
-        .first_lockout
-        .saturating_mul(1u32 << doublings)
-        .min(limits.max_lockout);
-    let until = now + length;
-    state
-        .put(
-            &budget.lock,
-            until.as_unix_seconds().to_be_bytes().to_vec(),
-            length,
-        )
-        .await?;
-    state
-        .put(
-            &budget.generation,
-            (generation + 1).to_be_bytes().to_vec(),
-            GENERATION_TTL,
-        )
-        .await?;
-    Err(ChallengeError::LockedOut { until })
 }
 
 /// A failed attempt from `address`: counted, and at the budget the
@@ -354,7 +275,7 @@ pub(crate) async fn failed_from<S: StateStore>(
         state
             .put(
                 &StoreKeys::address_lock(address),
-                until.as_unix_seconds().to_be_bytes().to_vec(),
+                until.as_unix_seconds().to_string().into_bytes(),
                 limits.address_window,
             )
             .await?;
@@ -362,46 +283,55 @@ pub(crate) async fn failed_from<S: StateStore>(
     Ok(())
 }
 
-/// A success: the method's window, backoff and consecutive count start
-/// over (and the shared budget's, for a second factor), and the methods
-/// in `reenable` (no stronger than this one) are enabled again.
+/// A success, in one [`StateStore::commit`]: the TOTP step `advance`
+/// first (if it is not newer, nothing else happens and the answer is
+/// [`ChallengeError::AlreadyUsed`]); then the method's window, backoff and
+/// consecutive count start over (and the shared budget's, for a second
+/// factor), the methods in `reenable` (no stronger than this one) are
+/// enabled again, and `take` is removed. Returns whether `take` was there.
 pub(crate) async fn succeeded<S: StateStore>(
     state: &S,
     keys: &Keys,
     reenable: &[Keys],
-) -> Result<(), ChallengeError> {
-    reset_budget(state, &keys.own).await?;
-    if let Some(shared) = &keys.shared {
-        reset_budget(state, shared).await?;
+    advance: Option<Advance>,
+    take: Option<String>,
+) -> Result<bool, ChallengeError> {
+    let request = Commit {
+        advance,
+        reset: std::iter::once(keys.own.clone())
+            .chain(keys.shared.clone())
+            .collect(),
+        consecutive: keys.consecutive.clone(),
+        any_disabled: keys.any_disabled.clone(),
+        reenable: reenable
+            .iter()
+            .map(|other| Reenable {
+                disabled: other.disabled.clone(),
+                consecutive: other.consecutive.clone(),
+            })
+            .collect(),
+        take,
+    };
+    let committed = state.commit(&request).await?;
+    if !committed.advanced {
+        return Err(ChallengeError::AlreadyUsed);
     }
-    if let Some(consecutive) = &keys.consecutive {
-        state.remove(consecutive).await?;
-    }
-    // Only a *disabled* method comes back: the consecutive count of one
-    // still enabled keeps running whatever other methods succeed, or a
-    // user's daily TOTP would reset an attacker's slow recovery-code count.
-    if reenable.is_empty() || state.get(&keys.any_disabled).await?.is_none() {
-        return Ok(());
-    }
-    for other in reenable {
-        if state.get(&other.disabled).await?.is_some() {
-            state.remove(&other.disabled).await?;
-            if let Some(consecutive) = &other.consecutive {
-                state.remove(consecutive).await?;
-            }
-        }
-    }
-    Ok(())
+    Ok(committed.taken)
 }
 
 /// Everything about one method, as if no attempt had been made (the
 /// application's reset, after its own checks).
 pub(crate) async fn reset<S: StateStore>(state: &S, keys: &Keys) -> Result<(), ChallengeError> {
-    reset_budget(state, &keys.own).await?;
+    let request = Commit {
+        advance: None,
+        reset: vec![keys.own.clone()],
+        consecutive: keys.consecutive.clone(),
+        any_disabled: keys.any_disabled.clone(),
+        reenable: Vec::new(),
+        take: None,
+    };
+    state.commit(&request).await?;
     state.remove(&keys.own.lock).await?;
-    if let Some(consecutive) = &keys.consecutive {
-        state.remove(consecutive).await?;
-    }
     state.remove(&keys.disabled).await?;
     Ok(())
 }
@@ -426,29 +356,17 @@ pub(crate) async fn ceremony_started<S: StateStore>(
     Ok(n)
 }
 
-async fn reset_budget<S: StateStore>(state: &S, budget: &Budget) -> Result<(), ChallengeError> {
-    let generation = read_u64(state, &budget.generation).await?.unwrap_or(0);
-    state.remove(&budget.attempts(generation)).await?;
-    state.remove(&budget.backoff).await?;
-    Ok(())
-}
-
 async fn locked<S: StateStore>(
     state: &S,
     key: &str,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, ChallengeError> {
-    Ok(read_u64(state, key)
+    Ok(state
+        .get(key)
         .await?
+        .and_then(|bytes| std::str::from_utf8(&bytes).ok()?.parse().ok())
         .map(Timestamp::from_unix_seconds)
         .filter(|until| *until > now))
-}
-
-async fn read_u64<S: StateStore>(state: &S, key: &str) -> Result<Option<u64>, ChallengeError> {
-    Ok(state.get(key).await?.and_then(|bytes| {
-        let raw: [u8; 8] = bytes.as_slice().try_into().ok()?;
-        Some(u64::from_be_bytes(raw))
-    }))
 }
 
 #[cfg(test)]
@@ -482,10 +400,10 @@ mod tests {
         for (method, name) in methods {
             let keys = Keys::new(method, &subject);
             assert_eq!(keys.method, method);
-            let budget = |b: &Budget| {
+            let budget = |b: &BudgetKeys| {
                 [
-                    b.attempts(0),
-                    b.attempts(3),
+                    b.attempts_of(0),
+                    b.attempts_of(3),
                     b.lock.clone(),
                     b.generation.clone(),
                     b.backoff.clone(),
@@ -493,11 +411,11 @@ mod tests {
             };
             let expected = |scope: &str| {
                 [
-                    format!("stepup:attempts:{scope}:{s}:0"),
-                    format!("stepup:attempts:{scope}:{s}:3"),
-                    format!("stepup:lock:{scope}:{s}"),
-                    format!("stepup:generation:{scope}:{s}"),
-                    format!("stepup:backoff:{scope}:{s}"),
+                    format!("stepup:attempts:{scope}:{{{s}}}:0"),
+                    format!("stepup:attempts:{scope}:{{{s}}}:3"),
+                    format!("stepup:lock:{scope}:{{{s}}}"),
+                    format!("stepup:generation:{scope}:{{{s}}}"),
+                    format!("stepup:backoff:{scope}:{{{s}}}"),
                 ]
             };
             assert_eq!(budget(&keys.own), expected(name), "{method}");
@@ -509,11 +427,11 @@ mod tests {
             assert_eq!(
                 keys.consecutive,
                 (!matches!(method, Method::Passkey | Method::DeviceBoundPasskey))
-                    .then(|| format!("stepup:consecutive:{name}:{s}")),
+                    .then(|| format!("stepup:consecutive:{name}:{{{s}}}")),
                 "{method}"
             );
-            assert_eq!(keys.disabled, format!("stepup:disabled:{name}:{s}"));
-            assert_eq!(keys.any_disabled, format!("stepup:disabled-any:{s}"));
+            assert_eq!(keys.disabled, format!("stepup:disabled:{name}:{{{s}}}"));
+            assert_eq!(keys.any_disabled, format!("stepup:disabled-any:{{{s}}}"));
         }
     }
 }

@@ -54,8 +54,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, RedisFuture, Script};
+use stepup_store::attempts::{Admit, Admitted, Commit, Committed};
 use stepup_store::{StateStore, StoreError};
 
 /// Sets `KEYS[1]` to `ARGV[1]` (a step) unless it holds that step or a
@@ -79,6 +82,118 @@ end
 return n
 ";
 
+/// [`StateStore::admit`]: the disabled flag, each budget's lockout and
+/// count (locking the one attempt that crosses it, with doubling and a new
+/// generation), then the consecutive cap — as `stepup_store::attempts::admit_with`
+/// does with single operations.
+///
+/// `KEYS`: disabled, any-disabled, consecutive (any-disabled again when
+/// there is none), then per budget: attempts prefix, lock, generation,
+/// backoff. `ARGV`: now (s), has consecutive (0/1), cap, consecutive memory
+/// (ms), backoff memory (ms), generation ttl (ms), budget count, then per
+/// budget: allowed, window (ms), first lockout (ms), longest lockout (ms).
+/// Returns `{0, left (-1: none), consecutive (-1: none)}`, `{1, until}` or
+/// `{2, just disabled (0/1)}`.
+const ADMIT: &str = r"
+local function count(key, ttl)
+  local n = redis.call('INCR', key)
+  if n == 1 or redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, ttl)
+  end
+  return n
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {2, 0}
+end
+local now = tonumber(ARGV[1])
+local left = -1
+for i = 0, tonumber(ARGV[7]) - 1 do
+  local k = 4 + i * 4
+  local a = 8 + i * 4
+  local allowed = tonumber(ARGV[a])
+  local first = tonumber(ARGV[a + 2])
+  local generation = tonumber(redis.call('GET', KEYS[k + 2]) or '0') or 0
+  local lock = tonumber(redis.call('GET', KEYS[k + 1]) or '')
+  if lock and lock > now then
+    return {1, lock}
+  end
+  local n = count(KEYS[k] .. string.format('%d', generation), ARGV[a + 1])
+  if n <= allowed then
+    if left < 0 or allowed - n < left then
+      left = allowed - n
+    end
+  elseif n > allowed + 1 then
+    return {1, lock or (now + math.max(1, math.floor(first / 1000)))}
+  else
+    local lockouts = count(KEYS[k + 3], ARGV[5])
+    local length = math.min(first * 2 ^ math.min(lockouts - 1, 30), tonumber(ARGV[a + 3]))
+    local untill = now + math.max(1, math.floor(length / 1000))
+    redis.call('SET', KEYS[k + 1], string.format('%d', untill), 'PX', string.format('%d', math.max(1, length)))
+    redis.call('SET', KEYS[k + 2], string.format('%d', generation + 1), 'PX', ARGV[6])
+    return {1, untill}
+  end
+end
+if ARGV[2] ~= '1' then
+  return {0, left, -1}
+end
+local cap = tonumber(ARGV[3])
+local n = count(KEYS[3], ARGV[4])
+if n > cap then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[4])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+  if n == cap + 1 then
+    return {2, 1}
+  end
+  return {2, 0}
+end
+return {0, left, n}
+";
+
+/// [`StateStore::commit`]: the TOTP step (compare-and-set; when it is not
+/// newer nothing else happens), budgets started over, the consecutive
+/// count removed, disabled methods enabled again (only while any-disabled
+/// is set), and one entry taken — as `stepup_store::attempts::commit_with`
+/// does with single operations.
+///
+/// `KEYS`: step, any-disabled, consecutive, take (any-disabled in a place
+/// not used), then per reset budget: attempts prefix, generation, backoff;
+/// then per method to enable: disabled, consecutive. `ARGV`: has step,
+/// step, step ttl (ms), has consecutive, has take, reset count, enable
+/// count, then per method to enable: has consecutive. Returns
+/// `{advanced (0/1), taken (0/1)}`.
+const COMMIT: &str = r"
+if ARGV[1] == '1' then
+  local current = redis.call('GET', KEYS[1])
+  if current and tonumber(current) >= tonumber(ARGV[2]) then
+    return {0, 0}
+  end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+local resets = tonumber(ARGV[6])
+for i = 0, resets - 1 do
+  local k = 5 + i * 3
+  local generation = tonumber(redis.call('GET', KEYS[k + 1]) or '0') or 0
+  redis.call('DEL', KEYS[k] .. string.format('%d', generation), KEYS[k + 2])
+end
+if ARGV[4] == '1' then
+  redis.call('DEL', KEYS[3])
+end
+local enables = tonumber(ARGV[7])
+if enables > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  local base = 5 + resets * 3
+  for i = 0, enables - 1 do
+    if redis.call('DEL', KEYS[base + i * 2]) == 1 and ARGV[8 + i] == '1' then
+      redis.call('DEL', KEYS[base + i * 2 + 1])
+    end
+  end
+end
+local taken = 0
+if ARGV[5] == '1' then
+  taken = redis.call('DEL', KEYS[4])
+end
+return {1, taken}
+";
+
 /// How long a command may take before the step-up fails closed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -87,10 +202,47 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 /// one between engines.
 #[derive(Clone)]
 pub struct RedisStateStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     advance: Script,
     increment: Script,
+    admit: Script,
+    commit: Script,
+}
+
+/// A single server's connection manager, or a cluster's connection.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl fmt::Debug for RedisStateStore {
@@ -153,11 +305,70 @@ impl RedisStateStore {
 
     /// A store on a connection manager configured by the application.
     pub fn with_connection(connection: ConnectionManager, prefix: &str) -> RedisStateStore {
+        RedisStateStore::on(Connection::Single(connection), prefix)
+    }
+
+    /// A store on a Redis Cluster, reached through any of `nodes`
+    /// (`redis://host:port/`; the others are discovered), every key
+    /// starting with `prefix`. Connects lazily, like
+    /// [`connect`](RedisStateStore::connect); commands (and connecting)
+    /// time out after `timeout`.
+    ///
+    /// The engine writes every key of one subject (and of one client
+    /// address group) with the same hash tag, so each script touches one
+    /// slot; a `prefix` must not contain `{` (it would become the tag).
+    /// While a node is down, the step-ups whose keys it holds fail closed;
+    /// they work again once the cluster has the slots served.
+    ///
+    /// Must be called inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use stepup_redis::RedisStateStore;
+    ///
+    /// # async fn run() -> Result<(), stepup_store::StoreError> {
+    /// let state = RedisStateStore::connect_cluster(
+    ///     &["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/", "redis://10.0.0.3:6379/"],
+    ///     "bank:",
+    ///     Duration::from_millis(500),
+    /// )?;
+    /// # let _ = state;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_cluster(
+        nodes: &[&str],
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisStateStore, StoreError> {
+        if prefix.contains('{') {
+            return Err(StoreError::new(
+                "redis",
+                "a cluster key prefix must not contain '{' (it would be the hash tag)",
+            ));
+        }
+        let client = ClusterClientBuilder::new(nodes.iter().copied())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1)
+            .max_retry_wait(200)
+            .build()
+            .map_err(|e| error("connecting", &e))?;
+        let config = ClusterConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let connection = client.get_pending_async_connection_with_config(config);
+        Ok(RedisStateStore::on(Connection::Cluster(connection), prefix))
+    }
+
+    fn on(connection: Connection, prefix: &str) -> RedisStateStore {
         RedisStateStore {
             connection,
             prefix: prefix.to_owned(),
             advance: Script::new(ADVANCE),
             increment: Script::new(INCREMENT),
+            admit: Script::new(ADMIT),
+            commit: Script::new(COMMIT),
         }
     }
 
@@ -242,6 +453,97 @@ impl StateStore for RedisStateStore {
         self.read("GETDEL", key)
             .await
             .map_err(|e| error("take", &e))
+    }
+
+    async fn admit(&self, request: &Admit) -> Result<Admitted, StoreError> {
+        let mut script = self.admit.prepare_invoke();
+        script
+            .key(self.key(&request.disabled))
+            .key(self.key(&request.any_disabled))
+            .key(
+                self.key(
+                    request
+                        .consecutive
+                        .as_ref()
+                        .map_or(&request.any_disabled, |c| &c.key),
+                ),
+            )
+            .arg(request.now)
+            .arg(u8::from(request.consecutive.is_some()))
+            .arg(request.consecutive.as_ref().map_or(0, |c| c.cap))
+            .arg(millis(stepup_store::attempts::CONSECUTIVE_MEMORY))
+            .arg(millis(stepup_store::attempts::BACKOFF_MEMORY))
+            .arg(millis(stepup_store::attempts::GENERATION_TTL))
+            .arg(request.budgets.len());
+        for budget in &request.budgets {
+            script
+                .key(self.key(&budget.keys.attempts))
+                .key(self.key(&budget.keys.lock))
+                .key(self.key(&budget.keys.generation))
+                .key(self.key(&budget.keys.backoff))
+                .arg(budget.allowed)
+                .arg(millis(budget.window))
+                .arg(millis(budget.first_lockout))
+                .arg(millis(budget.max_lockout));
+        }
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> = script
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| error("admit", &e))?;
+        let number = |i: usize| reply.get(i).copied().unwrap_or(-1);
+        let whole = |n: i64| u64::try_from(n).ok();
+        match number(0) {
+            0 => Ok(Admitted::Yes {
+                left: whole(number(1)).unwrap_or(u64::MAX),
+                consecutive: whole(number(2)),
+            }),
+            1 => Ok(Admitted::LockedOut {
+                until: whole(number(1)).unwrap_or(0),
+            }),
+            2 => Ok(Admitted::Disabled {
+                just_now: number(1) == 1,
+            }),
+            _ => Err(StoreError::new("redis", "admit: unexpected reply")),
+        }
+    }
+
+    async fn commit(&self, request: &Commit) -> Result<Committed, StoreError> {
+        let spare = &request.any_disabled;
+        let mut script = self.commit.prepare_invoke();
+        script
+            .key(self.key(request.advance.as_ref().map_or(spare, |a| &a.key)))
+            .key(self.key(spare))
+            .key(self.key(request.consecutive.as_ref().unwrap_or(spare)))
+            .key(self.key(request.take.as_ref().unwrap_or(spare)))
+            .arg(u8::from(request.advance.is_some()))
+            .arg(request.advance.as_ref().map_or(0, |a| a.step))
+            .arg(request.advance.as_ref().map_or(1, |a| millis(a.ttl)))
+            .arg(u8::from(request.consecutive.is_some()))
+            .arg(u8::from(request.take.is_some()))
+            .arg(request.reset.len())
+            .arg(request.reenable.len());
+        for keys in &request.reset {
+            script
+                .key(self.key(&keys.attempts))
+                .key(self.key(&keys.generation))
+                .key(self.key(&keys.backoff));
+        }
+        for other in &request.reenable {
+            script
+                .key(self.key(&other.disabled))
+                .key(self.key(other.consecutive.as_ref().unwrap_or(spare)))
+                .arg(u8::from(other.consecutive.is_some()));
+        }
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> = script
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| error("commit", &e))?;
+        Ok(Committed {
+            advanced: reply.first() == Some(&1),
+            taken: reply.get(1) == Some(&1),
+        })
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {

@@ -117,6 +117,7 @@
 //! | `passkey` | `StoredPasskey`, `PasskeyStore` (with `webauthn-rs`, default features off) |
 //! | `contract` | the contract suite (with a tokio runtime) |
 
+pub mod attempts;
 mod channel;
 mod error;
 mod factor;

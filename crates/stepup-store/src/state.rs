@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use stepup_core::{Clock, SystemClock, Timestamp};
 
+use crate::attempts::{Admit, Admitted, Commit, Committed};
 use crate::error::StoreError;
 
 /// Short-lived server state with expiry and atomic operations: the last
@@ -76,6 +77,26 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Removes `key` (nothing happens if it is absent).
     fn remove(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Checks and counts one attempt before it is verified (see
+    /// [`Admit`]): lockouts, windowed budgets, the consecutive cap. The
+    /// default runs [`admit_with`](crate::attempts::admit_with) over the
+    /// operations above; a shared store overrides it to do it in one round
+    /// trip, with the same outcomes.
+    fn admit(&self, request: &Admit) -> impl Future<Output = Result<Admitted, StoreError>> + Send {
+        crate::attempts::admit_with(self, request)
+    }
+
+    /// Records a success (see [`Commit`]): the TOTP step, then counters
+    /// started over and disabled methods enabled again. The default runs
+    /// [`commit_with`](crate::attempts::commit_with); a shared store
+    /// overrides it to do it in one round trip, with the same outcomes.
+    fn commit(
+        &self,
+        request: &Commit,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send {
+        crate::attempts::commit_with(self, request)
+    }
 }
 
 type Entries = HashMap<String, (Value, Timestamp)>;

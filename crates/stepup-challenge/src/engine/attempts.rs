@@ -3,6 +3,7 @@
 //! enabled again) or into the error the user sees.
 
 use stepup_core::{IssuedToken, Method, Proof, Subject};
+use stepup_store::attempts::Advance;
 
 use super::events::Reason;
 use super::{Attempt, Confirmed, Engine};
@@ -105,13 +106,34 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         proven: Method,
         outcome: Result<(), ChallengeError>,
     ) -> Result<IssuedToken, ChallengeError> {
+        self.finish_committing(attempt, counted, proven, outcome.map(|()| None))
+            .await
+    }
+
+    /// [`finish_as`](Engine::finish_as) for a verified factor whose use is
+    /// recorded in the same commit as the counters (a TOTP step: a replay
+    /// found there is [`ChallengeError::AlreadyUsed`], a failure).
+    pub(super) async fn finish_committing(
+        &self,
+        attempt: Attempt<'_>,
+        counted: Method,
+        proven: Method,
+        outcome: Result<Option<Advance>, ChallengeError>,
+    ) -> Result<IssuedToken, ChallengeError> {
         let subject = attempt.subject;
-        match outcome {
-            Ok(()) => {
-                if let Err(e) = self.succeeded(subject, counted, proven).await {
+        let outcome = match outcome {
+            Ok(advance) => match self.succeeded(subject, counted, proven, advance).await {
+                Ok(()) => Ok(()),
+                Err(ChallengeError::AlreadyUsed) => Err(ChallengeError::AlreadyUsed),
+                Err(e) => {
                     self.emit(EventKind::Failed, proven, subject, Some(Reason::Store));
                     return Err(e);
                 }
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
                 // Made for an action: the proof is recorded for it (and
                 // becomes its grant once the proofs made for it meet its
                 // policy), or — the ceremony was used by a racing step-up,
@@ -184,12 +206,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 
     /// A success resets the method's counters and enables again the
     /// methods disabled for the subject that are no stronger than the one
-    /// proven (by the level table).
+    /// proven (by the level table), records `advance` first (a TOTP step:
+    /// [`ChallengeError::AlreadyUsed`] when it is not newer, and then
+    /// nothing else changes), and cancels a pending account recovery — all
+    /// in one commit.
     async fn succeeded(
         &self,
         subject: &Subject,
         counted: Method,
         proven: Method,
+        advance: Option<Advance>,
     ) -> Result<(), ChallengeError> {
         let levels = self.issuer.levels();
         let rank = levels.rank_of(proven);
@@ -202,15 +228,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .filter(|m| strong && *m != counted && levels.rank_of(*m) <= rank)
             .map(|m| Keys::new(m, &subject_name))
             .collect();
-        limiter::succeeded(&self.state, &Keys::new(counted, &subject_name), &reenable).await?;
-        if strong
-            && self
-                .state
-                .take(&self.recovery_key(subject))
-                .await?
-                .is_some()
-        {
-            // The user still holds a factor of their own: nothing to recover.
+        // The user still holds a factor of their own: nothing to recover.
+        let recovery = strong.then(|| self.recovery_key(subject));
+        let cancelled = limiter::succeeded(
+            &self.state,
+            &Keys::new(counted, &subject_name),
+            &reenable,
+            advance,
+            recovery,
+        )
+        .await?;
+        if cancelled {
             self.emit(
                 EventKind::RecoveryCancelled,
                 proven,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use stepup_core::{IssuedToken, Method, Subject};
 use stepup_store::TotpSecret;
+use stepup_store::attempts::Advance;
 
 use super::events::Reason;
 use super::{Attempt, Engine};
@@ -61,10 +62,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<IssuedToken, ChallengeError> {
         let method = Method::Totp;
         let outcome = self.totp_inner(attempt, code).await;
-        self.finish(attempt, method, outcome).await
+        // The step is recorded in the same commit as the counters.
+        self.finish_committing(attempt, method, method, outcome.map(Some))
+            .await
     }
 
-    async fn totp_inner(&self, attempt: Attempt<'_>, code: &str) -> Result<(), ChallengeError> {
+    /// Counts the attempt and checks the code: the step to record as used.
+    async fn totp_inner(
+        &self,
+        attempt: Attempt<'_>,
+        code: &str,
+    ) -> Result<Advance, ChallengeError> {
         self.totp.check_format(code)?;
         let secret = self
             .factors
@@ -79,7 +87,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .ok_or(ChallengeError::Wrong {
                 few_left: admitted.few_left,
             })?;
-        self.accept_step(attempt.subject, &secret, step).await
+        Ok(self.step_advance(attempt.subject, &secret, step))
+    }
+
+    /// Records `step` as the last accepted one for this subject and secret
+    /// (see [`accept_step`](Self::accept_step)), as part of a commit.
+    fn step_advance(&self, subject: &Subject, secret: &TotpSecret, step: u64) -> Advance {
+        Advance {
+            key: StoreKeys::totp_step(
+                &self.keys.subject(subject),
+                &self.keys.secret(secret.as_bytes()),
+            ),
+            step,
+            ttl: self.totp.replay_memory(),
+        }
     }
 
     /// Records `step` as the last accepted one for this subject and secret;
@@ -91,13 +112,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         secret: &TotpSecret,
         step: u64,
     ) -> Result<(), ChallengeError> {
-        let key = StoreKeys::totp_step(
-            &self.keys.subject(subject),
-            &self.keys.secret(secret.as_bytes()),
-        );
+        let advance = self.step_advance(subject, secret, step);
         if self
             .state
-            .advance(&key, step, self.totp.replay_memory())
+            .advance(&advance.key, advance.step, advance.ttl)
             .await?
         {
             Ok(())
@@ -173,7 +191,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         let replaced = self.factors.has_totp_secret(subject).await?;
         self.factors.set_totp_secret(subject, pending).await?;
-        limiter::succeeded(&self.state, &self.limiter_keys(subject, Method::Totp), &[]).await?;
+        limiter::succeeded(
+            &self.state,
+            &self.limiter_keys(subject, Method::Totp),
+            &[],
+            None,
+            None,
+        )
+        .await?;
         if replaced {
             self.factors.bump_epoch(subject).await?;
             self.emit(EventKind::Replaced, Method::Totp, subject, None);

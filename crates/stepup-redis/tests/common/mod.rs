@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use stepup_redis::RedisStateStore;
 
+pub(crate) mod cluster;
+
 /// How long a test's store waits for a command: long enough for a loaded
 /// machine, short enough that a hung server fails the test.
 pub(crate) const TEST_TIMEOUT: Duration = Duration::from_secs(10);

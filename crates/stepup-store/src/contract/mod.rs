@@ -149,6 +149,20 @@ impl<S: StateStore, G: Send + Sync + 'static> StateStore for Guarded<S, G> {
         self.store.take(key)
     }
 
+    fn admit(
+        &self,
+        request: &crate::attempts::Admit,
+    ) -> impl Future<Output = Result<crate::attempts::Admitted, StoreError>> + Send {
+        self.store.admit(request)
+    }
+
+    fn commit(
+        &self,
+        request: &crate::attempts::Commit,
+    ) -> impl Future<Output = Result<crate::attempts::Committed, StoreError>> + Send {
+        self.store.commit(request)
+    }
+
     fn remove(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.store.remove(key)
     }
@@ -304,6 +318,10 @@ macro_rules! state_store_contract {
                 put_get_take_remove,
                 entries_expire,
                 takes_race_to_one_winner,
+                admission_counts_and_locks_with_doubling,
+                admission_disables_past_the_consecutive_cap,
+                commit_records_the_step_then_starts_counters_over,
+                admissions_race_to_the_budget,
             ]
         );
     };

@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::StateStore;
+use crate::attempts::{
+    Admit, Admitted, Advance, Budget, BudgetKeys, Commit, Committed, Consecutive, Reenable,
+};
 
 /// Long enough that nothing expires while a rule that is not about expiry
 /// runs, however loaded the machine.
@@ -162,4 +165,259 @@ pub async fn takes_race_to_one_winner<S: StateStore>(store: Arc<S>) {
     let mut seen = racers.join_all().await;
     seen.sort_unstable();
     assert_eq!(seen, (1..=50).collect::<Vec<u64>>());
+}
+
+/// The keys of one subject's budget in the admission rules: one hash tag,
+/// as the engine writes them (a cluster runs each script in one slot).
+fn budget_keys(name: &str) -> BudgetKeys {
+    BudgetKeys {
+        attempts: format!("{{s}}:{name}:attempts:"),
+        lock: format!("{{s}}:{name}:lock"),
+        generation: format!("{{s}}:{name}:generation"),
+        backoff: format!("{{s}}:{name}:backoff"),
+    }
+}
+
+fn budget(name: &str, allowed: u64) -> Budget {
+    Budget {
+        keys: budget_keys(name),
+        allowed,
+        window: TTL,
+        first_lockout: Duration::from_secs(60),
+        max_lockout: Duration::from_secs(150),
+    }
+}
+
+fn admission(now: u64, budgets: Vec<Budget>, cap: Option<u64>) -> Admit {
+    Admit {
+        now,
+        disabled: "{s}:disabled".into(),
+        any_disabled: "{s}:any-disabled".into(),
+        budgets,
+        consecutive: cap.map(|cap| Consecutive {
+            key: "{s}:consecutive".into(),
+            cap,
+        }),
+    }
+}
+
+/// `admit` counts each budget, locks on the one attempt that crosses it
+/// (the lockout doubling, at most the longest, each lockout starting a new
+/// generation counted from zero), stops at the first locked budget, and
+/// reports the tightest budget's attempts left.
+pub async fn admission_counts_and_locks_with_doubling<S: StateStore>(store: Arc<S>) {
+    let now = 1_000_000;
+    let request = |now| admission(now, vec![budget("own", 2), budget("shared", 10)], None);
+    let yes = |left| Admitted::Yes {
+        left,
+        consecutive: None,
+    };
+    assert_eq!(store.admit(&request(now)).await.unwrap(), yes(1));
+    assert_eq!(store.admit(&request(now)).await.unwrap(), yes(0));
+    let locked = Admitted::LockedOut { until: now + 60 };
+    assert_eq!(store.admit(&request(now)).await.unwrap(), locked);
+    assert_eq!(store.admit(&request(now + 59)).await.unwrap(), locked);
+    // After the lockout: a new generation, counted from zero.
+    let later = now + 60;
+    assert_eq!(store.admit(&request(later)).await.unwrap(), yes(1));
+    assert_eq!(store.admit(&request(later)).await.unwrap(), yes(0));
+    // The second lockout doubles; the third would be 240 s: at most 150.
+    assert_eq!(
+        store.admit(&request(later)).await.unwrap(),
+        Admitted::LockedOut { until: later + 120 }
+    );
+    let last = later + 120;
+    assert_eq!(store.admit(&request(last)).await.unwrap(), yes(1));
+    assert_eq!(store.admit(&request(last)).await.unwrap(), yes(0));
+    assert_eq!(
+        store.admit(&request(last)).await.unwrap(),
+        Admitted::LockedOut { until: last + 150 }
+    );
+    // The shared budget counted only the attempts the own one let through
+    // (6 of 10), and the tightest budget is the one reported.
+    let tight = admission(
+        last + 150,
+        vec![budget("shared", 7), budget("own", 2)],
+        None,
+    );
+    assert_eq!(store.admit(&tight).await.unwrap(), yes(0));
+}
+
+/// `admit` counts consecutive attempts; past the cap it disables the
+/// method (and marks the subject as having one disabled), says so once as
+/// "just now", and from then on stops every attempt before counting.
+pub async fn admission_disables_past_the_consecutive_cap<S: StateStore>(store: Arc<S>) {
+    let request = admission(1_000_000, vec![budget("own", 100)], Some(2));
+    for n in 1..=2 {
+        assert_eq!(
+            store.admit(&request).await.unwrap(),
+            Admitted::Yes {
+                left: 100 - n,
+                consecutive: Some(n)
+            }
+        );
+    }
+    assert_eq!(
+        store.admit(&request).await.unwrap(),
+        Admitted::Disabled { just_now: true }
+    );
+    assert_eq!(
+        store.admit(&request).await.unwrap(),
+        Admitted::Disabled { just_now: false }
+    );
+    assert!(store.get("{s}:any-disabled").await.unwrap().is_some());
+    // Stopped before counting: the budget saw 3 attempts.
+    let budget_only = admission(1_000_000, vec![budget("own", 100)], None);
+    store.remove("{s}:disabled").await.unwrap();
+    assert_eq!(
+        store.admit(&budget_only).await.unwrap(),
+        Admitted::Yes {
+            left: 96,
+            consecutive: None
+        }
+    );
+}
+
+/// `commit` records the step first (a step not newer changes nothing
+/// else), starts budgets and the consecutive count over, enables disabled
+/// methods again only while the subject is marked, and takes an entry
+/// once.
+pub async fn commit_records_the_step_then_starts_counters_over<S: StateStore>(store: Arc<S>) {
+    let now = 1_000_000;
+    let request = admission(now, vec![budget("own", 3)], Some(10));
+    store.admit(&request).await.unwrap();
+    store.admit(&request).await.unwrap();
+    store
+        .put("{s}:recovery", b"pending".to_vec(), TTL)
+        .await
+        .unwrap();
+    let commit = |step| Commit {
+        advance: Some(Advance {
+            key: "{s}:step".into(),
+            step,
+            ttl: TTL,
+        }),
+        reset: vec![budget_keys("own")],
+        consecutive: Some("{s}:consecutive".into()),
+        any_disabled: "{s}:any-disabled".into(),
+        reenable: vec![Reenable {
+            disabled: "{s}:other-disabled".into(),
+            consecutive: Some("{s}:other-consecutive".into()),
+        }],
+        take: Some("{s}:recovery".into()),
+    };
+    assert!(store.advance("{s}:step", 7, TTL).await.unwrap());
+    assert_eq!(
+        store.commit(&commit(7)).await.unwrap(),
+        Committed {
+            advanced: false,
+            taken: false
+        },
+        "a used step"
+    );
+    // Nothing else changed: the count goes on, the entry is still there.
+    assert_eq!(
+        store.admit(&request).await.unwrap(),
+        Admitted::Yes {
+            left: 0,
+            consecutive: Some(3)
+        }
+    );
+    assert!(store.get("{s}:recovery").await.unwrap().is_some());
+
+    // Another method disabled, but the subject not marked: it stays.
+    store
+        .put("{s}:other-disabled", b"1".to_vec(), TTL)
+        .await
+        .unwrap();
+    store.increment("{s}:other-consecutive", TTL).await.unwrap();
+    assert_eq!(
+        store.commit(&commit(8)).await.unwrap(),
+        Committed {
+            advanced: true,
+            taken: true
+        }
+    );
+    assert!(store.get("{s}:other-disabled").await.unwrap().is_some());
+    assert_eq!(
+        store.admit(&request).await.unwrap(),
+        Admitted::Yes {
+            left: 2,
+            consecutive: Some(1)
+        },
+        "started over"
+    );
+    // Marked: enabled again, its consecutive count gone; taken once.
+    store
+        .put("{s}:any-disabled", b"1".to_vec(), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.commit(&commit(9)).await.unwrap(),
+        Committed {
+            advanced: true,
+            taken: false
+        }
+    );
+    assert_eq!(store.get("{s}:other-disabled").await.unwrap(), None);
+    assert_eq!(
+        store.increment("{s}:other-consecutive", TTL).await.unwrap(),
+        1
+    );
+    // A commit without a step or anything to take.
+    let plain = Commit {
+        advance: None,
+        take: None,
+        ..commit(0)
+    };
+    assert_eq!(
+        store.commit(&plain).await.unwrap(),
+        Committed {
+            advanced: true,
+            taken: false
+        }
+    );
+}
+
+/// Of 20 concurrent admissions to a budget of 5, exactly 5 are let
+/// through and the rest are locked out; of 8 concurrent commits of one
+/// step, one records it.
+pub async fn admissions_race_to_the_budget<S: StateStore>(store: Arc<S>) {
+    let request = Arc::new(admission(1_000_000, vec![budget("race", 5)], None));
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (store, request) = (Arc::clone(&store), Arc::clone(&request));
+        racers.spawn(async move { store.admit(&request).await.unwrap() });
+    }
+    let outcomes = racers.join_all().await;
+    let through = outcomes
+        .iter()
+        .filter(|o| matches!(o, Admitted::Yes { .. }))
+        .count();
+    assert_eq!(through, 5, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Admitted::Yes { .. } | Admitted::LockedOut { .. })),
+        "{outcomes:?}"
+    );
+    let commit = Arc::new(Commit {
+        advance: Some(Advance {
+            key: "{s}:race-step".into(),
+            step: 42,
+            ttl: TTL,
+        }),
+        reset: vec![budget_keys("race")],
+        consecutive: None,
+        any_disabled: "{s}:any-disabled".into(),
+        reenable: Vec::new(),
+        take: None,
+    });
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, commit) = (Arc::clone(&store), Arc::clone(&commit));
+        racers.spawn(async move { store.commit(&commit).await.unwrap().advanced });
+    }
+    let won = racers.join_all().await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1);
 }
