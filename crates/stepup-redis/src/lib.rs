@@ -13,6 +13,8 @@
 //!
 //! | operation | Redis |
 //! |---|---|
+//! | `admit` (an attempt's lockouts, budgets and consecutive cap, checked and counted) | one Lua script |
+//! | `commit` (a success: TOTP step compare-and-set, counters started over, methods enabled again) | one Lua script |
 //! | `advance` (TOTP step compare-and-set) | a Lua script: `GET`, compare, `SET … PX` |
 //! | `increment` (attempt counters) | a Lua script: `INCR`, `PEXPIRE` on creation |
 //! | `put` | `SET … PX` |
@@ -20,13 +22,20 @@
 //! | `take` (single use) | `GETDEL` (Redis ≥ 6.2) |
 //! | `remove` | `DEL` |
 //!
-//! (A script's first call on a fresh server costs one more round trip to
-//! load it.)
+//! A TOTP step-up is three round trips (the client address group's
+//! lockout, the admission, the commit; two without an address). (A
+//! script's first call on a fresh server costs one more round trip to load
+//! it.)
 //!
-//! Passkey ceremony state is **not** in the store: it stays in the process
-//! that started the ceremony (see `stepup_challenge::PasskeyConfig`), so a
-//! passkey ceremony must finish on the instance that started it. Nor are
-//! the users' factors: those are the application's `FactorStore`.
+//! **Redis Cluster** ([`RedisStateStore::connect_cluster`]): the engine
+//! writes every key of one subject, and of one client address group, with
+//! the same hash tag, so each script touches one slot.
+//!
+//! Passkey ceremonies are in the store too: the engine seals webauthn-rs's
+//! ceremony state before it is put here (a reader learns nothing of it, a
+//! writer cannot forge one), so a ceremony started on one instance finishes
+//! on any other, once. The users' factors are not: those are the
+//! application's `FactorStore`.
 //!
 //! This crate depends on `stepup-store` (the traits) only, not on the
 //! engine. Its tests run `stepup-store`'s contract suite
