@@ -25,10 +25,6 @@ pub enum ChallengeError {
         "{0} is paused for this account after too many failed attempts; use another way to confirm"
     )]
     Disabled(Method),
-    /// Too many passkey ceremonies are in flight on this server: try again
-    /// in a moment (answered with `503`).
-    #[error("too many confirmations are in progress; try again in a moment")]
-    Busy,
     /// An account recovery cannot start: no notice sink is configured
     /// (nobody could tell the user, who could not cancel it).
     #[error("{0}")]

@@ -25,7 +25,6 @@
 //! | `stepup:account-recovery-starts:{subject}` | account recoveries started |
 //! | `stepup:ceremony-starts:{subject}` | passkey ceremonies started |
 //! | `stepup:passkey-ceremony:{subject}:{slot}` | a passkey ceremony in flight (sealed; 3 slots per subject) |
-//! | `stepup:passkey-ceremonies-started` | passkey ceremonies started by everyone (the total cap) |
 //! | `stepup:attempts:{scope}:{subject}:{generation}` | attempts in a budget's window (the generation in decimal) |
 //! | `stepup:lock:{scope}:{subject}` | a budget's lockout |
 //! | `stepup:generation:{scope}:{subject}` | a budget's lock generation |
@@ -356,13 +355,6 @@ impl StoreKeys {
     #[cfg(feature = "passkey")]
     pub(crate) fn passkey_ceremony(subject: &SubjectName, slot: u8) -> String {
         format!("stepup:passkey-ceremony:{subject}:{slot}")
-    }
-
-    /// The passkey ceremonies started by everyone within one ceremony
-    /// lifetime (the total cap).
-    #[cfg(feature = "passkey")]
-    pub(crate) fn passkey_ceremonies_started() -> &'static str {
-        "stepup:passkey-ceremonies-started"
     }
 
     /// The passkey ceremonies a subject started within the window.
@@ -704,10 +696,6 @@ mod tests {
             assert_eq!(
                 StoreKeys::passkey_ceremony(&subject, 2),
                 format!("stepup:passkey-ceremony:{{{s}}}:2")
-            );
-            assert_eq!(
-                StoreKeys::passkey_ceremonies_started(),
-                "stepup:passkey-ceremonies-started"
             );
         }
         assert_eq!(

@@ -91,10 +91,12 @@ impl AttemptLimits {
         self
     }
 
-    /// The first lockout and the cap for its doubling.
+    /// The first lockout and the cap for its doubling (each between 1
+    /// second and 1 year, clamped).
     pub fn lockout(mut self, first: Duration, max: Duration) -> Self {
-        self.first_lockout = first.max(Duration::from_secs(1));
-        self.max_lockout = max.max(self.first_lockout);
+        let year = Duration::from_secs(365 * 24 * 3600);
+        self.first_lockout = first.clamp(Duration::from_secs(1), year);
+        self.max_lockout = max.clamp(self.first_lockout, year);
         self
     }
 

@@ -31,7 +31,6 @@ pub struct PasskeyConfig {
     origins: Vec<String>,
     rp_name: String,
     ceremony_ttl: Duration,
-    max_ceremonies: u64,
     trust_device_binding: bool,
 }
 
@@ -43,7 +42,6 @@ impl PasskeyConfig {
             origins: vec![origin.to_owned()],
             rp_name: rp_name.to_owned(),
             ceremony_ttl: Duration::from_secs(300),
-            max_ceremonies: 10_000,
             trust_device_binding: false,
         }
     }
@@ -61,17 +59,6 @@ impl PasskeyConfig {
     /// proof, or the authenticators are your own (managed security keys).
     pub fn trust_unattested_device_binding(mut self) -> Self {
         self.trust_device_binding = true;
-        self
-    }
-
-    /// How many ceremonies may be started within one ceremony lifetime
-    /// (a fixed window of [`with_ceremony_timeout`](Self::with_ceremony_timeout)),
-    /// counted in the state store, so across every instance that shares it
-    /// (default 10,000, at least 1): past it, starts are refused with
-    /// [`ChallengeError::Busy`] (a `503`) until the window ends. Each
-    /// subject has at most 3 in flight; a fourth replaces its oldest.
-    pub fn with_ceremony_cap(mut self, max: usize) -> Self {
-        self.max_ceremonies = u64::try_from(max).unwrap_or(u64::MAX).max(1);
         self
     }
 
@@ -119,7 +106,6 @@ impl PasskeyConfig {
         Ok(Passkeys {
             webauthn,
             ttl: self.ceremony_ttl,
-            max: self.max_ceremonies,
             trust_device_binding: self.trust_device_binding,
         })
     }
@@ -131,7 +117,6 @@ impl PasskeyConfig {
 pub(crate) struct Passkeys {
     webauthn: Webauthn,
     pub(crate) ttl: Duration,
-    pub(crate) max: u64,
     trust_device_binding: bool,
 }
 
@@ -139,7 +124,6 @@ impl fmt::Debug for Passkeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Passkeys")
             .field("ttl", &self.ttl)
-            .field("max", &self.max)
             .finish_non_exhaustive()
     }
 }

@@ -499,25 +499,34 @@ async fn a_subject_has_at_most_three_ceremonies_newest_replacing_oldest() {
 }
 
 #[tokio::test]
-async fn the_total_is_capped_with_a_clear_refusal_and_the_window_frees_room() {
-    let s = setup_with(PasskeyConfig::new("bank.example", ORIGIN, "Bank").with_ceremony_cap(4));
-    for who in ["a", "b", "c", "d"] {
-        s.engine
-            .start_passkey_registration(&Subject::new(who).with_session("s"), who)
+async fn a_registration_ceremony_finishes_no_step_up_and_is_not_counted() {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut key = SoftPasskey::new(true);
+    register(&s, &alice, &mut key).await;
+    let (_, assertion) = answer_step_up(&s, &alice, &mut key).await;
+    // More registration ids than the attempt budget (5), each presented
+    // once as a step-up's ceremony.
+    for _ in 0..6 {
+        let (registration, _) = s
+            .engine
+            .start_passkey_registration(&alice, "alice")
             .await
             .unwrap();
+        assert_eq!(
+            s.engine
+                .step_up_passkey(Attempt::new(&alice), &registration, &assertion)
+                .await
+                .unwrap_err(),
+            ChallengeError::NoPendingCeremony
+        );
     }
-    let e = Subject::new("e").with_session("s");
-    assert_eq!(
-        s.engine
-            .start_passkey_registration(&e, "e")
-            .await
-            .unwrap_err(),
-        ChallengeError::Busy
-    );
-    // One ceremony lifetime later the count starts again.
-    s.clock.advance(Duration::from_secs(301));
-    s.engine.start_passkey_registration(&e, "e").await.unwrap();
+    // Nothing was counted: a real step-up goes through.
+    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
+    s.engine
+        .step_up_passkey(Attempt::new(&alice), &id, &assertion)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

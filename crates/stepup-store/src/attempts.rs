@@ -224,13 +224,13 @@ pub async fn admit_with<S: StateStore + ?Sized>(
         if n > budget.allowed + 1 {
             // A racing attempt past the one that locked: report that lock.
             let until = number(store.get(&keys.lock).await?)
-                .unwrap_or(request.now + seconds(budget.first_lockout));
+                .unwrap_or(request.now.saturating_add(seconds(budget.first_lockout)));
             return Ok(Admitted::LockedOut { until });
         }
         // Exactly one attempt crosses the budget: it locks, with doubling.
         let lockouts = store.increment(&keys.backoff, BACKOFF_MEMORY).await?;
         let length = lockout(budget, lockouts);
-        let until = request.now + seconds(length);
+        let until = request.now.saturating_add(seconds(length));
         store.put(&keys.lock, decimal(until), length).await?;
         store
             .put(&keys.generation, decimal(generation + 1), GENERATION_TTL)

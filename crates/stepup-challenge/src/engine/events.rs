@@ -92,8 +92,7 @@ impl Reason {
             ChallengeError::NoPendingAction => (EventKind::Failed, Some(Reason::NoPendingAction)),
             ChallengeError::PasskeyRejected => (EventKind::Failed, Some(Reason::PasskeyRejected)),
             ChallengeError::Store(_) => (EventKind::Failed, Some(Reason::Store)),
-            ChallengeError::Busy
-            | ChallengeError::Recovery(_)
+            ChallengeError::Recovery(_)
             | ChallengeError::PasskeyConfig(_)
             | ChallengeError::NoPendingEnrollment
             | ChallengeError::Issue(_) => (EventKind::Failed, Some(Reason::Other)),
@@ -220,7 +219,6 @@ mod tests {
             failed("store")
         );
         for other in [
-            ChallengeError::Busy,
             ChallengeError::Recovery("x"),
             ChallengeError::PasskeyConfig("x".into()),
             ChallengeError::NoPendingEnrollment,

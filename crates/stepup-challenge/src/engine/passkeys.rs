@@ -153,27 +153,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     }
 
     /// Keeps a started ceremony in the state store, sealed, and returns the
-    /// id the browser finishes it with. The start is counted first: per
-    /// subject ([`AttemptLimits::ceremony_starts`]; the count also picks
-    /// the slot, so a subject has at most [`PER_SUBJECT`] in flight and a
-    /// new one replaces the oldest) and in all (the configured cap, within
-    /// one ceremony lifetime).
+    /// id the browser finishes it with. The start is counted first
+    /// ([`AttemptLimits::ceremony_starts`]); the count also picks the slot,
+    /// so a subject has at most [`PER_SUBJECT`] in flight and a new one
+    /// replaces an older one. That bounds what the store holds (three per
+    /// user); there is no count across users, which a few hundred accounts
+    /// could spend to refuse everyone's passkeys.
     async fn keep_ceremony(
         &self,
         owner: &Owner,
         state: &CeremonyState,
         ttl: Duration,
-        max: u64,
     ) -> Result<String, ChallengeError> {
         let now = self.clock.now();
         let n = limiter::ceremony_started(&self.state, &self.limits, &owner.name, now).await?;
-        let total = self
-            .state
-            .increment(StoreKeys::passkey_ceremonies_started(), ttl)
-            .await?;
-        if total > max {
-            return Err(ChallengeError::Busy);
-        }
         let slot = u8::try_from((n - 1) % PER_SUBJECT).unwrap_or(0);
         let nonce = RecordId::random()
             .ok_or_else(|| StoreError::new("random", "no randomness available"))?;
@@ -246,7 +239,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let (options, state) =
             service.start_registration(self.keys.user_handle(subject), user_name, &existing)?;
         let id = self
-            .keep_ceremony(&self.owner(subject, None), &state, service.ttl, service.max)
+            .keep_ceremony(&self.owner(subject, None), &state, service.ttl)
             .await?;
         Ok((id, options))
     }
@@ -326,7 +319,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 &self.owner(attempt.subject, attempt.action),
                 &state,
                 service.ttl,
-                service.max,
             )
             .await?;
         self.emit(
@@ -352,6 +344,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             let taken = self
                 .take_ceremony(ceremony, &self.owner(attempt.subject, attempt.action))
                 .await?;
+            // A registration's ceremony is no step-up's: refused uncounted.
+            if !matches!(taken, CeremonyState::Authentication(_)) {
+                return Err(ChallengeError::NoPendingCeremony);
+            }
             self.admit(attempt, Method::Passkey).await?;
             let credentials = store.passkeys(attempt.subject).await?;
             let used = service.finish_authentication(taken, response, credentials)?;

@@ -57,7 +57,6 @@ pub(super) fn unavailable(error: &ChallengeError) -> Reply {
     unavailable_because(match error {
         ChallengeError::Store(e) => e.store(),
         ChallengeError::Issue(_) => "issue",
-        ChallengeError::Busy => "busy",
         _ => "other",
     })
 }
@@ -75,7 +74,7 @@ pub(super) fn unavailable_because(kind: &'static str) -> Reply {
 pub(super) fn failure_status(error: &ChallengeError) -> u16 {
     match error {
         ChallengeError::LockedOut { .. } | ChallengeError::Disabled(_) => 429,
-        ChallengeError::Store(_) | ChallengeError::Issue(_) | ChallengeError::Busy => 503,
+        ChallengeError::Store(_) | ChallengeError::Issue(_) => 503,
         ChallengeError::Recovery(_) | ChallengeError::NoPendingAction => 409,
         _ => 400,
     }
