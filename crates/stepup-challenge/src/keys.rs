@@ -412,35 +412,18 @@ impl StoreKeys {
 
 macro_rules! store_name {
     ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub(crate) struct $name(String);
-
-        impl $name {
-            /// The name as it appears in keys.
-            #[allow(dead_code)]
-            pub(crate) fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        store_name!(@ $(#[$doc])* $name, false);
     };
     ($(#[$doc:meta])* $name:ident, tagged) => {
+        store_name!(@ $(#[$doc])* $name, true);
+    };
+    (@ $(#[$doc:meta])* $name:ident, $tagged:expr) => {
         $(#[$doc])*
-        ///
-        /// In a key it is a Redis Cluster hash tag (`{name}`): every key
-        /// that names it lives in one slot, so one script may touch them
-        /// all.
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub(crate) struct $name(String);
 
         impl $name {
-            /// The name without its braces.
+            /// The name as it appears in keys (without braces).
             #[allow(dead_code)]
             pub(crate) fn as_str(&self) -> &str {
                 &self.0
@@ -449,14 +432,20 @@ macro_rules! store_name {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{{{}}}", self.0)
+                if $tagged {
+                    write!(f, "{{{}}}", self.0)
+                } else {
+                    f.write_str(&self.0)
+                }
             }
         }
     };
 }
 
 store_name!(
-    /// A subject's store name ([`StoreKeys::subject`]): 32 hex digits.
+    /// A subject's store name ([`StoreKeys::subject`]): 32 hex digits,
+    /// written in keys as a Redis Cluster hash tag (`{name}`), so every
+    /// key of one subject is in one slot.
     SubjectName,
     tagged
 );
@@ -465,7 +454,8 @@ store_name!(
     SessionName
 );
 store_name!(
-    /// A client address group's store name ([`StoreKeys::address`]).
+    /// A client address group's store name ([`StoreKeys::address`]),
+    /// written in keys as a hash tag like [`SubjectName`].
     AddressName,
     tagged
 );

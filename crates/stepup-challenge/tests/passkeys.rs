@@ -100,6 +100,24 @@ async fn register(s: &Setup, user: &Subject, authenticator: &mut SoftPasskey) {
         .unwrap();
 }
 
+/// An engine, alice in session `s-1`, and her registered passkey.
+async fn alice_with_a_passkey() -> (Setup, Subject, SoftPasskey) {
+    let s = setup();
+    let alice = Subject::new("alice").with_session("s-1");
+    let mut key = SoftPasskey::new(true);
+    register(&s, &alice, &mut key).await;
+    (s, alice, key)
+}
+
+/// A passkey step-up for `user`, start to finish, succeeds.
+async fn steps_up(s: &Setup, user: &Subject, key: &mut SoftPasskey) {
+    let (id, assertion) = answer_step_up(s, user, key).await;
+    s.engine
+        .step_up_passkey(Attempt::new(user), &id, &assertion)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn register_then_step_up_to_level_three() {
     let s = setup_trusting();
@@ -170,10 +188,7 @@ async fn register_then_step_up_to_level_three() {
 
 #[tokio::test]
 async fn ceremonies_belong_to_their_session_and_user_and_expire() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, mut key) = alice_with_a_passkey().await;
 
     let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
     let other_session = Subject::new("alice").with_session("s-2");
@@ -210,10 +225,7 @@ async fn ceremonies_belong_to_their_session_and_user_and_expire() {
 
 #[tokio::test]
 async fn another_origin_is_refused_by_the_server() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, mut key) = alice_with_a_passkey().await;
     // A subdomain the authenticator accepts for the rp id, but that is not
     // one of the configured origins.
     let (id, options) = s
@@ -326,10 +338,7 @@ async fn bad_configuration_fails_at_start_up() {
 /// backup-eligible passkey proves only `Method::Passkey` (level 2, `swk`).
 #[tokio::test]
 async fn credentials_are_unique_removals_stick_and_synced_passkeys_rank_lower() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, _key) = alice_with_a_passkey().await;
     let stored = s.engine.passkeys(&alice).await.unwrap().remove(0);
     assert!(stored.is_device_bound());
     assert_eq!(stored.claimed_method(), Method::DeviceBoundPasskey);
@@ -390,10 +399,7 @@ async fn ceremony_starts_are_counted() {
 /// never outranks the user's own factors.
 #[tokio::test]
 async fn an_unattested_device_binding_claim_is_not_believed_by_default() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, mut key) = alice_with_a_passkey().await;
     assert!(s.engine.passkeys(&alice).await.unwrap()[0].is_device_bound());
     assert_eq!(
         s.engine.enrolled_methods(&alice).await.unwrap(),
@@ -425,10 +431,7 @@ async fn an_unattested_device_binding_claim_is_not_believed_by_default() {
 /// strongest factor).
 #[tokio::test]
 async fn made_up_ceremonies_never_disable_a_passkey() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, mut key) = alice_with_a_passkey().await;
     let (_, options) = s
         .engine
         .start_passkey_step_up(Attempt::new(&alice))
@@ -448,19 +451,12 @@ async fn made_up_ceremonies_never_disable_a_passkey() {
             ChallengeError::NoPendingCeremony
         );
     }
-    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
-    s.engine
-        .step_up_passkey(Attempt::new(&alice), &id, &assertion)
-        .await
-        .unwrap();
+    steps_up(&s, &alice, &mut key).await;
 }
 
 #[tokio::test]
 async fn a_subject_has_at_most_three_ceremonies_newest_replacing_oldest() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, mut key) = alice_with_a_passkey().await;
     let mut started = Vec::new();
     for _ in 0..4 {
         started.push(answer_step_up(&s, &alice, &mut key).await);
@@ -500,10 +496,7 @@ async fn a_subject_has_at_most_three_ceremonies_newest_replacing_oldest() {
 
 #[tokio::test]
 async fn a_registration_ceremony_finishes_no_step_up_and_is_not_counted() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, mut key) = alice_with_a_passkey().await;
     let (_, assertion) = answer_step_up(&s, &alice, &mut key).await;
     // More registration ids than the attempt budget (5), each presented
     // once as a step-up's ceremony.
@@ -522,19 +515,12 @@ async fn a_registration_ceremony_finishes_no_step_up_and_is_not_counted() {
         );
     }
     // Nothing was counted: a real step-up goes through.
-    let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
-    s.engine
-        .step_up_passkey(Attempt::new(&alice), &id, &assertion)
-        .await
-        .unwrap();
+    steps_up(&s, &alice, &mut key).await;
 }
 
 #[tokio::test]
 async fn made_up_and_malformed_ceremony_ids_are_refused_uncounted() {
-    let s = setup();
-    let alice = Subject::new("alice").with_session("s-1");
-    let mut key = SoftPasskey::new(true);
-    register(&s, &alice, &mut key).await;
+    let (s, alice, mut key) = alice_with_a_passkey().await;
     let (id, assertion) = answer_step_up(&s, &alice, &mut key).await;
     let nonce = &id[1..];
     for bad in [

@@ -202,20 +202,8 @@ async fn a_node_restarted_during_traffic_fails_closed_then_recovers() {
     }
 
     cluster.restart_node(node);
-    let mut recovered = false;
-    for _ in 0..100 {
-        match engine
-            .step_up_totp(Attempt::new(&alice("s-4")), &code())
-            .await
-        {
-            // The restarted node kept nothing (no persistence): the code
-            // may be taken again, or be the one already used this step.
-            Ok(_) | Err(ChallengeError::AlreadyUsed) => {
-                recovered = true;
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    assert!(recovered, "step-ups recover once the node is back");
+    assert!(
+        common::step_ups_recover(&engine, &alice("s-4"), &code()).await,
+        "step-ups recover once the node is back"
+    );
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::RedisServer;
 use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, Settings};
@@ -174,21 +173,10 @@ async fn with_redis_down_step_ups_fail_closed_and_valid_assurance_still_passes()
 
     // Back up: step-ups work again (the lost state was short-lived only).
     server.restart();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut ok = false;
-    for _ in 0..30 {
-        match engine
-            .step_up_totp(Attempt::new(&alice("s-4")), &code())
-            .await
-        {
-            Ok(_) | Err(ChallengeError::AlreadyUsed) => {
-                ok = true;
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    assert!(ok, "step-ups recover when Redis is back");
+    assert!(
+        common::step_ups_recover(&engine, &alice("s-4"), &code()).await,
+        "step-ups recover when Redis is back"
+    );
 }
 
 /// A form POST as a browser sends it, to `/pay` on `https://bank.example`.

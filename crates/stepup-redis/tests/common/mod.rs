@@ -291,3 +291,25 @@ fn private_dir() -> PathBuf {
     std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
     dir
 }
+
+/// Retries a TOTP step-up with `code` for `subject` on `engine` (up to
+/// about 10 s) until the store answers again: whether it did. A server
+/// restarted without persistence kept nothing, so the code may be taken
+/// again, or be refused as the one already used this step: both are
+/// answers.
+pub(crate) async fn step_ups_recover<F: stepup_challenge::FactorStore>(
+    engine: &stepup_challenge::Engine<F, RedisStateStore>,
+    subject: &stepup_core::Subject,
+    code: &str,
+) -> bool {
+    for _ in 0..100 {
+        match engine
+            .step_up_totp(stepup_challenge::Attempt::new(subject), code)
+            .await
+        {
+            Ok(_) | Err(stepup_challenge::ChallengeError::AlreadyUsed) => return true,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    false
+}
