@@ -109,6 +109,8 @@ mod client;
 mod extract;
 mod future;
 mod head;
+#[cfg(feature = "actix-identity")]
+pub mod identity;
 mod middleware;
 mod routes;
 mod same_origin;

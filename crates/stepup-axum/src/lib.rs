@@ -89,9 +89,15 @@
 mod client;
 mod context;
 mod extract;
+#[cfg(feature = "axum-login")]
+pub mod login;
 mod routes;
 mod stepup;
 
+/// tower-sessions as axum-login uses it (0.14), for the session layer and
+/// store (feature `axum-login`).
+#[cfg(feature = "axum-login")]
+pub use axum_login::tower_sessions;
 pub use client::ClientAddress;
 pub use context::{SharedSubjects, StepUpContext};
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};

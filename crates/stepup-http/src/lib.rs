@@ -41,6 +41,7 @@ mod action;
 mod bound;
 mod cookie;
 mod guard;
+mod login;
 mod read;
 mod reply;
 mod resume;
@@ -55,6 +56,7 @@ pub use action::{
 pub use bound::{GRANT_HEADER, Grants, Opening, Taken};
 pub use cookie::{CookieSettings, DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
 pub use guard::{Guard, Verdict};
+pub use login::{LOGIN_SESSION_KEY, LoginBinding, login_epoch};
 pub use read::{
     CookieName, Found, Header, RequestHead, accepts_html, find_token, is_json, is_navigation,
     is_navigation_of, is_urlencoded_form, same_origin,

@@ -15,6 +15,8 @@
 //! | `passkey` | passkeys in the engine (with `webauthn-rs`; brings `engine`) |
 //! | `axum` (default) | `axum`: `StepUp`, the extractor, the challenge routes and the layer for axum (brings `tower`, `passkey`) |
 //! | `actix` | `actix`: `StepUp`, the `RequireStepUp` middleware and the `Assurance` extractor for actix-web 4 (brings `passkey`) |
+//! | `axum-login` | `axum::login`: the subject from axum-login 0.18 / tower-sessions 0.14 (brings `axum`) |
+//! | `actix-identity` | `actix::identity`: the subject from actix-identity 0.9 / actix-session 0.11 (brings `actix`) |
 //! | `redis` | `redis`: the Redis `StateStore` for deployments with several instances |
 //! | `sqlite` | `sqlx`: `SqlStore` (factors sealed at rest, passkeys with `passkey`) and `SqlStateStore` on SQLite |
 //! | `postgres` | `sqlx`: the same on PostgreSQL (rustls) |
