@@ -93,14 +93,19 @@ impl Site {
         );
     }
 
-    async fn change_password(&self, client: &reqwest::Client, password: &str) {
-        let changed = client
+    async fn change_password(
+        &self,
+        client: &reqwest::Client,
+        current: &str,
+        new: &str,
+    ) -> StatusCode {
+        client
             .post(format!("{}/password", self.origin))
-            .form(&[("password", password)])
+            .form(&[("current", current), ("password", new)])
             .send()
             .await
-            .unwrap();
-        assert_eq!(changed.status(), StatusCode::OK);
+            .unwrap()
+            .status()
     }
 
     /// Alice logged in on a new client, stepped up, the key open.
@@ -144,19 +149,31 @@ pub(crate) async fn a_new_login_does_not_inherit_the_old_logins_assurance(site: 
 /// assurance made under the old password no longer counts.
 pub(crate) async fn changing_the_password_ends_the_assurance(site: &Site) {
     let alice = site.stepped_up().await;
-    site.change_password(&alice, "a new password 1").await;
+    // Not without the current password: nothing changes.
+    let refused = site
+        .change_password(&alice, "a wrong guess", "a new password 1")
+        .await;
+    assert_eq!(refused, StatusCode::FORBIDDEN);
+    assert_eq!(site.api_key(&alice).await, StatusCode::OK);
+    let changed = site
+        .change_password(&alice, site.password, "a new password 1")
+        .await;
+    assert_eq!(changed, StatusCode::OK);
     assert!(site.still_logged_in(&alice).await, "still logged in");
     assert_eq!(site.api_key(&alice).await, StatusCode::UNAUTHORIZED);
 }
 
 /// Changed on the phone: the laptop's step-up no longer opens the key
-/// (axum-login also logs the laptop out; actix-identity does not, and the
-/// epoch refuses it). The phone steps up on its own.
+/// (both examples also log the laptop out, as axum-login does; the epoch
+/// alone would refuse it). The phone steps up on its own.
 pub(crate) async fn a_password_changed_in_another_session_ends_this_ones_assurance(site: &Site) {
     let laptop = site.stepped_up().await;
     let phone = site.client();
     site.log_in(&phone, site.password).await;
-    site.change_password(&phone, "a new password 2").await;
+    let changed = site
+        .change_password(&phone, site.password, "a new password 2")
+        .await;
+    assert_eq!(changed, StatusCode::OK);
     assert_eq!(site.api_key(&laptop).await, StatusCode::UNAUTHORIZED);
     assert_eq!(site.api_key(&phone).await, StatusCode::UNAUTHORIZED);
 }
@@ -179,4 +196,28 @@ pub(crate) async fn a_code_used_once_is_refused_in_another_session(site: &Site) 
     );
     assert_eq!(site.api_key(&phone).await, StatusCode::UNAUTHORIZED);
     assert_eq!(site.api_key(&laptop).await, StatusCode::OK);
+}
+
+/// The application's own forms refuse a POST from another origin (a login
+/// forced from another site).
+pub(crate) async fn the_apps_forms_refuse_other_origins(site: &Site) {
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
+    let elsewhere = reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = elsewhere
+        .post(format!("{}/login", site.origin))
+        .form(&[("name", "alice"), ("password", site.password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "no session made"
+    );
 }

@@ -5,7 +5,8 @@
 //! session binding, and an epoch your application names.
 //!
 //! - **The session binding** is a random value kept in the session (under
-//!   [`SESSION_KEY`]) from the first request after a login. `Identity::login`
+//!   [`SESSION_KEY`]) from the first request after a login that asks stepup
+//!   who is logged in. `Identity::login`
 //!   renews the session key but keeps the session's state, so a step-up made
 //!   after the login holds; `Identity::logout` purges the session (the
 //!   default `LogoutBehavior::PurgeSession`), so the next login gets a new

@@ -65,6 +65,9 @@ impl LoginBinding {
 /// both. Equal inputs give equal epochs on every instance; any change gives
 /// another, which ends every assurance made under the old one.
 ///
+/// The epoch travels in the assurance token, readable by its holder: pass
+/// a salted hash (argon2's), never an unsalted digest of the password.
+///
 /// ```
 /// use stepup_http::login_epoch;
 ///

@@ -4,7 +4,7 @@
 //! SQLite, and stepup's factors (`stepup-sqlx`) in the same database file.
 //!
 //! Alice logs in with her password; `GET /api-key` asks her to confirm it's
-//! really her (TOTP or her password again) and then stays open for five
+//! really her (her authenticator app, level 2) and then stays open for five
 //! minutes. What connects the two is the subject function,
 //! [`IdentitySubjects`]: it tells stepup the user id, a per-login binding
 //! kept in the session (logging out ends every assurance of that login)
@@ -23,8 +23,8 @@ use std::fmt;
 use std::time::Duration;
 
 use actix_identity::{Identity, IdentityExt as _, IdentityMiddleware};
-use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
+use actix_session::{SessionExt as _, SessionMiddleware};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -127,11 +127,12 @@ impl Users {
 
     /// The user `name` if `password` is theirs.
     async fn authenticate(&self, creds: Credentials) -> Result<Option<CurrentUser>, UsersError> {
-        let Some(user) = self.find("name", &creds.name).await? else {
-            return Ok(None);
-        };
-        let right = verify_password(user.password_hash.clone(), creds.password).await?;
-        Ok(right.then_some(user))
+        let user = self.find("name", &creds.name).await?;
+        // An unknown name takes as long as a known one: its password is
+        // checked against a hash of nobody's.
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let right = verify_password(hash, creds.password).await?;
+        Ok(user.filter(|_| right))
     }
 
     /// Sets `user`'s password (a new argon2 hash): the subject's epoch
@@ -163,15 +164,35 @@ async fn hash_password(password: String) -> Result<String, UsersError> {
 }
 
 /// Whether `password` matches the argon2 `hash` (off the async threads).
-async fn verify_password(hash: String, password: String) -> Result<bool, UsersError> {
+async fn verify_password(hash: Option<String>, password: String) -> Result<bool, UsersError> {
     web::block(move || {
-        let parsed = PasswordHash::new(&hash).map_err(failed)?;
+        let parsed =
+            PasswordHash::new(hash.as_deref().unwrap_or_else(|| nobodys_hash())).map_err(failed)?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok())
     })
     .await
     .map_err(failed)?
+}
+
+/// An argon2 hash no password matches by chance (of 32 random bytes,
+/// made once): what a login for an unknown name is checked against.
+fn nobodys_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        let mut salt = [0u8; 16];
+        let made = getrandom::fill(&mut secret).and(getrandom::fill(&mut salt));
+        let salt = SaltString::encode_b64(&salt);
+        match (made, salt) {
+            (Ok(()), Ok(salt)) => Argon2::default()
+                .hash_password(&secret, &salt)
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
+    })
 }
 
 /// stepup's password step-up checks the same table.
@@ -181,7 +202,7 @@ impl PasswordVerifier for Users {
         let Some(user) = self.find("id", subject.id()).await.map_err(store)? else {
             return Ok(false);
         };
-        verify_password(user.password_hash, password.to_owned())
+        verify_password(Some(user.password_hash), password.to_owned())
             .await
             .map_err(store)
     }
@@ -302,9 +323,23 @@ impl App {
             .app_data(self.stepup.app_data())
             .configure(|c| self.stepup.configure(c))
             .route("/", web::get().to(home))
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/password", web::post().to(change_password))
+            // The application's own forms take POSTs from its origin only
+            // (a login forced from another site, a sibling subdomain's form).
+            .service(
+                web::resource("/login")
+                    .wrap(self.stepup.same_origin())
+                    .route(web::post().to(login)),
+            )
+            .service(
+                web::resource("/logout")
+                    .wrap(self.stepup.same_origin())
+                    .route(web::post().to(logout)),
+            )
+            .service(
+                web::resource("/password")
+                    .wrap(self.stepup.same_origin())
+                    .route(web::post().to(change_password)),
+            )
             .service(
                 web::resource("/api-key")
                     .wrap(self.stepup.require(api_key))
@@ -327,12 +362,24 @@ pub async fn load_user(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Ok(id) = request.get_identity().and_then(|identity| identity.id()) {
+    if let Ok(identity) = request.get_identity()
+        && let Ok(id) = identity.id()
+    {
         match users.find("id", &id).await {
-            Ok(Some(user)) => {
+            // Made with the current password: the user is loaded.
+            Ok(Some(user))
+                if request
+                    .get_session()
+                    .get::<u64>(PASSWORD_KEY)
+                    .ok()
+                    .flatten()
+                    == Some(password_digest(&user)) =>
+            {
                 request.extensions_mut().insert(user);
             }
-            Ok(None) => {}
+            // The password changed since this login (in another session),
+            // or the user is gone: the login ends.
+            Ok(_) => identity.logout(),
             Err(e) => return Err(actix_web::error::ErrorServiceUnavailable(e)),
         }
     }
@@ -406,7 +453,7 @@ async fn home(user: Option<web::ReqData<CurrentUser>>) -> HttpResponse {
         match user {
             Some(user) => format!(
                 "{PAGE_HEAD}<h1>Hello, {}</h1><p><a href=\"/api-key\">Show my API key</a></p>\
-                 <form method=\"post\" action=\"/password\"><label>New password <input type=\"password\" name=\"password\"></label> <button>Change password</button></form>\
+                 <form method=\"post\" action=\"/password\"><label>Current password <input type=\"password\" name=\"current\" autocomplete=\"current-password\"></label> <label>New password <input type=\"password\" name=\"password\" autocomplete=\"new-password\"></label> <button>Change password</button></form>\
                  <form method=\"post\" action=\"/logout\"><button>Log out</button></form></body></html>",
                 escape(&user.name)
             ),
@@ -433,10 +480,16 @@ async fn login(
     web::Form(creds): web::Form<Credentials>,
 ) -> HttpResponse {
     match users.authenticate(creds).await {
-        Ok(Some(user)) => match Identity::login(&request.extensions(), user.id.to_string()) {
-            Ok(_) => see_other("/"),
-            Err(_) => HttpResponse::ServiceUnavailable().finish(),
-        },
+        Ok(Some(user)) => {
+            // One borrow of the extensions at a time: the login, then the
+            // session.
+            let logged_in = Identity::login(&request.extensions(), user.id.to_string()).is_ok();
+            if logged_in && remember_password(&request, &user).is_ok() {
+                see_other("/")
+            } else {
+                HttpResponse::ServiceUnavailable().finish()
+            }
+        }
         Ok(None) => html(
             StatusCode::UNAUTHORIZED,
             format!(
@@ -456,9 +509,10 @@ async fn logout(identity: Option<Identity>) -> HttpResponse {
     see_other("/")
 }
 
-/// What the password form sends.
+/// What the password form sends: the current password and the new one.
 #[derive(Deserialize)]
 struct NewPassword {
+    current: String,
     password: String,
 }
 
@@ -467,6 +521,7 @@ struct NewPassword {
 /// epoch is of the hash, so every assurance of the user, this session's
 /// included, ends.
 async fn change_password(
+    request: HttpRequest,
     user: Option<web::ReqData<CurrentUser>>,
     users: web::Data<Users>,
     web::Form(form): web::Form<NewPassword>,
@@ -477,10 +532,42 @@ async fn change_password(
     if form.password.len() < 8 {
         return HttpResponse::BadRequest().body("a password has at least 8 characters");
     }
-    match users.set_password(user.id, &form.password).await {
-        Ok(()) => see_other("/"),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    // Whoever holds the session must also know the password.
+    let check = Credentials {
+        name: user.name.clone(),
+        password: form.current,
+    };
+    match users.authenticate(check).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return HttpResponse::Forbidden().body("the current password is wrong"),
+        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
     }
+    if users.set_password(user.id, &form.password).await.is_err() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    // This session stays logged in under the new password; the others end
+    // at their next request (`load_user`).
+    match users.find("id", &user.id.to_string()).await {
+        Ok(Some(updated)) if remember_password(&request, &updated).is_ok() => see_other("/"),
+        _ => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+/// The session key under which a login remembers which password it was
+/// made with (a digest of the hash), as axum-login does with its
+/// `session_auth_hash`.
+const PASSWORD_KEY: &str = "app.password";
+
+/// The digest of `user`'s password hash a login remembers.
+fn password_digest(user: &CurrentUser) -> u64 {
+    login_epoch(user.password_hash.as_bytes(), 0)
+}
+
+fn remember_password(request: &HttpRequest, user: &CurrentUser) -> Result<(), ()> {
+    request
+        .get_session()
+        .insert(PASSWORD_KEY, password_digest(user))
+        .map_err(|_| ())
 }
 
 async fn api_key_page(user: Option<web::ReqData<CurrentUser>>) -> HttpResponse {

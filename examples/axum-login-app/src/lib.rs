@@ -5,7 +5,7 @@
 //! same database file.
 //!
 //! Alice logs in with her password; `GET /api-key` asks her to confirm it's
-//! really her (TOTP or her password again) and then stays open for five
+//! really her (her authenticator app, level 2) and then stays open for five
 //! minutes. What connects the two is one layer,
 //! [`AxumLoginSubjects`]: it tells stepup the user id, a per-login
 //! binding kept in the session (logging out ends every assurance of that
@@ -162,9 +162,10 @@ async fn hash_password(password: String) -> Result<String, UsersError> {
 }
 
 /// Whether `password` matches the argon2 `hash` (off the async threads).
-async fn verify_password(hash: String, password: String) -> Result<bool, UsersError> {
+async fn verify_password(hash: Option<String>, password: String) -> Result<bool, UsersError> {
     tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(failed)?;
+        let parsed =
+            PasswordHash::new(hash.as_deref().unwrap_or_else(|| nobodys_hash())).map_err(failed)?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok())
@@ -173,17 +174,37 @@ async fn verify_password(hash: String, password: String) -> Result<bool, UsersEr
     .map_err(failed)?
 }
 
+/// An argon2 hash no password matches by chance (of 32 random bytes,
+/// made once): what a login for an unknown name is checked against.
+fn nobodys_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        let mut salt = [0u8; 16];
+        let made = getrandom::fill(&mut secret).and(getrandom::fill(&mut salt));
+        let salt = SaltString::encode_b64(&salt);
+        match (made, salt) {
+            (Ok(()), Ok(salt)) => Argon2::default()
+                .hash_password(&secret, &salt)
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
+    })
+}
+
 impl AuthnBackend for Users {
     type User = User;
     type Credentials = Credentials;
     type Error = UsersError;
 
     async fn authenticate(&self, creds: Credentials) -> Result<Option<User>, UsersError> {
-        let Some(user) = self.find("name", &creds.name).await? else {
-            return Ok(None);
-        };
-        let right = verify_password(user.password_hash.clone(), creds.password).await?;
-        Ok(right.then_some(user))
+        let user = self.find("name", &creds.name).await?;
+        // An unknown name takes as long as a known one: its password is
+        // checked against a hash of nobody's.
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let right = verify_password(hash, creds.password).await?;
+        Ok(user.filter(|_| right))
     }
 
     async fn get_user(&self, id: &UserId<Self>) -> Result<Option<User>, UsersError> {
@@ -198,7 +219,7 @@ impl PasswordVerifier for Users {
         let Some(user) = self.find("id", subject.id()).await.map_err(store)? else {
             return Ok(false);
         };
-        verify_password(user.password_hash, password.to_owned())
+        verify_password(Some(user.password_hash), password.to_owned())
             .await
             .map_err(store)
     }
@@ -286,11 +307,14 @@ impl App {
         let api_key = Policy::level(2)
             .max_age(Duration::from_secs(300))
             .with_reason("The API key opens your account: please confirm it's you.");
+        // The application's own forms take POSTs from its origin only (a
+        // login forced from another site, a sibling subdomain's form).
+        let from_us = self.stepup.same_origin();
         Router::new()
             .route("/", get(home))
-            .route("/login", post(login))
-            .route("/logout", post(logout))
-            .route("/password", post(change_password))
+            .route("/login", post(login).route_layer(from_us.clone()))
+            .route("/logout", post(logout).route_layer(from_us.clone()))
+            .route("/password", post(change_password).route_layer(from_us))
             .route(
                 "/api-key",
                 get(api_key_page).route_layer(self.stepup.require(api_key)),
@@ -352,7 +376,7 @@ async fn home(auth: AuthSession<Users>) -> Html<String> {
     Html(match auth.user {
         Some(user) => format!(
             "{PAGE_HEAD}<h1>Hello, {}</h1><p><a href=\"/api-key\">Show my API key</a></p>\
-             <form method=\"post\" action=\"/password\"><label>New password <input type=\"password\" name=\"password\"></label> <button>Change password</button></form>\
+             <form method=\"post\" action=\"/password\"><label>Current password <input type=\"password\" name=\"current\" autocomplete=\"current-password\"></label> <label>New password <input type=\"password\" name=\"password\" autocomplete=\"new-password\"></label> <button>Change password</button></form>\
              <form method=\"post\" action=\"/logout\"><button>Log out</button></form></body></html>",
             escape(&user.name)
         ),
@@ -374,6 +398,12 @@ fn escape(text: &str) -> String {
 
 async fn login(mut auth: AuthSession<Users>, Form(creds): Form<Credentials>) -> Response {
     match auth.authenticate(creds).await {
+        // A login over a logged-in session ends that one first: axum-login
+        // cycles the session id only for a session without a user, and a
+        // session planted by someone else must not become this login.
+        Ok(Some(_)) if auth.user.is_some() && auth.logout().await.is_err() => {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
         Ok(Some(user)) => match auth.login(&user).await {
             Ok(()) => Redirect::to("/").into_response(),
             Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
@@ -390,9 +420,10 @@ async fn logout(mut auth: AuthSession<Users>) -> Response {
     }
 }
 
-/// What the password form sends.
+/// What the password form sends: the current password and the new one.
 #[derive(Deserialize)]
 struct NewPassword {
+    current: String,
     password: String,
 }
 
@@ -411,6 +442,18 @@ async fn change_password(mut auth: AuthSession<Users>, Form(form): Form<NewPassw
             .into_response();
     }
     let users = auth.backend.clone();
+    // Whoever holds the session must also know the password.
+    let check = Credentials {
+        name: user.name.clone(),
+        password: form.current,
+    };
+    match users.authenticate(check).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return (StatusCode::FORBIDDEN, "the current password is wrong").into_response();
+        }
+        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
     if users.set_password(user.id, &form.password).await.is_err() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }

@@ -86,3 +86,9 @@ async fn a_code_used_once_is_refused_in_another_session() {
     let (_app, site) = start().await;
     scenarios::a_code_used_once_is_refused_in_another_session(&site).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_forms_refuse_other_origins() {
+    let (_app, site) = start().await;
+    scenarios::the_apps_forms_refuse_other_origins(&site).await;
+}
