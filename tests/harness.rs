@@ -73,6 +73,8 @@ pub struct Bank {
     pub secret: TotpSecret,
     /// Where one-time codes go.
     pub codes: RecordingSender,
+    /// The step-up events it emitted.
+    pub events: Events,
     /// A client keeping cookies and not following redirects.
     pub client: Client,
 }
@@ -114,6 +116,7 @@ pub async fn start_configured(
     let clock = TestClock::new(T0);
     let secret = TotpSecret::from_bytes(b"12345678901234567890").unwrap();
     let codes = RecordingSender::new();
+    let events = Events::default();
     let config = BankConfig {
         origin: origin.clone(),
         key: vec![9u8; 32],
@@ -127,6 +130,7 @@ pub async fn start_configured(
         limits,
         extra_users: 0,
         levels,
+        events: Some(Arc::new(events.clone())),
     };
     match adapter {
         Adapter::Axum => {
@@ -148,7 +152,39 @@ pub async fn start_configured(
         clock,
         secret,
         codes,
+        events,
         client: client(),
+    }
+}
+
+/// The step-up events a bank emitted, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Events(Arc<std::sync::Mutex<Vec<stepup_challenge::Event>>>);
+
+impl stepup_challenge::EventSink for Events {
+    fn record(&self, event: &stepup_challenge::Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Events {
+    /// Every event so far.
+    pub fn all(&self) -> Vec<stepup_challenge::Event> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many events of each kind (by name), sorted by name.
+    pub fn counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for event in self.0.lock().unwrap().iter() {
+            *counts.entry(event.kind.as_str()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Forgets the events so far.
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
     }
 }
 
@@ -455,7 +491,12 @@ impl Bank {
 
     /// A browser navigation (`Accept: text/html`).
     pub async fn navigate(&self, path: &str) -> reqwest::Response {
-        self.client
+        self.navigate_as(&self.client, path).await
+    }
+
+    /// A browser's GET of `path` by `client`.
+    pub async fn navigate_as(&self, client: &Client, path: &str) -> reqwest::Response {
+        client
             .get(self.url(path))
             .header("accept", HTML)
             .send()

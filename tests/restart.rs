@@ -179,6 +179,8 @@ impl BankProcess {
             clock: TestClock::new(SystemClock.now()),
             secret,
             codes: RecordingSender::new(),
+            // Another process: its events are its own.
+            events: crate::Events::default(),
             client: client(),
         }
     }

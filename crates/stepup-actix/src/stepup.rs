@@ -104,6 +104,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         let forms = FormLimits::default();
         let settings = KeptForms::attach(settings, &engine, forms);
         let settings = Confirmations::attach(settings, &engine);
+        // The guards' refusals open the engine's funnel journeys.
+        let settings = settings.with_funnel(engine.clone());
         StepUp {
             settings,
             engine,

@@ -4,19 +4,47 @@
 use std::fmt;
 
 use stepup_core::{Method, Subject, Timestamp};
+use stepup_http::Via;
 
-/// What happened.
+/// What happened. The funnel of a step-up, in order: [`Challenged`]
+/// (a guard refused a request), [`PageShown`], [`MethodStarted`] (a code
+/// sent, a passkey ceremony started), [`Failed`] / [`LockedOut`], then
+/// [`Succeeded`] or [`Abandoned`], and [`Resumed`] when a kept form went
+/// ahead afterwards.
+///
+/// [`Challenged`]: EventKind::Challenged
+/// [`PageShown`]: EventKind::PageShown
+/// [`MethodStarted`]: EventKind::MethodStarted
+/// [`Failed`]: EventKind::Failed
+/// [`LockedOut`]: EventKind::LockedOut
+/// [`Succeeded`]: EventKind::Succeeded
+/// [`Abandoned`]: EventKind::Abandoned
+/// [`Resumed`]: EventKind::Resumed
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
-    /// A challenge was shown to the user.
-    ChallengeIssued,
-    /// A step-up succeeded and a token was issued.
+    /// A guard refused a request for want of a step-up, opening a journey
+    /// (once per subject while a journey is open: a refusal within an open
+    /// journey is part of it). Carries route, policy, reason and
+    /// [`Via`](stepup_http::Via).
+    Challenged,
+    /// The challenge page was shown (once per rendering).
+    PageShown,
+    /// A method that has a first step was started: an e-mail or SMS code
+    /// sent, a passkey ceremony begun. (TOTP, passwords and recovery codes
+    /// have none: their first event is the attempt's.)
+    MethodStarted,
+    /// A step-up succeeded and a token was issued (closing the journey).
     Succeeded,
     /// A step-up attempt failed (see the reason).
     Failed,
     /// The attempt hit a lockout.
     LockedOut,
+    /// A journey ended without a success within the funnel window
+    /// ([`Engine::with_funnel_window`](crate::Engine::with_funnel_window)).
+    Abandoned,
+    /// A form kept across the step-up went ahead (once per form).
+    Resumed,
     /// A method was enrolled (confirmed).
     Enrolled,
     /// A method (or a set of recovery codes) was removed.
@@ -35,12 +63,20 @@ pub enum EventKind {
 
 impl EventKind {
     /// A stable snake_case name.
+    ///
+    /// ```
+    /// assert_eq!(stepup_challenge::EventKind::PageShown.as_str(), "page_shown");
+    /// ```
     pub fn as_str(&self) -> &'static str {
         match self {
-            EventKind::ChallengeIssued => "challenge_issued",
+            EventKind::Challenged => "challenged",
+            EventKind::PageShown => "page_shown",
+            EventKind::MethodStarted => "method_started",
             EventKind::Succeeded => "succeeded",
             EventKind::Failed => "failed",
             EventKind::LockedOut => "locked_out",
+            EventKind::Abandoned => "abandoned",
+            EventKind::Resumed => "resumed",
             EventKind::Enrolled => "enrolled",
             EventKind::Removed => "removed",
             EventKind::Replaced => "replaced",
@@ -53,33 +89,52 @@ impl EventKind {
 
 /// One event. The subject appears only as a keyed digest (16 hex
 /// characters), stable for one engine key, so events can be correlated
-/// without naming users.
+/// without naming users. The funnel's events carry the route and policy
+/// of the journey they belong to (the refusal that opened it), when this
+/// instance saw that refusal.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Event {
     /// What happened.
     pub kind: EventKind,
-    /// Which method.
-    pub method: Method,
+    /// Which method (none for `challenged`, `page_shown`, `abandoned`,
+    /// `resumed`).
+    pub method: Option<Method>,
     /// The subject's keyed digest.
     pub subject: String,
-    /// Why, for failures: `wrong`, `already_used`, `format`, `not_enrolled`,
-    /// `store`, …
+    /// Why: for failures `wrong`, `already_used`, `format`,
+    /// `not_enrolled`, `store`, …; for `challenged` the challenge reason
+    /// (`no_token`, `insufficient_level`, `stale`, …).
     pub reason: Option<&'static str>,
+    /// The path of the request the journey started on (no query).
+    pub route: Option<String>,
+    /// The policy the journey started under: the guard's name, or the
+    /// policy's text.
+    pub policy: Option<String>,
+    /// Whether the journey started in a browser or an API client.
+    pub via: Option<Via>,
     /// When.
     pub at: Timestamp,
 }
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} subject={}",
-            self.method,
-            self.kind.as_str(),
-            self.subject
-        )?;
+        f.write_str(self.kind.as_str())?;
+        if let Some(method) = self.method {
+            write!(f, " method={method}")?;
+        }
+        write!(f, " subject={}", self.subject)?;
         if let Some(reason) = self.reason {
             write!(f, " reason={reason}")?;
+        }
+        if let Some(policy) = &self.policy {
+            write!(f, " policy={policy:?}")?;
+        }
+        if let Some(route) = &self.route {
+            write!(f, " route={route}")?;
+        }
+        if let Some(via) = self.via {
+            write!(f, " via={}", via.as_str())?;
         }
         Ok(())
     }

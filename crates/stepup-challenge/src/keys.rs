@@ -289,6 +289,12 @@ impl StoreKeys {
         )
     }
 
+    /// When a subject last stepped up (the funnel's success mark, read by
+    /// the instance holding the subject's journey).
+    pub(crate) fn funnel_done(subject: &SubjectName) -> String {
+        format!("stepup:funnel-done:{subject}")
+    }
+
     /// The codes sent to a subject within the send window.
     pub(crate) fn code_sends(subject: &SubjectName) -> String {
         format!("stepup:code-sends:{subject}")

@@ -44,7 +44,11 @@ fn setup(limits: AttemptLimits) -> Setup {
     .with_passwords(InsecureFixedPasswords::new([("alice", "wonderland")]))
     .with_limits(limits)
     .with_code_sender(stepup_challenge::RecordingSender::new())
-    .with_event_sink(move |ev: &Event| e.lock().unwrap().push((ev.kind, ev.method)))
+    .with_event_sink(move |ev: &Event| {
+        e.lock()
+            .unwrap()
+            .push((ev.kind, ev.method.expect("a factor event names its method")))
+    })
     .with_notice_sink(move |notice: &Notice<'_>| {
         n.lock()
             .unwrap()

@@ -63,7 +63,7 @@ fn no_flow_logs_a_secret() {
                 .unwrap();
             let user = Subject::new("alice-the-user").with_session("session-secret-id");
             let mut seen: Vec<String> = Vec::new();
-            engine.challenge_issued(&user, stepup_core::Method::Totp);
+            engine.page_shown(&user);
 
             let enrollment = engine
                 .start_totp_enrollment(&user, "alice@example.com")

@@ -11,6 +11,7 @@ use stepup_core::{
 use crate::action::{ActionInput, ActionSpec, BoundAction};
 use crate::bound::{Grants, Opening, Taken};
 use crate::cookie::{DEFAULT_COOKIE_NAME, NoSubject};
+use crate::funnel::{Challenged, Funnel, Via};
 use crate::read::{CookieName, Found, Header, RequestHead, find_token, is_navigation_of};
 use crate::reply::Reply;
 use crate::resume::{Interrupting, Interruption, Pickup, Resume, SummaryFn};
@@ -50,6 +51,7 @@ struct Inner<R: ?Sized> {
     binding: Option<Arc<ActionSpec>>,
     action_policy: Option<Arc<ActionPolicyFn>>,
     grants: Option<Arc<dyn Grants>>,
+    funnel: Option<Arc<dyn Funnel>>,
 }
 
 impl<R: ?Sized> Clone for Inner<R> {
@@ -67,6 +69,7 @@ impl<R: ?Sized> Clone for Inner<R> {
             binding: self.binding.clone(),
             action_policy: self.action_policy.clone(),
             grants: self.grants.clone(),
+            funnel: self.funnel.clone(),
         }
     }
 }
@@ -180,6 +183,7 @@ impl<R: ?Sized> Guard<R> {
                 binding: None,
                 action_policy: None,
                 grants: None,
+                funnel: None,
             }),
         }
     }
@@ -208,7 +212,9 @@ impl<R: ?Sized> Guard<R> {
         let cookie = CookieName::new(settings.cookie_name());
         let resume = settings.resume().cloned();
         let grants = settings.grants().cloned();
+        let funnel = settings.funnel().cloned();
         self.edit(|c| {
+            c.funnel = funnel;
             c.cookie = cookie;
             c.target = Arc::new(target);
             c.resume = resume;
@@ -530,7 +536,15 @@ impl<R: ?Sized> Guard<R> {
         id: Option<String>,
     ) -> Verdict {
         let sender = sender(head, subject);
-        self.deny(head, found, challenge, policy, sender, Some((action, id)))
+        self.deny(
+            head,
+            found,
+            challenge,
+            policy,
+            sender,
+            Some(subject),
+            Some((action, id)),
+        )
     }
 
     /// For a form POST that may be coming back from the confirmation
@@ -583,6 +597,9 @@ impl<R: ?Sized> Guard<R> {
         };
         // A form may have to be kept for later: who sent it.
         let sender = sender(head, &subject);
+        // Who is refused, for the funnel (only when one listens).
+        let watched = c.funnel.as_ref().map(|_| subject.clone());
+        let watched = watched.as_ref();
         let found = find_token(head, &c.cookie, c.token_header);
         let now = c.target.now();
         match &c.policy {
@@ -598,7 +615,7 @@ impl<R: ?Sized> Guard<R> {
                 match decision {
                     Decision::Allow(assurance) => self.allow(assurance),
                     Decision::Challenge(challenge) => {
-                        self.deny(head, found, &challenge, policy, sender, None)
+                        self.deny(head, found, &challenge, policy, sender, watched, None)
                     }
                 }
             }
@@ -607,13 +624,15 @@ impl<R: ?Sized> Guard<R> {
                     let policy = choose(request, Some(&assurance));
                     match assurance.require(&policy, now) {
                         Ok(()) => self.allow(assurance),
-                        Err(challenge) => self.deny(head, found, &challenge, &policy, sender, None),
+                        Err(challenge) => {
+                            self.deny(head, found, &challenge, &policy, sender, watched, None)
+                        }
                     }
                 }
                 Err(reason) => {
                     let policy = choose(request, None);
                     let challenge = c.gate.challenge(reason, &policy);
-                    self.deny(head, found, &challenge, &policy, sender, None)
+                    self.deny(head, found, &challenge, &policy, sender, watched, None)
                 }
             },
         }
@@ -627,6 +646,7 @@ impl<R: ?Sized> Guard<R> {
 
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn deny(
         &self,
         head: &impl RequestHead,
@@ -634,6 +654,7 @@ impl<R: ?Sized> Guard<R> {
         challenge: &Challenge,
         policy: &Policy,
         sender: Option<Subject>,
+        watched: Option<&Subject>,
         bound: Option<(&BoundAction, Option<String>)>,
     ) -> Verdict {
         let reason = if found == Found::Ambiguous {
@@ -645,6 +666,9 @@ impl<R: ?Sized> Guard<R> {
         let c = &*self.inner;
         let target = &c.target;
         let navigation = is_navigation_of(head);
+        if let (Some(funnel), Some(subject)) = (&c.funnel, watched) {
+            tell_funnel(&**funnel, c, head, subject, policy, reason, navigation);
+        }
         if let (true, Some(subject)) = (navigation, sender) {
             return Verdict::Interrupt(Interruption::new(
                 head,
@@ -867,6 +891,31 @@ fn verify(
 }
 
 /// Displays the policy name or expression only when a log event is written.
+/// Tells `funnel` of a refusal of `subject` on `head`'s route.
+#[cold]
+fn tell_funnel<R: ?Sized>(
+    funnel: &dyn Funnel,
+    c: &Inner<R>,
+    head: &impl RequestHead,
+    subject: &Subject,
+    policy: &Policy,
+    reason: &'static str,
+    navigation: bool,
+) {
+    let path = head.path_and_query();
+    let route = path.split(['?', '#']).next().unwrap_or(path);
+    let text;
+    let policy = match &c.name {
+        Some(name) => name.as_str(),
+        None => {
+            text = policy.to_string();
+            text.as_str()
+        }
+    };
+    let via = if navigation { Via::Browser } else { Via::Api };
+    funnel.challenged(&Challenged::new(subject, route, policy, reason, via));
+}
+
 struct PolicyName<'a, R: ?Sized>(&'a Inner<R>);
 
 impl<R: ?Sized> fmt::Display for PolicyName<'_, R> {

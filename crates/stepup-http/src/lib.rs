@@ -40,6 +40,7 @@
 mod action;
 mod bound;
 mod cookie;
+mod funnel;
 mod guard;
 mod login;
 mod read;
@@ -55,6 +56,7 @@ pub use action::{
 };
 pub use bound::{GRANT_HEADER, Grants, Opening, Taken};
 pub use cookie::{CookieSettings, DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
+pub use funnel::{Challenged, Funnel, Via};
 pub use guard::{Guard, Verdict};
 pub use login::{LOGIN_SESSION_KEY, LoginBinding, login_epoch};
 pub use read::{

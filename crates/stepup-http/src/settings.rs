@@ -8,6 +8,7 @@ use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo};
 
 use crate::bound::Grants;
 use crate::cookie::CookieSettings;
+use crate::funnel::Funnel;
 use crate::guard::Guard;
 use crate::resume::Resume;
 use crate::target::{ChallengeTarget, Reason, Reasons};
@@ -40,6 +41,7 @@ pub struct Settings {
     target: ChallengeTarget,
     resume: Option<Arc<dyn Resume>>,
     grants: Option<Arc<dyn Grants>>,
+    funnel: Option<Arc<dyn Funnel>>,
 }
 
 impl fmt::Debug for Settings {
@@ -72,6 +74,7 @@ impl Settings {
             target,
             resume: None,
             grants: None,
+            funnel: None,
         }
     }
 
@@ -102,6 +105,20 @@ impl Settings {
     /// Where bound actions' grants are kept, if anywhere.
     pub fn grants(&self) -> Option<&Arc<dyn Grants>> {
         self.grants.as_ref()
+    }
+
+    /// Tells `funnel` (the engine) of every refusal for want of a step-up,
+    /// the first step of the funnel; every guard made from these settings
+    /// afterwards does.
+    #[must_use]
+    pub fn with_funnel(mut self, funnel: Arc<dyn Funnel>) -> Settings {
+        self.funnel = Some(funnel);
+        self
+    }
+
+    /// Who hears of refusals, if anyone.
+    pub fn funnel(&self) -> Option<&Arc<dyn Funnel>> {
+        self.funnel.as_ref()
     }
 
     /// The clock (tests use a `TestClock`; give the engine the same one).

@@ -148,6 +148,8 @@ pub struct BankConfig {
     pub extra_users: usize,
     /// A level table other than NIST's (tests of the factor-change rule).
     pub levels: Option<stepup_core::LevelTable>,
+    /// Where step-up events go besides the log (tests count the funnel).
+    pub events: Option<Arc<dyn stepup_challenge::EventSink>>,
 }
 
 /// Every user of a bank with `extra` load-test users: (name, password).
@@ -191,6 +193,17 @@ impl CodeSender for SenderHandle {
     }
 }
 
+/// The bank's event sink, if any (the log has every event anyway).
+struct EventHandle(Option<Arc<dyn stepup_challenge::EventSink>>);
+
+impl stepup_challenge::EventSink for EventHandle {
+    fn record(&self, event: &stepup_challenge::Event) {
+        if let Some(sink) = &self.0 {
+            sink.record(event);
+        }
+    }
+}
+
 /// The stepup side of a bank: the engine (its issuer gives the adapters
 /// their gate) on the factor store of [`open_factors`].
 pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::error::Error>> {
@@ -214,6 +227,7 @@ pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::erro
     .with_code_sender(SenderHandle(config.codes.clone()))
     .with_limits(config.limits.clone().unwrap_or_default())
     .with_notice_sink(print_notice)
+    .with_event_sink(EventHandle(config.events.clone()))
     // Passkeys need a domain as relying party: the demo runs on `localhost`
     // (browsers treat http://localhost as a secure context).
     .with_passkeys(PasskeyConfig::new("localhost", &config.origin, TOTP_ISSUER))?;
@@ -863,6 +877,7 @@ impl Startup {
             limits: None,
             extra_users: self.extra_users,
             levels: None,
+            events: None,
         }
     }
 }
@@ -923,6 +938,7 @@ mod tests {
             limits: None,
             extra_users: 2,
             levels: None,
+            events: None,
         }
     }
 

@@ -163,7 +163,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 };
                 match issued {
                     Ok(token) => {
-                        self.emit(EventKind::Succeeded, proven, subject, None);
+                        self.funnel_succeeded(subject, proven).await;
                         Ok(token)
                     }
                     Err(e) => {

@@ -161,7 +161,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             self.emit(EventKind::Failed, method, subject, Some(Reason::Send));
             return Err(e.into());
         }
-        self.emit(EventKind::ChallengeIssued, method, subject, None);
+        self.method_started(subject, method);
         Ok(CodeSent {
             challenge_id: hex(&id),
             channel,

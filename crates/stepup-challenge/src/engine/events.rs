@@ -4,6 +4,7 @@
 use stepup_core::{Method, Subject, Timestamp};
 
 use super::Engine;
+use super::funnel::Origin;
 use crate::error::ChallengeError;
 use crate::event::{Event, EventKind, Notice, NoticeKind};
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
@@ -48,6 +49,8 @@ pub(super) enum Reason {
     /// A pending account recovery ended because a factor of the user's own
     /// was used.
     FactorUsed,
+    /// A guard's refusal: the challenge reason's code.
+    Challenge(&'static str),
 }
 
 impl Reason {
@@ -72,6 +75,7 @@ impl Reason {
             #[cfg(feature = "passkey")]
             Reason::AlreadyRegistered => "already_registered",
             Reason::FactorUsed => "factor_used",
+            Reason::Challenge(code) => code,
         }
     }
 
@@ -101,13 +105,6 @@ impl Reason {
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
-    /// Records that a challenge was shown to the subject (the adapters call
-    /// this when they render the challenge page or answer with a challenge),
-    /// so drop-offs between "asked" and "succeeded" can be measured.
-    pub fn challenge_issued(&self, subject: &Subject, method: Method) {
-        self.emit(EventKind::ChallengeIssued, method, subject, None);
-    }
-
     pub(super) fn notify(
         &self,
         kind: NoticeKind,
@@ -133,26 +130,49 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         subject: &Subject,
         reason: Option<Reason>,
     ) {
+        let digest = self.subject_digest(subject);
+        let origin = self.origin(&digest);
+        self.emit_event(kind, Some(method), digest, reason, origin);
+    }
+
+    /// Logs the event and hands it to the application's sink.
+    pub(super) fn emit_event(
+        &self,
+        kind: EventKind,
+        method: Option<Method>,
+        subject: String,
+        reason: Option<Reason>,
+        origin: Origin,
+    ) {
         let reason = reason.map(Reason::as_str);
         let event = Event {
             kind,
             method,
-            subject: self.subject_digest(subject),
+            subject,
             reason,
+            route: origin.route,
+            policy: origin.policy,
+            via: origin.via,
             at: self.clock.now(),
         };
+        let method = event.method.map(|m| m.to_string()).unwrap_or_default();
+        let policy = event.policy.as_deref().unwrap_or("");
         match kind {
             EventKind::Failed | EventKind::LockedOut | EventKind::Disabled => {
-                tracing::warn!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, reason = reason.unwrap_or(""), "step-up event")
+                tracing::warn!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, reason = reason.unwrap_or(""), policy, "step-up event")
             }
-            EventKind::ChallengeIssued
+            EventKind::Challenged
+            | EventKind::PageShown
+            | EventKind::MethodStarted
+            | EventKind::Abandoned
+            | EventKind::Resumed
             | EventKind::Succeeded
             | EventKind::Enrolled
             | EventKind::Removed
             | EventKind::Replaced
             | EventKind::RecoveryStarted
             | EventKind::RecoveryCancelled => {
-                tracing::info!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, "step-up event")
+                tracing::info!(target: "stepup::challenge", kind = kind.as_str(), method = %method, subject = %event.subject, reason = reason.unwrap_or(""), policy, "step-up event")
             }
         }
         if let Some(sink) = &self.events {
@@ -160,7 +180,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
     }
 
-    fn subject_digest(&self, subject: &Subject) -> String {
+    pub(super) fn subject_digest(&self, subject: &Subject) -> String {
         self.event_keys.events(subject)
     }
 }

@@ -385,6 +385,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             w: None,
         };
         self.put_done(limits, &id, &done).await?;
+        self.resumed(arrival.subject, arrival.target);
         Ok(Came::Resumed(Resumed::new(self.keys.form_key(id.as_str()))))
     }
 

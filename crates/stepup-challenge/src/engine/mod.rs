@@ -39,6 +39,7 @@ mod changes;
 mod codes;
 mod events;
 mod forms;
+mod funnel;
 #[cfg(feature = "passkey")]
 mod passkeys;
 mod passwords;
@@ -188,6 +189,8 @@ pub struct Engine<F, S, P = NoPasswords> {
     clock: Arc<dyn Clock>,
     events: Option<Arc<dyn EventSink>>,
     notices: Option<Arc<dyn NoticeSink>>,
+    journeys: std::sync::Mutex<funnel::Journeys>,
+    funnel_window: Duration,
     event_keys: StoreKeys,
     keys: StoreKeys,
     sender: Option<Arc<dyn CodeSender>>,
@@ -231,6 +234,8 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
             clock: Arc::new(SystemClock),
             events: None,
             notices: None,
+            journeys: Default::default(),
+            funnel_window: funnel::DEFAULT_WINDOW,
             event_keys: StoreKeys::new(&event_key),
             keys: StoreKeys::new(&state_key),
             sender: None,
@@ -261,6 +266,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             clock: self.clock,
             events: self.events,
             notices: self.notices,
+            journeys: self.journeys,
+            funnel_window: self.funnel_window,
             event_keys: self.event_keys,
             keys: self.keys,
             sender: self.sender,

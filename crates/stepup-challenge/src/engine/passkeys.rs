@@ -321,12 +321,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 service.ttl,
             )
             .await?;
-        self.emit(
-            EventKind::ChallengeIssued,
-            Method::Passkey,
-            attempt.subject,
-            None,
-        );
+        self.method_started(attempt.subject, Method::Passkey);
         Ok((id, options))
     }
 

@@ -398,6 +398,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 
     /// Answers one request.
     pub async fn handle(&self, request: Incoming<'_>) -> Reply {
+        // Journeys past their window end here when nothing else ends them.
+        self.engine.sweep_abandoned().await;
         let route = match route(request.method, request.path) {
             Ok(route) => route,
             Err(Miss::NotFound) => return Reply::new(404, None, ""),

@@ -107,8 +107,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 Method::SmsCode => page.with_code_channel(Channel::Sms),
                 _ => page,
             };
-            self.engine.challenge_issued(subject, *method);
         }
+        self.engine.page_shown(subject);
         let rendered = match &self.renderer {
             Some(render) => Ok(render(&page)),
             None => page.html(),
