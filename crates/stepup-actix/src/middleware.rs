@@ -191,6 +191,10 @@ impl RequireStepUp {
     /// [`from_guard`](RequireStepUp::from_guard) with a subject source
     /// shared with other middleware and the routes.
     pub(crate) fn shared(guard: Guard<HttpRequest>, subjects: Arc<SubjectFn>) -> Self {
+        // The client context's address is the one the routes use.
+        let guard = guard.client_address(|request: &HttpRequest| {
+            crate::ClientAddress::of(request).map(|crate::ClientAddress(ip)| ip)
+        });
         RequireStepUp {
             config: Arc::new(Config { guard, subjects }),
         }

@@ -124,6 +124,36 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         self
     }
 
+    /// How the client context of a request is taken (default: the
+    /// client address's IPv4 /24 or IPv6 /48 and the browser family): the
+    /// challenge routes mint every token in it, and policies with a
+    /// `same_context` term compare it.
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig, Subject};
+    /// # use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
+    /// use stepup_http::ContextSettings;
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
+    /// # use stepup_actix::StepUp;
+    /// # let stepup = StepUp::new(engine, |_: &actix_web::HttpRequest| None::<Subject>, "https://bank.example");
+    /// let stepup = stepup.with_client_context(ContextSettings::default().ipv4_prefix(16));
+    /// assert_eq!(stepup.settings().client_context(), Some(&ContextSettings::default().ipv4_prefix(16)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_client_context(mut self, context: stepup_http::ContextSettings) -> Self {
+        self.settings = self.settings.clone().with_client_context(context);
+        self
+    }
+
+    /// Tokens without a client context: `same_context` terms are never met.
+    #[must_use]
+    pub fn without_client_context(mut self) -> Self {
+        self.settings = self.settings.clone().without_client_context();
+        self
+    }
+
     /// Where the challenge routes are mounted (default `/step-up`) and
     /// where to return when a return path is refused (default `/`):
     /// [`configure`](StepUp::configure) mounts them there, and every
@@ -174,6 +204,28 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     {
         RequireStepUp::shared(
             self.settings.guard_per_request(choose),
+            self.subjects.clone(),
+        )
+    }
+
+    /// Middleware asking the application's `assess` hook how risky each
+    /// request is — a new device cookie, its own geo-IP database,
+    /// impossible travel; [`RiskFacts`](stepup_http::RiskFacts) say whether
+    /// the request comes from the network and browser of the last step-up
+    /// — then requiring that risk's policy from `policies`.
+    pub fn require_by_risk<A>(
+        &self,
+        assess: A,
+        policies: stepup_http::RiskPolicies,
+    ) -> RequireStepUp
+    where
+        A: Fn(&HttpRequest, &stepup_http::RiskFacts<'_>) -> stepup_http::Risk
+            + Send
+            + Sync
+            + 'static,
+    {
+        RequireStepUp::shared(
+            self.settings.guard_by_risk(assess, policies),
             self.subjects.clone(),
         )
     }

@@ -114,6 +114,36 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         self
     }
 
+    /// How the client context of a request is taken (default: the
+    /// client address's IPv4 /24 or IPv6 /48 and the browser family): the
+    /// challenge routes mint every token in it, and policies with a
+    /// `same_context` term compare it.
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig, Subject};
+    /// # use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
+    /// use stepup_http::ContextSettings;
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
+    /// # use stepup_axum::StepUp;
+    /// # let stepup = StepUp::new(engine, stepup_tower::FromExtension::<Subject>::new(), "https://bank.example");
+    /// let stepup = stepup.with_client_context(ContextSettings::default().ipv4_prefix(16));
+    /// assert_eq!(stepup.settings().client_context(), Some(&ContextSettings::default().ipv4_prefix(16)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_client_context(mut self, context: stepup_http::ContextSettings) -> Self {
+        self.settings = self.settings.clone().with_client_context(context);
+        self
+    }
+
+    /// Tokens without a client context: `same_context` terms are never met.
+    #[must_use]
+    pub fn without_client_context(mut self) -> Self {
+        self.settings = self.settings.clone().without_client_context();
+        self
+    }
+
     /// Where the challenge routes are mounted (default `/step-up`) and
     /// where to return when a return path is refused (default `/`):
     /// [`routes`](StepUp::routes) mount themselves there and every layer
@@ -152,11 +182,33 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// A layer requiring `policy` (for `route_layer`); the page shows the
     /// policy's reason and offers only the methods that can satisfy it.
     pub fn require(&self, policy: Policy) -> RequireStepUpLayer<SharedSubjects> {
+        self.layer_of(self.settings.guard(policy))
+    }
+
+    /// The layer running `guard` for the application's subjects, with the
+    /// client address the routes use and the original URI.
+    fn layer_of(&self, guard: stepup_http::Guard<Parts>) -> RequireStepUpLayer<SharedSubjects> {
         RequireStepUpLayer::from_guard(
-            self.settings.guard(policy),
+            guard.client_address(client_ip),
             SharedSubjects(self.subjects.clone()),
         )
         .original_target(crate::extract::original_uri)
+    }
+
+    /// A layer asking the application's `assess` hook how risky each
+    /// request is — a new device cookie, its own geo-IP database,
+    /// impossible travel; [`RiskFacts`](stepup_http::RiskFacts) say whether
+    /// the request comes from the network and browser of the last step-up
+    /// — then requiring that risk's policy from `policies`.
+    pub fn require_by_risk<A>(
+        &self,
+        assess: A,
+        policies: stepup_http::RiskPolicies,
+    ) -> RequireStepUpLayer<SharedSubjects>
+    where
+        A: Fn(&Parts, &stepup_http::RiskFacts<'_>) -> stepup_http::Risk + Send + Sync + 'static,
+    {
+        self.layer_of(self.settings.guard_by_risk(assess, policies))
     }
 
     /// A layer choosing its policy per request from the request parts and
@@ -166,11 +218,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     where
         C: Fn(&Parts, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
     {
-        RequireStepUpLayer::from_guard(
-            self.settings.guard_per_request(choose),
-            SharedSubjects(self.subjects.clone()),
-        )
-        .original_target(crate::extract::original_uri)
+        self.layer_of(self.settings.guard_per_request(choose))
     }
 
     /// The origin check of the challenge routes, for the application's own
@@ -190,7 +238,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         StepUpContext {
             inner: Arc::new(ContextInner {
                 subjects: self.subjects.clone(),
-                guard: self.settings.guard(Policy::level(1)),
+                guard: self
+                    .settings
+                    .guard(Policy::level(1))
+                    .client_address(client_ip),
             }),
         }
     }
@@ -213,4 +264,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             None => routes,
         }
     }
+}
+
+/// The client's address as the challenge routes take it.
+fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    crate::ClientAddress::of(parts).map(|crate::ClientAddress(ip)| ip)
 }

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stepup_challenge::{
-    Attempt, Engine, Event, EventKind, InsecureFixedPasswords, MemoryFactorStore,
-    MemoryStateStore,
+    Attempt, Engine, Event, EventKind, InsecureFixedPasswords, MemoryFactorStore, MemoryStateStore,
 };
 use stepup_core::{Key, KeyId, KeyRing, Subject, TestClock, Timestamp, TokenConfig};
 use stepup_http::{Challenged, Funnel, Via};

@@ -122,6 +122,8 @@ async fn an_engine_and_routes_without_a_passkey_store() {
             token: Found::None,
             body: Body::Read(b"{}"),
             address: None,
+            user_agent: None,
+            context: None,
         })
         .await;
     if cfg!(feature = "passkey") {

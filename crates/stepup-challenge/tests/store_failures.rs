@@ -188,6 +188,8 @@ impl Setup {
                 token: Found::None,
                 body: Body::Read(body.as_bytes()),
                 address: None,
+                user_agent: None,
+                context: None,
             })
             .await
     }

@@ -58,6 +58,8 @@ async fn a_failed_send_logs_its_kind_not_its_message() {
             token: Found::None,
             body: Body::Read(br#"{"channel":"email"}"#),
             address: None,
+            user_agent: None,
+            context: None,
         })
         .await;
     assert_eq!(reply.status(), 503, "{}", reply.body());

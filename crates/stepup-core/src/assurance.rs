@@ -356,8 +356,19 @@ impl Assurance {
         now: Timestamp,
         granted: bool,
     ) -> Result<(), Challenge> {
+        self.require_with(policy, now, crate::Facts::default().with_granted(granted))
+    }
+
+    /// [`require`](Assurance::require) with every fact of the request (a
+    /// grant taken, the same client context: see [`Facts`](crate::Facts)).
+    pub fn require_with(
+        &self,
+        policy: &Policy,
+        now: Timestamp,
+        facts: crate::Facts,
+    ) -> Result<(), Challenge> {
         policy
-            .met_by(self.proofs.as_slice(), &self.levels, now, granted)
+            .met_with(self.proofs.as_slice(), &self.levels, now, facts)
             .map_err(|reason| Challenge::new(reason, policy, &self.levels))
     }
 }

@@ -48,6 +48,12 @@ pub enum ChallengeReason {
     /// term without a grant).
     #[error("this action must be confirmed on its own")]
     Unconfirmed,
+    /// Everything else holds, but the request does not come from the
+    /// client context (network, browser) the step-up was made in, and the
+    /// policy wants the same one (a [`SameContext`](crate::Requirement::SameContext)
+    /// term).
+    #[error("this request comes from another network or browser")]
+    OtherContext,
 }
 
 impl ChallengeReason {
@@ -63,6 +69,7 @@ impl ChallengeReason {
             ChallengeReason::MissingMethod => "missing_method",
             ChallengeReason::Stale => "stale",
             ChallengeReason::Unconfirmed => "action_not_confirmed",
+            ChallengeReason::OtherContext => "other_context",
         }
     }
 

@@ -98,7 +98,7 @@ pub use issuer::{IssuedToken, Issuer};
 pub use key::{Key, KeyId, KeyRing};
 pub use level::{Level, LevelTable};
 pub use method::{CustomMethod, Method};
-pub use policy::{Policy, Requirement};
+pub use policy::{Facts, Policy, Requirement};
 pub use policy_syntax::{PolicyParseError, PolicyParseErrorKind};
 pub use return_to::ReturnTo;
 pub use subject::Subject;

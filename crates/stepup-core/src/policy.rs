@@ -59,6 +59,9 @@ use crate::time::Timestamp;
 /// parentheses group. Keywords are case-insensitive; method names are not.
 /// The term `bound` (no duration) asks for a single-use grant for the
 /// request's exact action ([`Policy::bound`]): `level 2 within 5m and bound`.
+/// The term `same_context` (no duration) asks that the request come from
+/// the network and browser the step-up was made in ([`Policy::same_context`]):
+/// `level 2 within 1h and same_context or level 2 within 5m`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     requirement: Requirement,
@@ -92,6 +95,46 @@ pub enum Requirement {
     /// assurance token alone never meets it (see
     /// [`Assurance::require_granted`](crate::Assurance::require_granted)).
     Bound,
+    /// The request comes from the client context (network, browser) the
+    /// token was minted in ([`Gate::same_context`](crate::Gate::same_context)).
+    /// Combined with a longer age it says "an hour on the same network and
+    /// browser, else five minutes".
+    SameContext,
+}
+
+/// What a policy is checked against besides the proofs: facts of the
+/// request that the token cannot carry.
+///
+/// ```
+/// use stepup_core::Facts;
+/// let facts = Facts::default().with_same_context(true);
+/// assert!(facts.same_context && !facts.granted);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Facts {
+    /// A single-use grant for the request's exact action was taken (what
+    /// meets [`Requirement::Bound`]).
+    pub granted: bool,
+    /// The request comes from the client context the token was minted in
+    /// (what meets [`Requirement::SameContext`]).
+    pub same_context: bool,
+}
+
+impl Facts {
+    /// With `granted`.
+    #[must_use]
+    pub fn with_granted(mut self, granted: bool) -> Facts {
+        self.granted = granted;
+        self
+    }
+
+    /// With `same_context`.
+    #[must_use]
+    pub fn with_same_context(mut self, same_context: bool) -> Facts {
+        self.same_context = same_context;
+        self
+    }
 }
 
 /// The longest maximum age a policy may state: one year.
@@ -133,6 +176,38 @@ impl Policy {
             bound |= matches!(leaf, Requirement::Bound);
         });
         bound
+    }
+
+    /// Requires that the request come from the client context (network
+    /// prefix, browser family) the step-up was made in — composed like any
+    /// term: "level 2 within 1h on the same network and browser, else
+    /// level 2 within 5m" is
+    /// `level(2).max_age(1h).and(same_context()).or(level(2).max_age(5m))`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stepup_core::Policy;
+    /// let statements = Policy::level(2)
+    ///     .max_age(Duration::from_secs(3600))
+    ///     .and(Policy::same_context())
+    ///     .or(Policy::level(2).max_age(Duration::from_secs(300)));
+    /// assert!(statements.needs_context());
+    /// assert_eq!(statements.to_string(), "(level 2 within 1h and same_context) or level 2 within 5m");
+    /// assert_eq!("level 2 within 1h and same_context or level 2 within 5m".parse::<Policy>()?, statements);
+    /// # Ok::<(), stepup_core::PolicyParseError>(())
+    /// ```
+    pub fn same_context() -> Policy {
+        Policy::from(Requirement::SameContext)
+    }
+
+    /// Whether the policy has a [`SameContext`](Requirement::SameContext)
+    /// term: checking it needs the request's client context.
+    pub fn needs_context(&self) -> bool {
+        let mut needs = false;
+        self.requirement.each_leaf(&mut |leaf| {
+            needs |= matches!(leaf, Requirement::SameContext);
+        });
+        needs
     }
 
     /// Requires that `method` was proven.
@@ -282,19 +357,66 @@ impl Policy {
         now: Timestamp,
         granted: bool,
     ) -> Result<(), ChallengeReason> {
-        if self.requirement.holds(proofs, levels, now, true, granted) {
+        self.met_with(proofs, levels, now, Facts::default().with_granted(granted))
+    }
+
+    /// [`met_by`](Policy::met_by) with every fact of the request: when
+    /// only the client context is wrong, the reason is
+    /// [`OtherContext`](ChallengeReason::OtherContext).
+    ///
+    /// ```
+    /// use stepup_core::{Facts, LevelTable, Method, Policy, Proof, Timestamp};
+    /// let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// let p: Policy = "level 2 within 1h and same_context or level 2 within 5m".parse()?;
+    /// let half_an_hour_ago = [Proof::new(Method::Totp, Timestamp::from_unix_seconds(1_700_000_000 - 1800))];
+    /// let levels = LevelTable::nist();
+    /// let here = Facts::default().with_same_context(true);
+    /// assert!(p.met_with(&half_an_hour_ago, &levels, now, here).is_ok());
+    /// assert_eq!(
+    ///     p.met_with(&half_an_hour_ago, &levels, now, Facts::default()),
+    ///     Err(stepup_core::ChallengeReason::OtherContext)
+    /// );
+    /// # Ok::<(), stepup_core::PolicyParseError>(())
+    /// ```
+    pub fn met_with(
+        &self,
+        proofs: &[Proof],
+        levels: &LevelTable,
+        now: Timestamp,
+        facts: Facts,
+    ) -> Result<(), ChallengeReason> {
+        if self.requirement.holds(proofs, levels, now, true, facts) {
             return Ok(());
         }
-        if !granted && self.requirement.holds(proofs, levels, now, true, true) {
+        if !facts.granted
+            && self
+                .requirement
+                .holds(proofs, levels, now, true, facts.with_granted(true))
+        {
             // Only the grant is missing.
             return Err(ChallengeReason::Unconfirmed);
         }
-        if self.requirement.holds(proofs, levels, now, false, true) {
+        if !facts.same_context
+            && self
+                .requirement
+                .holds(proofs, levels, now, true, facts.with_same_context(true))
+        {
+            // Only the context is another.
+            return Err(ChallengeReason::OtherContext);
+        }
+        let all = Facts {
+            granted: true,
+            same_context: true,
+        };
+        if self.requirement.holds(proofs, levels, now, false, all) {
             return Err(ChallengeReason::Stale);
         }
         let mut only_levels = true;
         self.requirement.each_leaf(&mut |leaf| {
-            only_levels &= matches!(leaf, Requirement::Level { .. } | Requirement::Bound);
+            only_levels &= matches!(
+                leaf,
+                Requirement::Level { .. } | Requirement::Bound | Requirement::SameContext
+            );
         });
         Err(if only_levels {
             ChallengeReason::InsufficientLevel
@@ -341,7 +463,7 @@ impl Requirement {
             Requirement::Any(terms) | Requirement::All(terms) => {
                 terms.iter_mut().for_each(|t| t.default_max_age(age))
             }
-            Requirement::Bound => {}
+            Requirement::Bound | Requirement::SameContext => {}
         }
     }
 
@@ -355,15 +477,15 @@ impl Requirement {
     }
 
     /// Whether the requirement holds; `check_age: false` ignores every
-    /// maximum age (used to tell "stale" from "missing"); `granted`: a
-    /// grant for the request's action was taken.
+    /// maximum age (used to tell "stale" from "missing"); `facts`: what
+    /// the request brings (a grant taken, the same client context).
     fn holds(
         &self,
         proofs: &[Proof],
         levels: &LevelTable,
         now: Timestamp,
         check_age: bool,
-        granted: bool,
+        facts: Facts,
     ) -> bool {
         let fresh = |p: &Proof, max_age: &Option<Duration>| match (check_age, max_age) {
             (true, Some(age)) => now.duration_since(p.at()) <= *age,
@@ -384,11 +506,12 @@ impl Requirement {
             }
             Requirement::Any(terms) => terms
                 .iter()
-                .any(|t| t.holds(proofs, levels, now, check_age, granted)),
+                .any(|t| t.holds(proofs, levels, now, check_age, facts)),
             Requirement::All(terms) => terms
                 .iter()
-                .all(|t| t.holds(proofs, levels, now, check_age, granted)),
-            Requirement::Bound => granted,
+                .all(|t| t.holds(proofs, levels, now, check_age, facts)),
+            Requirement::Bound => facts.granted,
+            Requirement::SameContext => facts.same_context,
         }
     }
 }
@@ -433,6 +556,7 @@ impl fmt::Display for Requirement {
                 age(f, max_age)
             }
             Requirement::Bound => f.write_str("bound"),
+            Requirement::SameContext => f.write_str("same_context"),
             Requirement::Any(terms) | Requirement::All(terms) => {
                 let all = matches!(self, Requirement::All(_));
                 for (i, term) in terms.iter().enumerate() {

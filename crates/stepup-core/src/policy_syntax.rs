@@ -228,6 +228,10 @@ impl<'a> Parser<'a> {
                     // No age: a grant is single use and short-lived.
                     return Ok(Requirement::Bound);
                 }
+                if word.eq_ignore_ascii_case("same_context") {
+                    // No age: a fact of the request, not a proof.
+                    return Ok(Requirement::SameContext);
+                }
                 let leaf = if word.eq_ignore_ascii_case("level") {
                     match self.next() {
                         Some((n_at, Tok::Word(n))) => match n.parse::<u8>() {

@@ -2,24 +2,33 @@
 //! the token, refuse an ambiguous one, decide, log, answer.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use stepup_core::{
-    Assurance, Challenge, ChallengeReason, Clock, Decision, Gate, Policy, ReturnTo, Subject,
+    Assurance, Challenge, ChallengeReason, Clock, Decision, Facts, Gate, Policy, ReturnTo, Subject,
 };
 
 use crate::action::{ActionInput, ActionSpec, BoundAction};
 use crate::bound::{Grants, Opening, Taken};
+use crate::context::ContextSettings;
 use crate::cookie::{DEFAULT_COOKIE_NAME, NoSubject};
 use crate::funnel::{Challenged, Funnel, Via};
 use crate::read::{CookieName, Found, Header, RequestHead, find_token, is_navigation_of};
 use crate::reply::Reply;
 use crate::resume::{Interrupting, Interruption, Pickup, Resume, SummaryFn};
+use crate::risk::{Risk, RiskFacts, RiskPolicies};
 use crate::settings::Settings;
 use crate::target::{ChallengeTarget, Hold};
 use crate::url::login_location;
 
 type PolicyFn<R> = dyn Fn(&R, Option<&Assurance>) -> Arc<Policy> + Send + Sync;
+
+/// The application's risk hook.
+type RiskFn<R> = dyn Fn(&R, &RiskFacts<'_>) -> Risk + Send + Sync;
+
+/// Where the client's address comes from (the adapter's `ClientAddress`).
+type AddressFn<R> = dyn Fn(&R) -> Option<IpAddr> + Send + Sync;
 
 /// A bound route's policy for one action (`None`: the route's own).
 type ActionPolicyFn = dyn Fn(&BoundAction) -> Option<Arc<Policy>> + Send + Sync;
@@ -27,6 +36,7 @@ type ActionPolicyFn = dyn Fn(&BoundAction) -> Option<Arc<Policy>> + Send + Sync;
 enum PolicySource<R: ?Sized> {
     Fixed(Policy),
     PerRequest(Arc<PolicyFn<R>>),
+    ByRisk(Arc<RiskFn<R>>, RiskPolicies),
 }
 
 impl<R: ?Sized> Clone for PolicySource<R> {
@@ -34,6 +44,7 @@ impl<R: ?Sized> Clone for PolicySource<R> {
         match self {
             PolicySource::Fixed(p) => PolicySource::Fixed(p.clone()),
             PolicySource::PerRequest(f) => PolicySource::PerRequest(f.clone()),
+            PolicySource::ByRisk(f, p) => PolicySource::ByRisk(f.clone(), p.clone()),
         }
     }
 }
@@ -52,6 +63,8 @@ struct Inner<R: ?Sized> {
     action_policy: Option<Arc<ActionPolicyFn>>,
     grants: Option<Arc<dyn Grants>>,
     funnel: Option<Arc<dyn Funnel>>,
+    context: Option<ContextSettings>,
+    address: Option<Arc<AddressFn<R>>>,
 }
 
 impl<R: ?Sized> Clone for Inner<R> {
@@ -70,6 +83,8 @@ impl<R: ?Sized> Clone for Inner<R> {
             action_policy: self.action_policy.clone(),
             grants: self.grants.clone(),
             funnel: self.funnel.clone(),
+            context: self.context,
+            address: self.address.clone(),
         }
     }
 }
@@ -168,6 +183,89 @@ impl<R: ?Sized> Guard<R> {
         Self::build(gate, PolicySource::PerRequest(Arc::new(choose)))
     }
 
+    /// Asks the application's `assess` hook how risky each request is
+    /// (given the current assurance and whether the request comes from
+    /// the client context of its token), then requires that risk's policy
+    /// from `policies`.
+    pub fn by_risk<F>(gate: Gate, assess: F, policies: RiskPolicies) -> Self
+    where
+        F: Fn(&R, &RiskFacts<'_>) -> Risk + Send + Sync + 'static,
+    {
+        Self::build(gate, PolicySource::ByRisk(Arc::new(assess), policies))
+    }
+
+    /// Where the client's address comes from: the same place the challenge
+    /// routes take it from (the adapters set this to their
+    /// `ClientAddress`), so a `same_context` term compares like with like.
+    #[must_use]
+    pub fn client_address<F>(self, address: F) -> Self
+    where
+        F: Fn(&R) -> Option<IpAddr> + Send + Sync + 'static,
+    {
+        let address: Arc<AddressFn<R>> = Arc::new(address);
+        self.edit(|c| c.address = Some(address))
+    }
+
+    /// How the client context is taken (what
+    /// [`Settings::with_client_context`](crate::Settings::with_client_context)
+    /// does for guards made from the settings); `None`: `same_context`
+    /// terms are never met.
+    #[must_use]
+    pub fn client_context(self, context: Option<ContextSettings>) -> Self {
+        self.edit(|c| c.context = context)
+    }
+
+    /// Whether `request` comes from the client context `assurance`'s token
+    /// was minted in: `None` when the token has no context or the guard
+    /// takes none.
+    fn context_matches(
+        &self,
+        request: &R,
+        head: &impl RequestHead,
+        assurance: &Assurance,
+    ) -> Option<bool> {
+        let c = &*self.inner;
+        let settings = c.context.as_ref()?;
+        let address = c.address.as_ref().and_then(|address| address(request));
+        let context = settings.context(address, head.value(Header::UserAgent));
+        c.gate.same_context(assurance, context.as_bytes())
+    }
+
+    /// Whether `assurance` meets `policy` for `request` (`granted`: a grant
+    /// for its action was taken); the client context is looked at only for
+    /// a policy with a `same_context` term.
+    fn require(
+        &self,
+        request: &R,
+        head: &impl RequestHead,
+        assurance: &Assurance,
+        policy: &Policy,
+        now: stepup_core::Timestamp,
+        granted: bool,
+    ) -> Result<(), Challenge> {
+        let same =
+            policy.needs_context() && self.context_matches(request, head, assurance) == Some(true);
+        let facts = Facts::default()
+            .with_granted(granted)
+            .with_same_context(same);
+        assurance.require_with(policy, now, facts)
+    }
+
+    /// The policy the risk hook picks for `request`.
+    fn by_risk_policy(
+        &self,
+        request: &R,
+        head: &impl RequestHead,
+        assess: &RiskFn<R>,
+        policies: &RiskPolicies,
+        assurance: Option<&Assurance>,
+    ) -> Arc<Policy> {
+        let same = assurance.and_then(|a| self.context_matches(request, head, a));
+        let risk = assess(request, &RiskFacts::new(assurance, same));
+        tracing::debug!(target: "stepup", risk = risk.as_str(), "the application's risk hook");
+        policies.policy(risk).clone()
+    }
+
     fn build(gate: Gate, policy: PolicySource<R>) -> Self {
         Guard {
             inner: Arc::new(Inner {
@@ -184,6 +282,8 @@ impl<R: ?Sized> Guard<R> {
                 action_policy: None,
                 grants: None,
                 funnel: None,
+                context: None,
+                address: None,
             }),
         }
     }
@@ -213,8 +313,10 @@ impl<R: ?Sized> Guard<R> {
         let resume = settings.resume().cloned();
         let grants = settings.grants().cloned();
         let funnel = settings.funnel().cloned();
+        let context = settings.client_context().copied();
         self.edit(|c| {
             c.funnel = funnel;
+            c.context = context;
             c.cookie = cookie;
             c.target = Arc::new(target);
             c.resume = resume;
@@ -464,6 +566,9 @@ impl<R: ?Sized> Guard<R> {
             None => match &c.policy {
                 PolicySource::Fixed(policy) => Arc::new(policy.clone()),
                 PolicySource::PerRequest(choose) => choose(request, verified.as_ref().ok()),
+                PolicySource::ByRisk(assess, policies) => {
+                    self.by_risk_policy(request, head, &**assess, policies, verified.as_ref().ok())
+                }
             },
         };
         // A bound policy needs the grant store; another one never asks it.
@@ -471,7 +576,7 @@ impl<R: ?Sized> Guard<R> {
             return Verdict::Deny(no_grants());
         }
         let challenge = match verified {
-            Ok(assurance) => match assurance.require_granted(&policy, now, false) {
+            Ok(assurance) => match self.require(request, head, &assurance, &policy, now, false) {
                 Ok(()) => return self.allow(assurance),
                 // Everything holds but the grant: use it, if there is one.
                 Err(challenge) if challenge.reason() == ChallengeReason::Unconfirmed => {
@@ -485,7 +590,9 @@ impl<R: ?Sized> Guard<R> {
                         .map(str::trim);
                     match grants.take(&subject, action, presented).await {
                         Taken::Granted(proofs) => {
-                            match granted(&assurance, &proofs, &policy, now, &c.gate) {
+                            let same = policy.needs_context()
+                                && self.context_matches(request, head, &assurance) == Some(true);
+                            match granted(&assurance, &proofs, &policy, now, &c.gate, same) {
                                 Ok(()) => return self.allow(assurance),
                                 Err(challenge) => challenge,
                             }
@@ -582,7 +689,7 @@ impl<R: ?Sized> Guard<R> {
     pub fn policy(&self) -> Option<&Policy> {
         match &self.inner.policy {
             PolicySource::Fixed(p) => Some(p),
-            PolicySource::PerRequest(_) => None,
+            PolicySource::PerRequest(_) | PolicySource::ByRisk(..) => None,
         }
     }
 
@@ -603,6 +710,22 @@ impl<R: ?Sized> Guard<R> {
         let found = find_token(head, &c.cookie, c.token_header);
         let now = c.target.now();
         match &c.policy {
+            PolicySource::Fixed(policy) if policy.needs_context() => {
+                match verify(&c.gate, subject, found, now) {
+                    Ok(assurance) => {
+                        match self.require(request, head, &assurance, policy, now, false) {
+                            Ok(()) => self.allow(assurance),
+                            Err(challenge) => {
+                                self.deny(head, found, &challenge, policy, sender, watched, None)
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        let challenge = c.gate.challenge(reason, policy);
+                        self.deny(head, found, &challenge, policy, sender, watched, None)
+                    }
+                }
+            }
             PolicySource::Fixed(policy) => {
                 let decision = match found {
                     // Cookie tossing or mixed sources: a challenge, never a guess.
@@ -622,7 +745,7 @@ impl<R: ?Sized> Guard<R> {
             PolicySource::PerRequest(choose) => match verify(&c.gate, subject, found, now) {
                 Ok(assurance) => {
                     let policy = choose(request, Some(&assurance));
-                    match assurance.require(&policy, now) {
+                    match self.require(request, head, &assurance, &policy, now, false) {
                         Ok(()) => self.allow(assurance),
                         Err(challenge) => {
                             self.deny(head, found, &challenge, &policy, sender, watched, None)
@@ -631,6 +754,23 @@ impl<R: ?Sized> Guard<R> {
                 }
                 Err(reason) => {
                     let policy = choose(request, None);
+                    let challenge = c.gate.challenge(reason, &policy);
+                    self.deny(head, found, &challenge, &policy, sender, watched, None)
+                }
+            },
+            PolicySource::ByRisk(assess, policies) => match verify(&c.gate, subject, found, now) {
+                Ok(assurance) => {
+                    let policy =
+                        self.by_risk_policy(request, head, &**assess, policies, Some(&assurance));
+                    match self.require(request, head, &assurance, &policy, now, false) {
+                        Ok(()) => self.allow(assurance),
+                        Err(challenge) => {
+                            self.deny(head, found, &challenge, &policy, sender, watched, None)
+                        }
+                    }
+                }
+                Err(reason) => {
+                    let policy = self.by_risk_policy(request, head, &**assess, policies, None);
                     let challenge = c.gate.challenge(reason, &policy);
                     self.deny(head, found, &challenge, &policy, sender, watched, None)
                 }
@@ -832,11 +972,15 @@ fn granted(
     policy: &Policy,
     now: stepup_core::Timestamp,
     gate: &Gate,
+    same_context: bool,
 ) -> Result<(), Challenge> {
+    let facts = Facts::default()
+        .with_granted(true)
+        .with_same_context(same_context);
     let outcome = policy
-        .met_by(proofs, assurance.level_table(), now, true)
+        .met_with(proofs, assurance.level_table(), now, facts)
         .map_err(|reason| gate.challenge(reason, policy))
-        .and_then(|()| assurance.require_granted(policy, now, true));
+        .and_then(|()| assurance.require_with(policy, now, facts));
     match &outcome {
         Ok(()) => {
             tracing::info!(target: "stepup", outcome = "granted", policy = %policy, "a bound action's grant was used")
@@ -890,7 +1034,6 @@ fn verify(
     }
 }
 
-/// Displays the policy name or expression only when a log event is written.
 /// Tells `funnel` of a refusal of `subject` on `head`'s route.
 #[cold]
 fn tell_funnel<R: ?Sized>(
@@ -916,6 +1059,7 @@ fn tell_funnel<R: ?Sized>(
     funnel.challenged(&Challenged::new(subject, route, policy, reason, via));
 }
 
+/// Displays the policy name or expression only when a log event is written.
 struct PolicyName<'a, R: ?Sized>(&'a Inner<R>);
 
 impl<R: ?Sized> fmt::Display for PolicyName<'_, R> {
@@ -924,6 +1068,7 @@ impl<R: ?Sized> fmt::Display for PolicyName<'_, R> {
             (Some(name), _) => f.write_str(name),
             (None, PolicySource::Fixed(policy)) => write!(f, "{policy}"),
             (None, PolicySource::PerRequest(_)) => f.write_str("<per request>"),
+            (None, PolicySource::ByRisk(..)) => f.write_str("<by risk>"),
         }
     }
 }

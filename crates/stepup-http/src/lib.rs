@@ -39,6 +39,7 @@
 
 mod action;
 mod bound;
+mod context;
 mod cookie;
 mod funnel;
 mod guard;
@@ -46,6 +47,7 @@ mod login;
 mod read;
 mod reply;
 mod resume;
+mod risk;
 mod settings;
 mod target;
 mod url;
@@ -55,6 +57,7 @@ pub use action::{
     SpecError,
 };
 pub use bound::{GRANT_HEADER, Grants, Opening, Taken};
+pub use context::{ContextSettings, browser_family};
 pub use cookie::{CookieSettings, DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
 pub use funnel::{Challenged, Funnel, Via};
 pub use guard::{Guard, Verdict};
@@ -68,6 +71,7 @@ pub use resume::{
     Again, Arrival, BoxFuture, DEFAULT_STASH_LIMIT, FormFields, Interrupted, Interruption, NotKept,
     Opened, Pickup, RESUME_FIELD, Resume, Resumed, Stashed, SummaryFn, Went,
 };
+pub use risk::{Risk, RiskFacts, RiskPolicies};
 pub use settings::Settings;
 pub use target::{
     CONFIRM_PATH, ChallengeTarget, DEFAULT_MOUNT, GENERIC_REASON, Hold, Reason, Reasons, Refusal,

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use stepup_core::{Assurance, Clock, Gate, Policy, ReturnTo};
 
 use crate::bound::Grants;
+use crate::context::ContextSettings;
 use crate::cookie::CookieSettings;
 use crate::funnel::Funnel;
 use crate::guard::Guard;
 use crate::resume::Resume;
+use crate::risk::{Risk, RiskFacts, RiskPolicies};
 use crate::target::{ChallengeTarget, Reason, Reasons};
 
 /// What the challenge routes and the guards of one application share: the
@@ -42,6 +44,7 @@ pub struct Settings {
     resume: Option<Arc<dyn Resume>>,
     grants: Option<Arc<dyn Grants>>,
     funnel: Option<Arc<dyn Funnel>>,
+    context: Option<ContextSettings>,
 }
 
 impl fmt::Debug for Settings {
@@ -75,6 +78,7 @@ impl Settings {
             resume: None,
             grants: None,
             funnel: None,
+            context: Some(ContextSettings::default()),
         }
     }
 
@@ -119,6 +123,29 @@ impl Settings {
     /// Who hears of refusals, if anyone.
     pub fn funnel(&self) -> Option<&Arc<dyn Funnel>> {
         self.funnel.as_ref()
+    }
+
+    /// How the client context of a request is taken (default:
+    /// [`ContextSettings::default`], an IPv4 /24 or IPv6 /48 and the
+    /// browser family): the challenge routes mint every token in it, and
+    /// guards check it for policies with a `same_context` term.
+    #[must_use]
+    pub fn with_client_context(mut self, context: ContextSettings) -> Settings {
+        self.context = Some(context);
+        self
+    }
+
+    /// Tokens without a client context: `same_context` terms are never
+    /// met (and proofs carry over whatever the network).
+    #[must_use]
+    pub fn without_client_context(mut self) -> Settings {
+        self.context = None;
+        self
+    }
+
+    /// How the client context is taken, if at all.
+    pub fn client_context(&self) -> Option<&ContextSettings> {
+        self.context.as_ref()
     }
 
     /// The clock (tests use a `TestClock`; give the engine the same one).
@@ -189,6 +216,19 @@ impl Settings {
         F: Fn(&R, Option<&Assurance>) -> Arc<Policy> + Send + Sync + 'static,
     {
         Guard::per_request(self.gate.clone(), choose).with_settings(self)
+    }
+
+    /// A guard asking the application's `assess` hook how risky each
+    /// request is, then requiring that risk's policy from `policies`
+    /// (every one registered now, so the page offers the right methods).
+    pub fn guard_by_risk<R: ?Sized, F>(&self, assess: F, policies: RiskPolicies) -> Guard<R>
+    where
+        F: Fn(&R, &RiskFacts<'_>) -> Risk + Send + Sync + 'static,
+    {
+        for policy in policies.all() {
+            self.register_policy(policy);
+        }
+        Guard::by_risk(self.gate.clone(), assess, policies).with_settings(self)
     }
 
     /// The gate.

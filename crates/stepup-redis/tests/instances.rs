@@ -159,6 +159,8 @@ async fn with_redis_down_step_ups_fail_closed_and_valid_assurance_still_passes()
             token: Found::None,
             body: Body::Read(format!(r#"{{"code":"{}"}}"#, code()).as_bytes()),
             address: None,
+            user_agent: None,
+            context: None,
         })
         .await;
     assert_eq!(reply.status(), 503);

@@ -8,15 +8,18 @@ use http::request::Parts;
 
 /// The bytes describing where a request comes from: the client's network
 /// (IPv4 /24, IPv6 /48 — coarse enough that a phone moving between cells of
-/// one carrier mostly keeps it) and its `User-Agent`.
+/// one carrier mostly keeps it) and its browser family from the
+/// `User-Agent` — exactly what the challenge routes mint tokens in with
+/// the default [`ContextSettings`](stepup_http::ContextSettings).
 ///
 /// Hand the same bytes to
 /// [`Issuer::issue_in_context`](stepup_core::Issuer::issue_in_context) when
 /// the step-up succeeds and to
-/// [`Gate::same_context`](stepup_core::Gate::same_context) on later requests.
+/// [`Gate::same_context`](stepup_core::Gate::same_context) on later requests
+/// (or write `same_context` in the policy and let the guard compare).
 /// Where the IP comes from is the application's call (the socket peer, or a
-/// forwarded-for header set by its own proxy); pass `None` to use the user
-/// agent alone.
+/// forwarded-for header set by its own proxy); `None` is the network
+/// `unknown`.
 ///
 /// ```
 /// use std::net::IpAddr;
@@ -32,23 +35,8 @@ use http::request::Parts;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn client_context(parts: &Parts, ip: Option<IpAddr>) -> Vec<u8> {
-    let agent = parts
-        .headers
-        .get(USER_AGENT)
-        .map_or(&b""[..], |v| v.as_bytes());
-    let agent = &agent[..agent.len().min(512)];
-    let mut out = Vec::with_capacity(24 + agent.len());
-    match ip {
-        Some(IpAddr::V4(v4)) => {
-            out.push(4);
-            out.extend_from_slice(&v4.octets()[..3]);
-        }
-        Some(IpAddr::V6(v6)) => {
-            out.push(6);
-            out.extend_from_slice(&v6.octets()[..6]);
-        }
-        None => out.push(0),
-    }
-    out.extend_from_slice(agent);
-    out
+    let agent = parts.headers.get(USER_AGENT).map(|v| v.as_bytes());
+    stepup_http::ContextSettings::default()
+        .context(ip, agent)
+        .into_bytes()
 }

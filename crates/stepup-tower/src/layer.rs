@@ -202,6 +202,16 @@ impl<Src: SubjectSource + Clone> RequireStepUpLayer<Src> {
         self.edit(|g| g.page_note(note))
     }
 
+    /// Where the client's address comes from, for policies with a
+    /// `same_context` term: the same place the challenge routes take it
+    /// from (`stepup-axum`'s layers use its `ClientAddress`).
+    pub fn client_address<F>(self, address: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<std::net::IpAddr> + Send + Sync + 'static,
+    {
+        self.edit(|g| g.client_address(address))
+    }
+
     /// A name for this route's policy in log events (default: the policy
     /// expression).
     pub fn name(self, name: impl Into<String>) -> Self {

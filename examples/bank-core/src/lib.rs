@@ -315,10 +315,12 @@ fn print_notice(notice: &stepup_challenge::Notice<'_>) {
     );
 }
 
-/// `GET /statements`: level 2 within 10 minutes.
+/// `GET /statements`: level 2 within an hour on the same network and
+/// browser as the step-up — asked again at once when either changes.
 pub fn statements_policy() -> Policy {
     Policy::level(2)
-        .max_age(Duration::from_secs(600))
+        .max_age(Duration::from_secs(3600))
+        .and(Policy::same_context())
         .with_reason("Statements show sensitive data: please confirm it's you.")
 }
 

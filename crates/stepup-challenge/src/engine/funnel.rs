@@ -96,7 +96,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
     ///
     /// let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
-    /// let engine = Engine::new(tokens.issuer(), MemoryFactorStore::new(), MemoryStateStore::new())
+    /// let engine = Engine::new(tokens.issuer(), MemoryFactorStore::new(), MemoryStateStore::default())
     ///     .with_event_sink(|e: &stepup_challenge::Event| println!("{e}"))
     ///     .with_funnel_window(Duration::from_secs(5 * 60));
     /// # let _ = engine;

@@ -82,6 +82,8 @@ pub enum Body<'a> {
 ///     token: Found::None,
 ///     body: Body::Read(b""),
 ///     address: None,
+///     user_agent: None,
+///     context: None,
 /// };
 /// assert_eq!(incoming.path, "/status");
 /// ```
@@ -116,6 +118,14 @@ pub struct Incoming<'a> {
     /// The adapters give the connection's peer; behind a reverse proxy that
     /// is the proxy, so put a trusted client address there yourself.
     pub address: Option<IpAddr>,
+    /// The `User-Agent` header: its browser family is part of the client
+    /// context.
+    pub user_agent: Option<&'a [u8]>,
+    /// The client context tokens are minted in: set by
+    /// [`ChallengeRoutes::handle`] from the settings
+    /// ([`Settings::with_client_context`](stepup_http::Settings::with_client_context)),
+    /// the address and the `User-Agent`; a value given here is replaced.
+    pub context: Option<Vec<u8>>,
 }
 
 impl<'a> Incoming<'a> {
@@ -149,6 +159,8 @@ impl<'a> Incoming<'a> {
             token: find_token(head, cookie, false),
             body,
             address,
+            user_agent: head.value(Header::UserAgent),
+            context: None,
         }
     }
 }
@@ -397,7 +409,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     }
 
     /// Answers one request.
-    pub async fn handle(&self, request: Incoming<'_>) -> Reply {
+    pub async fn handle(&self, mut request: Incoming<'_>) -> Reply {
+        // Every token is minted in the request's client context.
+        request.context = self
+            .settings()
+            .client_context()
+            .map(|c| c.context(request.address, request.user_agent).into_bytes());
         // Journeys past their window end here when nothing else ends them.
         self.engine.sweep_abandoned().await;
         let route = match route(request.method, request.path) {
@@ -586,19 +603,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     }
 
     /// An attempt by `subject`, from the request's address when known.
-    fn attempt<'s>(&self, request: &Incoming<'_>, subject: &'s Subject) -> Attempt<'s> {
-        let attempt = Attempt::new(subject);
-        match request.address {
-            Some(address) => attempt.from_address(address),
-            None => attempt,
+    /// Its token is minted in the request's client context.
+    fn attempt<'s>(&self, request: &'s Incoming<'_>, subject: &'s Subject) -> Attempt<'s> {
+        let mut attempt = Attempt::new(subject);
+        if let Some(address) = request.address {
+            attempt = attempt.from_address(address);
         }
+        if let Some(context) = &request.context {
+            attempt = attempt.in_context(context);
+        }
+        attempt
     }
 
     /// [`attempt`](Self::attempt), made for the bound action of the
     /// ceremony `confirmation` when there is one.
     fn attempt_for<'s>(
         &self,
-        request: &Incoming<'_>,
+        request: &'s Incoming<'_>,
         subject: &'s Subject,
         confirmation: Option<&'s str>,
     ) -> Attempt<'s> {
