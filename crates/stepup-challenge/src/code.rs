@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::StoreError;
+use crate::i18n::{Catalogue, Lang, Text};
 
 pub use stepup_store::Channel;
 
@@ -51,16 +52,45 @@ impl CodeMessage<'_> {
     /// );
     /// ```
     pub fn text(&self) -> String {
+        self.text_in(&Catalogue::built_in(), Lang::EN)
+    }
+
+    /// [`text`](CodeMessage::text) in `lang`, from `catalogue` (texts
+    /// [`Text::CodeMessage`], [`Text::CodeConfirms`], [`Text::Minutes`]):
+    /// for a sender that knows its user's language.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stepup_challenge::i18n::{Catalogue, Lang};
+    /// use stepup_challenge::{Channel, CodeMessage};
+    /// let message = CodeMessage {
+    ///     channel: Channel::Sms,
+    ///     destination: "+491701234567",
+    ///     code: "12345678",
+    ///     valid_for: Duration::from_secs(300),
+    ///     action: None,
+    /// };
+    /// assert_eq!(
+    ///     message.text_in(&Catalogue::new(), Lang::DE),
+    ///     "Ihr Bestätigungscode lautet 12345678. Er ist 5 Minuten gültig. \
+    ///      Wenn Sie ihn nicht angefordert haben, geben Sie ihn nicht weiter."
+    /// );
+    /// ```
+    pub fn text_in(&self, catalogue: &Catalogue, lang: Lang) -> String {
         let minutes = self.valid_for.as_secs().div_ceil(60).max(1);
-        let plural = if minutes == 1 { "" } else { "s" };
+        let duration = catalogue.minutes(lang, minutes);
         let confirms = match self.action {
-            Some(action) => format!(" It confirms: {action}."),
+            Some(action) => catalogue.format(lang, Text::CodeConfirms, &[("action", &action)]),
             None => String::new(),
         };
-        format!(
-            "Your confirmation code is {}.{confirms} It is valid for {minutes} minute{plural}. \
-             If you did not ask for it, do not share it.",
-            self.code
+        catalogue.format(
+            lang,
+            Text::CodeMessage,
+            &[
+                ("code", &self.code),
+                ("confirms", &confirms),
+                ("duration", &duration),
+            ],
         )
     }
 }

@@ -299,6 +299,8 @@ pub enum Header {
     /// [`GRANT_HEADER`](crate::GRANT_HEADER): the ceremony an API client
     /// stepped up for, sent back with the bound request.
     Grant,
+    /// `Accept-Language`: the language of the challenge pages.
+    AcceptLanguage,
 }
 
 impl Header {
@@ -319,6 +321,7 @@ impl Header {
             Header::Referer => "referer",
             Header::ContentLength => "content-length",
             Header::Grant => crate::GRANT_HEADER,
+            Header::AcceptLanguage => "accept-language",
         }
     }
 }
