@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, ORIGIN, REFERER,
+    ACCEPT, ACCEPT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, ORIGIN,
+    REFERER,
 };
 use actix_web::{HttpRequest, HttpResponse};
 use stepup_http::{ChallengeTarget, Header, Reply, RequestHead};
@@ -51,6 +52,7 @@ impl RequestHead for Head<'_> {
             Header::Referer => Some(&REFERER),
             Header::ContentLength => Some(&CONTENT_LENGTH),
             Header::Grant => Some(&GRANT),
+            Header::AcceptLanguage => Some(&ACCEPT_LANGUAGE),
             // A header this adapter does not know yet: none.
             _ => None,
         };

@@ -29,21 +29,28 @@ pub struct CodeMessage<'a> {
     /// that amount and payee and no other (what [`text`](CodeMessage::text)
     /// writes).
     pub action: Option<&'a str>,
+    /// The person's language, from the challenge request
+    /// ([`Attempt::in_language`](crate::Attempt::in_language); English
+    /// unless told): what [`text`](CodeMessage::text) writes in.
+    pub lang: Lang,
 }
 
 impl CodeMessage<'_> {
-    /// The message to send: the code, what it confirms when it was sent
+    /// The message to send, in [`lang`](CodeMessage::lang) from the
+    /// built-in catalogue: the code, what it confirms when it was sent
     /// for a bound action, and how long it is valid.
     ///
     /// ```
     /// use std::time::Duration;
     /// use stepup_challenge::{Channel, CodeMessage};
+    /// use stepup_challenge::i18n::Lang;
     /// let message = CodeMessage {
     ///     channel: Channel::Email,
     ///     destination: "alice@example.com",
     ///     code: "123456",
     ///     valid_for: Duration::from_secs(600),
     ///     action: Some("Send 12,000.00 to bob"),
+    ///     lang: Lang::EN,
     /// };
     /// assert_eq!(
     ///     message.text(),
@@ -52,12 +59,13 @@ impl CodeMessage<'_> {
     /// );
     /// ```
     pub fn text(&self) -> String {
-        self.text_in(&Catalogue::built_in(), Lang::EN)
+        self.text_in(&Catalogue::built_in(), self.lang)
     }
 
     /// [`text`](CodeMessage::text) in `lang`, from `catalogue` (texts
     /// [`Text::CodeMessage`], [`Text::CodeConfirms`], [`Text::Minutes`]):
-    /// for a sender that knows its user's language.
+    /// for a sender with the application's own catalogue, or that knows
+    /// its user's language better.
     ///
     /// ```
     /// use std::time::Duration;
@@ -69,6 +77,7 @@ impl CodeMessage<'_> {
     ///     code: "12345678",
     ///     valid_for: Duration::from_secs(300),
     ///     action: None,
+    ///     lang: Lang::EN,
     /// };
     /// assert_eq!(
     ///     message.text_in(&Catalogue::new(), Lang::DE),

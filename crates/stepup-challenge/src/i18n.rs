@@ -538,7 +538,13 @@ impl Catalogue {
     /// The languages with texts, English first.
     pub fn languages(&self) -> Vec<Lang> {
         let mut all = vec![Lang::EN, Lang::DE];
-        all.extend(self.added.keys().filter(|l| !all.contains(l)).copied().collect::<Vec<_>>());
+        all.extend(
+            self.added
+                .keys()
+                .filter(|l| !all.contains(l))
+                .copied()
+                .collect::<Vec<_>>(),
+        );
         all
     }
 
@@ -689,7 +695,8 @@ pub fn negotiate(accept_language: &[u8], available: impl Fn(Lang) -> bool) -> Op
             best = Some((q, lang));
         }
     }
-    best.map(|(_, lang)| lang).filter(|lang| !refused.contains(lang))
+    best.map(|(_, lang)| lang)
+        .filter(|lang| !refused.contains(lang))
 }
 
 /// A q-value in thousandths (`1`, `0.8`, `0.125`), or `None` when it is
@@ -700,8 +707,8 @@ fn quality(value: &str) -> Option<u16> {
         return None;
     }
     let mut thousandths = 0u16;
-    for (i, b) in fraction.bytes().enumerate() {
-        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
+    for (b, scale) in fraction.bytes().zip([100u16, 10, 1]) {
+        thousandths += u16::from(b - b'0') * scale;
     }
     match whole {
         "0" => Some(thousandths),
@@ -783,7 +790,11 @@ mod tests {
             assert!(lang == Lang::EN || lang == Lang::DE, "{header:?}");
         }
         assert_eq!(pick(b"de;q=2"), Lang::EN, "a bad q-value ignores the entry");
-        assert_eq!(pick(b"\xff, de"), Lang::EN, "invalid UTF-8: nothing after it");
+        assert_eq!(
+            pick(b"\xff, de"),
+            Lang::EN,
+            "invalid UTF-8: nothing after it"
+        );
         assert_eq!(pick(b"de, \xff"), Lang::DE);
     }
 
@@ -791,7 +802,11 @@ mod tests {
     fn very_long_headers_are_cut() {
         let mut header = "fr;q=0.1, ".repeat(100_000).into_bytes();
         header.extend_from_slice(b"de");
-        assert_eq!(pick(&header), Lang::EN, "the German entry is beyond the cut");
+        assert_eq!(
+            pick(&header),
+            Lang::EN,
+            "the German entry is beyond the cut"
+        );
         let mut header = b"de;q=0.9, ".to_vec();
         header.extend(std::iter::repeat_n(b'x', 10_000_000));
         assert_eq!(pick(&header), Lang::DE);

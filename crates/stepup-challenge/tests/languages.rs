@@ -78,7 +78,10 @@ fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn accept_language_de_gives_the_german_page() {
-    let reply = routes().await.handle(get(Some(b"de-DE,de;q=0.9,en;q=0.8"))).await;
+    let reply = routes()
+        .await
+        .handle(get(Some(b"de-DE,de;q=0.9,en;q=0.8")))
+        .await;
     assert_eq!(reply.status(), 200);
     let html = reply.body();
     assert!(html.contains(r#"<html lang="de">"#), "{html}");
@@ -94,7 +97,10 @@ async fn accept_language_de_gives_the_german_page() {
     assert!(html.contains(r#"maxlength="8""#));
     assert!(html.contains("Ihr Passwort") && html.contains(">Bestätigen</button>"));
     assert!(html.contains("Zurück, ohne zu bestätigen"));
-    assert!(!html.contains("Confirm it&#39;s you"), "no English left: {html}");
+    assert!(
+        !html.contains("Confirm it&#39;s you"),
+        "no English left: {html}"
+    );
     assert_eq!(header(&reply, "content-language"), Some("de"));
     assert_eq!(header(&reply, "vary"), Some("accept-language"));
 }
@@ -111,7 +117,12 @@ async fn swiss_and_austrian_german_are_german() {
 #[tokio::test]
 async fn an_unknown_language_falls_back_to_english() {
     let routes = routes().await;
-    for accept in [Some(&b"xx"[..]), Some(b"fr-FR, it;q=0.5"), Some(b"\xff;;q=="), None] {
+    for accept in [
+        Some(&b"xx"[..]),
+        Some(b"fr-FR, it;q=0.5"),
+        Some(b"\xff;;q=="),
+        None,
+    ] {
         let reply = routes.handle(get(accept)).await;
         assert_eq!(reply.status(), 200);
         let html = reply.body();
@@ -128,14 +139,21 @@ async fn an_application_supplied_french_text_wins() {
     let fr = Lang::parse("fr").unwrap();
     let catalogue = Catalogue::new()
         .with(fr, Text::ChallengeTitle, "Confirmez qu'il s'agit de vous")
-        .with(fr, Text::TotpLabel, "Le code à {digits} chiffres de votre application")
+        .with(
+            fr,
+            Text::TotpLabel,
+            "Le code à {digits} chiffres de votre application",
+        )
         .with(Lang::DE, Text::Confirm, "Weiter");
     let routes = routes().await.with_catalogue(catalogue);
 
     let reply = routes.handle(get(Some(b"fr-CH, de;q=0.5"))).await;
     let html = reply.body();
     assert!(html.contains(r#"<html lang="fr">"#), "{html}");
-    assert!(html.contains("Confirmez qu&#39;il s&#39;agit de vous"), "{html}");
+    assert!(
+        html.contains("Confirmez qu&#39;il s&#39;agit de vous"),
+        "{html}"
+    );
     assert!(html.contains("Le code à 8 chiffres de votre application"));
     assert!(
         html.contains("Your password"),
@@ -145,7 +163,10 @@ async fn an_application_supplied_french_text_wins() {
 
     let german = routes.handle(get(Some(b"de"))).await;
     let html = german.body();
-    assert!(html.contains(">Weiter</button>"), "the application's German: {html}");
+    assert!(
+        html.contains(">Weiter</button>"),
+        "the application's German: {html}"
+    );
     assert!(!html.contains(">Bestätigen</button>"));
     assert!(html.contains("Ihr Passwort"), "the other German texts stay");
 }
@@ -159,7 +180,10 @@ async fn the_application_can_choose_the_language() {
     assert!(reply.body().contains(r#"lang="de""#));
     let routes = routes.with_language(Arc::new(|_: &Incoming<'_>| None));
     let reply = routes.handle(get(Some(b"en"))).await;
-    assert!(reply.body().contains(r#"lang="en""#), "None: Accept-Language chooses");
+    assert!(
+        reply.body().contains(r#"lang="en""#),
+        "None: Accept-Language chooses"
+    );
 }
 
 #[tokio::test]
@@ -214,14 +238,73 @@ async fn the_enrollment_page_says_the_configured_digits() {
 
 #[tokio::test]
 async fn the_passkey_script_gets_its_texts_from_the_page() {
-    let html = stepup_challenge::ChallengePage::new("/step-up", &stepup_core::ReturnTo::root(), "x")
-        .in_language(Catalogue::built_in(), Lang::DE)
-        .with_passkey()
-        .html()
-        .unwrap();
-    assert!(html.contains(r#"data-failed="Das hat nicht funktioniert. Bitte versuchen Sie es erneut.""#), "{html}");
+    let html =
+        stepup_challenge::ChallengePage::new("/step-up", &stepup_core::ReturnTo::root(), "x")
+            .in_language(Catalogue::built_in(), Lang::DE)
+            .with_passkey()
+            .html()
+            .unwrap();
+    assert!(
+        html.contains(
+            r#"data-failed="Das hat nicht funktioniert. Bitte versuchen Sie es erneut.""#
+        ),
+        "{html}"
+    );
     assert!(html.contains("data-failed-others=\"Das hat nicht funktioniert."));
     assert!(html.contains(">Passkey verwenden</button>"));
     assert!(!html.contains("<script>"), "no inline script");
     assert!(stepup_challenge::PASSKEY_JS.contains("dataset.failedOthers"));
+}
+
+#[tokio::test]
+async fn the_code_message_is_in_the_pages_language() {
+    use std::time::Duration;
+    use stepup_challenge::{Channel, CodeSettings, RecordingSender};
+
+    let clock = TestClock::new(Timestamp::from_unix_seconds(1_700_000_010));
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[9u8; 32]).unwrap(),
+    ));
+    let factors = MemoryFactorStore::new();
+    factors
+        .set_code_destination(&alice(), Channel::Email, "alice@example.com")
+        .unwrap();
+    let sender = RecordingSender::new();
+    let engine = Engine::new(
+        config.issuer(),
+        factors,
+        MemoryStateStore::new(clock.clone()),
+    )
+    .with_clock(clock.clone())
+    .with_code_sender(sender.clone())
+    .with_code_settings(CodeSettings::default().valid_for(Duration::from_secs(5 * 60)));
+    let routes = ChallengeRoutes::new(
+        Settings::new(config.gate(), ORIGIN).with_clock(clock),
+        Arc::new(engine),
+    );
+    let reply = routes
+        .handle(Incoming {
+            method: "POST",
+            path: "/code/send",
+            origin: Some(ORIGIN.as_bytes()),
+            content_type: Some(b"application/x-www-form-urlencoded"),
+            body: Body::Read(b"channel=email&return_to=%2F"),
+            ..get(Some(b"de"))
+        })
+        .await;
+    assert_eq!(reply.status(), 200);
+    assert!(
+        reply.body().contains("Code gesendet an"),
+        "{}",
+        reply.body()
+    );
+    let text = sender.last_message_to("alice@example.com").unwrap();
+    let code = sender.last_code_to("alice@example.com").unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "Ihr Bestätigungscode lautet {code}. Er ist 5 Minuten gültig. \
+             Wenn Sie ihn nicht angefordert haben, geben Sie ihn nicht weiter."
+        )
+    );
 }

@@ -1,7 +1,9 @@
 //! `http` 1 requests as [`stepup_http::RequestHead`], and [`Reply`]s as
 //! `http` 1 responses.
 
-use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, ORIGIN, REFERER};
+use http::header::{
+    ACCEPT, ACCEPT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, ORIGIN, REFERER,
+};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use stepup_http::{Header, Reply, RequestHead};
@@ -48,6 +50,7 @@ impl RequestHead for Head<'_> {
             Header::Referer => Some(&REFERER),
             Header::ContentLength => Some(&CONTENT_LENGTH),
             Header::Grant => Some(&GRANT),
+            Header::AcceptLanguage => Some(&ACCEPT_LANGUAGE),
             // A header this adapter does not know yet: none.
             _ => None,
         };

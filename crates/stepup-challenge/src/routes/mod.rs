@@ -660,7 +660,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 
     /// An attempt by `subject`, from the request's address when known.
     fn attempt<'s>(&self, request: &Incoming<'_>, subject: &'s Subject) -> Attempt<'s> {
-        let attempt = Attempt::new(subject);
+        let attempt = Attempt::new(subject).in_language(self.language(request));
         match request.address {
             Some(address) => attempt.from_address(address),
             None => attempt,

@@ -9,7 +9,6 @@ pub(super) fn insert(body: &mut Value, key: &str, value: Value) {
     }
 }
 
-
 pub(super) fn parse_query<T: serde::de::DeserializeOwned + Default>(query: Option<&str>) -> T {
     query
         .and_then(|q| serde_urlencoded::from_str(q).ok())

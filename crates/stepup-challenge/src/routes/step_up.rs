@@ -94,9 +94,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     }
                     page = page.confirming(action.id(), action.summary());
                 }
-                Ok(None) => {
-                    page = page.detail(self.t(lang, Text::DetailConfirmationGone))
-                }
+                Ok(None) => page = page.detail(self.t(lang, Text::DetailConfirmationGone)),
                 Err(e) => return unavailable(&e.into()),
             }
         }
@@ -328,7 +326,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let duration = c.minutes(lang, minutes);
                 c.format(lang, Text::ErrorLockedOut, &[("duration", &duration)])
             }
-            ChallengeError::Wrong { few_left: true } => c.get(lang, Text::ErrorWrongFewLeft).to_owned(),
+            ChallengeError::Wrong { few_left: true } => {
+                c.get(lang, Text::ErrorWrongFewLeft).to_owned()
+            }
             ChallengeError::Wrong { few_left: false } => c.get(lang, Text::ErrorWrong).to_owned(),
             ChallengeError::Disabled(method) => {
                 c.format(lang, Text::ErrorDisabled, &[("method", method)])
@@ -336,7 +336,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             ChallengeError::NotEnrolled(method) => {
                 c.format(lang, Text::ErrorNotEnrolled, &[("method", method)])
             }
-            ChallengeError::Format(detail) => c.format(lang, Text::ErrorFormat, &[("detail", detail)]),
+            ChallengeError::Format(detail) => {
+                c.format(lang, Text::ErrorFormat, &[("detail", detail)])
+            }
             ChallengeError::Recovery(detail) => {
                 c.format(lang, Text::ErrorRecovery, &[("detail", detail)])
             }
