@@ -165,6 +165,14 @@ texts! {
     GenericReason = "challenge.generic_reason",
         en: "We need to confirm it's really you before you continue.",
         de: "Bevor Sie fortfahren, müssen wir bestätigen, dass wirklich Sie es sind.";
+    /// Why a change of factors asks.
+    ChangeReason = "challenge.change_reason",
+        en: "Confirm it's you before changing how you sign in.",
+        de: "Bestätigen Sie Ihre Identität, bevor Sie ändern, wie Sie sich anmelden.";
+    /// Why an account recovery asks.
+    RecoveryReason = "challenge.recovery_reason",
+        en: "Confirm it's you to start an account recovery.",
+        de: "Bestätigen Sie Ihre Identität, um eine Kontowiederherstellung zu starten.";
     /// The bound action the page confirms (`{action}`).
     ConfirmsAction = "challenge.confirms",
         en: "Confirm: {action}",

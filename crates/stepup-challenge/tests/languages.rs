@@ -308,3 +308,43 @@ async fn the_code_message_is_in_the_pages_language() {
         )
     );
 }
+
+#[tokio::test]
+async fn stepups_own_reasons_are_translated() {
+    let routes = routes().await;
+    // Changing a factor without a fresh proof: the browser goes to the page.
+    let reply = routes
+        .handle(Incoming {
+            path: "/enroll/totp",
+            query: None,
+            ..get(Some(b"de"))
+        })
+        .await;
+    assert_eq!(reply.status(), 303);
+    let location = reply.header_value("location").unwrap().to_owned();
+    let (_, query) = location.split_once('?').unwrap();
+    let page = routes
+        .handle(Incoming {
+            query: Some(query),
+            ..get(Some(b"de"))
+        })
+        .await;
+    let html = page.body();
+    assert!(
+        html.contains("Bestätigen Sie Ihre Identität, bevor Sie ändern, wie Sie sich anmelden."),
+        "{html}"
+    );
+    let english = routes
+        .handle(Incoming {
+            query: Some(query),
+            ..get(None)
+        })
+        .await;
+    assert!(
+        english
+            .body()
+            .contains("Confirm it&#39;s you before changing how you sign in."),
+        "{}",
+        english.body()
+    );
+}

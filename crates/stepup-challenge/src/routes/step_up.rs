@@ -4,8 +4,8 @@ use super::*;
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
     /// The challenge page in the request's language, saying `message`
-    /// (the generic reason in that language; a registered reason as the
-    /// application wrote it).
+    /// (stepup's own reasons in that language; the application's as it
+    /// wrote them).
     pub(super) fn new_page(
         &self,
         request: &Incoming<'_>,
@@ -13,10 +13,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         message: String,
     ) -> ChallengePage {
         let lang = self.language(request);
-        let message = if message == GENERIC_REASON {
-            self.t(lang, Text::GenericReason).to_owned()
-        } else {
-            message
+        let own = [
+            (GENERIC_REASON, Text::GenericReason),
+            (crate::change::REASON, Text::ChangeReason),
+            (crate::change::RECOVERY_REASON, Text::RecoveryReason),
+        ];
+        let message = match own.iter().find(|(english, _)| *english == message) {
+            Some((_, text)) => self.t(lang, *text).to_owned(),
+            None => message,
         };
         ChallengePage::new(self.settings.page().as_str(), return_to, message)
             .in_language(self.catalogue.clone(), lang)
