@@ -102,6 +102,10 @@ fuzz_target!(|data: &[u8]| {
         token: Found::None,
         body: Body::Read(body),
         address: None,
+        // The fuzzer's bytes as Accept-Language too: never a 500 or a panic.
+        accept_language: Some(body),
+        user_agent: Some(body),
+        context: None,
     }));
     assert!(
         reply.status() < 500,

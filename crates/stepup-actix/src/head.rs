@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, ORIGIN, REFERER,
-    USER_AGENT,
+    ACCEPT, ACCEPT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, ORIGIN,
+    REFERER, USER_AGENT,
 };
 use actix_web::{HttpRequest, HttpResponse};
 use stepup_http::{ChallengeTarget, Header, Reply, RequestHead};
@@ -53,6 +53,7 @@ impl RequestHead for Head<'_> {
             Header::ContentLength => Some(&CONTENT_LENGTH),
             Header::Grant => Some(&GRANT),
             Header::UserAgent => Some(&USER_AGENT),
+            Header::AcceptLanguage => Some(&ACCEPT_LANGUAGE),
             // A header this adapter does not know yet: none.
             _ => None,
         };

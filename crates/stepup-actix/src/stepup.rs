@@ -6,7 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, Scope, web};
-use stepup_challenge::routes::{ChallengeRoutes, Confirmations, KeptForms, PageRenderer};
+use stepup_challenge::i18n::{Catalogue, Lang};
+use stepup_challenge::routes::{
+    ChallengeRoutes, Confirmations, Incoming, KeptForms, LanguageChooser, PageRenderer,
+};
 use stepup_challenge::{
     ChallengePage, Engine, FactorStore, FormLimits, PasswordVerifier, StateStore,
 };
@@ -66,6 +69,8 @@ pub struct StepUp<F, S, P> {
     engine: Arc<Engine<F, S, P>>,
     subjects: Arc<SubjectFn>,
     renderer: Option<PageRenderer>,
+    catalogue: Option<Arc<Catalogue>>,
+    language: Option<LanguageChooser>,
     forms: FormLimits,
 }
 
@@ -76,6 +81,8 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
             engine: self.engine.clone(),
             subjects: self.subjects.clone(),
             renderer: self.renderer.clone(),
+            catalogue: self.catalogue.clone(),
+            language: self.language.clone(),
             forms: self.forms,
         }
     }
@@ -111,6 +118,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             engine,
             subjects: Arc::new(subjects),
             renderer: None,
+            catalogue: None,
+            language: None,
             forms,
         }
     }
@@ -189,6 +198,45 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         self
     }
 
+    /// The texts of the challenge pages and their sentences: English and
+    /// German built in, with the application's additions and replacements
+    /// (see [`Catalogue::insert`]).
+    #[must_use]
+    pub fn with_catalogue(mut self, catalogue: Catalogue) -> Self {
+        self.catalogue = Some(Arc::new(catalogue));
+        self
+    }
+
+    /// Chooses the language of the challenge pages per request (the
+    /// user's setting, one language for everyone …); `None` leaves it to
+    /// `Accept-Language`, then English.
+    ///
+    /// ```
+    /// use actix_web::HttpRequest;
+    /// use stepup_actix::StepUp;
+    /// use stepup_actix::i18n::{Catalogue, Lang, Text};
+    /// use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
+    /// use stepup_core::{Key, KeyId, KeyRing, Subject, TokenConfig};
+    ///
+    /// fn who(_: &HttpRequest) -> Option<Subject> { None }
+    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default());
+    /// let stepup = StepUp::new(engine, who, "https://bank.example")
+    ///     .with_catalogue(Catalogue::new().with(Lang::DE, Text::Confirm, "Weiter"))
+    ///     // Everyone reads German.
+    ///     .with_language(|_| Some(Lang::DE));
+    /// # let _ = stepup;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_language(
+        mut self,
+        choose: impl Fn(&Incoming<'_>) -> Option<Lang> + Send + Sync + 'static,
+    ) -> Self {
+        self.language = Some(Arc::new(choose));
+        self
+    }
+
     /// Middleware requiring `policy`; the page shows the policy's reason
     /// and offers only the methods that can satisfy it.
     pub fn require(&self, policy: Policy) -> RequireStepUp {
@@ -250,6 +298,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         let mut routes = ChallengeRoutes::new(self.settings.clone(), self.engine.clone());
         if let Some(render) = &self.renderer {
             routes = routes.with_page_renderer(render.clone());
+        }
+        if let Some(catalogue) = &self.catalogue {
+            routes = routes.with_catalogue(catalogue.clone());
+        }
+        if let Some(choose) = &self.language {
+            routes = routes.with_language(choose.clone());
         }
         let subjects = self.subjects.clone();
         web::scope(self.settings.page().as_str()).default_service(web::to(

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::http::request::Parts;
-use stepup_challenge::routes::{ChallengeRoutes, Confirmations, KeptForms, PageRenderer};
+use stepup_challenge::i18n::{Catalogue, Lang};
+use stepup_challenge::routes::{
+    ChallengeRoutes, Confirmations, Incoming, KeptForms, LanguageChooser, PageRenderer,
+};
 use stepup_challenge::{
     ChallengePage, Engine, FactorStore, FormLimits, PasswordVerifier, StateStore,
 };
@@ -59,6 +62,8 @@ pub struct StepUp<F, S, P> {
     pub(crate) subjects: Arc<dyn SubjectSource>,
     pub(crate) engine: Arc<Engine<F, S, P>>,
     renderer: Option<PageRenderer>,
+    catalogue: Option<Arc<Catalogue>>,
+    language: Option<LanguageChooser>,
     forms: FormLimits,
 }
 
@@ -69,6 +74,8 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
             subjects: self.subjects.clone(),
             engine: self.engine.clone(),
             renderer: self.renderer.clone(),
+            catalogue: self.catalogue.clone(),
+            language: self.language.clone(),
             forms: self.forms,
         }
     }
@@ -101,6 +108,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             subjects: Arc::new(subjects),
             engine,
             renderer: None,
+            catalogue: None,
+            language: None,
             forms,
         }
     }
@@ -176,6 +185,51 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         render: impl Fn(&ChallengePage) -> String + Send + Sync + 'static,
     ) -> Self {
         self.renderer = Some(Arc::new(render));
+        self
+    }
+
+    /// The texts of the challenge pages and their sentences: English and
+    /// German built in, with the application's additions and replacements
+    /// (see [`Catalogue::insert`]).
+    #[must_use]
+    pub fn with_catalogue(mut self, catalogue: Catalogue) -> Self {
+        self.catalogue = Some(Arc::new(catalogue));
+        self
+    }
+
+    /// Chooses the language of the challenge pages per request (the
+    /// user's setting, one language for everyone …); `None` leaves it to
+    /// `Accept-Language`, then English.
+    ///
+    /// ```
+    /// use stepup_axum::StepUp;
+    /// use stepup_axum::i18n::{Catalogue, Lang, Text};
+    /// use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore, TotpConfig};
+    /// use stepup_core::{Key, KeyId, KeyRing, Subject, TokenConfig};
+    /// use stepup_tower::FromExtension;
+    ///
+    /// let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// let engine = Engine::new(config.issuer(), MemoryFactorStore::new(), MemoryStateStore::default())
+    ///     .with_totp(TotpConfig::new("Example Bank").with_digits(8));
+    /// let fr = Lang::parse("fr").ok_or("not a language")?;
+    /// let catalogue = Catalogue::new()
+    ///     .with(fr, Text::ChallengeTitle, "Confirmez qu'il s'agit bien de vous")
+    ///     .with(Lang::DE, Text::Confirm, "Weiter");
+    /// let stepup = StepUp::new(engine, FromExtension::<Subject>::new(), "https://bank.example")
+    ///     .with_catalogue(catalogue)
+    ///     .with_language(move |request| match request.subject.as_ref().map(|s| s.id()) {
+    ///         Some("jacques") => Some(fr),
+    ///         _ => None,
+    ///     });
+    /// # let _ = stepup;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_language(
+        mut self,
+        choose: impl Fn(&Incoming<'_>) -> Option<Lang> + Send + Sync + 'static,
+    ) -> Self {
+        self.language = Some(Arc::new(choose));
         self
     }
 
@@ -258,11 +312,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
 
     /// The framework-neutral challenge routes.
     pub fn challenge_routes(&self) -> ChallengeRoutes<F, S, P> {
-        let routes = ChallengeRoutes::new(self.settings.clone(), self.engine.clone());
-        match &self.renderer {
-            Some(render) => routes.with_page_renderer(render.clone()),
-            None => routes,
+        let mut routes = ChallengeRoutes::new(self.settings.clone(), self.engine.clone());
+        if let Some(render) = &self.renderer {
+            routes = routes.with_page_renderer(render.clone());
         }
+        if let Some(catalogue) = &self.catalogue {
+            routes = routes.with_catalogue(catalogue.clone());
+        }
+        if let Some(choose) = &self.language {
+            routes = routes.with_language(choose.clone());
+        }
+        routes
     }
 }
 

@@ -1093,3 +1093,32 @@ async fn ceremonies_are_not_opened_from_elsewhere_nor_twice_for_one_action() {
         .await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn accept_language_de_gives_the_german_page() {
+    let app = app().await;
+    let (r, html) = app
+        .send(
+            as_alice("GET", "/step-up?return_to=/statements")
+                .header("accept-language", "de-AT,de;q=0.9,en;q=0.5")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(html.contains(r#"<html lang="de">"#), "{html}");
+    assert!(html.contains("Bestätigen Sie, dass Sie es sind"), "{html}");
+    assert!(html.contains("Der 6-stellige Code aus Ihrer Authenticator-App"));
+    assert_eq!(r.headers()["content-language"], "de");
+    assert_eq!(r.headers()[header::VARY], "accept-language");
+
+    let (_, html) = app
+        .send(
+            as_alice("GET", "/step-up?return_to=/statements")
+                .header("accept-language", "xx")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(html.contains(r#"<html lang="en">"#) && html.contains("Confirm it&#39;s you"));
+}

@@ -90,6 +90,8 @@ pub(crate) struct Account<'a> {
 }
 
 pub(crate) const REASON: &str = "Confirm it's you before changing how you sign in.";
+/// Why an account recovery asks for a step-up.
+pub(crate) const RECOVERY_REASON: &str = "Confirm it's you to start an account recovery.";
 const CODES_NEED_FACTOR: &str = "Set up an authenticator app or a passkey first: recovery codes are a backup for another factor.";
 const NO_PASSWORD_CHECK: &str =
     "Adding a first factor needs a password check, and this service has none configured.";
@@ -257,11 +259,7 @@ pub(crate) fn recovery_rule(account: &Account<'_>) -> Rule {
         .map(Policy::method)
         .reduce(Policy::or)
         .map_or(Rule::Refused(Refusal::NoOtherWay), |policy| {
-            Rule::Prove(
-                policy
-                    .max_age(account.fresh)
-                    .with_reason("Confirm it's you to start an account recovery."),
-            )
+            Rule::Prove(policy.max_age(account.fresh).with_reason(RECOVERY_REASON))
         })
 }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::StoreError;
+use crate::i18n::{Catalogue, Lang, Text};
 
 pub use stepup_store::Channel;
 
@@ -28,21 +29,28 @@ pub struct CodeMessage<'a> {
     /// that amount and payee and no other (what [`text`](CodeMessage::text)
     /// writes).
     pub action: Option<&'a str>,
+    /// The person's language, from the challenge request
+    /// ([`Attempt::in_language`](crate::Attempt::in_language); English
+    /// unless told): what [`text`](CodeMessage::text) writes in.
+    pub lang: Lang,
 }
 
 impl CodeMessage<'_> {
-    /// The message to send: the code, what it confirms when it was sent
+    /// The message to send, in [`lang`](CodeMessage::lang) from the
+    /// built-in catalogue: the code, what it confirms when it was sent
     /// for a bound action, and how long it is valid.
     ///
     /// ```
     /// use std::time::Duration;
     /// use stepup_challenge::{Channel, CodeMessage};
+    /// use stepup_challenge::i18n::Lang;
     /// let message = CodeMessage {
     ///     channel: Channel::Email,
     ///     destination: "alice@example.com",
     ///     code: "123456",
     ///     valid_for: Duration::from_secs(600),
     ///     action: Some("Send 12,000.00 to bob"),
+    ///     lang: Lang::EN,
     /// };
     /// assert_eq!(
     ///     message.text(),
@@ -51,16 +59,47 @@ impl CodeMessage<'_> {
     /// );
     /// ```
     pub fn text(&self) -> String {
+        self.text_in(&Catalogue::built_in(), self.lang)
+    }
+
+    /// [`text`](CodeMessage::text) in `lang`, from `catalogue` (texts
+    /// [`Text::CodeMessage`], [`Text::CodeConfirms`], [`Text::Minutes`]):
+    /// for a sender with the application's own catalogue, or that knows
+    /// its user's language better.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stepup_challenge::i18n::{Catalogue, Lang};
+    /// use stepup_challenge::{Channel, CodeMessage};
+    /// let message = CodeMessage {
+    ///     channel: Channel::Sms,
+    ///     destination: "+491701234567",
+    ///     code: "12345678",
+    ///     valid_for: Duration::from_secs(300),
+    ///     action: None,
+    ///     lang: Lang::EN,
+    /// };
+    /// assert_eq!(
+    ///     message.text_in(&Catalogue::new(), Lang::DE),
+    ///     "Ihr Bestätigungscode lautet 12345678. Er ist 5 Minuten gültig. \
+    ///      Wenn Sie ihn nicht angefordert haben, geben Sie ihn nicht weiter."
+    /// );
+    /// ```
+    pub fn text_in(&self, catalogue: &Catalogue, lang: Lang) -> String {
         let minutes = self.valid_for.as_secs().div_ceil(60).max(1);
-        let plural = if minutes == 1 { "" } else { "s" };
+        let duration = catalogue.minutes(lang, minutes);
         let confirms = match self.action {
-            Some(action) => format!(" It confirms: {action}."),
+            Some(action) => catalogue.format(lang, Text::CodeConfirms, &[("action", &action)]),
             None => String::new(),
         };
-        format!(
-            "Your confirmation code is {}.{confirms} It is valid for {minutes} minute{plural}. \
-             If you did not ask for it, do not share it.",
-            self.code
+        catalogue.format(
+            lang,
+            Text::CodeMessage,
+            &[
+                ("code", &self.code),
+                ("confirms", &confirms),
+                ("duration", &duration),
+            ],
         )
     }
 }

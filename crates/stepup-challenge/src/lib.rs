@@ -37,6 +37,10 @@
 //!   while locked out, right and wrong input get the same answer.
 //! * **The challenge page** ([`ChallengePage`]) — one askama template with
 //!   auto-escaping that every adapter serves, plain forms, no inline script.
+//! * **Languages** ([`i18n`]) — every text of the pages, their error
+//!   sentences and the code message in a [`Catalogue`](i18n::Catalogue)
+//!   (English and German built in, the application's own added), the
+//!   language chosen from `Accept-Language` or by the application.
 //! * **Events** ([`Event`], [`EventSink`]) and **notices** ([`Notice`],
 //!   [`NoticeSink`]) — to `tracing` (target `stepup::challenge`) and the
 //!   application; never a code, secret, password or token.
@@ -49,6 +53,7 @@ mod code;
 mod engine;
 mod error;
 mod event;
+pub mod i18n;
 mod keys;
 mod limiter;
 mod page;

@@ -2,10 +2,39 @@
 //! auto-escaping, plain forms that work without JavaScript, a served
 //! stylesheet (no inline script or style, so a strict CSP holds).
 
+use std::sync::Arc;
+
 use askama::Template;
 use stepup_core::ReturnTo;
 
 use crate::code::Channel;
+use crate::i18n::{Catalogue, Lang, Text};
+
+/// The language of a page and the catalogue its texts come from.
+#[derive(Debug, Clone)]
+struct Words {
+    lang: Lang,
+    catalogue: Arc<Catalogue>,
+}
+
+impl Words {
+    fn english() -> Words {
+        Words {
+            lang: Lang::EN,
+            catalogue: Catalogue::built_in(),
+        }
+    }
+
+    /// A text (by value or, in a template's loop, by reference).
+    fn t(&self, text: impl std::borrow::Borrow<Text>) -> &str {
+        self.catalogue.get(self.lang, *text.borrow())
+    }
+
+    /// A text with its one placeholder `name` filled.
+    fn tf(&self, text: Text, name: &str, value: impl std::fmt::Display) -> String {
+        self.catalogue.format(self.lang, text, &[(name, &value)])
+    }
+}
 
 /// The page's stylesheet, served by the adapters at `<base>/assets/page.css`.
 pub const PAGE_CSS: &str = include_str!("../templates/page.css");
@@ -57,6 +86,7 @@ impl Form {
 #[derive(Template, Debug, Clone)]
 #[template(path = "page.html")]
 pub struct ChallengePage {
+    words: Words,
     title: String,
     message: String,
     detail: Option<String>,
@@ -87,7 +117,7 @@ pub struct ChallengePage {
 #[derive(Debug, Clone)]
 struct CodeChannel {
     name: &'static str,
-    label: &'static str,
+    button: Text,
 }
 
 /// A code that was sent and is awaited.
@@ -102,8 +132,10 @@ impl ChallengePage {
     /// A page under the challenge routes mounted at `base`, returning to
     /// `return_to` afterwards, saying `message` (the route's reason).
     pub fn new(base: &str, return_to: &ReturnTo, message: impl Into<String>) -> ChallengePage {
+        let words = Words::english();
         ChallengePage {
-            title: "Confirm it's you".to_owned(),
+            title: words.t(Text::ChallengeTitle).to_owned(),
+            words,
             message: message.into(),
             detail: None,
             error: None,
@@ -185,13 +217,13 @@ impl ChallengePage {
 
     /// Offers to send a code on `channel`.
     pub fn with_code_channel(mut self, channel: Channel) -> Self {
-        let label = match channel {
-            Channel::Email => "e-mail",
-            Channel::Sms => "text message",
+        let button = match channel {
+            Channel::Email => Text::SendCodeEmail,
+            Channel::Sms => Text::SendCodeSms,
         };
         self.code_channels.push(CodeChannel {
             name: channel.as_str(),
-            label,
+            button,
         });
         self.any_method = true;
         self
@@ -253,6 +285,44 @@ impl ChallengePage {
         self.recovery = true;
         self.any_method = true;
         self
+    }
+
+    /// The page in `lang`, its texts from `catalogue` (English and the
+    /// built-in catalogue unless told). The sentences handed to the page
+    /// ([`new`](ChallengePage::new)'s message, [`detail`](ChallengePage::detail),
+    /// [`error`](ChallengePage::error)) are shown as given.
+    ///
+    /// ```
+    /// use stepup_challenge::ChallengePage;
+    /// use stepup_challenge::i18n::{Catalogue, Lang, Text};
+    /// use stepup_core::ReturnTo;
+    ///
+    /// let page = ChallengePage::new("/step-up", &ReturnTo::root(), "Bitte bestätigen.")
+    ///     .in_language(Catalogue::built_in(), Lang::DE)
+    ///     .with_totp(8);
+    /// assert_eq!(page.lang(), Lang::DE);
+    /// assert_eq!(page.title(), "Bestätigen Sie, dass Sie es sind");
+    /// assert_eq!(page.text(Text::Confirm), "Bestätigen");
+    /// let html = page.html().unwrap();
+    /// assert!(html.contains(r#"<html lang="de">"#));
+    /// assert!(html.contains("Der 8-stellige Code"));
+    /// ```
+    #[must_use]
+    pub fn in_language(mut self, catalogue: Arc<Catalogue>, lang: Lang) -> Self {
+        self.words = Words { lang, catalogue };
+        self.title = self.words.t(Text::ChallengeTitle).to_owned();
+        self
+    }
+
+    /// The page's language (`<html lang>`).
+    pub fn lang(&self) -> Lang {
+        self.words.lang
+    }
+
+    /// One of the page's texts in its language, for an application's own
+    /// template ([`PageRenderer`](crate::routes::PageRenderer)).
+    pub fn text(&self, text: Text) -> &str {
+        self.words.t(text)
     }
 
     /// The HTML.
@@ -355,6 +425,7 @@ mod tests {
 #[derive(Template, Debug, Clone)]
 #[template(path = "resume.html")]
 pub struct ConfirmPage {
+    words: Words,
     title: String,
     base: String,
     target: String,
@@ -375,8 +446,10 @@ impl ConfirmPage {
         action: &str,
         back: &ReturnTo,
     ) -> ConfirmPage {
+        let words = Words::english();
         ConfirmPage {
-            title: "Check and continue".to_owned(),
+            title: words.t(Text::ResumeTitle).to_owned(),
+            words,
             base: base.trim_end_matches('/').to_owned(),
             target: target.to_owned(),
             fields,
@@ -384,6 +457,30 @@ impl ConfirmPage {
             action: action.to_owned(),
             back: back.as_str().to_owned(),
         }
+    }
+
+    /// The page in `lang`, its texts from `catalogue`.
+    ///
+    /// ```
+    /// use stepup_challenge::ConfirmPage;
+    /// use stepup_challenge::i18n::{Catalogue, Lang};
+    /// use stepup_core::ReturnTo;
+    ///
+    /// let page = ConfirmPage::new("/step-up", "0123", "/pay", vec![], "Pay", &ReturnTo::root())
+    ///     .in_language(Catalogue::built_in(), Lang::DE);
+    /// let html = page.html().unwrap();
+    /// assert!(html.contains(r#"lang="de""#) && html.contains("Prüfen und fortfahren"));
+    /// ```
+    #[must_use]
+    pub fn in_language(mut self, catalogue: Arc<Catalogue>, lang: Lang) -> Self {
+        self.words = Words { lang, catalogue };
+        self.title = self.words.t(Text::ResumeTitle).to_owned();
+        self
+    }
+
+    /// The page's language (`<html lang>`).
+    pub fn lang(&self) -> Lang {
+        self.words.lang
     }
 
     /// The HTML.
@@ -397,6 +494,7 @@ impl ConfirmPage {
 #[derive(Template, Debug, Clone)]
 #[template(path = "notice.html")]
 pub struct NoticePage {
+    words: Words,
     title: String,
     base: String,
     message: String,
@@ -414,12 +512,35 @@ impl NoticePage {
         link_text: &str,
     ) -> NoticePage {
         NoticePage {
+            words: Words::english(),
             title: title.to_owned(),
             base: base.trim_end_matches('/').to_owned(),
             message: message.to_owned(),
             link: link.as_str().to_owned(),
             link_text: link_text.to_owned(),
         }
+    }
+
+    /// The page's `<html lang>`: the language its texts are in.
+    ///
+    /// ```
+    /// use stepup_challenge::NoticePage;
+    /// use stepup_challenge::i18n::Lang;
+    /// use stepup_core::ReturnTo;
+    ///
+    /// let page = NoticePage::new("/step-up", "Zurück", "Nichts.", &ReturnTo::root(), "Zurück")
+    ///     .in_language(Lang::DE);
+    /// assert!(page.html().unwrap().contains(r#"lang="de""#));
+    /// ```
+    #[must_use]
+    pub fn in_language(mut self, lang: Lang) -> Self {
+        self.words.lang = lang;
+        self
+    }
+
+    /// The page's language (`<html lang>`).
+    pub fn lang(&self) -> Lang {
+        self.words.lang
     }
 
     /// The HTML.
@@ -433,6 +554,8 @@ impl NoticePage {
 #[derive(Template, Debug, Clone)]
 #[template(path = "enroll.html")]
 pub struct EnrollPage {
+    words: Words,
+    digits: u8,
     title: String,
     base: String,
     back: String,
@@ -448,8 +571,11 @@ pub struct EnrollPage {
 impl EnrollPage {
     /// An enrollment page under the routes mounted at `base`, linking back to `back`.
     pub fn new(base: &str, back: &ReturnTo) -> EnrollPage {
+        let words = Words::english();
         EnrollPage {
-            title: "Set up a way to confirm it's you".to_owned(),
+            title: words.t(Text::EnrollTitle).to_owned(),
+            words,
+            digits: 6,
             base: base.trim_end_matches('/').to_owned(),
             back: back.as_str().to_owned(),
             error: None,
@@ -460,6 +586,36 @@ impl EnrollPage {
             manual_key: None,
             codes: Vec::new(),
         }
+    }
+
+    /// The page in `lang`, its texts from `catalogue`.
+    ///
+    /// ```
+    /// use stepup_challenge::EnrollPage;
+    /// use stepup_challenge::i18n::{Catalogue, Lang};
+    /// use stepup_core::ReturnTo;
+    ///
+    /// let html = EnrollPage::new("/step-up", &ReturnTo::root())
+    ///     .in_language(Catalogue::built_in(), Lang::DE)
+    ///     .digits(8)
+    ///     .start()
+    ///     .html()
+    ///     .unwrap();
+    /// assert!(html.contains(r#"lang="de""#) && html.contains("8-stelligen Code"));
+    /// ```
+    #[must_use]
+    pub fn in_language(mut self, catalogue: Arc<Catalogue>, lang: Lang) -> Self {
+        self.words = Words { lang, catalogue };
+        self.title = self.words.t(Text::EnrollTitle).to_owned();
+        self
+    }
+
+    /// The length of the authenticator app's codes the page mentions (6
+    /// unless told).
+    #[must_use]
+    pub fn digits(mut self, digits: u8) -> Self {
+        self.digits = digits;
+        self
     }
 
     /// Offers to start an authenticator-app enrollment.
@@ -498,6 +654,11 @@ impl EnrollPage {
     pub fn error(mut self, message: impl Into<String>) -> Self {
         self.error = Some(message.into());
         self
+    }
+
+    /// The page's language (`<html lang>`).
+    pub fn lang(&self) -> Lang {
+        self.words.lang
     }
 
     /// The HTML.

@@ -80,8 +80,10 @@
     }).catch(function () {
       // Point to other ways only where the page offers some.
       var others = document.querySelectorAll("main form").length > 0;
-      show(others ? "That did not work. Try again, or use another way below."
-                  : "That did not work. Please try again.");
+      // The page gives the texts in its language (data-failed-others,
+      // data-failed); English if an older page gives none.
+      show(others ? button.dataset.failedOthers || "That did not work. Try again, or use another way below."
+                  : button.dataset.failed || "That did not work. Please try again.");
     });
   });
 })();

@@ -110,6 +110,7 @@ async fn an_engine_and_routes_without_a_passkey_store() {
     );
     let reply = routes
         .handle(Incoming {
+            accept_language: None,
             method: "POST",
             path: "/passkey/start",
             query: None,

@@ -176,6 +176,7 @@ impl Setup {
     async fn post(&self, path: &str, body: &str) -> Reply {
         self.routes
             .handle(Incoming {
+                accept_language: None,
                 method: "POST",
                 path,
                 query: None,

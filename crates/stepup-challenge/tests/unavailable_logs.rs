@@ -46,6 +46,7 @@ async fn a_failed_send_logs_its_kind_not_its_message() {
     );
     let reply = routes
         .handle(Incoming {
+            accept_language: None,
             method: "POST",
             path: "/code/send",
             query: None,

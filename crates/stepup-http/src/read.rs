@@ -301,6 +301,8 @@ pub enum Header {
     Grant,
     /// `User-Agent`: its browser family is part of the client context.
     UserAgent,
+    /// `Accept-Language`: the language of the challenge pages.
+    AcceptLanguage,
 }
 
 impl Header {
@@ -322,6 +324,7 @@ impl Header {
             Header::ContentLength => "content-length",
             Header::Grant => crate::GRANT_HEADER,
             Header::UserAgent => "user-agent",
+            Header::AcceptLanguage => "accept-language",
         }
     }
 }

@@ -147,6 +147,7 @@ async fn with_redis_down_step_ups_fail_closed_and_valid_assurance_still_passes()
     );
     let reply = routes
         .handle(Incoming {
+            accept_language: None,
             method: "POST",
             path: "/totp",
             query: None,

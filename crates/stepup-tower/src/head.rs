@@ -1,7 +1,9 @@
 //! `http` 1 requests as [`stepup_http::RequestHead`], and [`Reply`]s as
 //! `http` 1 responses.
 
-use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, ORIGIN, REFERER, USER_AGENT};
+use http::header::{
+    ACCEPT, ACCEPT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, ORIGIN, REFERER, USER_AGENT,
+};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use stepup_http::{Header, Reply, RequestHead};
@@ -49,6 +51,7 @@ impl RequestHead for Head<'_> {
             Header::ContentLength => Some(&CONTENT_LENGTH),
             Header::Grant => Some(&GRANT),
             Header::UserAgent => Some(&USER_AGENT),
+            Header::AcceptLanguage => Some(&ACCEPT_LANGUAGE),
             // A header this adapter does not know yet: none.
             _ => None,
         };

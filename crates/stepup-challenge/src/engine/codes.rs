@@ -154,6 +154,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             code: &code,
             valid_for: self.codes.valid_for,
             action: action.as_ref().map(|a| a.summary()),
+            lang: attempt.lang,
         };
         if let Err(e) = sender.send(message).await {
             // Not delivered: forget it, so nothing waits for a code nobody has.

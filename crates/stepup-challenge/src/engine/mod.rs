@@ -54,6 +54,7 @@ pub(crate) use forms::{Again, Came};
 pub use forms::{FormLimits, KeptForm};
 pub use totp::TotpEnrollment;
 
+use crate::i18n::Lang;
 use changes::ChangeSettings;
 #[cfg(feature = "passkey")]
 use passkeys::PasskeySupport;
@@ -66,6 +67,7 @@ pub struct Attempt<'a> {
     address: Option<IpAddr>,
     context: Option<&'a [u8]>,
     action: Option<&'a str>,
+    lang: Lang,
 }
 
 impl<'a> Attempt<'a> {
@@ -77,6 +79,7 @@ impl<'a> Attempt<'a> {
             address: None,
             context: None,
             action: None,
+            lang: Lang::EN,
         }
     }
 
@@ -107,6 +110,22 @@ impl<'a> Attempt<'a> {
     /// [`Issuer::issue_in_context`]).
     pub fn in_context(mut self, context: &'a [u8]) -> Self {
         self.context = Some(context);
+        self
+    }
+
+    /// The person's language (English unless told): a code sent for
+    /// this attempt says so in [`CodeMessage::lang`](crate::CodeMessage::lang).
+    ///
+    /// ```
+    /// use stepup_challenge::Attempt;
+    /// use stepup_challenge::i18n::Lang;
+    /// use stepup_core::Subject;
+    /// let alice = Subject::new("alice");
+    /// let attempt = Attempt::new(&alice).in_language(Lang::DE);
+    /// # let _ = attempt;
+    /// ```
+    pub fn in_language(mut self, lang: Lang) -> Self {
+        self.lang = lang;
         self
     }
 }

@@ -68,11 +68,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         request: &Incoming<'_>,
         outcome: Result<(), ChallengeError>,
         what: &str,
-        done: &str,
+        done: Text,
     ) -> Reply {
         match outcome {
             Ok(()) if is_json(request) => json_reply(200, &json!({"removed": what})),
-            Ok(()) => enroll_html(200, &self.enroll_page().done(done)),
+            Ok(()) => {
+                let page = self.enroll_page(request);
+                let done = self.t(page.lang(), done).to_owned();
+                enroll_html(200, &page.done(done))
+            }
             Err(e) => self.failed_json(&e),
         }
     }
@@ -127,8 +131,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         }
     }
 
-    pub(super) fn enroll_page(&self) -> EnrollPage {
+    /// The enrollment page in the request's language.
+    pub(super) fn enroll_page(&self, request: &Incoming<'_>) -> EnrollPage {
         EnrollPage::new(self.settings.page().as_str(), self.settings.fallback())
+            .in_language(self.catalogue.clone(), self.language(request))
+            .digits(self.engine.totp_config().digits())
     }
 
     pub(super) async fn totp_start(&self, request: &Incoming<'_>, subject: &Subject) -> Reply {
@@ -157,7 +164,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         enroll_html(
             200,
             &self
-                .enroll_page()
+                .enroll_page(request)
                 .scan(qr, enrollment.manual_entry_key().to_owned()),
         )
     }
@@ -175,17 +182,20 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             .await;
         match (outcome, is_json(request)) {
             (Ok(()), true) => json_reply(200, &json!({"enrolled": "totp"})),
-            (Ok(()), false) => enroll_html(
-                200,
-                &self.enroll_page().done("Your authenticator app is set up."),
-            ),
+            (Ok(()), false) => {
+                let page = self.enroll_page(request);
+                let done = self.t(page.lang(), Text::TotpEnrolled).to_owned();
+                enroll_html(200, &page.done(done))
+            }
             (Err(e), true) => self.failed_json(&e),
             (Err(e), false) => {
                 let status = failure_status(&e);
                 if status == 503 {
                     return unavailable(&e);
                 }
-                enroll_html(status, &self.enroll_page().error(e.to_string()).start())
+                let page = self.enroll_page(request);
+                let error = self.user_message(&e, page.lang());
+                enroll_html(status, &page.error(error).start())
             }
         }
     }
@@ -202,6 +212,6 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         if is_json(request) {
             return json_reply(200, &json!({"recovery_codes": codes}));
         }
-        enroll_html(200, &self.enroll_page().codes(codes))
+        enroll_html(200, &self.enroll_page(request).codes(codes))
     }
 }

@@ -33,9 +33,13 @@ impl<F, S, P> fmt::Debug for KeptForms<F, S, P> {
 
 /// The pages a kept form that comes back again, expired or changed gets,
 /// under the routes' mount path.
+/// In English: the guard that serves them reads no `Accept-Language`;
+/// the confirmation route's are in the request's language.
 struct Notices {
     base: String,
     fallback: ReturnTo,
+    catalogue: Arc<Catalogue>,
+    lang: Lang,
 }
 
 impl Notices {
@@ -43,12 +47,24 @@ impl Notices {
         Notices {
             base: settings.page().as_str().trim_end_matches('/').to_owned(),
             fallback: settings.fallback().clone(),
+            catalogue: Catalogue::built_in(),
+            lang: Lang::EN,
         }
     }
 
-    fn page(&self, status: u16, title: &str, message: &str, link: &ReturnTo, text: &str) -> Reply {
-        match NoticePage::new(&self.base, title, message, link, text).html() {
-            Ok(html) => Reply::html(status, html),
+    fn in_language(mut self, catalogue: Arc<Catalogue>, lang: Lang) -> Notices {
+        self.catalogue = catalogue;
+        self.lang = lang;
+        self
+    }
+
+    fn page(&self, status: u16, texts: [Text; 3], link: &ReturnTo) -> Reply {
+        let t = |text| self.catalogue.get(self.lang, text);
+        let [title, message, link_text] = texts;
+        let page = NoticePage::new(&self.base, t(title), t(message), link, t(link_text))
+            .in_language(self.lang);
+        match page.html() {
+            Ok(html) => html_reply(status, html, self.lang),
             Err(_) => unavailable_because("template"),
         }
     }
@@ -56,15 +72,13 @@ impl Notices {
     /// `409`: this form was sent already.
     fn already_sent(&self, went: Option<ReturnTo>, back: ReturnTo) -> Reply {
         let (link, text) = match went {
-            Some(went) => (went, "See what your first submission did"),
-            None => (back, "Go back"),
+            Some(went) => (went, Text::SeeFirstSubmission),
+            None => (back, Text::GoBack),
         };
         self.page(
             409,
-            "Already submitted",
-            "This form was already submitted once. It was not sent again.",
+            [Text::AlreadySubmittedTitle, Text::AlreadySubmitted, text],
             &link,
-            text,
         )
     }
 
@@ -72,10 +86,12 @@ impl Notices {
     fn expired(&self) -> Reply {
         self.page(
             409,
-            "Nothing to continue",
-            "This form is no longer waiting: it expired, or it was sent already. Nothing was sent now.",
+            [
+                Text::NothingToContinueTitle,
+                Text::NothingToContinue,
+                Text::GoBack,
+            ],
             &self.fallback,
-            "Go back",
         )
     }
 
@@ -83,10 +99,8 @@ impl Notices {
     fn changed(&self, back: &ReturnTo) -> Reply {
         self.page(
             400,
-            "The form changed",
-            "This form is not the one you confirmed, so nothing was sent. Please fill it in again.",
+            [Text::FormChangedTitle, Text::FormChanged, Text::GoBack],
             back,
-            "Go back",
         )
     }
 }
@@ -181,7 +195,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Err(e) => return unavailable(&ChallengeError::Store(e)),
         };
         let Some(kept) = kept else {
-            let forms = Notices::of(&self.settings);
+            let forms = Notices::of(&self.settings)
+                .in_language(self.catalogue.clone(), self.language(request));
             return match self.engine.form_sent(subject, &id).await {
                 Ok(Some((went, back))) => forms.already_sent(went, back),
                 Ok(None) => forms.expired(),
@@ -195,9 +210,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             kept.fields().pairs().to_vec(),
             &kept.action(),
             kept.back(),
-        );
+        )
+        .in_language(self.catalogue.clone(), self.language(request));
         match page.html() {
-            Ok(html) => Reply::html(200, html),
+            Ok(html) => html_reply(200, html, page.lang()),
             Err(_) => unavailable_because("template"),
         }
     }

@@ -22,6 +22,7 @@ use stepup_http::{
     is_navigation_of,
 };
 
+use crate::i18n::{Catalogue, Lang, Text};
 use crate::{
     Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage, FactorChange,
     FactorStore, KeptForm, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
@@ -39,8 +40,8 @@ mod step_up;
 pub use actions::Confirmations;
 pub use forms::KeptForms;
 use reply::{
-    body_bytes, enroll_html, error_code, error_reply, failure_status, insert, is_json, json_reply,
-    malformed, parse_query, plural, reason_detail, unavailable, unavailable_because,
+    body_bytes, enroll_html, error_code, error_reply, failure_status, html_reply, insert, is_json,
+    json_reply, malformed, parse_query, reason_detail, unavailable, unavailable_because,
 };
 
 /// The most a challenge POST body may hold; adapters stop reading beyond it
@@ -53,6 +54,12 @@ const RECOVERY_CODES: usize = 10;
 /// An application's own challenge page: gets what the page should show and
 /// returns the HTML (escaping is then the application's job).
 pub type PageRenderer = Arc<dyn Fn(&ChallengePage) -> String + Send + Sync>;
+
+/// The application's choice of language for a request (the user's
+/// setting, a cookie it reads from the subject, one fixed language …):
+/// `None` leaves the choice to `Accept-Language`. See
+/// [`ChallengeRoutes::with_language`].
+pub type LanguageChooser = Arc<dyn Fn(&Incoming<'_>) -> Option<Lang> + Send + Sync>;
 
 /// The body of a request, as far as the adapter read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +91,7 @@ pub enum Body<'a> {
 ///     address: None,
 ///     user_agent: None,
 ///     context: None,
+///     accept_language: Some(b"de-CH, en;q=0.5"),
 /// };
 /// assert_eq!(incoming.path, "/status");
 /// ```
@@ -126,6 +134,9 @@ pub struct Incoming<'a> {
     /// ([`Settings::with_client_context`](stepup_http::Settings::with_client_context)),
     /// the address and the `User-Agent`; a value given here is replaced.
     pub context: Option<Vec<u8>>,
+    /// The `Accept-Language` header: the language of the pages and their
+    /// sentences ([`ChallengeRoutes::language`]).
+    pub accept_language: Option<&'a [u8]>,
 }
 
 impl<'a> Incoming<'a> {
@@ -161,6 +172,7 @@ impl<'a> Incoming<'a> {
             address,
             user_agent: head.value(Header::UserAgent),
             context: None,
+            accept_language: head.value(Header::AcceptLanguage),
         }
     }
 }
@@ -207,6 +219,8 @@ pub struct ChallengeRoutes<F, S, P> {
     guard: Guard<()>,
     engine: Arc<Engine<F, S, P>>,
     renderer: Option<PageRenderer>,
+    catalogue: Arc<Catalogue>,
+    chooser: Option<LanguageChooser>,
 }
 
 impl<F, S, P> Clone for ChallengeRoutes<F, S, P> {
@@ -216,6 +230,8 @@ impl<F, S, P> Clone for ChallengeRoutes<F, S, P> {
             guard: self.guard.clone(),
             engine: self.engine.clone(),
             renderer: self.renderer.clone(),
+            catalogue: self.catalogue.clone(),
+            chooser: self.chooser.clone(),
         }
     }
 }
@@ -376,7 +392,71 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             guard,
             engine,
             renderer: None,
+            catalogue: Catalogue::built_in(),
+            chooser: None,
         }
+    }
+
+    /// The texts of the pages and their sentences: the built-in English
+    /// and German unless told, with the application's additions (see
+    /// [`Catalogue::insert`]).
+    #[must_use]
+    pub fn with_catalogue(mut self, catalogue: impl Into<Arc<Catalogue>>) -> Self {
+        self.catalogue = catalogue.into();
+        self
+    }
+
+    /// Lets the application choose each request's language (`None`:
+    /// `Accept-Language` chooses). For one language for everyone:
+    /// `Arc::new(|_: &Incoming<'_>| Some(Lang::DE))`.
+    #[must_use]
+    pub fn with_language(mut self, choose: LanguageChooser) -> Self {
+        self.chooser = Some(choose);
+        self
+    }
+
+    /// The catalogue the pages' texts come from.
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.catalogue
+    }
+
+    /// The language of the answer to `request`: the application's choice
+    /// ([`with_language`](Self::with_language)), else the most preferred
+    /// language of its `Accept-Language` the catalogue has, else English.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use stepup_challenge::routes::{Body, ChallengeRoutes, Incoming, Settings};
+    /// # use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
+    /// # use stepup_challenge::i18n::Lang;
+    /// # use stepup_core::{Key, KeyId, KeyRing, SystemClock, TokenConfig};
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let engine = Arc::new(Engine::new(config.issuer(), MemoryFactorStore::new(),
+    /// #     MemoryStateStore::new(SystemClock)));
+    /// let routes = ChallengeRoutes::new(Settings::new(config.gate(), "https://bank.example"), engine);
+    /// let mut request = Incoming {
+    ///     method: "GET", path: "/", query: None, subject: None, origin: None,
+    ///     sec_fetch_site: None, referer: None, content_type: None, navigation: true,
+    ///     token: stepup_http::Found::None, body: Body::Read(b""), address: None,
+    ///     accept_language: Some(b"de-AT, en;q=0.5"), user_agent: None, context: None,
+    /// };
+    /// assert_eq!(routes.language(&request), Lang::DE);
+    /// request.accept_language = Some(b"xx");
+    /// assert_eq!(routes.language(&request), Lang::EN);
+    /// let routes = routes.with_language(Arc::new(|_: &Incoming<'_>| Some(Lang::DE)));
+    /// assert_eq!(routes.language(&request), Lang::DE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn language(&self, request: &Incoming<'_>) -> Lang {
+        self.chooser
+            .as_ref()
+            .and_then(|choose| choose(request))
+            .unwrap_or_else(|| self.catalogue.negotiate(request.accept_language))
+    }
+
+    /// `text` in `lang`.
+    pub(crate) fn t(&self, lang: Lang, text: Text) -> &str {
+        self.catalogue.get(lang, text)
     }
 
     /// Renders the challenge page with the application's own template
@@ -454,7 +534,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
                 let change = self.totp_change(&subject).await?;
                 self.fresh_enough(request, &subject, change).await?;
-                enroll_html(200, &self.enroll_page().start())
+                enroll_html(200, &self.enroll_page(request).start())
             }
             Route::EnrollTotpStart => {
                 let subject = self.open_post(request)?;
@@ -473,12 +553,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 self.fresh_enough(request, &subject, FactorChange::Remove(Method::Totp))
                     .await?;
                 let outcome = self.engine.remove_totp(&subject).await;
-                self.changed(
-                    request,
-                    outcome,
-                    "totp",
-                    "Your authenticator app was removed.",
-                )
+                self.changed(request, outcome, "totp", Text::TotpRemoved)
             }
             Route::EnrollRecovery => {
                 let subject = self.open_post(request)?;
@@ -534,7 +609,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
                 self.fresh_enough(request, &subject, FactorChange::Add(Method::Passkey))
                     .await?;
-                enroll_html(200, &self.enroll_page().offer_passkey())
+                enroll_html(200, &self.enroll_page(request).offer_passkey())
             }
             #[cfg(feature = "passkey")]
             Route::EnrollPasskeyStart => {
@@ -605,7 +680,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     /// An attempt by `subject`, from the request's address when known.
     /// Its token is minted in the request's client context.
     fn attempt<'s>(&self, request: &'s Incoming<'_>, subject: &'s Subject) -> Attempt<'s> {
-        let mut attempt = Attempt::new(subject);
+        let mut attempt = Attempt::new(subject).in_language(self.language(request));
         if let Some(address) = request.address {
             attempt = attempt.from_address(address);
         }

@@ -92,7 +92,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         self.fresh_enough(request, subject, FactorChange::Remove(method))
             .await?;
         let outcome = self.engine.remove_passkey_dyn(subject, &id).await;
-        Ok(self.changed(request, outcome, "passkey", "The passkey was removed."))
+        Ok(self.changed(request, outcome, "passkey", Text::PasskeyRemoved))
     }
 
     pub(in crate::routes) async fn passkey_enroll_finish(

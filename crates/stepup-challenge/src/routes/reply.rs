@@ -9,10 +9,6 @@ pub(super) fn insert(body: &mut Value, key: &str, value: Value) {
     }
 }
 
-pub(super) fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
 pub(super) fn parse_query<T: serde::de::DeserializeOwned + Default>(query: Option<&str>) -> T {
     query
         .and_then(|q| serde_urlencoded::from_str(q).ok())
@@ -46,9 +42,17 @@ pub(super) fn malformed() -> Reply {
 
 pub(super) fn enroll_html(status: u16, page: &EnrollPage) -> Reply {
     match page.html() {
-        Ok(body) => Reply::html(status, body),
+        Ok(body) => html_reply(status, body, page.lang()),
         Err(_) => unavailable_because("template"),
     }
+}
+
+/// A page in `lang`: says so (`Content-Language`), and that the language
+/// followed `Accept-Language` (`Vary`), for caches.
+pub(super) fn html_reply(status: u16, html: String, lang: Lang) -> Reply {
+    Reply::html(status, html)
+        .with_header("content-language", lang.as_str().to_owned())
+        .with_header("vary", "accept-language")
 }
 
 pub(super) fn unavailable(error: &ChallengeError) -> Reply {
@@ -98,14 +102,14 @@ pub(super) fn error_code(error: &ChallengeError) -> &'static str {
     }
 }
 
-pub(super) fn reason_detail(code: Option<&str>) -> Option<&'static str> {
+pub(super) fn reason_detail(code: Option<&str>) -> Option<Text> {
     Some(match code? {
-        "stale" | "expired" => "Your last confirmation was a while ago.",
-        "insufficient_level" => "This needs a stronger confirmation than the last one.",
-        "missing_method" => "This needs a particular way of confirming, offered below.",
-        "revoked" => "Your earlier confirmations were reset.",
-        "other_binding" => "Your earlier confirmation belongs to another sign-in.",
-        "action_not_confirmed" => "This action needs a confirmation of its own.",
+        "stale" | "expired" => Text::DetailStale,
+        "insufficient_level" => Text::DetailInsufficientLevel,
+        "missing_method" => Text::DetailMissingMethod,
+        "revoked" => Text::DetailRevoked,
+        "other_binding" => Text::DetailOtherBinding,
+        "action_not_confirmed" => Text::DetailActionNotConfirmed,
         _ => return None,
     })
 }

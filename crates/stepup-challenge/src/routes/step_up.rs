@@ -3,12 +3,27 @@
 use super::*;
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
+    /// The challenge page in the request's language, saying `message`
+    /// (stepup's own reasons in that language; the application's as it
+    /// wrote them).
     pub(super) fn new_page(
         &self,
+        request: &Incoming<'_>,
         return_to: &ReturnTo,
-        message: impl Into<String>,
+        message: String,
     ) -> ChallengePage {
+        let lang = self.language(request);
+        let own = [
+            (GENERIC_REASON, Text::GenericReason),
+            (crate::change::REASON, Text::ChangeReason),
+            (crate::change::RECOVERY_REASON, Text::RecoveryReason),
+        ];
+        let message = match own.iter().find(|(english, _)| *english == message) {
+            Some((_, text)) => self.t(lang, *text).to_owned(),
+            None => message,
+        };
         ChallengePage::new(self.settings.page().as_str(), return_to, message)
+            .in_language(self.catalogue.clone(), lang)
     }
 
     pub(super) async fn page(&self, request: &Incoming<'_>) -> Reply {
@@ -20,8 +35,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let return_to = s.return_path(query.return_to.as_deref());
         // Only configured text: `why` is an identifier, never the sentence.
         let (message, _) = self.reason(query.why.as_deref());
-        let mut page = self.new_page(&return_to, message);
+        let mut page = self.new_page(request, &return_to, message);
         if let Some(detail) = reason_detail(query.reason.as_deref()) {
+            let detail = self.t(page.lang(), detail);
             page = page.detail(detail);
         }
         if query.resubmit.as_deref() == Some("1") {
@@ -73,20 +89,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Err(e) => return unavailable(&e),
         };
         page = self.say_what_follows(subject, page).await;
+        let lang = page.lang();
         if let Some(id) = confirmation {
             match self.engine.pending_action(subject, id).await {
                 Ok(Some(action)) => {
                     if !action.confirmed_with().is_empty() {
-                        page = page
-                            .detail("Thank you — this needs one more way of confirming it's you.");
+                        page = page.detail(self.t(lang, Text::DetailOneMoreWay));
                     }
                     page = page.confirming(action.id(), action.summary());
                 }
-                Ok(None) => {
-                    page = page.detail(
-                        "This confirmation expired or was used. Go back and submit the form again.",
-                    )
-                }
+                Ok(None) => page = page.detail(self.t(lang, Text::DetailConfirmationGone)),
                 Err(e) => return unavailable(&e.into()),
             }
         }
@@ -114,7 +126,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             None => page.html(),
         };
         match rendered {
-            Ok(html) => Reply::html(status, html),
+            Ok(html) => html_reply(status, html, lang),
             Err(_) => unavailable_because("template"),
         }
     }
@@ -166,14 +178,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     return unavailable(&error);
                 }
                 let (message, _) = self.reason(input.why.as_deref());
-                let mut page = self
-                    .new_page(&return_to, message)
-                    .error(self.user_message(&error), form);
+                let mut page = self.new_page(request, &return_to, message);
+                let lang = page.lang();
+                page = page.error(self.user_message(&error, lang), form);
                 // A wrong code keeps the code form up, for the same challenge.
                 if let (Factor::Code, Some(id), ChallengeError::Wrong { .. }) =
                     (factor, input.challenge_id.as_deref(), &error)
                 {
-                    page = page.awaiting_code(channel, id, "your registered address");
+                    page = page.awaiting_code(channel, id, self.t(lang, Text::RegisteredAddress));
                 }
                 let reply = self
                     .render_page(
@@ -218,7 +230,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             ),
             Ok(sent) => {
                 let (message, _) = self.reason(input.why.as_deref());
-                let page = self.new_page(&return_to, message).awaiting_code(
+                let page = self.new_page(request, &return_to, message).awaiting_code(
                     channel,
                     &sent.challenge_id,
                     &sent.destination_hint,
@@ -239,9 +251,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     return unavailable(&error);
                 }
                 let (message, _) = self.reason(input.why.as_deref());
-                let page = self
-                    .new_page(&return_to, message)
-                    .error(self.user_message(&error), crate::Form::Code);
+                let page = self.new_page(request, &return_to, message);
+                let sentence = self.user_message(&error, page.lang());
+                let page = page.error(sentence, crate::Form::Code);
                 let reply = self
                     .render_page(
                         subject,
@@ -308,32 +320,50 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         Some((id, !open))
     }
 
-    /// The error as the page says it: whole sentences, a lockout in minutes
-    /// rather than a timestamp.
-    pub(super) fn user_message(&self, error: &ChallengeError) -> String {
-        match error {
+    /// The error as the page says it, in `lang`: whole sentences, a
+    /// lockout in minutes rather than a timestamp.
+    pub(super) fn user_message(&self, error: &ChallengeError, lang: Lang) -> String {
+        let c = &self.catalogue;
+        let text = match error {
             ChallengeError::LockedOut { .. } => {
                 let minutes = self.wait_seconds(error).div_ceil(60).max(1);
-                format!(
-                    "Too many attempts. Please wait {minutes} minute{} and try again.",
-                    plural(minutes)
-                )
+                let duration = c.minutes(lang, minutes);
+                c.format(lang, Text::ErrorLockedOut, &[("duration", &duration)])
             }
             ChallengeError::Wrong { few_left: true } => {
-                "That was not right. After a few more failures we will pause this for a while."
-                    .to_owned()
+                c.get(lang, Text::ErrorWrongFewLeft).to_owned()
             }
-            ChallengeError::Wrong { few_left: false } => {
-                "That was not right. Please try again.".to_owned()
+            ChallengeError::Wrong { few_left: false } => c.get(lang, Text::ErrorWrong).to_owned(),
+            ChallengeError::Disabled(method) => {
+                c.format(lang, Text::ErrorDisabled, &[("method", method)])
             }
-            other => {
-                let text = other.to_string();
-                let mut chars = text.chars();
-                match chars.next() {
-                    Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
-                    None => text,
-                }
+            ChallengeError::NotEnrolled(method) => {
+                c.format(lang, Text::ErrorNotEnrolled, &[("method", method)])
             }
+            ChallengeError::Format(detail) => {
+                c.format(lang, Text::ErrorFormat, &[("detail", detail)])
+            }
+            ChallengeError::Recovery(detail) => {
+                c.format(lang, Text::ErrorRecovery, &[("detail", detail)])
+            }
+            ChallengeError::AlreadyUsed => c.get(lang, Text::ErrorAlreadyUsed).to_owned(),
+            ChallengeError::NoPendingCode => c.get(lang, Text::ErrorNoPendingCode).to_owned(),
+            ChallengeError::NoPendingCeremony => {
+                c.get(lang, Text::ErrorNoPendingCeremony).to_owned()
+            }
+            ChallengeError::NoPendingAction => c.get(lang, Text::ErrorNoPendingAction).to_owned(),
+            ChallengeError::PasskeyRejected => c.get(lang, Text::ErrorPasskeyRejected).to_owned(),
+            ChallengeError::NoPendingEnrollment => {
+                c.get(lang, Text::ErrorNoPendingEnrollment).to_owned()
+            }
+            // Answered as `unavailable` before any page shows them.
+            other => format!("{other}."),
+        };
+        // As before: a sentence starts with a capital ("Totp is paused …").
+        let mut chars = text.chars();
+        match chars.next() {
+            Some(first) => format!("{}{}", first.to_uppercase(), chars.as_str()),
+            None => text,
         }
     }
 
