@@ -373,16 +373,52 @@ pub struct TestToken {
 
 impl TestToken {
     /// The token text (the cookie's value).
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
+    /// # use stepup_http::Settings;
+    /// # use stepup_http::testing::{Method, TestAssurance, TestClock, Timestamp};
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// # let settings = Settings::new(config.gate(), "https://bank.example").with_clock(TestClock::new(now));
+    /// let token = TestAssurance::for_subject("alice").with(Method::Totp, now).token(&config.issuer(), &settings)?;
+    /// assert!(token.value().len() > 40);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn value(&self) -> &str {
         self.issued.value()
     }
 
     /// The name of the application's assurance cookie.
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
+    /// # use stepup_http::Settings;
+    /// # use stepup_http::testing::{Method, TestAssurance, TestClock, Timestamp};
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// # let settings = Settings::new(config.gate(), "https://bank.example").with_clock(TestClock::new(now));
+    /// let token = TestAssurance::for_subject("alice").with(Method::Totp, now).token(&config.issuer(), &settings)?;
+    /// assert_eq!(token.cookie_name(), "__Host-stepup");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
     }
 
     /// `name=value`, for a request's `Cookie` header.
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
+    /// # use stepup_http::Settings;
+    /// # use stepup_http::testing::{Method, TestAssurance, TestClock, Timestamp};
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// # let settings = Settings::new(config.gate(), "https://bank.example").with_clock(TestClock::new(now));
+    /// let token = TestAssurance::for_subject("alice").with(Method::Totp, now).token(&config.issuer(), &settings)?;
+    /// assert_eq!(token.cookie(), format!("__Host-stepup={}", token.value()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cookie(&self) -> String {
         format!("{}={}", self.cookie_name, self.issued.value())
     }
@@ -390,16 +426,52 @@ impl TestToken {
     /// The opt-in request header and its value: `(`[`TOKEN_HEADER`]`, token)`.
     /// Only routes that accept it (`accept_token_header`) read it; a request
     /// carrying both the header and the cookie is refused.
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
+    /// # use stepup_http::Settings;
+    /// # use stepup_http::testing::{Method, TestAssurance, TestClock, Timestamp};
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// # let settings = Settings::new(config.gate(), "https://bank.example").with_clock(TestClock::new(now));
+    /// let token = TestAssurance::for_subject("alice").with(Method::Totp, now).token(&config.issuer(), &settings)?;
+    /// assert_eq!(token.header(), ("stepup-assurance", token.value()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn header(&self) -> (&'static str, &str) {
         (TOKEN_HEADER, self.issued.value())
     }
 
     /// What the token asserts.
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
+    /// # use stepup_http::Settings;
+    /// # use stepup_http::testing::{Method, TestAssurance, TestClock, Timestamp};
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// # let settings = Settings::new(config.gate(), "https://bank.example").with_clock(TestClock::new(now));
+    /// let token = TestAssurance::for_subject("alice").with(Method::Totp, now).token(&config.issuer(), &settings)?;
+    /// assert_eq!(token.assurance().amr(), ["otp"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn assurance(&self) -> &Assurance {
         self.issued.assurance()
     }
 
-    /// The minted token itself.
+    /// The minted token itself (its lifetime, expiry).
+    ///
+    /// ```
+    /// # use stepup_core::{Key, KeyId, KeyRing, TokenConfig};
+    /// # use stepup_http::Settings;
+    /// # use stepup_http::testing::{Method, TestAssurance, TestClock, Timestamp};
+    /// # let config = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?));
+    /// # let now = Timestamp::from_unix_seconds(1_700_000_000);
+    /// # let settings = Settings::new(config.gate(), "https://bank.example").with_clock(TestClock::new(now));
+    /// let token = TestAssurance::for_subject("alice").with(Method::Totp, now).token(&config.issuer(), &settings)?;
+    /// assert_eq!(token.issued().expires_at(), now + token.issued().max_age());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn issued(&self) -> &IssuedToken {
         &self.issued
     }
@@ -415,6 +487,20 @@ impl fmt::Debug for TestToken {
 }
 
 /// Why a [`TestAssurance`] could not be minted: a mistake in the test.
+///
+/// ```
+/// use std::time::Duration;
+/// use stepup_core::{IssueError, Key, KeyId, KeyRing, TokenConfig};
+/// use stepup_http::testing::{Method, TestAssurance, TestAssuranceError, Timestamp};
+///
+/// let issuer = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?)).issuer();
+/// let now = Timestamp::from_unix_seconds(1_700_000_000);
+/// let tomorrow = TestAssurance::for_subject("alice").with(Method::Totp, now + Duration::from_secs(86_400));
+/// let error = tomorrow.mint(&issuer, now).unwrap_err();
+/// assert_eq!(error, TestAssuranceError::Issue(IssueError::ProofInFuture));
+/// assert!(error.to_string().starts_with("the test assurance was not minted"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TestAssuranceError {
