@@ -25,6 +25,10 @@
 //!   subdomain through.
 //! - [`ClientAddress`]: the client's address for the per-address attempt
 //!   budget, when a proxy stands in between (below).
+//! - `testing` (feature `testing`, for `[dev-dependencies]` only): tests of
+//!   your own protected handlers without a TOTP flow:
+//!   `TestRequest::post().stepped_up(&stepup, &assurance)` puts a genuine
+//!   token, minted with your `StepUp`'s key ring, in the cookie.
 //!
 //! Responses of the routes a [`RequireStepUp`] protects get
 //! `Cache-Control: no-store` unless the handler set its own `Cache-Control`.
@@ -115,6 +119,8 @@ mod middleware;
 mod routes;
 mod same_origin;
 mod stepup;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use client::ClientAddress;
 pub use extract::{Assurance, AssuranceRejection, StepUpRequired};

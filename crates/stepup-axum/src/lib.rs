@@ -23,6 +23,10 @@
 //!   subdomain through.
 //! * [`ClientAddress`] — the client's address for the per-address attempt
 //!   budget, when a proxy stands in between (below).
+//! * `testing` (feature `testing`, for `[dev-dependencies]` only) — tests
+//!   of your own protected handlers without a TOTP flow:
+//!   `Request::post("/transfer").stepped_up(&stepup, &assurance)` puts a
+//!   genuine token, minted with your `StepUp`'s key ring, in the cookie.
 //!
 //! Responses of the routes a [`require`](StepUp::require) layer protects get
 //! `Cache-Control: no-store` unless the handler set its own `Cache-Control`.
@@ -93,6 +97,8 @@ mod extract;
 pub mod login;
 mod routes;
 mod stepup;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// tower-sessions as axum-login uses it (0.14), for the session layer and
 /// store (feature `axum-login`).

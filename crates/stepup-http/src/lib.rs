@@ -18,6 +18,10 @@
 //!   ([`Pickup`], [`Resumed`]), through the engine's [`Resume`] store.
 //! * **Sharing** — [`Settings`]: the gate, clock, cookie, mount path,
 //!   origin and the reasons the challenge page may show ([`Reasons`]).
+//! * **Testing** (feature `testing`, for `[dev-dependencies]` only) —
+//!   `testing::TestAssurance`: the genuine token a request carries after
+//!   given step-ups, minted with the application's own issuer, for tests of
+//!   the application's protected handlers.
 //!
 //! ```
 //! use stepup_core::ReturnTo;
@@ -50,6 +54,8 @@ mod resume;
 mod risk;
 mod settings;
 mod target;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod url;
 
 pub use action::{

@@ -20,6 +20,7 @@
 //! | `redis` | `redis`: the Redis `StateStore` for deployments with several instances |
 //! | `sqlite` | `sqlx`: `SqlStore` (factors sealed at rest, passkeys with `passkey`) and `SqlStateStore` on SQLite |
 //! | `postgres` | `sqlx`: the same on PostgreSQL (rustls) |
+//! | `testing` | `testing`: test helpers for your own tests — in `[dev-dependencies]` only |
 //!
 //! Preludes: [`prelude`] has the framework-neutral names (core, and the
 //! engine's with `engine`); `stepup::axum::prelude::*` and
@@ -136,14 +137,71 @@ pub mod actix {
     }
 }
 
-/// The README's examples, compiled as doctests (with the `axum`, `actix`
-/// `redis` and `sqlite` features, as the workspace's test run builds this crate).
+#[cfg(feature = "testing")]
+pub mod testing {
+    //! Test helpers for the application's own tests (feature `testing`):
+    //! requests that carry the assurance of given step-ups, without driving a
+    //! TOTP or passkey flow.
+    //!
+    //! **Never in production.** Turn the feature on in `[dev-dependencies]`
+    //! only; Cargo then builds it into tests, examples and benches, never into
+    //! the application's binary:
+    //!
+    //! ```toml
+    //! [dependencies]
+    //! stepup = { version = "0.1", features = ["axum"] }
+    //!
+    //! [dev-dependencies]
+    //! stepup = { version = "0.1", features = ["axum", "testing"] }
+    //! ```
+    //!
+    //! Nothing here skips a check. A [`TestAssurance`] — a subject (user id,
+    //! session, epoch) and the methods proven at given times ([`ago`], or a
+    //! [`Timestamp`] on a [`TestClock`]) — is minted
+    //! into the genuine token the real step-ups would have left, by your
+    //! `StepUp`'s own engine issuer and key ring, at your `StepUp`'s clock; the
+    //! request then goes through the real gate and policy. A stale method, an
+    //! expired token, another user's or session's token, an old epoch: all
+    //! refused, as in production. Every token minted this way is logged
+    //! (`warn`, target `stepup`).
+    //!
+    //! One call puts it on a request: `SteppedUpRequest::stepped_up` on an
+    //! `http::request::Builder` or `http::Request` for axum's
+    //! `Router::oneshot` (with `axum`), `SteppedUpTestRequest::stepped_up` on
+    //! actix-web's `test::TestRequest` for `test::call_service` (with
+    //! `actix`); `stepped_up_by_header` sends the `Stepup-Assurance` header
+    //! instead, for routes that accept it. The README's "Testing your
+    //! handlers" has a whole test for each framework.
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use stepup::testing::{Method, TestAssurance, ago};
+    //!
+    //! let alice = TestAssurance::for_subject("alice")
+    //!     .session("session-1")
+    //!     .with(Method::Totp, ago(Duration::from_secs(60)));
+    //! assert_eq!(alice.subject().id(), "alice");
+    //! ```
+
+    pub use stepup_http::testing::*;
+
+    #[cfg(feature = "axum")]
+    pub use stepup_axum::testing::SteppedUpRequest;
+
+    #[cfg(feature = "actix")]
+    pub use stepup_actix::testing::SteppedUpTestRequest;
+}
+
+/// The README's examples, compiled as doctests (with the `axum`, `actix`,
+/// `redis`, `sqlite` and `testing` features, as the workspace's test run
+/// builds this crate).
 #[cfg(all(
     doctest,
     feature = "axum",
     feature = "actix",
     feature = "redis",
-    feature = "sqlite"
+    feature = "sqlite",
+    feature = "testing"
 ))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
