@@ -113,6 +113,9 @@ fn reason(verdict: Verdict) -> String {
     }
 }
 
+/// What the risk hook heard: an assurance?, the same context?
+type Heard = (bool, Option<bool>);
+
 fn statements() -> Policy {
     "level 2 within 1h and same_context or level 2 within 5m"
         .parse()
@@ -180,7 +183,7 @@ fn a_token_without_a_context_never_meets_the_term() {
 #[test]
 fn the_risk_hook_sees_the_facts_and_picks_the_policy() {
     let w = world();
-    let seen: Arc<Mutex<Vec<(bool, Option<bool>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Heard>>> = Arc::default();
     let heard = seen.clone();
     let guard = w
         .settings
