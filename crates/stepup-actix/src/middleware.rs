@@ -192,9 +192,11 @@ impl RequireStepUp {
     /// shared with other middleware and the routes.
     pub(crate) fn shared(guard: Guard<HttpRequest>, subjects: Arc<SubjectFn>) -> Self {
         // The client context's address is the one the routes use.
-        let guard = guard.client_address(|request: &HttpRequest| {
-            crate::ClientAddress::of(request).map(|crate::ClientAddress(ip)| ip)
-        });
+        let guard = guard
+            .client_address(|request: &HttpRequest| {
+                crate::ClientAddress::of(request).map(|crate::ClientAddress(ip)| ip)
+            })
+            .route_template(HttpRequest::match_pattern);
         RequireStepUp {
             config: Arc::new(Config { guard, subjects }),
         }

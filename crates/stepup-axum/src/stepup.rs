@@ -243,7 +243,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
     /// client address the routes use and the original URI.
     fn layer_of(&self, guard: stepup_http::Guard<Parts>) -> RequireStepUpLayer<SharedSubjects> {
         RequireStepUpLayer::from_guard(
-            guard.client_address(client_ip),
+            guard
+                .client_address(client_ip)
+                .route_template(|parts: &Parts| {
+                    parts
+                        .extensions
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|m| m.as_str().to_owned())
+                }),
             SharedSubjects(self.subjects.clone()),
         )
         .original_target(crate::extract::original_uri)

@@ -293,6 +293,11 @@ texts! {
     DetailOtherBinding = "detail.other_binding",
         en: "Your earlier confirmation belongs to another sign-in.",
         de: "Ihre frühere Bestätigung gehört zu einer anderen Anmeldung.";
+    /// The request comes from another network or browser than the
+    /// confirmation.
+    DetailOtherContext = "detail.other_context",
+        en: "You are on another network or browser than when you last confirmed.",
+        de: "Sie sind in einem anderen Netzwerk oder Browser als bei Ihrer letzten Bestätigung.";
     /// A bound action needs its own confirmation.
     DetailActionNotConfirmed = "detail.action_not_confirmed",
         en: "This action needs a confirmation of its own.",

@@ -388,6 +388,24 @@ impl Policy {
         if self.requirement.holds(proofs, levels, now, true, facts) {
             return Ok(());
         }
+        // Only the context is in the way, even with a grant: said before
+        // "unconfirmed", so a grant is never used up for a request from the
+        // wrong context.
+        let with_grant = facts.with_granted(true);
+        if !facts.same_context
+            && !self
+                .requirement
+                .holds(proofs, levels, now, true, with_grant)
+            && self.requirement.holds(
+                proofs,
+                levels,
+                now,
+                true,
+                with_grant.with_same_context(true),
+            )
+        {
+            return Err(ChallengeReason::OtherContext);
+        }
         if !facts.granted
             && self
                 .requirement
@@ -395,14 +413,6 @@ impl Policy {
         {
             // Only the grant is missing.
             return Err(ChallengeReason::Unconfirmed);
-        }
-        if !facts.same_context
-            && self
-                .requirement
-                .holds(proofs, levels, now, true, facts.with_same_context(true))
-        {
-            // Only the context is another.
-            return Err(ChallengeReason::OtherContext);
         }
         let all = Facts {
             granted: true,

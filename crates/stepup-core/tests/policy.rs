@@ -581,3 +581,57 @@ fn a_bound_challenge_names_its_action() {
     assert_eq!(parsed["action_digest"], action.digest().to_hex());
     assert_eq!(parsed["confirmation"], "c-1");
 }
+
+/// `same_context` terms: met only with the fact; "other context" when the
+/// context alone is in the way — also when the grant is missing too (so a
+/// grant is never used up for a request from another context), never for
+/// a policy without the term.
+#[test]
+fn the_context_is_a_fact_of_the_request() {
+    use stepup_core::{Facts, Timestamp};
+    let now = Timestamp::from_unix_seconds(1_700_000_000);
+    let levels = LevelTable::nist();
+    let fresh = [Proof::new(Method::Totp, now)];
+    let here = Facts::default().with_same_context(true);
+    let elsewhere = Facts::default();
+    let p: Policy = "level 2 within 5m and same_context and bound"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        p.met_with(&fresh, &levels, now, elsewhere),
+        Err(ChallengeReason::OtherContext)
+    );
+    assert_eq!(
+        p.met_with(&fresh, &levels, now, here),
+        Err(ChallengeReason::Unconfirmed)
+    );
+    assert!(
+        p.met_with(&fresh, &levels, now, here.with_granted(true))
+            .is_ok()
+    );
+    // Without the term, the context never matters.
+    let bound: Policy = "level 2 within 5m and bound".parse().unwrap();
+    assert_eq!(
+        bound.met_with(&fresh, &levels, now, elsewhere),
+        Err(ChallengeReason::Unconfirmed)
+    );
+    assert!(
+        Policy::level(2)
+            .met_with(&fresh, &levels, now, elsewhere)
+            .is_ok()
+    );
+    // A missing level is said as such, whatever the context.
+    let password = [Proof::new(Method::Password, now)];
+    assert_eq!(
+        "level 2 and same_context"
+            .parse::<Policy>()
+            .unwrap()
+            .met_with(&password, &levels, now, elsewhere),
+        Err(ChallengeReason::InsufficientLevel)
+    );
+    // The term parses alone and round-trips.
+    let alone: Policy = "same_context".parse().unwrap();
+    assert_eq!(alone.to_string(), "same_context");
+    assert!(alone.needs_context() && !Policy::level(2).needs_context());
+    assert!("same_context within 5m".parse::<Policy>().is_err());
+}

@@ -19,12 +19,14 @@ use std::net::IpAddr;
 /// let context = ContextSettings::default();
 /// let firefox = b"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 /// let home = context.context(Some("203.0.113.9".parse()?), Some(firefox));
-/// assert_eq!(home, "stepup-context/1 net=203.0.113.0/24 browser=firefox");
+/// assert_eq!(home.as_deref(), Some("stepup-context/1 net=203.0.113.0/24 browser=firefox"));
 /// // Another address in the same /24, the same browser: the same context.
 /// assert_eq!(context.context(Some("203.0.113.200".parse()?), Some(firefox)), home);
 /// // Only the network, /16:
 /// let wide = ContextSettings::default().network_only().ipv4_prefix(16);
-/// assert_eq!(wide.context(Some("203.0.113.9".parse()?), None), "stepup-context/1 net=203.0.0.0/16");
+/// assert_eq!(wide.context(Some("203.0.113.9".parse()?), None).as_deref(), Some("stepup-context/1 net=203.0.0.0/16"));
+/// // Without the client's address there is no context (never "the same").
+/// assert_eq!(context.context(None, Some(firefox)), None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,23 +81,22 @@ impl ContextSettings {
     }
 
     /// The context of a request from `address` with `user_agent`: the bytes
-    /// the issuer digests into the token and the gate compares. A request
-    /// without an address has the network `unknown` (the same for every
-    /// such request: give the adapters the client address).
-    pub fn context(&self, address: Option<IpAddr>, user_agent: Option<&[u8]>) -> String {
+    /// the issuer digests into the token and the gate compares. `None`
+    /// when the network is part of the context but the request has no
+    /// address (the adapters were given none): such a request has no
+    /// context — its token records none and a `same_context` term is never
+    /// met for it (every client would otherwise share one network).
+    pub fn context(&self, address: Option<IpAddr>, user_agent: Option<&[u8]>) -> Option<String> {
         let mut out = String::from("stepup-context/1");
         if self.network {
             out.push_str(" net=");
-            match address {
-                Some(address) => out.push_str(&network(address, self.v4, self.v6)),
-                None => out.push_str("unknown"),
-            }
+            out.push_str(&network(address?, self.v4, self.v6));
         }
         if self.browser {
             out.push_str(" browser=");
             out.push_str(browser_family(user_agent));
         }
-        out
+        Some(out)
     }
 }
 
@@ -195,17 +196,14 @@ mod tests {
         let ua: &[u8] = b"Mozilla/5.0 Firefox/133.0";
         let a = Some("203.0.113.9".parse().unwrap());
         let d = ContextSettings::default();
+        assert_eq!(d.context(None, None), None, "no address, no context");
         assert_eq!(
-            d.context(None, None),
-            "stepup-context/1 net=unknown browser=none"
+            d.browser_only().context(None, Some(ua)).as_deref(),
+            Some("stepup-context/1 browser=firefox")
         );
         assert_eq!(
-            d.browser_only().context(a, Some(ua)),
-            "stepup-context/1 browser=firefox"
-        );
-        assert_eq!(
-            d.ipv4_prefix(40).context(a, Some(ua)),
-            "stepup-context/1 net=203.0.113.9/32 browser=firefox"
+            d.ipv4_prefix(40).context(a, Some(ua)).as_deref(),
+            Some("stepup-context/1 net=203.0.113.9/32 browser=firefox")
         );
     }
 }

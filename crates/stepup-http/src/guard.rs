@@ -30,6 +30,9 @@ type RiskFn<R> = dyn Fn(&R, &RiskFacts<'_>) -> Risk + Send + Sync;
 /// Where the client's address comes from (the adapter's `ClientAddress`).
 type AddressFn<R> = dyn Fn(&R) -> Option<IpAddr> + Send + Sync;
 
+/// The matched route's template (`/accounts/{id}`), for funnel events.
+type RouteFn<R> = dyn Fn(&R) -> Option<String> + Send + Sync;
+
 /// A bound route's policy for one action (`None`: the route's own).
 type ActionPolicyFn = dyn Fn(&BoundAction) -> Option<Arc<Policy>> + Send + Sync;
 
@@ -65,6 +68,7 @@ struct Inner<R: ?Sized> {
     funnel: Option<Arc<dyn Funnel>>,
     context: Option<ContextSettings>,
     address: Option<Arc<AddressFn<R>>>,
+    route: Option<Arc<RouteFn<R>>>,
 }
 
 impl<R: ?Sized> Clone for Inner<R> {
@@ -85,6 +89,7 @@ impl<R: ?Sized> Clone for Inner<R> {
             funnel: self.funnel.clone(),
             context: self.context,
             address: self.address.clone(),
+            route: self.route.clone(),
         }
     }
 }
@@ -206,6 +211,19 @@ impl<R: ?Sized> Guard<R> {
         self.edit(|c| c.address = Some(address))
     }
 
+    /// The template of the route a request matched (`/accounts/{id}`):
+    /// funnel events name it instead of the path, which may carry ids or
+    /// secrets. The adapters set it (axum's `MatchedPath`, actix-web's
+    /// `match_pattern`); without it, or when it says nothing, the path.
+    #[must_use]
+    pub fn route_template<F>(self, route: F) -> Self
+    where
+        F: Fn(&R) -> Option<String> + Send + Sync + 'static,
+    {
+        let route: Arc<RouteFn<R>> = Arc::new(route);
+        self.edit(|c| c.route = Some(route))
+    }
+
     /// How the client context is taken (what
     /// [`Settings::with_client_context`](crate::Settings::with_client_context)
     /// does for guards made from the settings); `None`: `same_context`
@@ -227,7 +245,10 @@ impl<R: ?Sized> Guard<R> {
         let c = &*self.inner;
         let settings = c.context.as_ref()?;
         let address = c.address.as_ref().and_then(|address| address(request));
-        let context = settings.context(address, head.value(Header::UserAgent));
+        // No address (when the network counts): no context, never the same.
+        let Some(context) = settings.context(address, head.value(Header::UserAgent)) else {
+            return Some(false);
+        };
         c.gate.same_context(assurance, context.as_bytes())
     }
 
@@ -282,8 +303,9 @@ impl<R: ?Sized> Guard<R> {
                 action_policy: None,
                 grants: None,
                 funnel: None,
-                context: None,
+                context: Some(ContextSettings::default()),
                 address: None,
+                route: None,
             }),
         }
     }
@@ -614,12 +636,21 @@ impl<R: ?Sized> Guard<R> {
             &c.grants,
             from_elsewhere(head, c.target.origin()),
         ) else {
-            return self.deny_action(head, found, &challenge, &policy, &subject, action, None);
+            return self.deny_action(
+                request, head, found, &challenge, &policy, &subject, action, None,
+            );
         };
         match grants.open(&subject, action, &policy).await {
-            Opening::Opened(id) => {
-                self.deny_action(head, found, &challenge, &policy, &subject, action, Some(id))
-            }
+            Opening::Opened(id) => self.deny_action(
+                request,
+                head,
+                found,
+                &challenge,
+                &policy,
+                &subject,
+                action,
+                Some(id),
+            ),
             Opening::TooMany => Verdict::Deny(
                 Reply::new(429, None, "")
                     .no_store()
@@ -634,6 +665,7 @@ impl<R: ?Sized> Guard<R> {
     #[allow(clippy::too_many_arguments)]
     fn deny_action(
         &self,
+        request: &R,
         head: &impl RequestHead,
         found: Found<'_>,
         challenge: &Challenge,
@@ -649,7 +681,7 @@ impl<R: ?Sized> Guard<R> {
             challenge,
             policy,
             sender,
-            Some(subject),
+            Some((subject, request)),
             Some((action, id)),
         )
     }
@@ -706,7 +738,7 @@ impl<R: ?Sized> Guard<R> {
         let sender = sender(head, &subject);
         // Who is refused, for the funnel (only when one listens).
         let watched = c.funnel.as_ref().map(|_| subject.clone());
-        let watched = watched.as_ref();
+        let watched = watched.as_ref().map(|s| (s, request));
         let found = find_token(head, &c.cookie, c.token_header);
         let now = c.target.now();
         match &c.policy {
@@ -794,7 +826,7 @@ impl<R: ?Sized> Guard<R> {
         challenge: &Challenge,
         policy: &Policy,
         sender: Option<Subject>,
-        watched: Option<&Subject>,
+        watched: Option<(&Subject, &R)>,
         bound: Option<(&BoundAction, Option<String>)>,
     ) -> Verdict {
         let reason = if found == Found::Ambiguous {
@@ -806,8 +838,11 @@ impl<R: ?Sized> Guard<R> {
         let c = &*self.inner;
         let target = &c.target;
         let navigation = is_navigation_of(head);
-        if let (Some(funnel), Some(subject)) = (&c.funnel, watched) {
-            tell_funnel(&**funnel, c, head, subject, policy, reason, navigation);
+        if let (Some(funnel), Some((subject, request))) = (&c.funnel, watched) {
+            let route = c.route.as_ref().and_then(|route| route(request));
+            tell_funnel(
+                &**funnel, c, head, route, subject, policy, reason, navigation,
+            );
         }
         if let (true, Some(subject)) = (navigation, sender) {
             return Verdict::Interrupt(Interruption::new(
@@ -1034,19 +1069,24 @@ fn verify(
     }
 }
 
-/// Tells `funnel` of a refusal of `subject` on `head`'s route.
+/// Tells `funnel` of a refusal of `subject` on `route` (the matched route's
+/// template), else on `head`'s path.
 #[cold]
+#[allow(clippy::too_many_arguments)]
 fn tell_funnel<R: ?Sized>(
     funnel: &dyn Funnel,
     c: &Inner<R>,
     head: &impl RequestHead,
+    route: Option<String>,
     subject: &Subject,
     policy: &Policy,
     reason: &'static str,
     navigation: bool,
 ) {
     let path = head.path_and_query();
-    let route = path.split(['?', '#']).next().unwrap_or(path);
+    let route = route
+        .as_deref()
+        .unwrap_or_else(|| path.split(['?', '#']).next().unwrap_or(path));
     let text;
     let policy = match &c.name {
         Some(name) => name.as_str(),

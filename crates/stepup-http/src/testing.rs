@@ -233,9 +233,8 @@ impl TestAssurance {
     /// in the request's context): for routes whose policy has a
     /// `same_context` term, give the context of the test request,
     /// [`ContextSettings::context`](crate::ContextSettings::context) of its
-    /// client address and `User-Agent` (a test request without either is
-    /// `ContextSettings::default().context(None, None)`); without it such a
-    /// term is never met.
+    /// client address and `User-Agent` (a test request without an address
+    /// has no context: such a term is never met for it).
     ///
     /// ```
     /// use stepup_core::{Key, KeyId, KeyRing, TokenConfig};

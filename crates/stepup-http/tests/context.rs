@@ -66,8 +66,9 @@ impl World {
     /// a request from `from` with `agent`.
     fn token_from(&self, from: &str, agent: &str) -> String {
         let now = self.clock.now();
-        let context =
-            ContextSettings::default().context(Some(from.parse().unwrap()), Some(agent.as_bytes()));
+        let context = ContextSettings::default()
+            .context(Some(from.parse().unwrap()), Some(agent.as_bytes()))
+            .unwrap();
         self.tokens
             .issuer()
             .issue_in_context(
@@ -242,5 +243,28 @@ fn the_risk_hook_sees_the_facts_and_picks_the_policy() {
             (true, Some(false)),
             (false, None)
         ]
+    );
+}
+
+#[test]
+fn a_request_without_an_address_is_never_in_the_same_context() {
+    let w = world();
+    let guard = w.guard("level 2 within 1h and same_context".parse().unwrap());
+    let token = w.token_from("203.0.113.9", FIREFOX);
+    let mut request = w.request("203.0.113.9", FIREFOX, &token);
+    assert_eq!(
+        reason(guard.check(&request, &request, Some(w.user.clone()))),
+        "allowed"
+    );
+    // The same browser without an address (no peer, no ClientAddress): no
+    // context, so never the same — not "every addressless client alike".
+    request.from = None;
+    assert_eq!(
+        reason(guard.check(&request, &request, Some(w.user.clone()))),
+        "other_context"
+    );
+    assert_eq!(
+        ContextSettings::default().context(None, Some(FIREFOX.as_bytes())),
+        None
     );
 }

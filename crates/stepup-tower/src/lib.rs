@@ -94,37 +94,23 @@
 //! [`RequireStepUpLayer::per_request`] chooses the policy from the request
 //! and the current assurance: "`DELETE` needs a passkey", "exports need a
 //! step-up within the last minute" — or "a new network or browser since the
-//! step-up needs a fresh one". For that last one, record the
-//! [`client_context`] when issuing the token
-//! ([`Issuer::issue_in_context`](stepup_core::Issuer::issue_in_context)) and
-//! compare it per request ([`Gate::same_context`](stepup_core::Gate::same_context)):
+//! step-up needs a fresh one". For that last one, write `same_context` in
+//! the policy and say where the client's address comes from: tokens the
+//! challenge routes mint record the [`client_context`] (a keyed digest of
+//! the network prefix and browser family), and the guard compares it per
+//! request:
 //!
 //! ```
-//! use std::sync::Arc;
-//! use std::time::Duration;
+//! use std::net::SocketAddr;
 //! use stepup_core::{Gate, Key, KeyId, KeyRing, Policy, Subject};
-//! use stepup_tower::{FromExtension, RequireStepUpLayer, client_context};
+//! use stepup_tower::{FromExtension, RequireStepUpLayer};
 //!
 //! let ring = KeyRing::new(Key::from_bytes(KeyId::new(1), &[7u8; 32])?);
-//! let gate = Gate::new(&ring);
-//! let usual = Arc::new(Policy::level(2).max_age(Duration::from_secs(15 * 60)));
-//! let moved = Arc::new(
-//!     Policy::level(2)
-//!         .max_age(Duration::ZERO)
-//!         .with_reason("You're on a new network or browser: please confirm it's you."),
-//! );
-//! let checker = gate.clone();
-//! let layer = RequireStepUpLayer::per_request(
-//!     gate,
-//!     move |parts, assurance| {
-//!         let here = client_context(parts, None); // or Some(peer IP)
-//!         match assurance.and_then(|a| checker.same_context(a, &here)) {
-//!             Some(false) => moved.clone(), // stepped up elsewhere: again, now
-//!             _ => usual.clone(),
-//!         }
-//!     },
-//!     FromExtension::<Subject>::new(),
-//! );
+//! // An hour on the same network and browser, else five minutes.
+//! let policy: Policy = "level 2 within 1h and same_context or level 2 within 5m".parse()?;
+//! let layer = RequireStepUpLayer::new(Gate::new(&ring), policy, FromExtension::<Subject>::new())
+//!     // The same address the challenge routes are given (here the peer).
+//!     .client_address(|parts| parts.extensions.get::<SocketAddr>().map(|a| a.ip()));
 //! # let _ = layer;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -136,7 +122,7 @@ mod layer;
 mod same_origin;
 mod subject;
 
-pub use client::client_context;
+pub use client::{client_context, client_context_with};
 pub use future::ResponseFuture;
 pub use head::{Head, HeadAt, OriginalTarget, into_response};
 pub use layer::{DEFAULT_CHALLENGE_PATH, RequireStepUp, RequireStepUpLayer};

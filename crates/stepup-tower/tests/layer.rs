@@ -395,14 +395,20 @@ async fn contextual_policies_follow_the_request() {
     assert!(f.run(call(Method::DELETE, &passkey)).await.1);
 }
 
+/// The client's address in the context tests.
+const PEER: &str = "203.0.113.9";
+
 #[tokio::test]
 async fn a_new_browser_since_the_step_up_needs_a_fresh_one() {
     let usual = Arc::new(Policy::level(2).max_age(secs(900)));
     let moved = Arc::new(Policy::level(2).max_age(Duration::ZERO));
     let f = fixture_per_request(|checker| {
         move |parts: &http::request::Parts, assurance: Option<&stepup_core::Assurance>| {
-            let here = stepup_tower::client_context(parts, None);
-            match assurance.and_then(|a| checker.same_context(a, &here)) {
+            let here = stepup_tower::client_context(parts, Some(PEER.parse().unwrap()));
+            match assurance
+                .zip(here)
+                .and_then(|(a, here)| checker.same_context(a, &here))
+            {
                 Some(false) => moved.clone(),
                 _ => usual.clone(),
             }
@@ -413,7 +419,8 @@ async fn a_new_browser_since_the_step_up_needs_a_fresh_one() {
         .header("user-agent", "Firefox/133.0")
         .body(axum::body::Body::empty())
         .unwrap();
-    let context = stepup_tower::client_context(&firefox.into_parts().0, None);
+    let context =
+        stepup_tower::client_context(&firefox.into_parts().0, Some(PEER.parse().unwrap())).unwrap();
     let token = f
         .issuer
         .issue_in_context(

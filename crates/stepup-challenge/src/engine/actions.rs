@@ -319,8 +319,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .iter()
             .map(|p| (p.method().to_string(), p.at().as_unix_seconds()))
             .collect();
+        // The grant's own facts: the client context is the guard's to check
+        // when the grant is used (a `same_context` term is not the proofs').
+        let facts = stepup_core::Facts::default()
+            .with_granted(true)
+            .with_same_context(true);
         if policy
-            .met_by(&proofs, self.issuer.levels(), now, true)
+            .met_with(&proofs, self.issuer.levels(), now, facts)
             .is_err()
         {
             // Not yet: keep it open, with this proof, for the rest of its

@@ -34,6 +34,9 @@ fn bounded(text: &str) -> String {
     text[..end].to_owned()
 }
 
+/// At most this many due journeys are looked at per challenge request.
+const SWEEP_BATCH: usize = 16;
+
 /// How long a journey waits for its success by default.
 pub(super) const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -57,6 +60,8 @@ pub(super) struct Journeys {
     open: HashMap<String, Journey>,
     deadlines: VecDeque<(Timestamp, String, u64)>,
     seq: u64,
+    /// The cap was reached (and said so) since the last sweep.
+    full: bool,
 }
 
 impl Journeys {
@@ -169,8 +174,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// Counts the journeys whose window has passed without a success as
     /// [`Abandoned`](EventKind::Abandoned) (a success on another instance,
     /// seen in the state store, closes them silently) and returns how many
-    /// were. The challenge routes call it on every request; call it every
-    /// minute or so too (a quiet instance would otherwise count late, and
+    /// were. The challenge routes look at a few due journeys on every
+    /// request; call this every minute or so too (a quiet instance would otherwise count late, and
     /// a success on another instance is remembered for one window after
     /// the journey's: a sweep later than that counts it abandoned).
     ///
@@ -181,14 +186,26 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// # }
     /// ```
     pub async fn sweep_abandoned(&self) -> usize {
+        self.sweep(usize::MAX).await
+    }
+
+    /// [`sweep_abandoned`](Engine::sweep_abandoned) for the challenge
+    /// routes: at most a few due journeys per request, so the request that
+    /// calls it pays at most that many state store reads.
+    pub(crate) async fn sweep_some(&self) -> usize {
+        self.sweep(SWEEP_BATCH).await
+    }
+
+    async fn sweep(&self, most: usize) -> usize {
         if self.events.is_none() {
             return 0;
         }
         let now = self.clock.now();
         let mut abandoned = 0;
-        loop {
+        for _ in 0..most {
             let due = {
                 let mut journeys = Journeys::lock(&self.journeys);
+                journeys.full = false;
                 match journeys.deadlines.front() {
                     Some((deadline, _, _)) if *deadline <= now => {}
                     _ => break,
@@ -252,7 +269,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Funnel for Engine<F, S,
                 return;
             }
             if journeys.open.len() >= MAX_JOURNEYS {
-                tracing::warn!(target: "stepup::challenge", "too many open step-up journeys: this one's end is not counted");
+                if !journeys.full {
+                    // Once until the next sweep frees room: not per refusal.
+                    journeys.full = true;
+                    tracing::warn!(target: "stepup::challenge", "too many open step-up journeys: new ones' ends are not counted until older ones end");
+                }
                 None
             } else {
                 journeys.seq += 1;

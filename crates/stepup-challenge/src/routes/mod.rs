@@ -494,9 +494,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         request.context = self
             .settings()
             .client_context()
-            .map(|c| c.context(request.address, request.user_agent).into_bytes());
+            .and_then(|c| c.context(request.address, request.user_agent))
+            .map(String::into_bytes);
         // Journeys past their window end here when nothing else ends them.
-        self.engine.sweep_abandoned().await;
+        self.engine.sweep_some().await;
         let route = match route(request.method, request.path) {
             Ok(route) => route,
             Err(Miss::NotFound) => return Reply::new(404, None, ""),

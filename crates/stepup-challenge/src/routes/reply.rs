@@ -109,6 +109,7 @@ pub(super) fn reason_detail(code: Option<&str>) -> Option<Text> {
         "missing_method" => Text::DetailMissingMethod,
         "revoked" => Text::DetailRevoked,
         "other_binding" => Text::DetailOtherBinding,
+        "other_context" => Text::DetailOtherContext,
         "action_not_confirmed" => Text::DetailActionNotConfirmed,
         _ => return None,
     })
