@@ -59,7 +59,9 @@ impl Assurance {
     /// Checks `policy` for a decision that depends on the request — "transfers
     /// over 10 000 need a passkey". The error answers exactly like the
     /// middleware (`303` for a browser, `401` with RFC 9470 and a problem body
-    /// otherwise), so `?` in a handler is enough.
+    /// otherwise), so `?` in a handler is enough. A `same_context` term is
+    /// never met here (the handler's request is not compared): put
+    /// contextual policies on the route, or in a risk hook.
     pub fn require(&self, policy: &Policy) -> Result<(), StepUpRequired> {
         self.hold
             .require(&self.inner, policy)

@@ -451,6 +451,9 @@ impl Hold {
     /// assert!(refusal.reply().body().contains("/step-up?return_to=/keys"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// A `same_context` term is never met here: the guard compares the
+    /// client context for the route's own policy only.
     pub fn require(&self, assurance: &Assurance, policy: &Policy) -> Result<(), Box<Refusal>> {
         assurance
             .require(policy, self.target.now())
