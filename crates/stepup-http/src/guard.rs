@@ -252,9 +252,20 @@ impl<R: ?Sized> Guard<R> {
         c.gate.same_context(assurance, context.as_bytes())
     }
 
+    /// The `same_context` fact for `policy`: looked at only when the policy
+    /// has the term (no digest otherwise).
+    fn same_context_for(
+        &self,
+        request: &R,
+        head: &impl RequestHead,
+        assurance: &Assurance,
+        policy: &Policy,
+    ) -> bool {
+        policy.needs_context() && self.context_matches(request, head, assurance) == Some(true)
+    }
+
     /// Whether `assurance` meets `policy` for `request` (`granted`: a grant
-    /// for its action was taken); the client context is looked at only for
-    /// a policy with a `same_context` term.
+    /// for its action was taken).
     fn require(
         &self,
         request: &R,
@@ -264,8 +275,7 @@ impl<R: ?Sized> Guard<R> {
         now: stepup_core::Timestamp,
         granted: bool,
     ) -> Result<(), Challenge> {
-        let same =
-            policy.needs_context() && self.context_matches(request, head, assurance) == Some(true);
+        let same = self.same_context_for(request, head, assurance, policy);
         let facts = Facts::default()
             .with_granted(granted)
             .with_same_context(same);
@@ -612,8 +622,7 @@ impl<R: ?Sized> Guard<R> {
                         .map(str::trim);
                     match grants.take(&subject, action, presented).await {
                         Taken::Granted(proofs) => {
-                            let same = policy.needs_context()
-                                && self.context_matches(request, head, &assurance) == Some(true);
+                            let same = self.same_context_for(request, head, &assurance, &policy);
                             match granted(&assurance, &proofs, &policy, now, &c.gate, same) {
                                 Ok(()) => return self.allow(assurance),
                                 Err(challenge) => challenge,

@@ -130,9 +130,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         subject: &Subject,
         reason: Option<Reason>,
     ) {
-        let digest = self.subject_digest(subject);
-        let origin = self.origin(&digest);
-        self.emit_event(kind, Some(method), digest, reason, origin);
+        self.emit_funnel(kind, Some(method), subject, reason);
     }
 
     /// Logs the event and hands it to the application's sink.

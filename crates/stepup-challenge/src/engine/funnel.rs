@@ -243,9 +243,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         abandoned
     }
 
-    /// Emits a funnel event for `subject`, carrying its open journey's
-    /// origin.
-    fn emit_funnel(
+    /// Emits an event for `subject`, carrying its open journey's origin.
+    pub(super) fn emit_funnel(
         &self,
         kind: EventKind,
         method: Option<Method>,
