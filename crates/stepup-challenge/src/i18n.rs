@@ -273,6 +273,50 @@ texts! {
     GoBackWithoutConfirming = "challenge.go_back",
         en: "Go back without confirming",
         de: "Zurück, ohne zu bestätigen";
+    /// The approval was not given yet.
+    ErrorApprovalPending = "error.approval_pending",
+        en: "Not approved yet: approve on your other device, then continue.",
+        de: "Noch nicht bestätigt: Bestätigen Sie auf Ihrem anderen Gerät und fahren Sie dann fort.";
+    /// The label of a custom method's code field.
+    CustomCodeLabel = "custom.code_label",
+        en: "The code",
+        de: "Der Code";
+    /// The button that sends an approval request to the other device.
+    ApprovalStart = "approval.start",
+        en: "Send a request to my other device",
+        de: "Anfrage an mein anderes Gerät senden";
+    /// The page while it waits for the approval.
+    ApprovalWaiting = "approval.waiting",
+        en: "We sent a request to your other device. Approve it there: this page continues by itself.",
+        de: "Wir haben eine Anfrage an Ihr anderes Gerät gesendet. Bestätigen Sie sie dort: Diese Seite geht dann von selbst weiter.";
+    /// The button that continues once approved (without JavaScript).
+    ApprovalContinue = "approval.continue",
+        en: "I approved it — continue",
+        de: "Ich habe bestätigt – weiter";
+    /// The approval expired or was replaced.
+    ApprovalGone = "approval.gone",
+        en: "This request has expired. Send a new one.",
+        de: "Diese Anfrage ist abgelaufen. Senden Sie eine neue.";
+    /// The approve page's question (on the other device).
+    ApproveQuestion = "approve.question",
+        en: "Approve this confirmation?",
+        de: "Diese Bestätigung genehmigen?";
+    /// The approve page's note: only if the user asked.
+    ApproveOnlyIfYou = "approve.only_if_you",
+        en: "Approve only if you just asked for it in your browser. If you did not, ignore this page.",
+        de: "Genehmigen Sie nur, wenn Sie es gerade in Ihrem Browser angefordert haben. Wenn nicht, ignorieren Sie diese Seite.";
+    /// The approve button.
+    ApproveButton = "approve.button",
+        en: "Approve",
+        de: "Genehmigen";
+    /// After approving.
+    Approved = "approve.done",
+        en: "Approved. You can close this page: your browser continues.",
+        de: "Genehmigt. Sie können diese Seite schließen: Ihr Browser macht weiter.";
+    /// A link that was used, expired or never was.
+    ApproveGone = "approve.gone",
+        en: "This approval link has expired or was already used.",
+        de: "Dieser Genehmigungslink ist abgelaufen oder wurde schon verwendet.";
     /// The last confirmation is too old.
     DetailStale = "detail.stale",
         en: "Your last confirmation was a while ago.",

@@ -295,6 +295,28 @@ impl StoreKeys {
         format!("stepup:funnel-done:{subject}")
     }
 
+    /// A subject's pending approval of a custom method.
+    pub(crate) fn approval(subject: &SubjectName, method: Method) -> String {
+        format!(
+            "stepup:approval:{subject}:{}",
+            hex(method.name().as_bytes())
+        )
+    }
+
+    /// An approve link (by the keyed digest of its secret): the pending
+    /// approval it names.
+    pub(crate) fn approval_link(digest: &[u8]) -> String {
+        format!("stepup:approval-link:{}", hex(digest))
+    }
+
+    /// The approvals of a custom method a subject started within the window.
+    pub(crate) fn approval_starts(subject: &SubjectName, method: Method) -> String {
+        format!(
+            "stepup:approval-starts:{subject}:{}",
+            hex(method.name().as_bytes())
+        )
+    }
+
     /// The codes sent to a subject within the send window.
     pub(crate) fn code_sends(subject: &SubjectName) -> String {
         format!("stepup:code-sends:{subject}")

@@ -68,6 +68,8 @@ pub enum Form {
     RecoveryCode,
     /// An e-mail or SMS code that was sent.
     Code,
+    /// A custom method's code or approval.
+    Custom,
 }
 
 impl Form {
@@ -78,6 +80,7 @@ impl Form {
             Form::Password => "password",
             Form::RecoveryCode => "recovery",
             Form::Code => "code",
+            Form::Custom => "custom",
         }
     }
 }
@@ -103,6 +106,11 @@ pub struct ChallengePage {
     any_method: bool,
     code_channels: Vec<CodeChannel>,
     pending_code: Option<PendingCode>,
+    /// The application's own methods the page offers.
+    custom: Vec<CustomEntry>,
+    /// An approval started before the method was offered (applied when
+    /// it is).
+    waiting_for: Option<(String, String)>,
     why: Option<String>,
     action: Option<String>,
     /// The bound action's ceremony id, carried through every form.
@@ -111,6 +119,20 @@ pub struct ChallengePage {
     confirms: Option<String>,
     resubmit: bool,
     back: String,
+}
+
+/// A custom method on the page: a code form, or an approval to start (and,
+/// once started, to wait for).
+#[derive(Debug, Clone)]
+struct CustomEntry {
+    /// The method's bare name (in the routes' paths).
+    name: String,
+    /// Its heading.
+    title: String,
+    /// A code (its longest length), or an approval.
+    code: Option<u8>,
+    /// The approval being waited for, if one was started.
+    waiting: Option<String>,
 }
 
 /// A channel the page offers to send a code on.
@@ -151,6 +173,8 @@ impl ChallengePage {
             any_method: false,
             code_channels: Vec::new(),
             pending_code: None,
+            custom: Vec::new(),
+            waiting_for: None,
             why: None,
             action: None,
             confirmation: None,
@@ -251,6 +275,48 @@ impl ChallengePage {
         self.focus = form.name();
         self.focus_form = Some(form);
         self
+    }
+
+    /// Offers the application's own method `method` under `title`: a code
+    /// form for codes of at most `code` characters, or (with `None`) a
+    /// button that sends an approval to the user's other device.
+    pub fn with_custom(mut self, method: stepup_core::Method, title: &str, code: Option<u8>) -> Self {
+        if method.is_custom() && !self.custom.iter().any(|c| c.name == method.name()) {
+            let waiting = self
+                .waiting_for
+                .as_ref()
+                .filter(|(name, _)| name == method.name())
+                .map(|(_, id)| id.clone());
+            self.custom.push(CustomEntry {
+                name: method.name().to_owned(),
+                title: title.to_owned(),
+                code,
+                waiting,
+            });
+            self.any_method = true;
+        }
+        self
+    }
+
+    /// Shows the approval `id` of `method` as sent: the page waits for it
+    /// (the served script polls and continues once approved; without
+    /// JavaScript, a button continues). `id` must be 32 lower-case hex
+    /// digits; anything else is ignored.
+    pub fn awaiting_approval(mut self, method: stepup_core::Method, id: &str) -> Self {
+        if stepup_http::is_random_id(id) {
+            for entry in self.custom.iter_mut().filter(|c| c.name == method.name()) {
+                entry.waiting = Some(id.to_owned());
+            }
+            self.waiting_for = Some((method.name().to_owned(), id.to_owned()));
+        }
+        self
+    }
+
+    /// The approval the page waits for: the method's name and the id.
+    pub fn waiting_for(&self) -> Option<(&str, &str)> {
+        self.waiting_for
+            .as_ref()
+            .map(|(m, id)| (m.as_str(), id.as_str()))
     }
 
     /// Offers the TOTP form for codes of `digits` digits.
@@ -488,6 +554,68 @@ impl ConfirmPage {
         self.render().map_err(|e| TemplateError(e.to_string()))
     }
 }
+
+/// The approve page an approve link opens on the user's other device:
+/// what is approved and one button (a `GET` approves nothing), then
+/// "approved" or "expired or used".
+#[derive(Template, Debug, Clone)]
+#[template(path = "approve.html")]
+pub struct ApprovePage {
+    words: Words,
+    title: String,
+    base: String,
+    action_path: String,
+    secret: Option<String>,
+    action: Option<String>,
+    done: bool,
+}
+
+impl ApprovePage {
+    /// The question for the approve link `secret` of the method `name`
+    /// (under the routes mounted at `base`), titled `title`, for the
+    /// bound action `action` if any.
+    pub fn asking(base: &str, name: &str, title: &str, secret: &str, action: Option<String>) -> ApprovePage {
+        let base = base.trim_end_matches('/').to_owned();
+        ApprovePage {
+            words: Words::english(),
+            title: title.to_owned(),
+            action_path: format!("{base}/custom/{name}/approve"),
+            base,
+            secret: Some(secret.to_owned()),
+            action,
+            done: false,
+        }
+    }
+
+    /// The answer after the button: approved, or the link was gone.
+    pub fn answered(base: &str, title: &str, approved: bool) -> ApprovePage {
+        ApprovePage {
+            words: Words::english(),
+            title: title.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            action_path: String::new(),
+            secret: None,
+            action: None,
+            done: approved,
+        }
+    }
+
+    /// The page in `lang` from `catalogue`.
+    #[must_use]
+    pub fn in_language(mut self, catalogue: Arc<Catalogue>, lang: Lang) -> Self {
+        self.words = Words { lang, catalogue };
+        self
+    }
+
+    /// The HTML.
+    pub fn html(&self) -> Result<String, TemplateError> {
+        self.render().map_err(|e| TemplateError(e.to_string()))
+    }
+}
+
+/// The approval script, served at `<base>/assets/approval.js`: polls a
+/// started approval's status and continues once it is approved.
+pub const APPROVAL_JS: &str = include_str!("../templates/approval.js");
 
 /// A page with one sentence and one link: a form already submitted,
 /// expired, or changed.

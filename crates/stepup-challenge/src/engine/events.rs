@@ -94,6 +94,7 @@ impl Reason {
                 (EventKind::Failed, Some(Reason::NoPendingCeremony))
             }
             ChallengeError::NoPendingAction => (EventKind::Failed, Some(Reason::NoPendingAction)),
+            ChallengeError::ApprovalPending => (EventKind::Failed, Some(Reason::Other)),
             ChallengeError::PasskeyRejected => (EventKind::Failed, Some(Reason::PasskeyRejected)),
             ChallengeError::Store(_) => (EventKind::Failed, Some(Reason::Store)),
             ChallengeError::Recovery(_)

@@ -38,6 +38,7 @@ mod attempts;
 mod changes;
 mod codes;
 mod events;
+mod custom;
 mod forms;
 mod funnel;
 #[cfg(feature = "passkey")]
@@ -50,6 +51,7 @@ pub use account_recovery::PendingRecovery;
 pub use actions::{ActionLimits, PendingAction};
 pub(crate) use actions::{Confirmed, Opened as ActionOpened};
 pub use codes::{CodeSent, CodeSettings};
+pub use custom::{ApprovalShown, ApprovalStarted, ApprovalState};
 pub(crate) use forms::{Again, Came};
 pub use forms::{FormLimits, KeptForm};
 pub use totp::TotpEnrollment;
@@ -209,6 +211,7 @@ pub struct Engine<F, S, P = NoPasswords> {
     events: Option<Arc<dyn EventSink>>,
     notices: Option<Arc<dyn NoticeSink>>,
     journeys: std::sync::Mutex<funnel::Journeys>,
+    custom: Vec<Arc<dyn crate::custom::CustomFactor>>,
     funnel_window: Duration,
     event_keys: StoreKeys,
     keys: StoreKeys,
@@ -254,6 +257,7 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
             events: None,
             notices: None,
             journeys: Default::default(),
+            custom: Vec::new(),
             funnel_window: funnel::DEFAULT_WINDOW,
             event_keys: StoreKeys::new(&event_key),
             keys: StoreKeys::new(&state_key),
@@ -286,6 +290,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             events: self.events,
             notices: self.notices,
             journeys: self.journeys,
+            custom: self.custom,
             funnel_window: self.funnel_window,
             event_keys: self.event_keys,
             keys: self.keys,
@@ -467,6 +472,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         if self.factors.recovery_codes_left(subject).await? > 0 {
             methods.push(Method::RecoveryCode);
+        }
+        for factor in &self.custom {
+            if factor.enrolled(subject).await? {
+                methods.push(factor.method());
+            }
         }
         Ok(methods)
     }

@@ -1,0 +1,188 @@
+//! "Approve on your other device", the banks' own step-up method, over
+//! real HTTP on both adapters: the page offers it, a start sends an approve
+//! link to the other device (the console), the page waits, the link's page
+//! asks once more (a GET approves nothing), approving twice approves once,
+//! the browser continues once approved, and the approval expires after two
+//! minutes. It reaches level 2 and says `mca` in `amr`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+use stepup_conformance::{Bank, HTML};
+
+stepup_conformance::per_adapter!(
+    approve_on_the_other_device_once,
+    an_approval_expires_after_two_minutes,
+    an_approval_belongs_to_its_session,
+    an_api_client_starts_polls_and_finishes,
+);
+
+/// The approval id on a waiting page.
+fn approval_id(html: &str) -> String {
+    let marker = r#"name="approval" value=""#;
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("not waiting: {html}"))
+        + marker.len();
+    let id = &html[at..at + 32];
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{html}");
+    id.to_owned()
+}
+
+/// Alice's page, a start: the waiting page's approval id.
+async fn started(bank: &Bank) -> String {
+    let r = bank
+        .browser_post(&bank.client, "/step-up/custom/approve/start")
+        .form(&[("return_to", "/statements")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    approval_id(&r.text().await.unwrap())
+}
+
+async fn state(bank: &Bank, id: &str) -> String {
+    let (status, body) = bank
+        .get_json(&format!("/step-up/custom/approve/status?approval={id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    body["state"].as_str().unwrap().to_owned()
+}
+
+async fn finish(bank: &Bank, id: &str) -> reqwest::Response {
+    bank.browser_post(&bank.client, "/step-up/custom/approve/finish")
+        .form(&[("approval", id), ("return_to", "/statements")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The other device: no cookies, opens the link and presses the button.
+async fn approve_on_phone(bank: &Bank, link: &str) -> (StatusCode, String) {
+    let phone = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = phone.get(link).header("accept", HTML).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let secret = link.split("secret=").nth(1).unwrap();
+    if !html.contains(r#"name="secret""#) {
+        return (StatusCode::NOT_FOUND, html);
+    }
+    let r = phone
+        .post(bank.url("/step-up/custom/approve/approve"))
+        .header("origin", &bank.origin)
+        .header("accept", HTML)
+        .form(&[("secret", secret)])
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn approve_on_the_other_device_once(bank: Bank) {
+    assert_eq!(bank.login("alice", "wonderland").await, StatusCode::SEE_OTHER);
+    let r = bank.navigate("/statements").await;
+    let page = bank.navigate(r.headers()[LOCATION].to_str().unwrap()).await;
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Approve on your other device"), "{html}");
+    assert!(html.contains(r#"action="/step-up/custom/approve/start""#), "{html}");
+
+    let id = started(&bank).await;
+    assert_eq!(state(&bank, &id).await, "pending");
+    let link = bank.approvals.last_to("alice").expect("a link on the console");
+    assert!(!link.contains(&id), "the browser's handle is not the link's secret");
+    // Continuing before approving: asked to wait, nothing counted.
+    let r = finish(&bank, &id).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("Not approved yet"));
+
+    // The link's page asks once more; opening it approves nothing.
+    let phone = reqwest::Client::new();
+    let shown = phone.get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(shown.contains("Approve this confirmation?"), "{shown}");
+    assert_eq!(state(&bank, &id).await, "pending");
+    let (status, html) = approve_on_phone(&bank, &link).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Approved."), "{html}");
+    // Twice: once.
+    let (status, html) = approve_on_phone(&bank, &link).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains("expired or was already used"), "{html}");
+
+    assert_eq!(state(&bank, &id).await, "approved");
+    let r = finish(&bank, &id).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/statements");
+    assert_eq!(bank.navigate("/statements").await.status(), StatusCode::OK);
+    // Its level and amr.
+    let (_, status) = bank.get_json("/step-up/status").await;
+    assert_eq!(status["level"], 2, "{status}");
+    assert!(status["amr"].as_array().unwrap().contains(&"mca".into()), "{status}");
+    // The approval is used: finishing again gives nothing.
+    let r = finish(&bank, &id).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(state(&bank, &id).await, "gone");
+}
+
+async fn an_approval_expires_after_two_minutes(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let id = started(&bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    bank.clock.advance(Duration::from_secs(121));
+    assert_eq!(state(&bank, &id).await, "gone");
+    let (status, _) = approve_on_phone(&bank, &link).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(finish(&bank, &id).await.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn an_approval_belongs_to_its_session(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let id = started(&bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    let (status, _) = approve_on_phone(&bank, &link).await;
+    assert_eq!(status, StatusCode::OK);
+    // Alice's other session (or whoever holds it) cannot use it.
+    let other = bank.login_elsewhere("alice", "wonderland").await;
+    let r = bank
+        .browser_post(&other, "/step-up/custom/approve/finish")
+        .form(&[("approval", id.as_str()), ("return_to", "/statements")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Bob has no such method: no start.
+    let bob = bank.login_elsewhere("bob", "builder").await;
+    let r = bank
+        .post_json_as(&bob, "/step-up/custom/approve/start", serde_json::json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Alice's own session still finishes it.
+    assert_eq!(finish(&bank, &id).await.status(), StatusCode::SEE_OTHER);
+}
+
+async fn an_api_client_starts_polls_and_finishes(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let r = bank
+        .post_json("/step-up/custom/approve/start", serde_json::json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let started: serde_json::Value = r.json().await.unwrap();
+    let id = started["approval"].as_str().unwrap().to_owned();
+    let r = bank
+        .post_json("/step-up/custom/approve/finish", serde_json::json!({"approval": id}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "approval_pending");
+    let (status, _) = approve_on_phone(&bank, &bank.approvals.last_to("alice").unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = bank
+        .post_json("/step-up/custom/approve/finish", serde_json::json!({"approval": id}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(bank.get_json("/statements").await.0, StatusCode::OK);
+}
