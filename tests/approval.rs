@@ -84,17 +84,29 @@ async fn approve_on_phone(bank: &Bank, link: &str) -> (StatusCode, String) {
 }
 
 async fn approve_on_the_other_device_once(bank: Bank) {
-    assert_eq!(bank.login("alice", "wonderland").await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        bank.login("alice", "wonderland").await,
+        StatusCode::SEE_OTHER
+    );
     let r = bank.navigate("/statements").await;
     let page = bank.navigate(r.headers()[LOCATION].to_str().unwrap()).await;
     let html = page.text().await.unwrap();
     assert!(html.contains("Approve on your other device"), "{html}");
-    assert!(html.contains(r#"action="/step-up/custom/approve/start""#), "{html}");
+    assert!(
+        html.contains(r#"action="/step-up/custom/approve/start""#),
+        "{html}"
+    );
 
     let id = started(&bank).await;
     assert_eq!(state(&bank, &id).await, "pending");
-    let link = bank.approvals.last_to("alice").expect("a link on the console");
-    assert!(!link.contains(&id), "the browser's handle is not the link's secret");
+    let link = bank
+        .approvals
+        .last_to("alice")
+        .expect("a link on the console");
+    assert!(
+        !link.contains(&id),
+        "the browser's handle is not the link's secret"
+    );
     // Continuing before approving: asked to wait, nothing counted.
     let r = finish(&bank, &id).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -121,7 +133,10 @@ async fn approve_on_the_other_device_once(bank: Bank) {
     // Its level and amr.
     let (_, status) = bank.get_json("/step-up/status").await;
     assert_eq!(status["level"], 2, "{status}");
-    assert!(status["amr"].as_array().unwrap().contains(&"mca".into()), "{status}");
+    assert!(
+        status["amr"].as_array().unwrap().contains(&"mca".into()),
+        "{status}"
+    );
     // The approval is used: finishing again gives nothing.
     let r = finish(&bank, &id).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -173,7 +188,10 @@ async fn an_api_client_starts_polls_and_finishes(bank: Bank) {
     let started: serde_json::Value = r.json().await.unwrap();
     let id = started["approval"].as_str().unwrap().to_owned();
     let r = bank
-        .post_json("/step-up/custom/approve/finish", serde_json::json!({"approval": id}))
+        .post_json(
+            "/step-up/custom/approve/finish",
+            serde_json::json!({"approval": id}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let body: serde_json::Value = r.json().await.unwrap();
@@ -181,7 +199,10 @@ async fn an_api_client_starts_polls_and_finishes(bank: Bank) {
     let (status, _) = approve_on_phone(&bank, &bank.approvals.last_to("alice").unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let r = bank
-        .post_json("/step-up/custom/approve/finish", serde_json::json!({"approval": id}))
+        .post_json(
+            "/step-up/custom/approve/finish",
+            serde_json::json!({"approval": id}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(bank.get_json("/statements").await.0, StatusCode::OK);

@@ -110,7 +110,9 @@ pub trait CustomFactor: Send + Sync + 'static {
 
     /// For [`CustomKind::Code`]: whether `code` is right for `subject`.
     /// Called only after the attempt was counted (a locked-out user never
-    /// reaches it). Compare in constant time; refuse a code used before.
+    /// reaches it: do the work inside the returned future, which is only
+    /// awaited once the attempt is admitted). Compare in constant time;
+    /// refuse a code used before.
     fn verify<'a>(
         &'a self,
         subject: &'a Subject,

@@ -66,10 +66,10 @@ mod store;
 mod totp;
 
 pub use change::{ChangeCheck, FactorChange};
-pub use custom::{ApprovalRequest, CustomFactor, CustomKind};
 pub use code::{
     Channel, CodeMessage, CodeSender, InsecureConsoleSender, RecordingSender, SendFuture,
 };
+pub use custom::{ApprovalRequest, CustomFactor, CustomKind};
 pub use engine::{
     ActionLimits, ApprovalShown, ApprovalStarted, ApprovalState, Attempt, CodeSent, CodeSettings,
     Engine, FormLimits, KeptForm, NoPasswords, PendingAction, PendingRecovery, TotpEnrollment,

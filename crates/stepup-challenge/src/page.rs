@@ -280,7 +280,12 @@ impl ChallengePage {
     /// Offers the application's own method `method` under `title`: a code
     /// form for codes of at most `code` characters, or (with `None`) a
     /// button that sends an approval to the user's other device.
-    pub fn with_custom(mut self, method: stepup_core::Method, title: &str, code: Option<u8>) -> Self {
+    pub fn with_custom(
+        mut self,
+        method: stepup_core::Method,
+        title: &str,
+        code: Option<u8>,
+    ) -> Self {
         if method.is_custom() && !self.custom.iter().any(|c| c.name == method.name()) {
             let waiting = self
                 .waiting_for
@@ -574,7 +579,13 @@ impl ApprovePage {
     /// The question for the approve link `secret` of the method `name`
     /// (under the routes mounted at `base`), titled `title`, for the
     /// bound action `action` if any.
-    pub fn asking(base: &str, name: &str, title: &str, secret: &str, action: Option<String>) -> ApprovePage {
+    pub fn asking(
+        base: &str,
+        name: &str,
+        title: &str,
+        secret: &str,
+        action: Option<String>,
+    ) -> ApprovePage {
         let base = base.trim_end_matches('/').to_owned();
         ApprovePage {
             words: Words::english(),

@@ -343,7 +343,11 @@ impl LevelTable {
         if !method.is_custom() {
             return self;
         }
-        for level in self.levels.iter_mut().filter(|l| l.rank >= 2 && l.rank <= rank) {
+        for level in self
+            .levels
+            .iter_mut()
+            .filter(|l| l.rank >= 2 && l.rank <= rank)
+        {
             let any_one = level
                 .rules
                 .iter()

@@ -164,7 +164,10 @@ impl Approvals {
     /// The last approve link sent to `user` (a full URL).
     pub fn last_to(&self, user: &str) -> Option<String> {
         let sent = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        sent.iter().rev().find(|(u, _)| u == user).map(|(_, url)| url.clone())
+        sent.iter()
+            .rev()
+            .find(|(u, _)| u == user)
+            .map(|(_, url)| url.clone())
     }
 }
 
@@ -173,6 +176,7 @@ impl Approvals {
 /// bank sends it to the user's phone). Alice has it; it expires after two
 /// minutes; it counts as level 2 (`mca`: RFC 8176's multiple-channel
 /// authentication).
+#[derive(Debug)]
 pub struct DeviceApproval {
     origin: String,
     sent: Approvals,
@@ -963,7 +967,7 @@ impl Startup {
             extra_users: self.extra_users,
             levels: None,
             events: None,
-        approvals: Approvals::default(),
+            approvals: Approvals::default(),
         }
     }
 }
@@ -1025,7 +1029,7 @@ mod tests {
             extra_users: 2,
             levels: None,
             events: None,
-        approvals: Approvals::default(),
+            approvals: Approvals::default(),
         }
     }
 

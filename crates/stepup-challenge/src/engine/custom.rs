@@ -16,7 +16,7 @@ use stepup_core::{IssuedToken, Method, Subject, Timestamp, ct};
 
 use super::{Attempt, Engine};
 use crate::custom::{ApprovalRequest, CustomFactor, CustomKind};
-use crate::error::{ChallengeError, StoreError, no_randomness};
+use crate::error::{ChallengeError, no_randomness};
 use crate::event::EventKind;
 use crate::keys::{StoreKeys, hex};
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
@@ -364,7 +364,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if !record.ends_with(&format!(":{}", hex(method.name().as_bytes()))) {
             return Ok(None);
         }
-        let Some(pending) = self.state.get(&record).await?.and_then(|b| Pending::decode(&b)) else {
+        let Some(pending) = self
+            .state
+            .get(&record)
+            .await?
+            .and_then(|b| Pending::decode(&b))
+        else {
             return Ok(None);
         };
         if !ct::eq(&pending.secret, &digest) {
@@ -397,7 +402,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             }
             self.admit(attempt, method).await?;
             let record = StoreKeys::approval(&self.keys.subject(subject), method);
-            match self.state.take(&record).await?.and_then(|b| Pending::decode(&b)) {
+            match self
+                .state
+                .take(&record)
+                .await?
+                .and_then(|b| Pending::decode(&b))
+            {
                 Some(taken) if taken.approved && ct::eq(&taken.id, &pending.id) => Ok(()),
                 _ => Err(ChallengeError::NoPendingCeremony),
             }

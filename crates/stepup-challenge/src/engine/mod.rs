@@ -37,8 +37,8 @@ mod actions;
 mod attempts;
 mod changes;
 mod codes;
-mod events;
 mod custom;
+mod events;
 mod forms;
 mod funnel;
 #[cfg(feature = "passkey")]

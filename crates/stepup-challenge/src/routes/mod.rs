@@ -24,9 +24,8 @@ use stepup_http::{
 
 use crate::i18n::{Catalogue, Lang, Text};
 use crate::{
-    Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage, FactorChange,
-    FactorStore, KeptForm, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
-    APPROVAL_JS,
+    APPROVAL_JS, Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage,
+    FactorChange, FactorStore, KeptForm, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
 };
 
 mod actions;
@@ -266,8 +265,6 @@ struct StepUpInput {
     confirmation: Option<String>,
     /// A custom method's approval (its id), to finish.
     approval: Option<String>,
-    /// An approve link's secret.
-    secret: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -411,9 +408,15 @@ fn custom_route(get: bool, post: bool, path: &str) -> Result<Route, Miss> {
     let (name, action) = rest.split_once('/').ok_or(Miss::NotFound)?;
     let method = Method::custom(name).map_err(|_| Miss::NotFound)?;
     let (route, allow) = match action {
-        "verify" => (post.then_some(Route::StepUp(Factor::Custom(method))), "POST"),
+        "verify" => (
+            post.then_some(Route::StepUp(Factor::Custom(method))),
+            "POST",
+        ),
         "start" => (post.then_some(Route::ApprovalStart(method)), "POST"),
-        "finish" => (post.then_some(Route::StepUp(Factor::Approval(method))), "POST"),
+        "finish" => (
+            post.then_some(Route::StepUp(Factor::Approval(method))),
+            "POST",
+        ),
         "status" => (get.then_some(Route::ApprovalStatus(method)), "GET,HEAD"),
         "approve" => (
             if get {
