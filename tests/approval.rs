@@ -17,6 +17,7 @@ stepup_conformance::per_adapter!(
     an_approval_expires_after_two_minutes,
     an_approval_belongs_to_its_session,
     an_api_client_starts_polls_and_finishes,
+    the_other_device_sees_what_a_bound_action_does,
 );
 
 /// The approval id on a waiting page.
@@ -206,4 +207,33 @@ async fn an_api_client_starts_polls_and_finishes(bank: Bank) {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(bank.get_json("/statements").await.0, StatusCode::OK);
+}
+
+async fn the_other_device_sees_what_a_bound_action_does(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let problem = bank.transfer_challenge(12_000).await;
+    let confirmation = problem["confirmation"].as_str().unwrap().to_owned();
+    let r = bank
+        .post_json(
+            "/step-up/custom/approve/start",
+            serde_json::json!({"confirmation": confirmation}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let link = bank.approvals.last_to("alice").unwrap();
+    let page = reqwest::get(&link).await.unwrap().text().await.unwrap();
+    assert!(page.contains("to bob"), "the summary, not an id: {page}");
+    assert!(
+        !page.contains(&confirmation),
+        "never the ceremony id: {page}"
+    );
+    // An approve POST for a name with no approval method: 404, nothing else.
+    let r = reqwest::Client::new()
+        .post(bank.url("/step-up/custom/nothing/approve"))
+        .header("origin", &bank.origin)
+        .form(&[("secret", "0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

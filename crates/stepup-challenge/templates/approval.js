@@ -17,6 +17,10 @@
     }
     fetch(status, { credentials: 'same-origin', headers: { accept: 'application/json' } })
       .then(function (response) {
+        if (response.status === 401 || response.status === 403 || response.status === 404) {
+          // Logged out, or the route is gone: stop asking.
+          return { state: 'gone' };
+        }
         return response.ok ? response.json() : { state: 'pending' };
       })
       .then(function (body) {

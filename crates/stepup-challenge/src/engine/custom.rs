@@ -78,7 +78,8 @@ struct Pending {
     secret: [u8; 32],
     approved: bool,
     expires: u64,
-    action: Option<String>,
+    /// The bound action's ceremony id (32 hex digits) and its summary.
+    action: Option<(String, String)>,
 }
 
 impl Pending {
@@ -89,8 +90,10 @@ impl Pending {
         out.extend_from_slice(&self.secret);
         out.push(u8::from(self.approved));
         out.extend_from_slice(&self.expires.to_be_bytes());
-        if let Some(action) = &self.action {
-            out.extend_from_slice(action.as_bytes());
+        if let Some((id, summary)) = &self.action {
+            // The id is 32 hex digits: a fixed width before the summary.
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(summary.as_bytes());
         }
         out
     }
@@ -101,7 +104,12 @@ impl Pending {
         }
         let action = match &bytes[89..] {
             [] => None,
-            rest => Some(String::from_utf8(rest.to_vec()).ok()?),
+            rest if rest.len() >= 32 => {
+                let id = String::from_utf8(rest[..32].to_vec()).ok()?;
+                let summary = String::from_utf8(rest[32..].to_vec()).ok()?;
+                Some((id, summary))
+            }
+            _ => return None,
         };
         Some(Pending {
             id: bytes[..16].try_into().ok()?,
@@ -171,8 +179,15 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             if !factor.enrolled(attempt.subject).await? {
                 return Err(ChallengeError::NotEnrolled(method));
             }
-            self.counted(attempt, method, factor.verify(attempt.subject, code))
-                .await
+            // Counted first; the factor is asked only once admitted.
+            let admitted = self.admit(attempt, method).await?;
+            if factor.verify(attempt.subject, code).await? {
+                Ok(())
+            } else {
+                Err(ChallengeError::Wrong {
+                    few_left: admitted.few_left,
+                })
+            }
         }
         .await;
         self.finish(attempt, method, outcome).await
@@ -233,7 +248,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             secret: digest,
             approved: false,
             expires: expires_at.as_unix_seconds(),
-            action: action.as_ref().map(|a| a.id().to_owned()),
+            action: action
+                .as_ref()
+                .map(|a| (a.id().to_owned(), a.summary().to_owned())),
         };
         self.state.put(&record, pending.encode(), lifetime).await?;
         self.state
@@ -318,7 +335,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .unwrap_or_default();
         Ok(Some(ApprovalShown {
             title,
-            action: pending.action,
+            // What the person approves: the summary, never the id.
+            action: pending.action.map(|(_, summary)| summary),
         }))
     }
 
@@ -389,14 +407,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<IssuedToken, ChallengeError> {
         let subject = attempt.subject;
         let outcome = async {
-            self.custom_of(method)?;
+            let factor = self.custom_of(method)?;
+            // A device removed since the start approves nothing.
+            if !factor.enrolled(subject).await? {
+                return Err(ChallengeError::NotEnrolled(method));
+            }
             let Some(pending) = self.pending_approval(subject, method, id).await? else {
                 return Err(ChallengeError::NoPendingCeremony);
             };
             if !pending.approved {
                 return Err(ChallengeError::ApprovalPending);
             }
-            let sent_for = pending.action.as_deref();
+            let sent_for = pending.action.as_ref().map(|(id, _)| id.as_str());
             if sent_for != attempt.action {
                 return Err(ChallengeError::NoPendingCeremony);
             }
@@ -418,21 +440,5 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             return Err(ChallengeError::ApprovalPending);
         }
         self.finish(attempt, method, outcome).await
-    }
-}
-
-impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
-    /// A refused approve link from `address`: counted against the address
-    /// like a wrong code (guessing links is as futile as guessing codes,
-    /// and as rationed).
-    pub(crate) async fn approval_refused(
-        &self,
-        address: Option<std::net::IpAddr>,
-    ) -> Result<(), ChallengeError> {
-        let Some(ip) = address else {
-            return Ok(());
-        };
-        let address = self.keys.address(ip, self.limits.v6_prefix);
-        crate::limiter::failed_from(&self.state, &self.limits, &address, self.clock.now()).await
     }
 }

@@ -74,6 +74,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         }
     }
 
+    /// Whether `method` is an approval method the application added.
+    fn has_approvals(&self, method: Method) -> bool {
+        self.engine
+            .custom_factor(method)
+            .is_some_and(|f| matches!(f.kind(), crate::CustomKind::Approval { .. }))
+    }
+
     /// `GET /custom/{name}/status?approval=…`: `{"state": "pending" |
     /// "approved" | "gone"}` for the logged-in user's own approval.
     pub(super) async fn approval_status(&self, request: &Incoming<'_>, method: Method) -> Reply {
@@ -94,6 +101,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     /// `GET /custom/{name}/approve?secret=…`: the other device's page —
     /// what is approved and one button. Nothing is approved by a `GET`.
     pub(super) async fn approval_page(&self, request: &Incoming<'_>, method: Method) -> Reply {
+        if !self.has_approvals(method) {
+            return Reply::new(404, None, "");
+        }
         let query: ApprovalQuery = parse_query(request.query);
         let secret = query.secret.unwrap_or_default();
         let lang = self.language(request);
@@ -113,7 +123,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let page = page.in_language(self.catalogue.clone(), lang);
         match page.html() {
             // The link's secret is in this page: never cached, never sent on.
-            Ok(html) => html_reply(200, html, lang).with_header("referrer-policy", "no-referrer"),
+            Ok(html) => html_reply(200, html, lang),
             Err(_) => unavailable_because("template"),
         }
     }
@@ -128,6 +138,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         method: Method,
     ) -> Result<Reply, Reply> {
         self.same_origin(request)?;
+        if !self.has_approvals(method) {
+            return Ok(Reply::new(404, None, ""));
+        }
         let bytes = body_bytes(request)?;
         let input: ApprovalQuery = if is_json(request) {
             serde_json::from_slice(bytes).map_err(|_| malformed())?
@@ -139,12 +152,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Ok(approved) => approved,
             Err(e) => return Ok(unavailable(&e)),
         };
-        if !approved {
-            // A used, expired or made-up link counts against the address.
-            if let Err(e) = self.engine.approval_refused(request.address).await {
-                return Ok(unavailable(&e));
-            }
-        }
+        // A refused link is not counted against the client's address: that
+        // would let anyone lock an address out of every step-up without
+        // logging in, and a 256-bit secret is not guessed anyway.
         if is_json(request) {
             return Ok(json_reply(
                 if approved { 200 } else { 404 },
