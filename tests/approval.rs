@@ -1,9 +1,11 @@
 //! "Approve on your other device", the banks' own step-up method, over
 //! real HTTP on both adapters: the page offers it, a start sends an approve
 //! link to the other device (the console), the page waits, the link's page
-//! asks once more (a GET approves nothing), approving twice approves once,
-//! the browser continues once approved, and the approval expires after two
-//! minutes. It reaches level 2 and says `mca` in `amr`.
+//! asks for the number the waiting page shows (a GET approves nothing; a
+//! wrong number voids the approval), approving twice approves once, the
+//! browser continues once approved, and the approval expires after two
+//! minutes. Nothing is pushed to a locked-out user, and one session cannot
+//! use up the user's starts. It reaches level 2 and says `mca` in `amr`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -18,6 +20,10 @@ stepup_conformance::per_adapter!(
     an_approval_belongs_to_its_session,
     an_api_client_starts_polls_and_finishes,
     the_other_device_sees_what_a_bound_action_does,
+    a_wrong_number_voids_the_approval,
+    nothing_is_pushed_to_a_locked_out_user,
+    one_session_cannot_use_up_the_users_starts,
+    one_finish_wins,
 );
 
 /// The approval id on a waiting page.
@@ -32,8 +38,24 @@ fn approval_id(html: &str) -> String {
     id.to_owned()
 }
 
-/// Alice's page, a start: the waiting page's approval id.
-async fn started(bank: &Bank) -> String {
+/// The number a waiting page asks to type on the other device.
+fn approval_number(html: &str) -> String {
+    let marker = r#"id="approval-number">"#;
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no number: {html}"))
+        + marker.len();
+    let number: String = html[at..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(number.len(), 2, "{html}");
+    number
+}
+
+/// Alice's page, a start: the waiting page's approval id and number.
+async fn started(bank: &Bank) -> (String, String) {
     let r = bank
         .browser_post(&bank.client, "/step-up/custom/approve/start")
         .form(&[("return_to", "/statements")])
@@ -41,7 +63,13 @@ async fn started(bank: &Bank) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    approval_id(&r.text().await.unwrap())
+    let html = r.text().await.unwrap();
+    (approval_id(&html), approval_number(&html))
+}
+
+/// Another number than `number` (two digits).
+fn not(number: &str) -> String {
+    if number == "42" { "43" } else { "42" }.to_owned()
 }
 
 async fn state(bank: &Bank, id: &str) -> String {
@@ -60,8 +88,9 @@ async fn finish(bank: &Bank, id: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// The other device: no cookies, opens the link and presses the button.
-async fn approve_on_phone(bank: &Bank, link: &str) -> (StatusCode, String) {
+/// The other device: no cookies, opens the link, types `number` and
+/// presses the button.
+async fn approve_on_phone(bank: &Bank, link: &str, number: &str) -> (StatusCode, String) {
     let phone = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -77,7 +106,7 @@ async fn approve_on_phone(bank: &Bank, link: &str) -> (StatusCode, String) {
         .post(bank.url("/step-up/custom/approve/approve"))
         .header("origin", &bank.origin)
         .header("accept", HTML)
-        .form(&[("secret", secret)])
+        .form(&[("secret", secret), ("number", number)])
         .send()
         .await
         .unwrap();
@@ -98,7 +127,7 @@ async fn approve_on_the_other_device_once(bank: Bank) {
         "{html}"
     );
 
-    let id = started(&bank).await;
+    let (id, number) = started(&bank).await;
     assert_eq!(state(&bank, &id).await, "pending");
     let link = bank
         .approvals
@@ -108,21 +137,30 @@ async fn approve_on_the_other_device_once(bank: Bank) {
         !link.contains(&id),
         "the browser's handle is not the link's secret"
     );
-    // Continuing before approving: asked to wait, nothing counted.
+    // Continuing before approving: asked to wait (the same number shown),
+    // nothing counted.
     let r = finish(&bank, &id).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert!(r.text().await.unwrap().contains("Not approved yet"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Not approved yet"), "{html}");
+    assert_eq!(approval_number(&html), number);
 
-    // The link's page asks once more; opening it approves nothing.
+    // The link's page asks for the number and says where the request came
+    // from; opening it approves nothing.
     let phone = reqwest::Client::new();
     let shown = phone.get(&link).send().await.unwrap().text().await.unwrap();
     assert!(shown.contains("Approve this confirmation?"), "{shown}");
+    assert!(shown.contains(r#"name="number""#), "{shown}");
+    assert!(
+        shown.contains("on the network 127.0.0.0/24"),
+        "where it was asked from: {shown}"
+    );
     assert_eq!(state(&bank, &id).await, "pending");
-    let (status, html) = approve_on_phone(&bank, &link).await;
+    let (status, html) = approve_on_phone(&bank, &link, &number).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("Approved."), "{html}");
     // Twice: once.
-    let (status, html) = approve_on_phone(&bank, &link).await;
+    let (status, html) = approve_on_phone(&bank, &link, &number).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
     assert!(html.contains("expired or was already used"), "{html}");
 
@@ -146,20 +184,20 @@ async fn approve_on_the_other_device_once(bank: Bank) {
 
 async fn an_approval_expires_after_two_minutes(bank: Bank) {
     bank.login("alice", "wonderland").await;
-    let id = started(&bank).await;
+    let (id, number) = started(&bank).await;
     let link = bank.approvals.last_to("alice").unwrap();
     bank.clock.advance(Duration::from_secs(121));
     assert_eq!(state(&bank, &id).await, "gone");
-    let (status, _) = approve_on_phone(&bank, &link).await;
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(finish(&bank, &id).await.status(), StatusCode::BAD_REQUEST);
 }
 
 async fn an_approval_belongs_to_its_session(bank: Bank) {
     bank.login("alice", "wonderland").await;
-    let id = started(&bank).await;
+    let (id, number) = started(&bank).await;
     let link = bank.approvals.last_to("alice").unwrap();
-    let (status, _) = approve_on_phone(&bank, &link).await;
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
     assert_eq!(status, StatusCode::OK);
     // Alice's other session (or whoever holds it) cannot use it.
     let other = bank.login_elsewhere("alice", "wonderland").await;
@@ -188,6 +226,8 @@ async fn an_api_client_starts_polls_and_finishes(bank: Bank) {
     assert_eq!(r.status(), StatusCode::OK);
     let started: serde_json::Value = r.json().await.unwrap();
     let id = started["approval"].as_str().unwrap().to_owned();
+    let number = started["number"].as_u64().unwrap().to_string();
+    assert_eq!(number.len(), 2, "{started}");
     let r = bank
         .post_json(
             "/step-up/custom/approve/finish",
@@ -197,7 +237,8 @@ async fn an_api_client_starts_polls_and_finishes(bank: Bank) {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "approval_pending");
-    let (status, _) = approve_on_phone(&bank, &bank.approvals.last_to("alice").unwrap()).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
     assert_eq!(status, StatusCode::OK);
     let r = bank
         .post_json(
@@ -236,4 +277,111 @@ async fn the_other_device_sees_what_a_bound_action_does(bank: Bank) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+async fn a_wrong_number_voids_the_approval(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let (id, number) = started(&bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    // Someone else asked (a stolen session): the person does not know the
+    // number and types another one. Nothing is approved, the request is
+    // void, and the link is used up.
+    let (status, html) = approve_on_phone(&bank, &link, &not(&number)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    assert!(html.contains("nothing was approved"), "{html}");
+    assert_eq!(state(&bank, &id).await, "gone");
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(finish(&bank, &id).await.status(), StatusCode::BAD_REQUEST);
+    assert_ne!(bank.navigate("/statements").await.status(), StatusCode::OK);
+    // No number at all is a wrong number too.
+    let (id, _) = started(&bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    let (status, _) = approve_on_phone(&bank, &link, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(state(&bank, &id).await, "gone");
+}
+
+async fn nothing_is_pushed_to_a_locked_out_user(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    // Wrong TOTP codes: each sixth locks the method (5 per window), and
+    // after two of its lockouts the next wrong code is the eleventh the
+    // budget all second factors share counts (10): that budget locks too.
+    // The approval's own budget is untouched.
+    let mut lockouts = 0;
+    for _ in 0..30 {
+        if bank.totp("000000", "/statements").await.status() == StatusCode::TOO_MANY_REQUESTS {
+            lockouts += 1;
+            if lockouts == 3 {
+                break;
+            }
+            // Past the method's lockout (60 s, then doubled).
+            bank.clock.advance(Duration::from_secs(121));
+        }
+    }
+    assert_eq!(lockouts, 3);
+    let sent = bank.approvals.count_to("alice");
+    let r = bank
+        .browser_post(&bank.client, "/step-up/custom/approve/start")
+        .form(&[("return_to", "/statements")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = bank
+        .post_json("/step-up/custom/approve/start", serde_json::json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        bank.approvals.count_to("alice"),
+        sent,
+        "no push to a locked-out user's phone"
+    );
+}
+
+async fn one_session_cannot_use_up_the_users_starts(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let thief = bank.login_elsewhere("alice", "wonderland").await;
+    let mut refused_after = None;
+    for n in 1..=10 {
+        let r = bank
+            .post_json_as(
+                &thief,
+                "/step-up/custom/approve/start",
+                serde_json::json!({}),
+            )
+            .await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused_after = Some(n);
+            break;
+        }
+    }
+    assert_eq!(refused_after, Some(6), "five starts per session");
+    // Alice's own session still gets hers.
+    let (id, number) = started(&bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(finish(&bank, &id).await.status(), StatusCode::SEE_OTHER);
+}
+
+async fn one_finish_wins(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let (id, number) = started(&bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
+    assert_eq!(status, StatusCode::OK);
+    let bank = std::sync::Arc::new(bank);
+    let statuses = bank
+        .race(
+            8,
+            "/step-up/custom/approve/finish",
+            serde_json::json!({"approval": id}),
+        )
+        .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "one approval, one token: {statuses:?}"
+    );
 }

@@ -404,6 +404,9 @@ async function run() {
     await page.getByRole('button', { name: 'Send a request to my other device' }).click();
     await expectStatus(await started, 200);
     await page.getByText('We sent a request to your other device').waitFor();
+    // Number matching: the waiting page shows the number to type there.
+    const shownNumber = (await page.locator('#approval-number').innerText()).match(/\b(\d{2})\b/);
+    expect(shownNumber, 'the waiting page shows a two-digit number');
     await screenshot(page, '3b-waiting');
     const link = await newApproveLink(before);
     const phone = await launch({});
@@ -412,6 +415,10 @@ async function run() {
     // The page polls and continues once approved: no click there.
     const finished = next(page, 'POST', '/step-up/custom/approve/finish');
     await other.goto(link);
+    // The phone says where the request came from and asks for the number.
+    await other.getByText(/Asked from .* on the network 127\.0\.0\.0\/24/).waitFor();
+    await other.getByLabel('The number shown in the browser that asked').fill(shownNumber[1]);
+    await screenshot(other, '3b-phone');
     const approving = next(other, 'POST', (u) => pathOf(u) === '/step-up/custom/approve/approve');
     await other.getByRole('button', { name: 'Approve' }).click();
     await expectStatus(await approving, 200);
@@ -420,7 +427,7 @@ async function run() {
     await expectRedirect(await finished, '/');
     await page.waitForURL(at('/'));
     await page.getByRole('heading', { name: 'Hello, alice' }).waitFor();
-    return [`link ${link.replace(/secret=\w+/, 'secret=…')}`];
+    return [`link ${link.replace(/secret=\w+/, 'secret=…')}`, `number ${shownNumber[1]}`];
   });
 
   // ---- 4. Every form method with JavaScript off. --------------------------

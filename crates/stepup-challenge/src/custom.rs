@@ -39,8 +39,11 @@ pub enum CustomKind {
 }
 
 /// An approval to deliver to the user's other device: open `approve_url`
-/// there (it shows what is approved and asks once more; a `GET` never
-/// approves, so link previews and scanners approve nothing).
+/// there. Its page shows what is approved and where it was asked from,
+/// and asks for the number the browser that asked shows (number
+/// matching: a request the person did not make cannot be approved by
+/// tapping through it; a wrong number voids it). A `GET` never approves,
+/// so link previews and scanners approve nothing.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ApprovalRequest<'a> {
@@ -48,15 +51,23 @@ pub struct ApprovalRequest<'a> {
     pub subject: &'a Subject,
     /// The single-use approve link, a path under the challenge routes
     /// (`/step-up/custom/approve/approve?secret=…`): prefix the
-    /// application's origin. It is the approval's only secret: send it
-    /// only to the user's registered device, never show it in the browser
-    /// that asked.
+    /// application's origin. It carries the approval's secret in its
+    /// query (`secret=`): send it only to the user's registered device,
+    /// never show it in the browser that asked, and keep `secret=` out of
+    /// access logs (redact the query of `…/approve` in your proxy). The
+    /// secret alone approves nothing without the number shown in the
+    /// browser that asked.
     pub approve_url: String,
     /// When the request expires.
     pub expires_at: Timestamp,
     /// What the step-up confirms, for a step-up made for a bound action
     /// ("Send 12,000.00 to bob"): show it on the device.
     pub action: Option<&'a str>,
+    /// The browser family of the browser that asked
+    /// ([`browser_family`](stepup_http::browser_family)): show it too.
+    pub browser: &'a str,
+    /// …and its network (`198.51.100.0/24`), when its address was known.
+    pub network: Option<&'a str>,
 }
 
 /// An application's own step-up method.

@@ -303,12 +303,40 @@ texts! {
         de: "Diese Bestätigung genehmigen?";
     /// The approve page's note: only if the user asked.
     ApproveOnlyIfYou = "approve.only_if_you",
-        en: "Approve only if you just asked for it in your browser. If you did not, ignore this page.",
-        de: "Genehmigen Sie nur, wenn Sie es gerade in Ihrem Browser angefordert haben. Wenn nicht, ignorieren Sie diese Seite.";
+        en: "Approve only if you just asked for it in your browser: enter the number it shows. If you did not ask, ignore this page.",
+        de: "Genehmigen Sie nur, wenn Sie es gerade in Ihrem Browser angefordert haben: Geben Sie die Zahl ein, die er anzeigt. Wenn nicht, ignorieren Sie diese Seite.";
     /// The approve button.
     ApproveButton = "approve.button",
         en: "Approve",
         de: "Genehmigen";
+    /// Where the request came from (`{browser}`, `{network}`).
+    ApproveAskedFrom = "approve.asked_from",
+        en: "Asked from {browser} on the network {network}.",
+        de: "Angefordert von {browser} im Netz {network}.";
+    /// A browser that sent no `User-Agent`.
+    UnknownBrowser = "approve.unknown_browser",
+        en: "an unknown browser",
+        de: "einem unbekannten Browser";
+    /// A browser of no family we name.
+    OtherBrowser = "approve.other_browser",
+        en: "another browser",
+        de: "einem anderen Browser";
+    /// No client address known.
+    UnknownNetwork = "approve.unknown_network",
+        en: "(unknown)",
+        de: "(unbekannt)";
+    /// The number field's label on the approve page.
+    ApproveNumberLabel = "approve.number_label",
+        en: "The number shown in the browser that asked",
+        de: "Die Zahl, die der anfragende Browser anzeigt";
+    /// The number on the waiting page (`{number}`).
+    ApprovalNumber = "approval.number",
+        en: "On your other device, enter {number}.",
+        de: "Geben Sie auf Ihrem anderen Gerät {number} ein.";
+    /// A wrong number: the approval is void.
+    ApproveWrongNumber = "approve.wrong_number",
+        en: "That is not the number shown in the browser that asked, so nothing was approved and the request is void. If you did not ask for it, someone may know your password: change it.",
+        de: "Das ist nicht die Zahl, die der anfragende Browser anzeigt. Es wurde nichts genehmigt, die Anfrage ist ungültig. Wenn Sie sie nicht gestellt haben, kennt jemand womöglich Ihr Passwort: Ändern Sie es.";
     /// After approving.
     Approved = "approve.done",
         en: "Approved. You can close this page: your browser continues.",

@@ -317,6 +317,26 @@ impl StoreKeys {
         )
     }
 
+    /// The approvals of a custom method one session of a subject started
+    /// within the window (by the session's digest).
+    pub(crate) fn approval_session_starts(
+        subject: &SubjectName,
+        method: Method,
+        session: &[u8; 32],
+    ) -> String {
+        format!(
+            "stepup:approval-starts:{subject}:{}:{}",
+            hex(method.name().as_bytes()),
+            hex(&session[..16])
+        )
+    }
+
+    /// That the approval with this id was approved on the other device
+    /// (written by the approve link, taken by the finish).
+    pub(crate) fn approval_ok(id: &[u8; 16]) -> String {
+        format!("stepup:approval-ok:{}", hex(id))
+    }
+
     /// The codes sent to a subject within the send window.
     pub(crate) fn code_sends(subject: &SubjectName) -> String {
         format!("stepup:code-sends:{subject}")

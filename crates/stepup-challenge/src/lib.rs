@@ -71,8 +71,9 @@ pub use code::{
 };
 pub use custom::{ApprovalRequest, CustomFactor, CustomKind};
 pub use engine::{
-    ActionLimits, ApprovalShown, ApprovalStarted, ApprovalState, Attempt, CodeSent, CodeSettings,
-    Engine, FormLimits, KeptForm, NoPasswords, PendingAction, PendingRecovery, TotpEnrollment,
+    ActionLimits, Approval, ApprovalShown, ApprovalStarted, ApprovalState, Attempt, CodeSent,
+    CodeSettings, Engine, FormLimits, KeptForm, NoPasswords, PendingAction, PendingRecovery,
+    TotpEnrollment,
 };
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};

@@ -261,6 +261,31 @@ pub(crate) async fn admit<S: StateStore>(
     }
 }
 
+/// Whether an attempt of `keys.method` would be refused now — the method
+/// disabled, a budget or the address group locked — without counting
+/// anything (for what is sent before the counted attempt: an approval
+/// request is not pushed to a locked-out user's phone).
+pub(crate) async fn blocked<S: StateStore>(
+    state: &S,
+    keys: &Keys,
+    address: Option<&AddressName>,
+    now: Timestamp,
+) -> Result<(), ChallengeError> {
+    if state.get(&keys.disabled).await?.is_some() {
+        return Err(ChallengeError::Disabled(keys.method));
+    }
+    let address_lock = address.map(StoreKeys::address_lock);
+    let locks = std::iter::once(&keys.own.lock)
+        .chain(keys.shared.as_ref().map(|shared| &shared.lock))
+        .chain(address_lock.as_ref());
+    for lock in locks {
+        if let Some(until) = locked(state, lock, now).await? {
+            return Err(ChallengeError::LockedOut { until });
+        }
+    }
+    Ok(())
+}
+
 /// A failed attempt from `address`: counted, and at the budget the
 /// address group is locked for the window.
 pub(crate) async fn failed_from<S: StateStore>(

@@ -8,6 +8,7 @@ use askama::Template;
 use stepup_core::ReturnTo;
 
 use crate::code::Channel;
+use crate::engine::{Approval, ApprovalShown};
 use crate::i18n::{Catalogue, Lang, Text};
 
 /// The language of a page and the catalogue its texts come from.
@@ -110,7 +111,7 @@ pub struct ChallengePage {
     custom: Vec<CustomEntry>,
     /// An approval started before the method was offered (applied when
     /// it is).
-    waiting_for: Option<(String, String)>,
+    waiting_for: Option<(String, String, u8)>,
     why: Option<String>,
     action: Option<String>,
     /// The bound action's ceremony id, carried through every form.
@@ -131,8 +132,9 @@ struct CustomEntry {
     title: String,
     /// A code (its longest length), or an approval.
     code: Option<u8>,
-    /// The approval being waited for, if one was started.
-    waiting: Option<String>,
+    /// The approval being waited for, if one was started: its id and the
+    /// number to type on the other device.
+    waiting: Option<(String, u8)>,
 }
 
 /// A channel the page offers to send a code on.
@@ -290,8 +292,8 @@ impl ChallengePage {
             let waiting = self
                 .waiting_for
                 .as_ref()
-                .filter(|(name, _)| name == method.name())
-                .map(|(_, id)| id.clone());
+                .filter(|(name, _, _)| name == method.name())
+                .map(|(_, id, number)| (id.clone(), *number));
             self.custom.push(CustomEntry {
                 name: method.name().to_owned(),
                 title: title.to_owned(),
@@ -303,25 +305,27 @@ impl ChallengePage {
         self
     }
 
-    /// Shows the approval `id` of `method` as sent: the page waits for it
-    /// (the served script polls and continues once approved; without
-    /// JavaScript, a button continues). `id` must be 32 lower-case hex
+    /// Shows the approval `id` of `method` as sent, with the `number` to
+    /// type on the other device: the page waits for it (the served script
+    /// polls and continues once approved; without JavaScript, a button
+    /// continues). `id` must be 32 lower-case hex digits and `number` two
     /// digits; anything else is ignored.
-    pub fn awaiting_approval(mut self, method: stepup_core::Method, id: &str) -> Self {
-        if stepup_http::is_random_id(id) {
+    pub fn awaiting_approval(mut self, method: stepup_core::Method, id: &str, number: u8) -> Self {
+        if stepup_http::is_random_id(id) && (10..=99).contains(&number) {
             for entry in self.custom.iter_mut().filter(|c| c.name == method.name()) {
-                entry.waiting = Some(id.to_owned());
+                entry.waiting = Some((id.to_owned(), number));
             }
-            self.waiting_for = Some((method.name().to_owned(), id.to_owned()));
+            self.waiting_for = Some((method.name().to_owned(), id.to_owned(), number));
         }
         self
     }
 
-    /// The approval the page waits for: the method's name and the id.
-    pub fn waiting_for(&self) -> Option<(&str, &str)> {
+    /// The approval the page waits for: the method's name, the id and the
+    /// number.
+    pub fn waiting_for(&self) -> Option<(&str, &str, u8)> {
         self.waiting_for
             .as_ref()
-            .map(|(m, id)| (m.as_str(), id.as_str()))
+            .map(|(m, id, number)| (m.as_str(), id.as_str(), *number))
     }
 
     /// Offers the TOTP form for codes of `digits` digits.
@@ -572,34 +576,42 @@ pub struct ApprovePage {
     action_path: String,
     secret: Option<String>,
     action: Option<String>,
-    done: bool,
+    /// Where the request came from: the browser family and the network.
+    from: Option<(String, Option<String>)>,
+    answer: Answer,
+}
+
+/// What the approve page says after its button.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// Not answered yet (or the link is gone).
+    None,
+    Approved,
+    WrongNumber,
 }
 
 impl ApprovePage {
     /// The question for the approve link `secret` of the method `name`
-    /// (under the routes mounted at `base`), titled `title`, for the
-    /// bound action `action` if any.
-    pub fn asking(
-        base: &str,
-        name: &str,
-        title: &str,
-        secret: &str,
-        action: Option<String>,
-    ) -> ApprovePage {
+    /// (under the routes mounted at `base`): what `shown` says — the
+    /// title, the bound action if any, where it was asked from — and a
+    /// field for the number the browser that asked shows.
+    pub fn asking(base: &str, name: &str, secret: &str, shown: ApprovalShown) -> ApprovePage {
         let base = base.trim_end_matches('/').to_owned();
         ApprovePage {
             words: Words::english(),
-            title: title.to_owned(),
+            title: shown.title,
             action_path: format!("{base}/custom/{name}/approve"),
             base,
             secret: Some(secret.to_owned()),
-            action,
-            done: false,
+            action: shown.action,
+            from: Some((shown.browser, shown.network)),
+            answer: Answer::None,
         }
     }
 
-    /// The answer after the button: approved, or the link was gone.
-    pub fn answered(base: &str, title: &str, approved: bool) -> ApprovePage {
+    /// The answer after the button: approved, voided for a wrong
+    /// number, or the link was gone.
+    pub fn answered(base: &str, title: &str, approval: Approval) -> ApprovePage {
         ApprovePage {
             words: Words::english(),
             title: title.to_owned(),
@@ -607,7 +619,12 @@ impl ApprovePage {
             action_path: String::new(),
             secret: None,
             action: None,
-            done: approved,
+            from: None,
+            answer: match approval {
+                Approval::Approved => Answer::Approved,
+                Approval::WrongNumber => Answer::WrongNumber,
+                _ => Answer::None,
+            },
         }
     }
 
@@ -616,6 +633,29 @@ impl ApprovePage {
     pub fn in_language(mut self, catalogue: Arc<Catalogue>, lang: Lang) -> Self {
         self.words = Words { lang, catalogue };
         self
+    }
+
+    /// "Asked from Firefox on 198.51.100.0/24", in the page's language.
+    fn asked_from(&self) -> Option<String> {
+        let (family, network) = self.from.as_ref()?;
+        let browser = match family.as_str() {
+            "chrome" => "Chrome",
+            "firefox" => "Firefox",
+            "safari" => "Safari",
+            "edge" => "Edge",
+            "opera" => "Opera",
+            "samsung" => "Samsung Internet",
+            "none" => self.words.t(Text::UnknownBrowser),
+            _ => self.words.t(Text::OtherBrowser),
+        };
+        let network = network
+            .as_deref()
+            .unwrap_or_else(|| self.words.t(Text::UnknownNetwork));
+        Some(self.words.catalogue.format(
+            self.words.lang,
+            Text::ApproveAskedFrom,
+            &[("browser", &browser), ("network", &network)],
+        ))
     }
 
     /// The HTML.

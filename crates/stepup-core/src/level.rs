@@ -322,7 +322,13 @@ impl LevelTable {
     /// one of a set of methods (as TOTP reaches NIST's `aal2`; level 1 is
     /// any one method already), and it contributes the RFC 8176 `amr`
     /// values `amr` (`mca` for an approval on another device, `hwk` for a
-    /// hardware token, …). A built-in method is left as it is.
+    /// hardware token, …). A built-in method is left as it is. Placing a
+    /// method again replaces where it was (a lower rank lowers it).
+    ///
+    /// Rank 3 in [`LevelTable::nist`] is `aal3`, which NIST SP 800-63B
+    /// reserves for phishing-resistant, hardware-bound authenticators: a
+    /// push approval or a typed code is not one (an engine warns when an
+    /// approval method reaches level 3).
     ///
     /// ```
     /// use stepup_core::{LevelTable, Method};
@@ -331,6 +337,9 @@ impl LevelTable {
     /// assert_eq!(table.level_of(&[approve]), 2);
     /// assert_eq!(table.amr_of(approve), ["mca"]);
     /// assert_eq!(LevelTable::nist().level_of(&[approve]), 1);
+    /// // Placed again, lower: only where it was placed last.
+    /// let table = table.with_custom_method(approve, 1, &["mca"]);
+    /// assert_eq!(table.level_of(&[approve]), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
@@ -342,6 +351,11 @@ impl LevelTable {
     ) -> LevelTable {
         if !method.is_custom() {
             return self;
+        }
+        for level in &mut self.levels {
+            level
+                .rules
+                .retain(|r| !matches!(r, Rule::AllOf(set) if set.as_slice() == [method]));
         }
         for level in self
             .levels

@@ -155,8 +155,11 @@ pub struct BankConfig {
     pub approvals: Approvals,
 }
 
+/// How many approve links [`Approvals`] keeps.
+const KEPT_APPROVE_LINKS: usize = 64;
+
 /// The approve links the bank sent to users' "other device" (the
-/// console), newest last.
+/// console), newest last (the last 64).
 #[derive(Clone, Debug, Default)]
 pub struct Approvals(Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
@@ -168,6 +171,12 @@ impl Approvals {
             .rev()
             .find(|(u, _)| u == user)
             .map(|(_, url)| url.clone())
+    }
+
+    /// How many of the kept links went to `user`.
+    pub fn count_to(&self, user: &str) -> usize {
+        let sent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter().filter(|(u, _)| u == user).count()
     }
 }
 
@@ -222,11 +231,12 @@ impl stepup_challenge::CustomFactor for DeviceApproval {
                 Some(action) => println!("APPROVE for {user} ({action}): {url}"),
                 None => println!("APPROVE for {user}: {url}"),
             }
-            self.sent
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((user, url));
+            let mut sent = self.sent.0.lock().unwrap_or_else(|p| p.into_inner());
+            // The demo keeps the last few (the tests read the newest).
+            if sent.len() >= KEPT_APPROVE_LINKS {
+                sent.remove(0);
+            }
+            sent.push((user, url));
             Ok(())
         })
     }

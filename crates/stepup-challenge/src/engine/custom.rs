@@ -1,13 +1,16 @@
 //! Custom methods: codes checked by the application's factor, and
 //! approvals on another device kept in the state store.
 //!
-//! An approval is two records: the pending approval of a subject and
+//! An approval is three records: the pending approval of a subject and
 //! method (`stepup:approval:{subject}:{method}`: its id — the browser's
 //! handle —, the session it was started in, a digest of the approve
-//! secret, whether it was approved, when it expires, the bound action it
-//! was made for) and the approve link (`stepup:approval-link:{digest}`,
-//! naming the pending record). Using the link takes it (one winner); the
-//! finish takes the approved record (one token).
+//! secret, when it expires, where it was asked from, the bound action it
+//! was made for), the approve link (`stepup:approval-link:{digest}`,
+//! naming the pending record) and, once approved, `stepup:approval-ok:{id}`.
+//! Using the link takes it (one winner) and, with the number the browser
+//! that asked shows, writes the third; the finish takes that (one token).
+//! No record is read, changed and written back, so a start, an approval
+//! and a finish racing each other cannot lose one another's writes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,21 +22,29 @@ use crate::custom::{ApprovalRequest, CustomFactor, CustomKind};
 use crate::error::{ChallengeError, no_randomness};
 use crate::event::EventKind;
 use crate::keys::{StoreKeys, hex};
+use crate::limiter;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
 /// The longest an approval may stay open.
 const MAX_APPROVAL_LIFETIME: Duration = Duration::from_secs(600);
 /// Approval requests one subject may start per window (pushes are not free,
-/// and each one nags the user's phone).
-const APPROVAL_STARTS: u64 = 10;
+/// and each one nags the user's phone)…
+const APPROVAL_STARTS: u64 = 20;
+/// …and one session of the subject: a stolen session uses up its own
+/// budget, not the user's.
+const APPROVAL_SESSION_STARTS: u64 = 5;
 const APPROVAL_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// A started approval: the browser's handle and when it expires.
+/// A started approval: the browser's handle, the number to show, and when
+/// it expires.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApprovalStarted {
     /// The approval's id (32 hex digits): poll its status and finish with it.
     pub id: String,
+    /// The number the person types on the other device (10–99): show it
+    /// in the browser that asked, and nowhere else.
+    pub number: u8,
     /// When it expires.
     pub expires_at: Timestamp,
 }
@@ -46,7 +57,8 @@ pub enum ApprovalState {
     Pending,
     /// Approved on the other device: finish it.
     Approved,
-    /// Expired, used, replaced by a newer one, or never this session's.
+    /// Expired, used, refused, replaced by a newer one, or never this
+    /// session's.
     Gone,
 }
 
@@ -69,6 +81,25 @@ pub struct ApprovalShown {
     pub title: String,
     /// What the step-up confirms, for a bound action.
     pub action: Option<String>,
+    /// Where the request came from: the browser family of its
+    /// `User-Agent` ([`browser_family`](stepup_http::browser_family):
+    /// `chrome`, `firefox`, …, `other`, `none`).
+    pub browser: String,
+    /// …and its network (`198.51.100.0/24`), when the address was known.
+    pub network: Option<String>,
+}
+
+/// What using an approve link did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Approval {
+    /// Approved: the browser that asked continues.
+    Approved,
+    /// The number typed is not the one the browser that asked shows: the
+    /// approval is void (someone else may have asked).
+    WrongNumber,
+    /// The link was used before, expired, or its approval was replaced.
+    Gone,
 }
 
 /// The pending approval, as kept.
@@ -76,20 +107,30 @@ struct Pending {
     id: [u8; 16],
     session: [u8; 32],
     secret: [u8; 32],
-    approved: bool,
     expires: u64,
+    /// Where it was asked from: the browser family and the network.
+    browser: String,
+    network: String,
     /// The bound action's ceremony id (32 hex digits) and its summary.
     action: Option<(String, String)>,
 }
 
+/// The fixed part of a kept [`Pending`]: id, session, secret, expiry.
+const PENDING_FIXED: usize = 16 + 32 + 32 + 8;
+
 impl Pending {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + 32 + 32 + 1 + 8 + 32);
+        let mut out = Vec::with_capacity(PENDING_FIXED + 80);
         out.extend_from_slice(&self.id);
         out.extend_from_slice(&self.session);
         out.extend_from_slice(&self.secret);
-        out.push(u8::from(self.approved));
         out.extend_from_slice(&self.expires.to_be_bytes());
+        for short in [&self.browser, &self.network] {
+            // Both are short ASCII (a family name, a prefix): cut at 255.
+            let bytes = &short.as_bytes()[..short.len().min(255)];
+            out.push(bytes.len() as u8);
+            out.extend_from_slice(bytes);
+        }
         if let Some((id, summary)) = &self.action {
             // The id is 32 hex digits: a fixed width before the summary.
             out.extend_from_slice(id.as_bytes());
@@ -99,10 +140,16 @@ impl Pending {
     }
 
     fn decode(bytes: &[u8]) -> Option<Pending> {
-        if bytes.len() < 89 {
-            return None;
-        }
-        let action = match &bytes[89..] {
+        let (fixed, mut rest) = bytes.split_at_checked(PENDING_FIXED)?;
+        let mut short = || {
+            let (&len, tail) = rest.split_first()?;
+            let (text, tail) = tail.split_at_checked(usize::from(len))?;
+            rest = tail;
+            String::from_utf8(text.to_vec()).ok()
+        };
+        let browser = short()?;
+        let network = short()?;
+        let action = match rest {
             [] => None,
             rest if rest.len() >= 32 => {
                 let id = String::from_utf8(rest[..32].to_vec()).ok()?;
@@ -112,15 +159,12 @@ impl Pending {
             _ => return None,
         };
         Some(Pending {
-            id: bytes[..16].try_into().ok()?,
-            session: bytes[16..48].try_into().ok()?,
-            secret: bytes[48..80].try_into().ok()?,
-            approved: match bytes[80] {
-                0 => false,
-                1 => true,
-                _ => return None,
-            },
-            expires: u64::from_be_bytes(bytes[81..89].try_into().ok()?),
+            id: fixed[..16].try_into().ok()?,
+            session: fixed[16..48].try_into().ok()?,
+            secret: fixed[48..80].try_into().ok()?,
+            expires: u64::from_be_bytes(fixed[80..88].try_into().ok()?),
+            browser,
+            network,
             action,
         })
     }
@@ -138,6 +182,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if !method.is_custom() {
             tracing::error!(target: "stepup::challenge", method = %method, "a custom factor must name a custom method: ignored");
             return self;
+        }
+        if matches!(factor.kind(), CustomKind::Approval { .. })
+            && self.issuer.levels().level_of(&[method]) >= 3
+        {
+            // NIST SP 800-63B reserves aal3 for phishing-resistant,
+            // hardware-bound authenticators; a push approval is neither.
+            tracing::warn!(target: "stepup::challenge", method = %method, "an approval method reaches level 3 in the level table: a push approval is not phishing-resistant");
         }
         self.custom.retain(|f| f.method() != method);
         self.custom.push(Arc::new(factor));
@@ -220,19 +271,35 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             ),
             None => None,
         };
-        // The finish is the counted attempt (a locked-out user's approval
-        // is refused there); starts are rationed here.
+        // The finish is the counted attempt; nothing is pushed to the
+        // phone of a user who is locked out or whose method is disabled
+        // (read only: a start counts no attempt).
         let now = self.clock.now();
         let name = self.keys.subject(subject);
-        let starts = self
-            .state
-            .increment(&StoreKeys::approval_starts(&name, method), APPROVAL_WINDOW)
-            .await?;
-        if starts > APPROVAL_STARTS {
-            self.emit(EventKind::LockedOut, method, subject, None);
-            return Err(ChallengeError::LockedOut {
-                until: now + APPROVAL_WINDOW,
-            });
+        let address = self.address_key(attempt);
+        limiter::blocked(
+            &self.state,
+            &self.limiter_keys(subject, method),
+            address.as_ref(),
+            now,
+        )
+        .await?;
+        // Starts are rationed per session and per subject. A lockout's
+        // `until` is the latest it can end (the window from now).
+        let session = self.keys.session_digest(subject);
+        for (key, allowed) in [
+            (
+                StoreKeys::approval_session_starts(&name, method, &session),
+                APPROVAL_SESSION_STARTS,
+            ),
+            (StoreKeys::approval_starts(&name, method), APPROVAL_STARTS),
+        ] {
+            if self.state.increment(&key, APPROVAL_WINDOW).await? > allowed {
+                self.emit(EventKind::LockedOut, method, subject, None);
+                return Err(ChallengeError::LockedOut {
+                    until: now + APPROVAL_WINDOW,
+                });
+            }
         }
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(no_randomness)?;
@@ -244,10 +311,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let expires_at = now.saturating_add(lifetime);
         let pending = Pending {
             id,
-            session: self.keys.session_digest(subject),
+            session,
             secret: digest,
-            approved: false,
             expires: expires_at.as_unix_seconds(),
+            browser: stepup_http::browser_family(attempt.user_agent).to_owned(),
+            network: attempt
+                .address
+                .map(|ip| stepup_http::network_prefix(ip, 24, 48))
+                .unwrap_or_default(),
             action: action
                 .as_ref()
                 .map(|a| (a.id().to_owned(), a.summary().to_owned())),
@@ -270,6 +341,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             approve_url,
             expires_at,
             action: action.as_ref().map(|a| a.summary()),
+            browser: &pending.browser,
+            network: Some(pending.network.as_str()).filter(|n| !n.is_empty()),
         };
         if let Err(e) = factor.request_approval(request).await {
             // Not delivered: forget it, so nothing waits for it.
@@ -280,9 +353,32 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         self.method_started(subject, method);
         Ok(ApprovalStarted {
+            number: self.approval_number(&id),
             id: hex(&id),
             expires_at,
         })
+    }
+
+    /// The number of the approval `id`, keyed so only the server knows
+    /// it before the browser that asked shows it.
+    fn approval_number(&self, id: &[u8; 16]) -> u8 {
+        let digest = self.keys.code_digest(b"stepup approval number", &hex(id));
+        // 10..=99: always two digits (the bias of the modulo is 0.1 %).
+        10 + (u16::from_be_bytes([digest[0], digest[1]]) % 90) as u8
+    }
+
+    /// The number `subject`'s pending approval `id` shows in the browser
+    /// that asked (`None` when it is not this session's, or gone).
+    pub async fn approval_number_of(
+        &self,
+        subject: &Subject,
+        method: Method,
+        id: &str,
+    ) -> Result<Option<u8>, ChallengeError> {
+        Ok(self
+            .pending_approval(subject, method, id)
+            .await?
+            .map(|p| self.approval_number(&p.id)))
     }
 
     /// The pending approval `id` of `subject`'s session, if it is there.
@@ -312,11 +408,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         method: Method,
         id: &str,
     ) -> Result<ApprovalState, ChallengeError> {
-        Ok(match self.pending_approval(subject, method, id).await? {
-            Some(p) if p.approved => ApprovalState::Approved,
-            Some(_) => ApprovalState::Pending,
-            None => ApprovalState::Gone,
+        let Some(pending) = self.pending_approval(subject, method, id).await? else {
+            return Ok(ApprovalState::Gone);
+        };
+        Ok(if self.approved(&pending).await? {
+            ApprovalState::Approved
+        } else {
+            ApprovalState::Pending
         })
+    }
+
+    /// Whether the approve link of `pending` was used (and not finished).
+    async fn approved(&self, pending: &Pending) -> Result<bool, ChallengeError> {
+        Ok(self
+            .state
+            .get(&StoreKeys::approval_ok(&pending.id))
+            .await?
+            .is_some())
     }
 
     /// What the approve link `secret` approves, without using it (the page
@@ -337,24 +445,42 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             title,
             // What the person approves: the summary, never the id.
             action: pending.action.map(|(_, summary)| summary),
+            browser: pending.browser,
+            network: Some(pending.network).filter(|n| !n.is_empty()),
         }))
     }
 
-    /// Uses the approve link `secret`: the pending approval it names is
-    /// approved, once (a second use, an expired or replaced approval:
-    /// `false`).
-    pub async fn approve(&self, method: Method, secret: &str) -> Result<bool, ChallengeError> {
-        let Some((record, mut pending)) = self.approval_of_link(method, secret, true).await? else {
-            return Ok(false);
+    /// Uses the approve link `secret` with the `number` the person typed
+    /// (the one the browser that asked shows): the link is used up either
+    /// way; the right number approves, once; a wrong one voids the
+    /// approval, so a request the person did not make cannot be approved
+    /// by tapping through.
+    pub async fn approve(
+        &self,
+        method: Method,
+        secret: &str,
+        number: &str,
+    ) -> Result<Approval, ChallengeError> {
+        let Some((record, pending)) = self.approval_of_link(method, secret, true).await? else {
+            return Ok(Approval::Gone);
         };
         let now = self.clock.now().as_unix_seconds();
-        if pending.approved || now >= pending.expires {
-            return Ok(false);
+        if now >= pending.expires {
+            return Ok(Approval::Gone);
         }
-        pending.approved = true;
+        let expected = self.approval_number(&pending.id).to_string();
+        if !ct::eq(number.trim().as_bytes(), expected.as_bytes()) {
+            self.state.remove(&record).await?;
+            tracing::warn!(target: "stepup::challenge", method = %method, "an approval got the wrong number on the other device: voided");
+            return Ok(Approval::WrongNumber);
+        }
+        // Its own key: a start or a finish racing with it never loses it,
+        // and it is never written twice (the link was taken).
         let left = Duration::from_secs(pending.expires - now);
-        self.state.put(&record, pending.encode(), left).await?;
-        Ok(true)
+        self.state
+            .put(&StoreKeys::approval_ok(&pending.id), vec![1], left)
+            .await?;
+        Ok(Approval::Approved)
     }
 
     /// The pending approval the link `secret` names (taking the link when
@@ -415,7 +541,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             let Some(pending) = self.pending_approval(subject, method, id).await? else {
                 return Err(ChallengeError::NoPendingCeremony);
             };
-            if !pending.approved {
+            if !self.approved(&pending).await? {
                 return Err(ChallengeError::ApprovalPending);
             }
             let sent_for = pending.action.as_ref().map(|(id, _)| id.as_str());
@@ -423,16 +549,27 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 return Err(ChallengeError::NoPendingCeremony);
             }
             self.admit(attempt, method).await?;
-            let record = StoreKeys::approval(&self.keys.subject(subject), method);
-            match self
+            // One finish takes the approval (one token); the record goes
+            // with it unless a newer start replaced it meanwhile.
+            if self
                 .state
-                .take(&record)
+                .take(&StoreKeys::approval_ok(&pending.id))
+                .await?
+                .is_none()
+            {
+                return Err(ChallengeError::NoPendingCeremony);
+            }
+            let record = StoreKeys::approval(&self.keys.subject(subject), method);
+            if let Some(kept) = self
+                .state
+                .get(&record)
                 .await?
                 .and_then(|b| Pending::decode(&b))
+                && ct::eq(&kept.id, &pending.id)
             {
-                Some(taken) if taken.approved && ct::eq(&taken.id, &pending.id) => Ok(()),
-                _ => Err(ChallengeError::NoPendingCeremony),
+                self.state.remove(&record).await?;
             }
+            Ok(())
         }
         .await;
         if outcome == Err(ChallengeError::ApprovalPending) {

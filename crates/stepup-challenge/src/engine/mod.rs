@@ -51,7 +51,7 @@ pub use account_recovery::PendingRecovery;
 pub use actions::{ActionLimits, PendingAction};
 pub(crate) use actions::{Confirmed, Opened as ActionOpened};
 pub use codes::{CodeSent, CodeSettings};
-pub use custom::{ApprovalShown, ApprovalStarted, ApprovalState};
+pub use custom::{Approval, ApprovalShown, ApprovalStarted, ApprovalState};
 pub(crate) use forms::{Again, Came};
 pub use forms::{FormLimits, KeptForm};
 pub use totp::TotpEnrollment;
@@ -68,6 +68,7 @@ pub struct Attempt<'a> {
     previous: Option<&'a str>,
     address: Option<IpAddr>,
     context: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
     action: Option<&'a str>,
     lang: Lang,
 }
@@ -80,6 +81,7 @@ impl<'a> Attempt<'a> {
             previous: None,
             address: None,
             context: None,
+            user_agent: None,
             action: None,
             lang: Lang::EN,
         }
@@ -105,6 +107,14 @@ impl<'a> Attempt<'a> {
     /// The client's address, for the per-address attempt budget.
     pub fn from_address(mut self, address: IpAddr) -> Self {
         self.address = Some(address);
+        self
+    }
+
+    /// The client's `User-Agent` header: an approval on another device
+    /// shows its browser family (never the full string) with the
+    /// network, so the person approving sees where the request came from.
+    pub fn from_user_agent(mut self, user_agent: &'a [u8]) -> Self {
+        self.user_agent = Some(user_agent);
         self
     }
 

@@ -4,11 +4,13 @@
 //! step-up route too ([`Factor::Custom`]).
 
 use super::*;
+use crate::Approval;
 
 #[derive(Deserialize, Default)]
 struct ApprovalQuery {
     approval: Option<String>,
     secret: Option<String>,
+    number: Option<String>,
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
@@ -31,6 +33,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 200,
                 &json!({
                     "approval": started.id,
+                    "number": started.number,
                     "expires_at": started.expires_at.as_unix_seconds(),
                     "status_url": format!("{base}/custom/{}/status?approval={}", method.name(), started.id),
                     "finish_url": format!("{base}/custom/{}/finish", method.name()),
@@ -40,7 +43,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let (message, _) = self.reason(input.why.as_deref());
                 let page = self
                     .new_page(request, &return_to, message)
-                    .awaiting_approval(method, &started.id);
+                    .awaiting_approval(method, &started.id, started.number);
                 self.render_page(
                     subject,
                     page,
@@ -108,16 +111,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let secret = query.secret.unwrap_or_default();
         let lang = self.language(request);
         let base = self.settings.page().as_str();
-        let title = self
-            .engine
-            .custom_factor(method)
-            .map(|f| f.title().to_owned())
-            .unwrap_or_default();
         let page = match self.engine.approval_shown(method, &secret).await {
-            Ok(Some(shown)) => {
-                crate::ApprovePage::asking(base, method.name(), &shown.title, &secret, shown.action)
-            }
-            Ok(None) => crate::ApprovePage::answered(base, &title, false),
+            Ok(Some(shown)) => crate::ApprovePage::asking(base, method.name(), &secret, shown),
+            Ok(None) => crate::ApprovePage::answered(base, &self.title_of(method), Approval::Gone),
             Err(e) => return unavailable(&e),
         };
         let page = page.in_language(self.catalogue.clone(), lang);
@@ -128,7 +124,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         }
     }
 
-    /// `POST /custom/{name}/approve` (`secret`): approves once. The
+    /// The page title of the custom method `method`.
+    fn title_of(&self, method: Method) -> String {
+        self.engine
+            .custom_factor(method)
+            .map(|f| f.title().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// `POST /custom/{name}/approve` (`secret`, `number`): approves once
+    /// with the number the browser that asked shows; a wrong number voids
+    /// the approval. The
     /// approving device need not be logged in — the link is the
     /// capability —, but the form must come from this origin (the page
     /// above).
@@ -148,29 +154,35 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             serde_urlencoded::from_bytes(bytes).map_err(|_| malformed())?
         };
         let secret = input.secret.unwrap_or_default();
-        let approved = match self.engine.approve(method, &secret).await {
-            Ok(approved) => approved,
+        let number = input.number.unwrap_or_default();
+        let approval = match self.engine.approve(method, &secret, &number).await {
+            Ok(approval) => approval,
             Err(e) => return Ok(unavailable(&e)),
         };
         // A refused link is not counted against the client's address: that
         // would let anyone lock an address out of every step-up without
-        // logging in, and a 256-bit secret is not guessed anyway.
+        // logging in, and a 256-bit secret is not guessed anyway (a wrong
+        // number used the link up: one guess per link).
+        let (status, answer) = match approval {
+            Approval::Approved => (200, "approved"),
+            Approval::WrongNumber => (403, "wrong_number"),
+            _ => (404, "gone"),
+        };
         if is_json(request) {
             return Ok(json_reply(
-                if approved { 200 } else { 404 },
-                &json!({"approved": approved}),
+                status,
+                &json!({"approved": approval == Approval::Approved, "answer": answer}),
             ));
         }
         let lang = self.language(request);
-        let title = self
-            .engine
-            .custom_factor(method)
-            .map(|f| f.title().to_owned())
-            .unwrap_or_default();
-        let page = crate::ApprovePage::answered(self.settings.page().as_str(), &title, approved)
-            .in_language(self.catalogue.clone(), lang);
+        let page = crate::ApprovePage::answered(
+            self.settings.page().as_str(),
+            &self.title_of(method),
+            approval,
+        )
+        .in_language(self.catalogue.clone(), lang);
         Ok(match page.html() {
-            Ok(html) => html_reply(if approved { 200 } else { 404 }, html, lang),
+            Ok(html) => html_reply(status, html, lang),
             Err(_) => unavailable_because("template"),
         })
     }

@@ -748,6 +748,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         if let Some(context) = &request.context {
             attempt = attempt.in_context(context);
         }
+        if let Some(user_agent) = request.user_agent {
+            attempt = attempt.from_user_agent(user_agent);
+        }
         attempt
     }
 

@@ -206,7 +206,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 if let (Factor::Approval(method), ChallengeError::ApprovalPending) =
                     (factor, &error)
                 {
-                    page = page.awaiting_approval(method, secret);
+                    match engine.approval_number_of(subject, method, secret).await {
+                        Ok(Some(number)) => page = page.awaiting_approval(method, secret, number),
+                        Ok(None) => {}
+                        Err(e) => return unavailable(&e),
+                    }
                 }
                 let reply = self
                     .render_page(
