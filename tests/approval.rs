@@ -24,6 +24,7 @@ stepup_conformance::per_adapter!(
     nothing_is_pushed_to_a_locked_out_user,
     one_session_cannot_use_up_the_users_starts,
     one_finish_wins,
+    made_up_links_and_early_finishes_count_nothing,
 );
 
 /// The approval id on a waiting page.
@@ -237,9 +238,20 @@ async fn an_api_client_starts_polls_and_finishes(bank: Bank) {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "approval_pending");
+    // The phone's app answers in JSON, with the number as the start gave
+    // it (a JSON number).
     let link = bank.approvals.last_to("alice").unwrap();
-    let (status, _) = approve_on_phone(&bank, &link, &number).await;
-    assert_eq!(status, StatusCode::OK);
+    let secret = link.split("secret=").nth(1).unwrap();
+    let r = reqwest::Client::new()
+        .post(bank.url("/step-up/custom/approve/approve"))
+        .header("origin", &bank.origin)
+        .json(&serde_json::json!({"secret": secret, "number": started["number"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["answer"], "approved", "{body}");
     let r = bank
         .post_json(
             "/step-up/custom/approve/finish",
@@ -289,7 +301,7 @@ async fn a_wrong_number_voids_the_approval(bank: Bank) {
     let (status, html) = approve_on_phone(&bank, &link, &not(&number)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
     assert!(html.contains("nothing was approved"), "{html}");
-    assert_eq!(state(&bank, &id).await, "gone");
+    assert_eq!(state(&bank, &id).await, "refused");
     let (status, _) = approve_on_phone(&bank, &link, &number).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(finish(&bank, &id).await.status(), StatusCode::BAD_REQUEST);
@@ -299,7 +311,7 @@ async fn a_wrong_number_voids_the_approval(bank: Bank) {
     let link = bank.approvals.last_to("alice").unwrap();
     let (status, _) = approve_on_phone(&bank, &link, "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(state(&bank, &id).await, "gone");
+    assert_eq!(state(&bank, &id).await, "refused");
 }
 
 async fn nothing_is_pushed_to_a_locked_out_user(bank: Bank) {
@@ -341,6 +353,10 @@ async fn nothing_is_pushed_to_a_locked_out_user(bank: Bank) {
 
 async fn one_session_cannot_use_up_the_users_starts(bank: Bank) {
     bank.login("alice", "wonderland").await;
+    // Alice asks first; then another session of hers (someone with her
+    // password) starts its own, as many as it may.
+    let (id, number) = started(&bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
     let thief = bank.login_elsewhere("alice", "wonderland").await;
     let mut refused_after = None;
     for n in 1..=10 {
@@ -357,7 +373,12 @@ async fn one_session_cannot_use_up_the_users_starts(bank: Bank) {
         }
     }
     assert_eq!(refused_after, Some(6), "five starts per session");
-    // Alice's own session still gets hers.
+    // Alice's approval was not replaced by the other session's starts…
+    assert_eq!(state(&bank, &id).await, "pending");
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(finish(&bank, &id).await.status(), StatusCode::SEE_OTHER);
+    // …and her session still has starts of its own.
     let (id, number) = started(&bank).await;
     let link = bank.approvals.last_to("alice").unwrap();
     let (status, _) = approve_on_phone(&bank, &link, &number).await;
@@ -384,4 +405,35 @@ async fn one_finish_wins(bank: Bank) {
         1,
         "one approval, one token: {statuses:?}"
     );
+}
+
+async fn made_up_links_and_early_finishes_count_nothing(bank: Bank) {
+    bank.login("alice", "wonderland").await;
+    let (id, number) = started(&bank).await;
+    // More made-up links than the address may fail (50) on the real
+    // route: each refused, none counted against the address.
+    let phone = reqwest::Client::new();
+    for n in 0..60u32 {
+        let r = phone
+            .post(bank.url("/step-up/custom/approve/approve"))
+            .header("origin", &bank.origin)
+            .form(&[("secret", format!("{n:064x}")), ("number", "42".into())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    // More early finishes than the method allows wrong answers (5): each
+    // told to wait, none counted.
+    for _ in 0..8 {
+        assert_eq!(finish(&bank, &id).await.status(), StatusCode::CONFLICT);
+    }
+    assert_eq!(state(&bank, &id).await, "pending");
+    let link = bank.approvals.last_to("alice").unwrap();
+    let (status, _) = approve_on_phone(&bank, &link, &number).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(finish(&bank, &id).await.status(), StatusCode::SEE_OTHER);
+    // And a TOTP step-up from the same address still works.
+    let r = bank.totp(&bank.code(), "/").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }

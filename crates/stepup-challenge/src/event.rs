@@ -103,7 +103,8 @@ pub struct Event {
     /// The subject's keyed digest.
     pub subject: String,
     /// Why: for failures `wrong`, `already_used`, `format`,
-    /// `not_enrolled`, `store`, …; for `challenged` the challenge reason
+    /// `not_enrolled`, `store`, `wrong_number` (an approval refused on the
+    /// other device), …; for `challenged` the challenge reason
     /// (`no_token`, `insufficient_level`, `stale`, …).
     pub reason: Option<&'static str>,
     /// The path of the request the journey started on (no query).

@@ -297,6 +297,10 @@ texts! {
     ApprovalGone = "approval.gone",
         en: "This request has expired. Send a new one.",
         de: "Diese Anfrage ist abgelaufen. Senden Sie eine neue.";
+    /// The approval was refused on the other device (a wrong number).
+    ApprovalRefused = "approval.refused",
+        en: "The request was refused on your other device: the number did not match. If that was you, send a new one.",
+        de: "Die Anfrage wurde auf Ihrem anderen Gerät abgelehnt: Die Zahl stimmte nicht. Wenn Sie das waren, senden Sie eine neue.";
     /// The approve page's question (on the other device).
     ApproveQuestion = "approve.question",
         en: "Approve this confirmation?",
@@ -335,8 +339,8 @@ texts! {
         de: "Geben Sie auf Ihrem anderen Gerät {number} ein.";
     /// A wrong number: the approval is void.
     ApproveWrongNumber = "approve.wrong_number",
-        en: "That is not the number shown in the browser that asked, so nothing was approved and the request is void. If you did not ask for it, someone may know your password: change it.",
-        de: "Das ist nicht die Zahl, die der anfragende Browser anzeigt. Es wurde nichts genehmigt, die Anfrage ist ungültig. Wenn Sie sie nicht gestellt haben, kennt jemand womöglich Ihr Passwort: Ändern Sie es.";
+        en: "That is not the number shown in the browser that asked, so nothing was approved and the request is void. If you did not ask for it, someone may be signed in as you: sign out on all devices and change your password.",
+        de: "Das ist nicht die Zahl, die der anfragende Browser anzeigt. Es wurde nichts genehmigt, die Anfrage ist ungültig. Wenn Sie sie nicht gestellt haben, ist womöglich jemand als Sie angemeldet: Melden Sie sich auf allen Geräten ab und ändern Sie Ihr Passwort.";
     /// After approving.
     Approved = "approve.done",
         en: "Approved. You can close this page: your browser continues.",

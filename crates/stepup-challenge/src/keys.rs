@@ -295,12 +295,26 @@ impl StoreKeys {
         format!("stepup:funnel-done:{subject}")
     }
 
-    /// A subject's pending approval of a custom method.
-    pub(crate) fn approval(subject: &SubjectName, method: Method) -> String {
+    /// A login session's pending approval of a custom method (by the
+    /// session's digest): another session's start never replaces it.
+    pub(crate) fn approval(subject: &SubjectName, method: Method, session: &[u8; 32]) -> String {
         format!(
-            "stepup:approval:{subject}:{}",
-            hex(method.name().as_bytes())
+            "stepup:approval:{subject}:{}:{}",
+            hex(method.name().as_bytes()),
+            hex(&session[..16])
         )
+    }
+
+    /// The subject and method an [`approval`](Self::approval) key names,
+    /// if `key` is one.
+    pub(crate) fn approval_of(key: &str) -> Option<(SubjectName, String)> {
+        let rest = key.strip_prefix("stepup:approval:{")?;
+        let (name, rest) = rest.split_once("}:")?;
+        let (method, session) = rest.split_once(':')?;
+        let hex_only =
+            |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex_only(name, 32) && hex_only(session, 32) && !method.is_empty())
+            .then(|| (SubjectName(name.to_owned()), method.to_owned()))
     }
 
     /// An approve link (by the keyed digest of its secret): the pending
@@ -331,8 +345,9 @@ impl StoreKeys {
         )
     }
 
-    /// That the approval with this id was approved on the other device
-    /// (written by the approve link, taken by the finish).
+    /// The answer to the approval with this id from the other device
+    /// (written by the approve link: approved or refused; taken by the
+    /// finish).
     pub(crate) fn approval_ok(id: &[u8; 16]) -> String {
         format!("stepup:approval-ok:{}", hex(id))
     }
@@ -692,6 +707,38 @@ mod tests {
         assert_eq!(
             StoreKeys::code(&subject, Channel::Email),
             format!("stepup:code:email:{{{s}}}")
+        );
+        // Approvals of a custom method (`approve` is 617070726f7665): per
+        // session, their links, their answers, their starts.
+        let approve = Method::custom("approve").unwrap();
+        let session = [3u8; 32];
+        let record = StoreKeys::approval(&subject, approve, &session);
+        assert_eq!(
+            record,
+            format!("stepup:approval:{{{s}}}:617070726f7665:03030303030303030303030303030303")
+        );
+        assert_eq!(
+            StoreKeys::approval_of(&record),
+            Some((subject.clone(), "617070726f7665".to_owned()))
+        );
+        assert_eq!(StoreKeys::approval_of("stepup:approval:{x}:61:03"), None);
+        assert_eq!(
+            StoreKeys::approval_link(&[5u8; 32]),
+            format!("stepup:approval-link:{}", "05".repeat(32))
+        );
+        assert_eq!(
+            StoreKeys::approval_ok(&[6u8; 16]),
+            format!("stepup:approval-ok:{}", "06".repeat(16))
+        );
+        assert_eq!(
+            StoreKeys::approval_starts(&subject, approve),
+            format!("stepup:approval-starts:{{{s}}}:617070726f7665")
+        );
+        assert_eq!(
+            StoreKeys::approval_session_starts(&subject, approve, &session),
+            format!(
+                "stepup:approval-starts:{{{s}}}:617070726f7665:03030303030303030303030303030303"
+            )
         );
         assert_eq!(
             StoreKeys::code(&subject, Channel::Sms),

@@ -320,6 +320,27 @@ impl ChallengePage {
         self
     }
 
+    /// The application's own methods the page offers, for a page
+    /// template of the application's own: each method's name (as in the
+    /// routes' paths), its title, and its longest code (`None` for an
+    /// approval: a start button, or the wait of
+    /// [`waiting_for`](Self::waiting_for)).
+    ///
+    /// ```
+    /// use stepup_challenge::ChallengePage;
+    /// use stepup_core::{Method, ReturnTo};
+    /// let page = ChallengePage::new("/step-up", &ReturnTo::root(), "Confirm it's you")
+    ///     .with_custom(Method::custom("token")?, "Your hardware token", Some(8));
+    /// let offered: Vec<_> = page.custom_methods().collect();
+    /// assert_eq!(offered, [("token", "Your hardware token", Some(8))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn custom_methods(&self) -> impl Iterator<Item = (&str, &str, Option<u8>)> {
+        self.custom
+            .iter()
+            .map(|c| (c.name.as_str(), c.title.as_str(), c.code))
+    }
+
     /// The approval the page waits for: the method's name, the id and the
     /// number.
     pub fn waiting_for(&self) -> Option<(&str, &str, u8)> {

@@ -1,7 +1,8 @@
 // The challenge page's wait for an approval on the user's other device:
 // polls the approval's status every 2 seconds and submits the page's
 // "continue" form once it is approved (the form works without this
-// script: the button). Stops when the approval is gone, saying so.
+// script: the button). Stops when the approval is refused on the other
+// device or gone, saying so.
 (function () {
   'use strict';
   var form = document.getElementById('approval-finish');
@@ -27,10 +28,10 @@
         if (body.state === 'approved') {
           stopped = true;
           form.submit();
-        } else if (body.state === 'gone') {
+        } else if (body.state === 'gone' || body.state === 'refused') {
           stopped = true;
           if (waiting) {
-            waiting.textContent = form.getAttribute('data-gone');
+            waiting.textContent = form.getAttribute('data-' + body.state);
           }
         } else {
           setTimeout(poll, 2000);

@@ -1,13 +1,18 @@
 //! A code-shaped custom method at the engine: counted before the factor
 //! checks it, locked out like any method, listed among the enrolled ones,
 //! minted with its own method, its level and `amr` from the level table.
+//! An approval-shaped one: a wrong number on the other device is a failed
+//! attempt (locked out, then disabled, told to the event sink), and nothing
+//! is pushed while the method is locked out or disabled.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use stepup_challenge::{
-    Attempt, AttemptLimits, ChallengeError, CustomFactor, CustomKind, Engine, MemoryFactorStore,
-    MemoryStateStore, StoreError,
+    Approval, ApprovalRequest, ApprovalState, Attempt, AttemptLimits, ChallengeError, CustomFactor,
+    CustomKind, Engine, Event, EventKind, MemoryFactorStore, MemoryStateStore, StoreError,
 };
 use stepup_core::{
     Key, KeyId, KeyRing, LevelTable, Method, Subject, TestClock, Timestamp, TokenConfig,
@@ -166,4 +171,137 @@ async fn a_custom_method_is_only_for_whom_it_is_set_up() {
             .await
             .is_err()
     );
+}
+
+/// An approval on another device; remembers the links it delivered.
+#[derive(Clone, Default)]
+struct Phone {
+    links: Arc<Mutex<Vec<String>>>,
+}
+
+fn phone_method() -> Method {
+    Method::custom("phone").unwrap()
+}
+
+impl CustomFactor for Phone {
+    fn method(&self) -> Method {
+        phone_method()
+    }
+    fn title(&self) -> &str {
+        "Approve on your phone"
+    }
+    fn kind(&self) -> CustomKind {
+        CustomKind::Approval {
+            lifetime: Duration::from_secs(120),
+        }
+    }
+    fn enrolled<'a>(&'a self, _: &'a Subject) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async { Ok(true) })
+    }
+    fn request_approval<'a>(
+        &'a self,
+        request: ApprovalRequest<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.links.lock().unwrap().push(request.approve_url);
+            Ok(())
+        })
+    }
+}
+
+impl Phone {
+    fn sent(&self) -> usize {
+        self.links.lock().unwrap().len()
+    }
+    fn last_secret(&self) -> String {
+        let links = self.links.lock().unwrap();
+        links
+            .last()
+            .unwrap()
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn wrong_numbers_lock_then_disable_an_approval_and_stop_the_pushes() {
+    let clock = TestClock::new(Timestamp::from_unix_seconds(1_700_000_000));
+    let config = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[4u8; 32]).unwrap(),
+    ));
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let heard = events.clone();
+    let phone = Phone::default();
+    let engine = Engine::new(
+        config.issuer(),
+        MemoryFactorStore::new(),
+        MemoryStateStore::new(clock.clone()),
+    )
+    .with_clock(clock.clone())
+    .with_limits(
+        AttemptLimits::default()
+            .per_subject(2, Duration::from_secs(900))
+            .consecutive_failures(3),
+    )
+    .with_event_sink(move |e: &Event| heard.lock().unwrap().push(e.clone()))
+    .with_custom_factor(phone.clone());
+    let alice = Subject::new("alice").with_session("s1");
+    let method = phone_method();
+    // One push answered with a wrong number: void, a failed attempt.
+    let wrong = |n: u8| if n == 42 { "43" } else { "42" };
+    let answer = async |engine: &Engine<MemoryFactorStore, MemoryStateStore>| {
+        let started = engine
+            .start_approval(Attempt::new(&alice), method, "/step-up")
+            .await?;
+        let approval = engine
+            .approve(method, &phone.last_secret(), wrong(started.number))
+            .await
+            .unwrap();
+        assert_eq!(approval, Approval::WrongNumber);
+        assert_eq!(
+            engine
+                .approval_state(&alice, method, &started.id)
+                .await
+                .unwrap(),
+            ApprovalState::Refused
+        );
+        Ok::<_, ChallengeError>(started)
+    };
+    // Counted like wrong codes: two are allowed, the third locks.
+    for _ in 0..3 {
+        answer(&engine).await.unwrap();
+    }
+    // So the next start finds the method locked, and nothing is pushed.
+    let sent = phone.sent();
+    let locked = engine
+        .start_approval(Attempt::new(&alice), method, "/step-up")
+        .await;
+    assert!(
+        matches!(locked, Err(ChallengeError::LockedOut { .. })),
+        "{locked:?}"
+    );
+    assert_eq!(phone.sent(), sent, "no push while locked out");
+    // After the lockout, more wrong numbers in a row (past three) disable it.
+    clock.advance(Duration::from_secs(61));
+    answer(&engine).await.unwrap();
+    answer(&engine).await.unwrap();
+    let disabled = engine
+        .start_approval(Attempt::new(&alice), method, "/step-up")
+        .await;
+    assert_eq!(disabled, Err(ChallengeError::Disabled(method)));
+    assert_eq!(phone.sent(), sent + 2, "no push while disabled");
+    // The application heard each wrong number, named by the subject's
+    // digest like every event.
+    let events = events.lock().unwrap();
+    let wrong_numbers: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.reason == Some("wrong_number"))
+        .collect();
+    assert_eq!(wrong_numbers.len(), 5);
+    assert!(wrong_numbers.iter().all(|e| e.kind == EventKind::Failed
+        && e.method == Some(method)
+        && e.subject == events[0].subject
+        && !e.subject.contains("alice")));
 }

@@ -1,14 +1,14 @@
 //! Custom methods: codes checked by the application's factor, and
 //! approvals on another device kept in the state store.
 //!
-//! An approval is three records: the pending approval of a subject and
-//! method (`stepup:approval:{subject}:{method}`: its id — the browser's
+//! An approval is three records: the pending approval of a login session
+//! and method (`stepup:approval:{subject}:{method}:{session}`: its id — the browser's
 //! handle —, the session it was started in, a digest of the approve
 //! secret, when it expires, where it was asked from, the bound action it
 //! was made for), the approve link (`stepup:approval-link:{digest}`,
-//! naming the pending record) and, once approved, `stepup:approval-ok:{id}`.
-//! Using the link takes it (one winner) and, with the number the browser
-//! that asked shows, writes the third; the finish takes that (one token).
+//! naming the pending record) and, once answered, `stepup:approval-ok:{id}`
+//! (approved, or refused for a wrong number). Using the link takes it (one
+//! winner) and writes the third; the finish takes that (one token).
 //! No record is read, changed and written back, so a start, an approval
 //! and a finish racing each other cannot lose one another's writes.
 
@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use stepup_core::{IssuedToken, Method, Subject, Timestamp, ct};
 
+use super::events::Reason;
 use super::{Attempt, Engine};
 use crate::custom::{ApprovalRequest, CustomFactor, CustomKind};
 use crate::error::{ChallengeError, no_randomness};
@@ -57,17 +58,19 @@ pub enum ApprovalState {
     Pending,
     /// Approved on the other device: finish it.
     Approved,
-    /// Expired, used, refused, replaced by a newer one, or never this
-    /// session's.
+    /// Refused on the other device (a wrong number): void.
+    Refused,
+    /// Expired, used, replaced by a newer one, or never this session's.
     Gone,
 }
 
 impl ApprovalState {
-    /// `pending`, `approved` or `gone`.
+    /// `pending`, `approved`, `refused` or `gone`.
     pub fn as_str(self) -> &'static str {
         match self {
             ApprovalState::Pending => "pending",
             ApprovalState::Approved => "approved",
+            ApprovalState::Refused => "refused",
             ApprovalState::Gone => "gone",
         }
     }
@@ -111,9 +114,16 @@ struct Pending {
     /// Where it was asked from: the browser family and the network.
     browser: String,
     network: String,
+    /// The subject's events digest (events of the approve link, which
+    /// knows no subject, name it).
+    events: String,
     /// The bound action's ceremony id (32 hex digits) and its summary.
     action: Option<(String, String)>,
 }
+
+/// The other device's answers, kept at `stepup:approval-ok:{id}`.
+const APPROVED: &[u8] = b"1";
+const REFUSED: &[u8] = b"0";
 
 /// The fixed part of a kept [`Pending`]: id, session, secret, expiry.
 const PENDING_FIXED: usize = 16 + 32 + 32 + 8;
@@ -125,7 +135,7 @@ impl Pending {
         out.extend_from_slice(&self.session);
         out.extend_from_slice(&self.secret);
         out.extend_from_slice(&self.expires.to_be_bytes());
-        for short in [&self.browser, &self.network] {
+        for short in [&self.browser, &self.network, &self.events] {
             // Both are short ASCII (a family name, a prefix): cut at 255.
             let bytes = &short.as_bytes()[..short.len().min(255)];
             out.push(bytes.len() as u8);
@@ -149,6 +159,7 @@ impl Pending {
         };
         let browser = short()?;
         let network = short()?;
+        let events = short()?;
         let action = match rest {
             [] => None,
             rest if rest.len() >= 32 => {
@@ -165,6 +176,7 @@ impl Pending {
             expires: u64::from_be_bytes(fixed[80..88].try_into().ok()?),
             browser,
             network,
+            events,
             action,
         })
     }
@@ -307,7 +319,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         getrandom::fill(&mut secret).map_err(no_randomness)?;
         let secret_hex = hex(&secret);
         let digest = self.keys.code_digest(b"stepup approve link", &secret_hex);
-        let record = StoreKeys::approval(&name, method);
+        let record = StoreKeys::approval(&name, method, &session);
         let expires_at = now.saturating_add(lifetime);
         let pending = Pending {
             id,
@@ -319,6 +331,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 .address
                 .map(|ip| stepup_http::network_prefix(ip, 24, 48))
                 .unwrap_or_default(),
+            events: self.subject_digest(subject),
             action: action
                 .as_ref()
                 .map(|a| (a.id().to_owned(), a.summary().to_owned())),
@@ -388,7 +401,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         method: Method,
         id: &str,
     ) -> Result<Option<Pending>, ChallengeError> {
-        let record = StoreKeys::approval(&self.keys.subject(subject), method);
+        let session = self.keys.session_digest(subject);
+        let record = StoreKeys::approval(&self.keys.subject(subject), method, &session);
         let Some(bytes) = self.state.get(&record).await? else {
             return Ok(None);
         };
@@ -396,7 +410,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             return Ok(None);
         };
         let mine = ct::eq(hex(&pending.id).as_bytes(), id.as_bytes())
-            && ct::eq(&pending.session, &self.keys.session_digest(subject));
+            && ct::eq(&pending.session, &session);
         let live = self.clock.now().as_unix_seconds() < pending.expires;
         Ok((mine && live).then_some(pending))
     }
@@ -411,20 +425,21 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let Some(pending) = self.pending_approval(subject, method, id).await? else {
             return Ok(ApprovalState::Gone);
         };
-        Ok(if self.approved(&pending).await? {
-            ApprovalState::Approved
-        } else {
-            ApprovalState::Pending
+        Ok(match self.answer(&pending).await? {
+            Some(true) => ApprovalState::Approved,
+            Some(false) => ApprovalState::Refused,
+            None => ApprovalState::Pending,
         })
     }
 
-    /// Whether the approve link of `pending` was used (and not finished).
-    async fn approved(&self, pending: &Pending) -> Result<bool, ChallengeError> {
+    /// The other device's answer to `pending`: approved (`true`), refused
+    /// with a wrong number (`false`), or none yet.
+    async fn answer(&self, pending: &Pending) -> Result<Option<bool>, ChallengeError> {
         Ok(self
             .state
             .get(&StoreKeys::approval_ok(&pending.id))
             .await?
-            .is_some())
+            .map(|answer| answer == APPROVED))
     }
 
     /// What the approve link `secret` approves, without using it (the page
@@ -469,18 +484,45 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             return Ok(Approval::Gone);
         }
         let expected = self.approval_number(&pending.id).to_string();
-        if !ct::eq(number.trim().as_bytes(), expected.as_bytes()) {
-            self.state.remove(&record).await?;
-            tracing::warn!(target: "stepup::challenge", method = %method, "an approval got the wrong number on the other device: voided");
-            return Ok(Approval::WrongNumber);
-        }
-        // Its own key: a start or a finish racing with it never loses it,
-        // and it is never written twice (the link was taken).
+        let right = ct::eq(number.trim().as_bytes(), expected.as_bytes());
+        // The answer is a key of its own: a start or a finish racing with
+        // it never loses it, and it is written once (the link was taken).
         let left = Duration::from_secs(pending.expires - now);
+        let answer = if right { APPROVED } else { REFUSED };
         self.state
-            .put(&StoreKeys::approval_ok(&pending.id), vec![1], left)
+            .put(&StoreKeys::approval_ok(&pending.id), answer.to_vec(), left)
             .await?;
-        Ok(Approval::Approved)
+        if right {
+            return Ok(Approval::Approved);
+        }
+        // A wrong number is a failed attempt of the method: counted like a
+        // wrong code (so pushes from a stolen session end in a lockout,
+        // then the method disabled), and told to the application.
+        if let Some((name, _)) = StoreKeys::approval_of(&record) {
+            let mut just_disabled = false;
+            match limiter::admit(
+                &self.state,
+                &self.limits,
+                &limiter::Keys::new(method, &name),
+                None,
+                self.clock.now(),
+                &mut just_disabled,
+            )
+            .await
+            {
+                Ok(_) | Err(ChallengeError::LockedOut { .. } | ChallengeError::Disabled(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let origin = self.origin(&pending.events);
+        self.emit_event(
+            EventKind::Failed,
+            Some(method),
+            pending.events,
+            Some(Reason::WrongNumber),
+            origin,
+        );
+        Ok(Approval::WrongNumber)
     }
 
     /// The pending approval the link `secret` names (taking the link when
@@ -496,16 +538,22 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         let digest = self.keys.code_digest(b"stepup approve link", secret);
         let link = StoreKeys::approval_link(&digest);
-        let named = if take {
-            self.state.take(&link).await?
-        } else {
-            self.state.get(&link).await?
-        };
-        let Some(record) = named.and_then(|r| String::from_utf8(r).ok()) else {
+        let Some(record) = self
+            .state
+            .get(&link)
+            .await?
+            .and_then(|r| String::from_utf8(r).ok())
+        else {
             return Ok(None);
         };
-        // The link names a record of this method only.
-        if !record.ends_with(&format!(":{}", hex(method.name().as_bytes()))) {
+        // The link names a record of this method only (checked before it
+        // is used up: posted to another method's route, it stays).
+        match StoreKeys::approval_of(&record) {
+            Some((_, named)) if named == hex(method.name().as_bytes()) => {}
+            _ => return Ok(None),
+        }
+        if take && self.state.take(&link).await?.as_deref() != Some(record.as_bytes()) {
+            // Another request used it first.
             return Ok(None);
         }
         let Some(pending) = self
@@ -541,8 +589,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             let Some(pending) = self.pending_approval(subject, method, id).await? else {
                 return Err(ChallengeError::NoPendingCeremony);
             };
-            if !self.approved(&pending).await? {
-                return Err(ChallengeError::ApprovalPending);
+            match self.answer(&pending).await? {
+                None => return Err(ChallengeError::ApprovalPending),
+                Some(false) => return Err(ChallengeError::NoPendingCeremony),
+                Some(true) => {}
             }
             let sent_for = pending.action.as_ref().map(|(id, _)| id.as_str());
             if sent_for != attempt.action {
@@ -555,11 +605,13 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 .state
                 .take(&StoreKeys::approval_ok(&pending.id))
                 .await?
-                .is_none()
+                .as_deref()
+                != Some(APPROVED)
             {
                 return Err(ChallengeError::NoPendingCeremony);
             }
-            let record = StoreKeys::approval(&self.keys.subject(subject), method);
+            let session = self.keys.session_digest(subject);
+            let record = StoreKeys::approval(&self.keys.subject(subject), method, &session);
             if let Some(kept) = self
                 .state
                 .get(&record)

@@ -15,6 +15,8 @@ use crate::store::{FactorStore, PasswordVerifier, StateStore};
 pub(super) enum Reason {
     /// A wrong code, password or recovery code.
     Wrong,
+    /// A wrong number typed on the other device for an approval.
+    WrongNumber,
     /// A code already used (or older than one used).
     AlreadyUsed,
     /// Input not in the expected format.
@@ -58,6 +60,7 @@ impl Reason {
     fn as_str(self) -> &'static str {
         match self {
             Reason::Wrong => "wrong",
+            Reason::WrongNumber => "wrong_number",
             Reason::AlreadyUsed => "already_used",
             Reason::Format => "format",
             Reason::NotEnrolled => "not_enrolled",

@@ -10,7 +10,19 @@ use crate::Approval;
 struct ApprovalQuery {
     approval: Option<String>,
     secret: Option<String>,
-    number: Option<String>,
+    /// Text from a form; a string or a number in JSON (the start answers
+    /// a number).
+    number: Option<serde_json::Value>,
+}
+
+impl ApprovalQuery {
+    fn number(&self) -> String {
+        match &self.number {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    }
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
@@ -85,7 +97,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     }
 
     /// `GET /custom/{name}/status?approval=…`: `{"state": "pending" |
-    /// "approved" | "gone"}` for the logged-in user's own approval.
+    /// "approved" | "refused" | "gone"}` for the logged-in user's own
+    /// approval.
     pub(super) async fn approval_status(&self, request: &Incoming<'_>, method: Method) -> Reply {
         let Some(subject) = &request.subject else {
             return Reply::login_required();
@@ -153,8 +166,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         } else {
             serde_urlencoded::from_bytes(bytes).map_err(|_| malformed())?
         };
+        let number = input.number();
         let secret = input.secret.unwrap_or_default();
-        let number = input.number.unwrap_or_default();
         let approval = match self.engine.approve(method, &secret, &number).await {
             Ok(approval) => approval,
             Err(e) => return Ok(unavailable(&e)),
