@@ -304,7 +304,14 @@ async fn a_wrong_number_voids_the_approval(bank: Bank) {
     assert_eq!(state(&bank, &id).await, "refused");
     let (status, _) = approve_on_phone(&bank, &link, &number).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(finish(&bank, &id).await.status(), StatusCode::BAD_REQUEST);
+    // Without JavaScript, "continue" says it was refused.
+    let r = finish(&bank, &id).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("The request was refused on your other device"),
+        "{html}"
+    );
     assert_ne!(bank.navigate("/statements").await.status(), StatusCode::OK);
     // No number at all is a wrong number too.
     let (id, _) = started(&bank).await;

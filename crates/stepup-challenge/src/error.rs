@@ -69,6 +69,10 @@ pub enum ChallengeError {
     /// finish again. Not counted as an attempt.
     #[error("not approved yet: approve on your other device, then continue")]
     ApprovalPending,
+    /// The approval was refused on the other device (a wrong number): it
+    /// is void; start a new one. Not counted again (the wrong number was).
+    #[error("the request was refused on your other device; send a new one")]
+    ApprovalRefused,
     /// No enrollment is waiting to be confirmed (it expired or was used).
     #[error("there is no pending enrollment to confirm; start again")]
     NoPendingEnrollment,

@@ -191,6 +191,10 @@ pub enum NoticeKind {
     RecoveryStarted,
     /// A pending account recovery was cancelled.
     RecoveryCancelled,
+    /// An approval request was refused on the user's other device (a
+    /// wrong number): someone may be signed in as the user. After three
+    /// within a day, approvals are suspended for the rest of it.
+    ApprovalRefused,
 }
 
 impl NoticeKind {
@@ -207,6 +211,7 @@ impl NoticeKind {
             NoticeKind::MethodDisabled => "method_disabled",
             NoticeKind::RecoveryStarted => "recovery_started",
             NoticeKind::RecoveryCancelled => "recovery_cancelled",
+            NoticeKind::ApprovalRefused => "approval_refused",
         }
     }
 }

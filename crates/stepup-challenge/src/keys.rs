@@ -345,6 +345,24 @@ impl StoreKeys {
         )
     }
 
+    /// The wrong numbers typed for a subject's approvals of a custom
+    /// method within the day.
+    pub(crate) fn approval_wrong(subject: &SubjectName, method: Method) -> String {
+        format!(
+            "stepup:approval-wrong:{subject}:{}",
+            hex(method.name().as_bytes())
+        )
+    }
+
+    /// Set, with its end, while a subject's approvals of a custom method
+    /// are suspended (too many wrong numbers).
+    pub(crate) fn approval_suspended(subject: &SubjectName, method: Method) -> String {
+        format!(
+            "stepup:approval-suspended:{subject}:{}",
+            hex(method.name().as_bytes())
+        )
+    }
+
     /// The answer to the approval with this id from the other device
     /// (written by the approve link: approved or refused; taken by the
     /// finish).
@@ -729,6 +747,14 @@ mod tests {
         assert_eq!(
             StoreKeys::approval_ok(&[6u8; 16]),
             format!("stepup:approval-ok:{}", "06".repeat(16))
+        );
+        assert_eq!(
+            StoreKeys::approval_wrong(&subject, approve),
+            format!("stepup:approval-wrong:{{{s}}}:617070726f7665")
+        );
+        assert_eq!(
+            StoreKeys::approval_suspended(&subject, approve),
+            format!("stepup:approval-suspended:{{{s}}}:617070726f7665")
         );
         assert_eq!(
             StoreKeys::approval_starts(&subject, approve),

@@ -1,9 +1,10 @@
 //! A code-shaped custom method at the engine: counted before the factor
 //! checks it, locked out like any method, listed among the enrolled ones,
 //! minted with its own method, its level and `amr` from the level table.
-//! An approval-shaped one: a wrong number on the other device is a failed
-//! attempt (locked out, then disabled, told to the event sink), and nothing
-//! is pushed while the method is locked out or disabled.
+//! An approval-shaped one: a wrong number on the other device refuses it
+//! (told to the event and notice sinks), three suspend the method's
+//! approvals for a day, and a link posted to another method's route is
+//! refused without being used up.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use stepup_challenge::{
     Approval, ApprovalRequest, ApprovalState, Attempt, AttemptLimits, ChallengeError, CustomFactor,
-    CustomKind, Engine, Event, EventKind, MemoryFactorStore, MemoryStateStore, StoreError,
+    CustomKind, Engine, Event, EventKind, MemoryFactorStore, MemoryStateStore, Notice, NoticeKind,
+    StoreError,
 };
 use stepup_core::{
     Key, KeyId, KeyRing, LevelTable, Method, Subject, TestClock, Timestamp, TokenConfig,
@@ -174,9 +176,19 @@ async fn a_custom_method_is_only_for_whom_it_is_set_up() {
 }
 
 /// An approval on another device; remembers the links it delivered.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Phone {
     links: Arc<Mutex<Vec<String>>>,
+    name: &'static str,
+}
+
+impl Default for Phone {
+    fn default() -> Self {
+        Phone {
+            links: Arc::default(),
+            name: "phone",
+        }
+    }
 }
 
 fn phone_method() -> Method {
@@ -185,7 +197,7 @@ fn phone_method() -> Method {
 
 impl CustomFactor for Phone {
     fn method(&self) -> Method {
-        phone_method()
+        Method::custom(self.name).unwrap()
     }
     fn title(&self) -> &str {
         "Approve on your phone"
@@ -226,13 +238,15 @@ impl Phone {
 }
 
 #[tokio::test]
-async fn wrong_numbers_lock_then_disable_an_approval_and_stop_the_pushes() {
+async fn three_wrong_numbers_suspend_approvals_and_each_is_told() {
     let clock = TestClock::new(Timestamp::from_unix_seconds(1_700_000_000));
     let config = TokenConfig::new(KeyRing::new(
         Key::from_bytes(KeyId::new(1), &[4u8; 32]).unwrap(),
     ));
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
     let heard = events.clone();
+    let notices: Arc<Mutex<Vec<(NoticeKind, String)>>> = Arc::default();
+    let told = notices.clone();
     let phone = Phone::default();
     let engine = Engine::new(
         config.issuer(),
@@ -240,23 +254,35 @@ async fn wrong_numbers_lock_then_disable_an_approval_and_stop_the_pushes() {
         MemoryStateStore::new(clock.clone()),
     )
     .with_clock(clock.clone())
-    .with_limits(
-        AttemptLimits::default()
-            .per_subject(2, Duration::from_secs(900))
-            .consecutive_failures(3),
-    )
     .with_event_sink(move |e: &Event| heard.lock().unwrap().push(e.clone()))
-    .with_custom_factor(phone.clone());
+    .with_notice_sink(move |n: &Notice<'_>| {
+        told.lock()
+            .unwrap()
+            .push((n.kind, n.subject.id().to_owned()))
+    })
+    .with_custom_factor(phone.clone())
+    .with_custom_factor(Phone {
+        // A second approval method, for links posted to the wrong one.
+        links: phone.links.clone(),
+        name: "tablet",
+    });
     let alice = Subject::new("alice").with_session("s1");
     let method = phone_method();
-    // One push answered with a wrong number: void, a failed attempt.
     let wrong = |n: u8| if n == 42 { "43" } else { "42" };
-    let answer = async |engine: &Engine<MemoryFactorStore, MemoryStateStore>| {
+    let refuse = async || {
         let started = engine
             .start_approval(Attempt::new(&alice), method, "/step-up")
             .await?;
+        let secret = phone.last_secret();
+        // Posted to another approval method's route, the link is refused
+        // and stays usable for its own.
+        let tablet = Method::custom("tablet").unwrap();
+        assert_eq!(
+            engine.approve(tablet, &secret, "42").await.unwrap(),
+            Approval::Gone
+        );
         let approval = engine
-            .approve(method, &phone.last_secret(), wrong(started.number))
+            .approve(method, &secret, wrong(started.number))
             .await
             .unwrap();
         assert_eq!(approval, Approval::WrongNumber);
@@ -267,41 +293,68 @@ async fn wrong_numbers_lock_then_disable_an_approval_and_stop_the_pushes() {
                 .unwrap(),
             ApprovalState::Refused
         );
-        Ok::<_, ChallengeError>(started)
+        // Continuing a refused approval: refused, not counted again.
+        assert_eq!(
+            engine
+                .finish_approval(Attempt::new(&alice), method, &started.id)
+                .await
+                .err(),
+            Some(ChallengeError::ApprovalRefused)
+        );
+        Ok::<_, ChallengeError>(())
     };
-    // Counted like wrong codes: two are allowed, the third locks.
     for _ in 0..3 {
-        answer(&engine).await.unwrap();
+        refuse().await.unwrap();
     }
-    // So the next start finds the method locked, and nothing is pushed.
+    // Three refusals: no more pushes (for a day), whatever the session.
     let sent = phone.sent();
-    let locked = engine
-        .start_approval(Attempt::new(&alice), method, "/step-up")
-        .await;
+    for session in ["s1", "s2"] {
+        let other = Subject::new("alice").with_session(session);
+        let suspended = engine
+            .start_approval(Attempt::new(&other), method, "/step-up")
+            .await;
+        assert!(
+            matches!(suspended, Err(ChallengeError::LockedOut { .. })),
+            "{suspended:?}"
+        );
+    }
+    assert_eq!(phone.sent(), sent, "no push while suspended");
+    clock.advance(Duration::from_secs(3600));
     assert!(
-        matches!(locked, Err(ChallengeError::LockedOut { .. })),
-        "{locked:?}"
+        engine
+            .start_approval(Attempt::new(&alice), method, "/step-up")
+            .await
+            .is_err()
     );
-    assert_eq!(phone.sent(), sent, "no push while locked out");
-    // After the lockout, more wrong numbers in a row (past three) disable it.
-    clock.advance(Duration::from_secs(61));
-    answer(&engine).await.unwrap();
-    answer(&engine).await.unwrap();
-    let disabled = engine
+    // The application's reset (after a support call) ends it.
+    engine.reset_attempts(&alice, method).await.unwrap();
+    engine
         .start_approval(Attempt::new(&alice), method, "/step-up")
-        .await;
-    assert_eq!(disabled, Err(ChallengeError::Disabled(method)));
-    assert_eq!(phone.sent(), sent + 2, "no push while disabled");
-    // The application heard each wrong number, named by the subject's
-    // digest like every event.
+        .await
+        .unwrap();
+    // Each refusal was told: an event naming the subject by its digest,
+    // a notice naming the user; the third, also a lockout.
     let events = events.lock().unwrap();
     let wrong_numbers: Vec<&Event> = events
         .iter()
         .filter(|e| e.reason == Some("wrong_number"))
         .collect();
-    assert_eq!(wrong_numbers.len(), 5);
-    assert!(wrong_numbers.iter().all(|e| e.kind == EventKind::Failed
-        && e.method == Some(method)
-        && e.subject == events[0].subject
-        && !e.subject.contains("alice")));
+    assert_eq!(
+        wrong_numbers.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [
+            EventKind::Failed,
+            EventKind::Failed,
+            EventKind::Failed,
+            EventKind::LockedOut
+        ]
+    );
+    assert!(
+        wrong_numbers
+            .iter()
+            .all(|e| e.method == Some(method) && !e.subject.contains("alice"))
+    );
+    assert_eq!(
+        *notices.lock().unwrap(),
+        vec![(NoticeKind::ApprovalRefused, "alice".to_owned()); 3]
+    );
 }

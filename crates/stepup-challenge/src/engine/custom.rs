@@ -21,7 +21,7 @@ use super::events::Reason;
 use super::{Attempt, Engine};
 use crate::custom::{ApprovalRequest, CustomFactor, CustomKind};
 use crate::error::{ChallengeError, no_randomness};
-use crate::event::EventKind;
+use crate::event::{EventKind, NoticeKind};
 use crate::keys::{StoreKeys, hex};
 use crate::limiter;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
@@ -35,6 +35,12 @@ const APPROVAL_STARTS: u64 = 20;
 /// budget, not the user's.
 const APPROVAL_SESSION_STARTS: u64 = 5;
 const APPROVAL_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Wrong numbers (refused approvals) after which a subject's approvals of
+/// a method are suspended, and for how long they are remembered: pushes
+/// from a stolen session end after three refusals, not after a lockout
+/// the wrong numbers would have to outpace.
+const WRONG_NUMBERS: u64 = 3;
+const WRONG_NUMBER_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// A started approval: the browser's handle, the number to show, and when
 /// it expires.
@@ -114,9 +120,10 @@ struct Pending {
     /// Where it was asked from: the browser family and the network.
     browser: String,
     network: String,
-    /// The subject's events digest (events of the approve link, which
-    /// knows no subject, name it).
-    events: String,
+    /// The subject's id, sealed under the record's key: the approve
+    /// link, which knows no subject, tells the application whose approval
+    /// was refused.
+    subject: Vec<u8>,
     /// The bound action's ceremony id (32 hex digits) and its summary.
     action: Option<(String, String)>,
 }
@@ -135,12 +142,16 @@ impl Pending {
         out.extend_from_slice(&self.session);
         out.extend_from_slice(&self.secret);
         out.extend_from_slice(&self.expires.to_be_bytes());
-        for short in [&self.browser, &self.network, &self.events] {
+        for short in [&self.browser, &self.network] {
             // Both are short ASCII (a family name, a prefix): cut at 255.
             let bytes = &short.as_bytes()[..short.len().min(255)];
             out.push(bytes.len() as u8);
             out.extend_from_slice(bytes);
         }
+        // A sealed id is never near 64 KiB (ids are bounded far below).
+        let sealed = &self.subject[..self.subject.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(sealed.len() as u16).to_be_bytes());
+        out.extend_from_slice(sealed);
         if let Some((id, summary)) = &self.action {
             // The id is 32 hex digits: a fixed width before the summary.
             out.extend_from_slice(id.as_bytes());
@@ -159,7 +170,11 @@ impl Pending {
         };
         let browser = short()?;
         let network = short()?;
-        let events = short()?;
+        let (len, tail) = rest.split_at_checked(2)?;
+        let (subject, tail) =
+            tail.split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))?;
+        let subject = subject.to_vec();
+        rest = tail;
         let action = match rest {
             [] => None,
             rest if rest.len() >= 32 => {
@@ -176,7 +191,7 @@ impl Pending {
             expires: u64::from_be_bytes(fixed[80..88].try_into().ok()?),
             browser,
             network,
-            events,
+            subject,
             action,
         })
     }
@@ -258,8 +273,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
 
     /// Starts an approval of the custom method `method` (a
     /// [`CustomKind::Approval`] factor): a new pending approval replaces
-    /// any earlier one of the subject, and the factor delivers its approve
-    /// link (under `base`, the challenge routes' mount path).
+    /// any earlier one of the same login session, and the factor delivers
+    /// its approve link (under `base`, the challenge routes' mount path).
+    /// Refused, with nothing sent, while the method is locked out or
+    /// disabled, after three refused approvals within a day, and past 5
+    /// starts per session or 20 per subject in 15 minutes.
     pub async fn start_approval(
         &self,
         attempt: Attempt<'_>,
@@ -296,6 +314,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             now,
         )
         .await?;
+        // Suspended after too many refusals (a wrong number each).
+        if let Some(until) = self
+            .state
+            .get(&StoreKeys::approval_suspended(&name, method))
+            .await?
+            .and_then(|n| String::from_utf8(n).ok()?.parse::<u64>().ok())
+        {
+            return Err(ChallengeError::LockedOut {
+                until: Timestamp::from_unix_seconds(until),
+            });
+        }
         // Starts are rationed per session and per subject. A lockout's
         // `until` is the latest it can end (the window from now).
         let session = self.keys.session_digest(subject);
@@ -331,7 +360,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
                 .address
                 .map(|ip| stepup_http::network_prefix(ip, 24, 48))
                 .unwrap_or_default(),
-            events: self.subject_digest(subject),
+            subject: self.keys.seal(&record, subject.id().as_bytes())?,
             action: action
                 .as_ref()
                 .map(|a| (a.id().to_owned(), a.summary().to_owned())),
@@ -495,33 +524,52 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if right {
             return Ok(Approval::Approved);
         }
-        // A wrong number is a failed attempt of the method: counted like a
-        // wrong code (so pushes from a stolen session end in a lockout,
-        // then the method disabled), and told to the application.
+        // A wrong number: counted in a budget of its own (three a day, then
+        // no more approvals: a stolen session's pushes end there), never in
+        // the budgets of the other methods (a leaked link must not cost the
+        // user a TOTP attempt), and told to the application — an event and
+        // a notice naming the user, who may want to end other sessions.
         if let Some((name, _)) = StoreKeys::approval_of(&record) {
-            let mut just_disabled = false;
-            match limiter::admit(
-                &self.state,
-                &self.limits,
-                &limiter::Keys::new(method, &name),
-                None,
-                self.clock.now(),
-                &mut just_disabled,
-            )
-            .await
+            let refusals = self
+                .state
+                .increment(
+                    &StoreKeys::approval_wrong(&name, method),
+                    WRONG_NUMBER_WINDOW,
+                )
+                .await?;
+            if let Some(id) = self
+                .keys
+                .open(&record, &pending.subject)
+                .and_then(|id| String::from_utf8(id.to_vec()).ok())
             {
-                Ok(_) | Err(ChallengeError::LockedOut { .. } | ChallengeError::Disabled(_)) => {}
-                Err(e) => return Err(e),
+                let subject = Subject::new(id);
+                self.emit(
+                    EventKind::Failed,
+                    method,
+                    &subject,
+                    Some(Reason::WrongNumber),
+                );
+                if refusals == WRONG_NUMBERS {
+                    self.emit(
+                        EventKind::LockedOut,
+                        method,
+                        &subject,
+                        Some(Reason::WrongNumber),
+                    );
+                }
+                self.notify(NoticeKind::ApprovalRefused, method, &subject, None);
+            }
+            if refusals >= WRONG_NUMBERS {
+                let until = self.clock.now() + WRONG_NUMBER_WINDOW;
+                self.state
+                    .put(
+                        &StoreKeys::approval_suspended(&name, method),
+                        until.as_unix_seconds().to_string().into_bytes(),
+                        WRONG_NUMBER_WINDOW,
+                    )
+                    .await?;
             }
         }
-        let origin = self.origin(&pending.events);
-        self.emit_event(
-            EventKind::Failed,
-            Some(method),
-            pending.events,
-            Some(Reason::WrongNumber),
-            origin,
-        );
         Ok(Approval::WrongNumber)
     }
 
@@ -591,7 +639,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             };
             match self.answer(&pending).await? {
                 None => return Err(ChallengeError::ApprovalPending),
-                Some(false) => return Err(ChallengeError::NoPendingCeremony),
+                Some(false) => return Err(ChallengeError::ApprovalRefused),
                 Some(true) => {}
             }
             let sent_for = pending.action.as_ref().map(|(id, _)| id.as_str());
@@ -624,9 +672,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             Ok(())
         }
         .await;
-        if outcome == Err(ChallengeError::ApprovalPending) {
-            // Waiting is not a failure.
-            return Err(ChallengeError::ApprovalPending);
+        if let Err(e @ (ChallengeError::ApprovalPending | ChallengeError::ApprovalRefused)) =
+            outcome
+        {
+            // Waiting is not a failure; a refusal was counted (and told)
+            // when the wrong number was typed.
+            return Err(e);
         }
         self.finish(attempt, method, outcome).await
     }

@@ -98,6 +98,7 @@ impl Reason {
             }
             ChallengeError::NoPendingAction => (EventKind::Failed, Some(Reason::NoPendingAction)),
             ChallengeError::ApprovalPending => (EventKind::Failed, Some(Reason::Other)),
+            ChallengeError::ApprovalRefused => (EventKind::Failed, Some(Reason::WrongNumber)),
             ChallengeError::PasskeyRejected => (EventKind::Failed, Some(Reason::PasskeyRejected)),
             ChallengeError::Store(_) => (EventKind::Failed, Some(Reason::Store)),
             ChallengeError::Recovery(_)

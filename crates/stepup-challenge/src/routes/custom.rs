@@ -19,7 +19,11 @@ impl ApprovalQuery {
     fn number(&self) -> String {
         match &self.number {
             Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                // 42 and 42.0 alike.
+                Some(f) if f.fract() == 0.0 && (0.0..1000.0).contains(&f) => (f as u16).to_string(),
+                _ => n.to_string(),
+            },
             _ => String::new(),
         }
     }

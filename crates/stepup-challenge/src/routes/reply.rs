@@ -101,6 +101,7 @@ pub(super) fn error_code(error: &ChallengeError) -> &'static str {
         ChallengeError::Disabled(_) => "method_disabled",
         ChallengeError::Recovery(_) => "recovery",
         ChallengeError::ApprovalPending => "approval_pending",
+        ChallengeError::ApprovalRefused => "approval_refused",
         _ => "failed",
     }
 }

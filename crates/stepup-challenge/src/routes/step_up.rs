@@ -382,6 +382,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 c.get(lang, Text::ErrorNoPendingEnrollment).to_owned()
             }
             ChallengeError::ApprovalPending => c.get(lang, Text::ErrorApprovalPending).to_owned(),
+            ChallengeError::ApprovalRefused => c.get(lang, Text::ApprovalRefused).to_owned(),
             // Answered as `unavailable` before any page shows them.
             other => format!("{other}."),
         };
