@@ -75,6 +75,8 @@ pub struct Bank {
     pub codes: RecordingSender,
     /// The step-up events it emitted.
     pub events: Events,
+    /// The approve links it sent to "the other device".
+    pub approvals: bank_core::Approvals,
     /// A client keeping cookies and not following redirects.
     pub client: Client,
 }
@@ -117,6 +119,7 @@ pub async fn start_configured(
     let secret = TotpSecret::from_bytes(b"12345678901234567890").unwrap();
     let codes = RecordingSender::new();
     let events = Events::default();
+    let approvals = bank_core::Approvals::default();
     let config = BankConfig {
         origin: origin.clone(),
         key: vec![9u8; 32],
@@ -131,6 +134,7 @@ pub async fn start_configured(
         extra_users: 0,
         levels,
         events: Some(Arc::new(events.clone())),
+        approvals: approvals.clone(),
     };
     match adapter {
         Adapter::Axum => {
@@ -153,6 +157,7 @@ pub async fn start_configured(
         secret,
         codes,
         events,
+        approvals,
         client: client(),
     }
 }

@@ -181,6 +181,7 @@ impl BankProcess {
             codes: RecordingSender::new(),
             // Another process: its events are its own.
             events: crate::Events::default(),
+            approvals: bank_core::Approvals::default(),
             client: client(),
         }
     }

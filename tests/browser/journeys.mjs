@@ -102,6 +102,21 @@ async function newEmailCode(before) {
   return codes[codes.length - 1];
 }
 
+// The approve links "Approve on your other device" printed on the bank log.
+async function approveLinks() {
+  const text = await readFile(options.log, 'utf8').catch(() => '');
+  return [...text.matchAll(/APPROVE for alice[^:\n]*: (http\S+)/g)].map((m) => m[1]);
+}
+
+async function newApproveLink(before) {
+  const links = await eventually(async () => {
+    const all = await approveLinks();
+    return all.length > before ? all : null;
+  });
+  expect(links, 'no new approve link in the bank log', options.log);
+  return links[links.length - 1];
+}
+
 async function screenshot(page, step) {
   const path = join(artifacts, `${label}-journey-${step}.png`);
   await page.screenshot({ path, fullPage: true });
@@ -378,6 +393,67 @@ async function run() {
     expect(now && now !== old, 'the assurance cookie did not change');
     await screenshot(page, '3-home');
     return [`code ${code} from the log; set-cookie: ${set.replace(/=[^;]*/, '=…')}`];
+  });
+
+  // ---- 3b. Approve on the other device. -----------------------------------
+
+  await checks.check('3b. a wrong number typed on "the phone": nothing approved there, and the waiting page says the request was refused (it stops waiting)', async () => {
+    await page.goto(at('/step-up?return_to=%2F'));
+    const before = (await approveLinks()).length;
+    const started = next(page, 'POST', '/step-up/custom/approve/start');
+    await page.getByRole('button', { name: 'Send a request to my other device' }).click();
+    await expectStatus(await started, 200);
+    const shown = (await page.locator('#approval-number').innerText()).match(/\b(\d{2})\b/);
+    expect(shown, 'the waiting page shows a two-digit number');
+    const wrong = shown[1] === '42' ? '43' : '42';
+    const link = await newApproveLink(before);
+    const phone = await launch({});
+    browsers.push(phone);
+    const other = phone.context.pages()[0] ?? (await phone.context.newPage());
+    await other.goto(link);
+    await other.getByLabel('The number shown in the browser that asked').fill(wrong);
+    const refusing = next(other, 'POST', (u) => pathOf(u) === '/step-up/custom/approve/approve');
+    await other.getByRole('button', { name: 'Approve' }).click();
+    await expectStatus(await refusing, 403);
+    await other.getByText('nothing was approved').waitFor();
+    await phone.close();
+    await page.getByText('The request was refused on your other device').waitFor();
+    await screenshot(page, '3b-refused');
+    expect(new URL(page.url()).pathname === '/step-up/custom/approve/start', 'still on the waiting page', page.url());
+    return [`typed ${wrong}, shown ${shown[1]}`];
+  });
+
+  await checks.check('3c. "Send a request to my other device"; the link from the bank log, opened on "the phone" (another browser), Approve: the waiting page continues by itself to /', async () => {
+    await page.goto(at('/step-up?return_to=%2F'));
+    const before = (await approveLinks()).length;
+    const started = next(page, 'POST', '/step-up/custom/approve/start');
+    await page.getByRole('button', { name: 'Send a request to my other device' }).click();
+    await expectStatus(await started, 200);
+    await page.getByText('We sent a request to your other device').waitFor();
+    // Number matching: the waiting page shows the number to type there.
+    const shownNumber = (await page.locator('#approval-number').innerText()).match(/\b(\d{2})\b/);
+    expect(shownNumber, 'the waiting page shows a two-digit number');
+    await screenshot(page, '3c-waiting');
+    const link = await newApproveLink(before);
+    const phone = await launch({});
+    browsers.push(phone);
+    const other = phone.context.pages()[0] ?? (await phone.context.newPage());
+    // The page polls and continues once approved: no click there.
+    const finished = next(page, 'POST', '/step-up/custom/approve/finish');
+    await other.goto(link);
+    // The phone says where the request came from and asks for the number.
+    await other.getByText(/Asked from .* on the network 127\.0\.0\.0\/24/).waitFor();
+    await other.getByLabel('The number shown in the browser that asked').fill(shownNumber[1]);
+    await screenshot(other, '3c-phone');
+    const approving = next(other, 'POST', (u) => pathOf(u) === '/step-up/custom/approve/approve');
+    await other.getByRole('button', { name: 'Approve' }).click();
+    await expectStatus(await approving, 200);
+    await other.getByText('Approved.').waitFor();
+    await phone.close();
+    await expectRedirect(await finished, '/');
+    await page.waitForURL(at('/'));
+    await page.getByRole('heading', { name: 'Hello, alice' }).waitFor();
+    return [`link ${link.replace(/secret=\w+/, 'secret=…')}`, `number ${shownNumber[1]}`];
   });
 
   // ---- 4. Every form method with JavaScript off. --------------------------

@@ -154,10 +154,30 @@ impl From<Rule> for ChangeCheck {
 pub(crate) fn is_strong(method: Method, levels: &LevelTable) -> bool {
     match method {
         Method::Password | Method::RecoveryCode => false,
-        Method::EmailCode | Method::SmsCode => {
+        // A mailbox code, or the application's own method: only where the
+        // table ranks it above the password (a custom method the table
+        // does not place is level 1, like the password).
+        Method::EmailCode | Method::SmsCode | Method::Custom(_) => {
             levels.rank_of(method) > levels.rank_of(Method::Password)
         }
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod strength {
+    use super::*;
+
+    #[test]
+    fn a_custom_method_is_strong_only_where_the_table_ranks_it_above_the_password() {
+        let push = Method::custom("approve").unwrap();
+        assert!(!is_strong(push, &LevelTable::nist()));
+        assert!(is_strong(
+            push,
+            &LevelTable::nist().with_custom_method(push, 2, &["mca"])
+        ));
+        assert!(is_strong(Method::Totp, &LevelTable::nist()));
+        assert!(!is_strong(Method::EmailCode, &LevelTable::nist()));
     }
 }
 

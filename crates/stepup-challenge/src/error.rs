@@ -65,6 +65,14 @@ pub enum ChallengeError {
     /// The passkey configuration is unusable (relying-party id or origin).
     #[error("passkeys are misconfigured: {0}")]
     PasskeyConfig(String),
+    /// The approval on the other device was not given yet: wait, then
+    /// finish again. Not counted as an attempt.
+    #[error("not approved yet: approve on your other device, then continue")]
+    ApprovalPending,
+    /// The approval was refused on the other device (a wrong number): it
+    /// is void; start a new one. Not counted again (the wrong number was).
+    #[error("the request was refused on your other device; send a new one")]
+    ApprovalRefused,
     /// No enrollment is waiting to be confirmed (it expired or was used).
     #[error("there is no pending enrollment to confirm; start again")]
     NoPendingEnrollment,

@@ -103,7 +103,8 @@ pub struct Event {
     /// The subject's keyed digest.
     pub subject: String,
     /// Why: for failures `wrong`, `already_used`, `format`,
-    /// `not_enrolled`, `store`, …; for `challenged` the challenge reason
+    /// `not_enrolled`, `store`, `wrong_number` (an approval refused on the
+    /// other device), …; for `challenged` the challenge reason
     /// (`no_token`, `insufficient_level`, `stale`, …).
     pub reason: Option<&'static str>,
     /// The path of the request the journey started on (no query).
@@ -190,6 +191,10 @@ pub enum NoticeKind {
     RecoveryStarted,
     /// A pending account recovery was cancelled.
     RecoveryCancelled,
+    /// An approval request was refused on the user's other device (a
+    /// wrong number): someone may be signed in as the user. After three
+    /// within a day, approvals are suspended for the rest of it.
+    ApprovalRefused,
 }
 
 impl NoticeKind {
@@ -206,6 +211,7 @@ impl NoticeKind {
             NoticeKind::MethodDisabled => "method_disabled",
             NoticeKind::RecoveryStarted => "recovery_started",
             NoticeKind::RecoveryCancelled => "recovery_cancelled",
+            NoticeKind::ApprovalRefused => "approval_refused",
         }
     }
 }

@@ -273,6 +273,82 @@ texts! {
     GoBackWithoutConfirming = "challenge.go_back",
         en: "Go back without confirming",
         de: "Zurück, ohne zu bestätigen";
+    /// The approval was not given yet.
+    ErrorApprovalPending = "error.approval_pending",
+        en: "Not approved yet: approve on your other device, then continue.",
+        de: "Noch nicht bestätigt: Bestätigen Sie auf Ihrem anderen Gerät und fahren Sie dann fort.";
+    /// The label of a custom method's code field.
+    CustomCodeLabel = "custom.code_label",
+        en: "The code",
+        de: "Der Code";
+    /// The button that sends an approval request to the other device.
+    ApprovalStart = "approval.start",
+        en: "Send a request to my other device",
+        de: "Anfrage an mein anderes Gerät senden";
+    /// The page while it waits for the approval.
+    ApprovalWaiting = "approval.waiting",
+        en: "We sent a request to your other device. Approve it there: this page continues by itself.",
+        de: "Wir haben eine Anfrage an Ihr anderes Gerät gesendet. Bestätigen Sie sie dort: Diese Seite geht dann von selbst weiter.";
+    /// The button that continues once approved (without JavaScript).
+    ApprovalContinue = "approval.continue",
+        en: "I approved it — continue",
+        de: "Ich habe bestätigt – weiter";
+    /// The approval expired or was replaced.
+    ApprovalGone = "approval.gone",
+        en: "This request has expired. Send a new one.",
+        de: "Diese Anfrage ist abgelaufen. Senden Sie eine neue.";
+    /// The approval was refused on the other device (a wrong number).
+    ApprovalRefused = "approval.refused",
+        en: "The request was refused on your other device: the number did not match. If that was you, send a new one.",
+        de: "Die Anfrage wurde auf Ihrem anderen Gerät abgelehnt: Die Zahl stimmte nicht. Wenn Sie das waren, senden Sie eine neue.";
+    /// The approve page's question (on the other device).
+    ApproveQuestion = "approve.question",
+        en: "Approve this confirmation?",
+        de: "Diese Bestätigung genehmigen?";
+    /// The approve page's note: only if the user asked.
+    ApproveOnlyIfYou = "approve.only_if_you",
+        en: "Approve only if you just asked for it in your browser: enter the number it shows. If you did not ask, ignore this page.",
+        de: "Genehmigen Sie nur, wenn Sie es gerade in Ihrem Browser angefordert haben: Geben Sie die Zahl ein, die er anzeigt. Wenn nicht, ignorieren Sie diese Seite.";
+    /// The approve button.
+    ApproveButton = "approve.button",
+        en: "Approve",
+        de: "Genehmigen";
+    /// Where the request came from (`{browser}`, `{network}`).
+    ApproveAskedFrom = "approve.asked_from",
+        en: "Asked from {browser} on the network {network}.",
+        de: "Angefordert von {browser} im Netz {network}.";
+    /// A browser that sent no `User-Agent`.
+    UnknownBrowser = "approve.unknown_browser",
+        en: "an unknown browser",
+        de: "einem unbekannten Browser";
+    /// A browser of no family we name.
+    OtherBrowser = "approve.other_browser",
+        en: "another browser",
+        de: "einem anderen Browser";
+    /// No client address known.
+    UnknownNetwork = "approve.unknown_network",
+        en: "(unknown)",
+        de: "(unbekannt)";
+    /// The number field's label on the approve page.
+    ApproveNumberLabel = "approve.number_label",
+        en: "The number shown in the browser that asked",
+        de: "Die Zahl, die der anfragende Browser anzeigt";
+    /// The number on the waiting page (`{number}`).
+    ApprovalNumber = "approval.number",
+        en: "On your other device, enter {number}.",
+        de: "Geben Sie auf Ihrem anderen Gerät {number} ein.";
+    /// A wrong number: the approval is void.
+    ApproveWrongNumber = "approve.wrong_number",
+        en: "That is not the number shown in the browser that asked, so nothing was approved and the request is void. If you did not ask for it, someone may be signed in as you: sign out on all devices and change your password.",
+        de: "Das ist nicht die Zahl, die der anfragende Browser anzeigt. Es wurde nichts genehmigt, die Anfrage ist ungültig. Wenn Sie sie nicht gestellt haben, ist womöglich jemand als Sie angemeldet: Melden Sie sich auf allen Geräten ab und ändern Sie Ihr Passwort.";
+    /// After approving.
+    Approved = "approve.done",
+        en: "Approved. You can close this page: your browser continues.",
+        de: "Genehmigt. Sie können diese Seite schließen: Ihr Browser macht weiter.";
+    /// A link that was used, expired or never was.
+    ApproveGone = "approve.gone",
+        en: "This approval link has expired or was already used.",
+        de: "Dieser Genehmigungslink ist abgelaufen oder wurde schon verwendet.";
     /// The last confirmation is too old.
     DetailStale = "detail.stale",
         en: "Your last confirmation was a while ago.",

@@ -295,6 +295,81 @@ impl StoreKeys {
         format!("stepup:funnel-done:{subject}")
     }
 
+    /// A login session's pending approval of a custom method (by the
+    /// session's digest): another session's start never replaces it.
+    pub(crate) fn approval(subject: &SubjectName, method: Method, session: &[u8; 32]) -> String {
+        format!(
+            "stepup:approval:{subject}:{}:{}",
+            hex(method.name().as_bytes()),
+            hex(&session[..16])
+        )
+    }
+
+    /// The subject and method an [`approval`](Self::approval) key names,
+    /// if `key` is one.
+    pub(crate) fn approval_of(key: &str) -> Option<(SubjectName, String)> {
+        let rest = key.strip_prefix("stepup:approval:{")?;
+        let (name, rest) = rest.split_once("}:")?;
+        let (method, session) = rest.split_once(':')?;
+        let hex_only =
+            |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex_only(name, 32) && hex_only(session, 32) && !method.is_empty())
+            .then(|| (SubjectName(name.to_owned()), method.to_owned()))
+    }
+
+    /// An approve link (by the keyed digest of its secret): the pending
+    /// approval it names.
+    pub(crate) fn approval_link(digest: &[u8]) -> String {
+        format!("stepup:approval-link:{}", hex(digest))
+    }
+
+    /// The approvals of a custom method a subject started within the window.
+    pub(crate) fn approval_starts(subject: &SubjectName, method: Method) -> String {
+        format!(
+            "stepup:approval-starts:{subject}:{}",
+            hex(method.name().as_bytes())
+        )
+    }
+
+    /// The approvals of a custom method one session of a subject started
+    /// within the window (by the session's digest).
+    pub(crate) fn approval_session_starts(
+        subject: &SubjectName,
+        method: Method,
+        session: &[u8; 32],
+    ) -> String {
+        format!(
+            "stepup:approval-starts:{subject}:{}:{}",
+            hex(method.name().as_bytes()),
+            hex(&session[..16])
+        )
+    }
+
+    /// The wrong numbers typed for a subject's approvals of a custom
+    /// method within the day.
+    pub(crate) fn approval_wrong(subject: &SubjectName, method: Method) -> String {
+        format!(
+            "stepup:approval-wrong:{subject}:{}",
+            hex(method.name().as_bytes())
+        )
+    }
+
+    /// Set, with its end, while a subject's approvals of a custom method
+    /// are suspended (too many wrong numbers).
+    pub(crate) fn approval_suspended(subject: &SubjectName, method: Method) -> String {
+        format!(
+            "stepup:approval-suspended:{subject}:{}",
+            hex(method.name().as_bytes())
+        )
+    }
+
+    /// The answer to the approval with this id from the other device
+    /// (written by the approve link: approved or refused; taken by the
+    /// finish).
+    pub(crate) fn approval_ok(id: &[u8; 16]) -> String {
+        format!("stepup:approval-ok:{}", hex(id))
+    }
+
     /// The codes sent to a subject within the send window.
     pub(crate) fn code_sends(subject: &SubjectName) -> String {
         format!("stepup:code-sends:{subject}")
@@ -650,6 +725,46 @@ mod tests {
         assert_eq!(
             StoreKeys::code(&subject, Channel::Email),
             format!("stepup:code:email:{{{s}}}")
+        );
+        // Approvals of a custom method (`approve` is 617070726f7665): per
+        // session, their links, their answers, their starts.
+        let approve = Method::custom("approve").unwrap();
+        let session = [3u8; 32];
+        let record = StoreKeys::approval(&subject, approve, &session);
+        assert_eq!(
+            record,
+            format!("stepup:approval:{{{s}}}:617070726f7665:03030303030303030303030303030303")
+        );
+        assert_eq!(
+            StoreKeys::approval_of(&record),
+            Some((subject.clone(), "617070726f7665".to_owned()))
+        );
+        assert_eq!(StoreKeys::approval_of("stepup:approval:{x}:61:03"), None);
+        assert_eq!(
+            StoreKeys::approval_link(&[5u8; 32]),
+            format!("stepup:approval-link:{}", "05".repeat(32))
+        );
+        assert_eq!(
+            StoreKeys::approval_ok(&[6u8; 16]),
+            format!("stepup:approval-ok:{}", "06".repeat(16))
+        );
+        assert_eq!(
+            StoreKeys::approval_wrong(&subject, approve),
+            format!("stepup:approval-wrong:{{{s}}}:617070726f7665")
+        );
+        assert_eq!(
+            StoreKeys::approval_suspended(&subject, approve),
+            format!("stepup:approval-suspended:{{{s}}}:617070726f7665")
+        );
+        assert_eq!(
+            StoreKeys::approval_starts(&subject, approve),
+            format!("stepup:approval-starts:{{{s}}}:617070726f7665")
+        );
+        assert_eq!(
+            StoreKeys::approval_session_starts(&subject, approve, &session),
+            format!(
+                "stepup:approval-starts:{{{s}}}:617070726f7665:03030303030303030303030303030303"
+            )
         );
         assert_eq!(
             StoreKeys::code(&subject, Channel::Sms),

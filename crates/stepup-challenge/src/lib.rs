@@ -50,6 +50,7 @@
 
 mod change;
 mod code;
+mod custom;
 mod engine;
 mod error;
 mod event;
@@ -68,15 +69,18 @@ pub use change::{ChangeCheck, FactorChange};
 pub use code::{
     Channel, CodeMessage, CodeSender, InsecureConsoleSender, RecordingSender, SendFuture,
 };
+pub use custom::{ApprovalRequest, CustomFactor, CustomKind};
 pub use engine::{
-    ActionLimits, Attempt, CodeSent, CodeSettings, Engine, FormLimits, KeptForm, NoPasswords,
-    PendingAction, PendingRecovery, TotpEnrollment,
+    ActionLimits, Approval, ApprovalShown, ApprovalStarted, ApprovalState, Attempt, CodeSent,
+    CodeSettings, Engine, FormLimits, KeptForm, NoPasswords, PendingAction, PendingRecovery,
+    TotpEnrollment,
 };
 pub use error::{ChallengeError, StoreError};
 pub use event::{Event, EventKind, EventSink, Notice, NoticeKind, NoticeSink};
 pub use limiter::{AttemptLimits, MAX_CONSECUTIVE_FAILURES};
 pub use page::{
-    ChallengePage, ConfirmPage, EnrollPage, Form, NoticePage, PAGE_CSS, PASSKEY_JS, TemplateError,
+    APPROVAL_JS, ApprovePage, ChallengePage, ConfirmPage, EnrollPage, Form, NoticePage, PAGE_CSS,
+    PASSKEY_JS, TemplateError,
 };
 #[cfg(feature = "passkey")]
 pub use passkey::{PasskeyConfig, StoredPasskey};

@@ -261,6 +261,31 @@ pub(crate) async fn admit<S: StateStore>(
     }
 }
 
+/// Whether an attempt of `keys.method` would be refused now — the method
+/// disabled, a budget or the address group locked — without counting
+/// anything (for what is sent before the counted attempt: an approval
+/// request is not pushed to a locked-out user's phone).
+pub(crate) async fn blocked<S: StateStore>(
+    state: &S,
+    keys: &Keys,
+    address: Option<&AddressName>,
+    now: Timestamp,
+) -> Result<(), ChallengeError> {
+    if state.get(&keys.disabled).await?.is_some() {
+        return Err(ChallengeError::Disabled(keys.method));
+    }
+    let address_lock = address.map(StoreKeys::address_lock);
+    let locks = std::iter::once(&keys.own.lock)
+        .chain(keys.shared.as_ref().map(|shared| &shared.lock))
+        .chain(address_lock.as_ref());
+    for lock in locks {
+        if let Some(until) = locked(state, lock, now).await? {
+            return Err(ChallengeError::LockedOut { until });
+        }
+    }
+    Ok(())
+}
+
 /// A failed attempt from `address`: counted, and at the budget the
 /// address group is locked for the window.
 pub(crate) async fn failed_from<S: StateStore>(
@@ -373,9 +398,52 @@ async fn locked<S: StateStore>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use stepup_core::Subject;
+
+    /// What is sent before a counted attempt (an approval's push) asks
+    /// first, counting nothing: a disabled method, a lock of the method's
+    /// own budget, of the shared one, of the address group — and not a
+    /// lock that is over.
+    #[tokio::test]
+    async fn blocked_reads_every_lock_and_counts_nothing() {
+        use stepup_core::{TestClock, Timestamp};
+        use stepup_store::MemoryStateStore;
+        let now = Timestamp::from_unix_seconds(1_700_000_000);
+        let k = StoreKeys::new(&[1u8; 32]);
+        let name = k.subject(&Subject::new("alice"));
+        let address = k.address("192.0.2.1".parse().unwrap(), 64);
+        let method = Method::custom("approve").unwrap();
+        let keys = Keys::new(method, &name);
+        let until = |secs: u64| (now.as_unix_seconds() + secs).to_string().into_bytes();
+        let hour = Duration::from_secs(3600);
+        let shared = keys.shared.as_ref().unwrap().lock.clone();
+        for (key, value, expected) in [
+            (keys.disabled.clone(), b"1".to_vec(), Some("disabled")),
+            (keys.own.lock.clone(), until(60), Some("locked")),
+            (shared.clone(), until(60), Some("locked")),
+            (StoreKeys::address_lock(&address), until(60), Some("locked")),
+            (
+                shared,
+                (now.as_unix_seconds() - 1).to_string().into_bytes(),
+                None,
+            ),
+        ] {
+            let state = MemoryStateStore::new(TestClock::new(now));
+            state.put(&key, value, hour).await.unwrap();
+            let before = state.len();
+            let answer = blocked(&state, &keys, Some(&address), now).await;
+            let seen = match answer {
+                Ok(()) => None,
+                Err(ChallengeError::Disabled(m)) if m == method => Some("disabled"),
+                Err(ChallengeError::LockedOut { until }) if until > now => Some("locked"),
+                Err(other) => panic!("{key}: {other:?}"),
+            };
+            assert_eq!(seen, expected, "{key}");
+            assert_eq!(state.len(), before, "{key}: nothing counted");
+        }
+    }
 
     /// Which keys each method counts in, byte for byte as deployed state
     /// holds them (the layout itself is pinned in `keys`): its own budget,

@@ -8,6 +8,7 @@ use askama::Template;
 use stepup_core::ReturnTo;
 
 use crate::code::Channel;
+use crate::engine::{Approval, ApprovalShown};
 use crate::i18n::{Catalogue, Lang, Text};
 
 /// The language of a page and the catalogue its texts come from.
@@ -68,6 +69,8 @@ pub enum Form {
     RecoveryCode,
     /// An e-mail or SMS code that was sent.
     Code,
+    /// A custom method's code or approval.
+    Custom,
 }
 
 impl Form {
@@ -78,6 +81,7 @@ impl Form {
             Form::Password => "password",
             Form::RecoveryCode => "recovery",
             Form::Code => "code",
+            Form::Custom => "custom",
         }
     }
 }
@@ -103,6 +107,11 @@ pub struct ChallengePage {
     any_method: bool,
     code_channels: Vec<CodeChannel>,
     pending_code: Option<PendingCode>,
+    /// The application's own methods the page offers.
+    custom: Vec<CustomEntry>,
+    /// An approval started before the method was offered (applied when
+    /// it is).
+    waiting_for: Option<(String, String, u8)>,
     why: Option<String>,
     action: Option<String>,
     /// The bound action's ceremony id, carried through every form.
@@ -111,6 +120,21 @@ pub struct ChallengePage {
     confirms: Option<String>,
     resubmit: bool,
     back: String,
+}
+
+/// A custom method on the page: a code form, or an approval to start (and,
+/// once started, to wait for).
+#[derive(Debug, Clone)]
+struct CustomEntry {
+    /// The method's bare name (in the routes' paths).
+    name: String,
+    /// Its heading.
+    title: String,
+    /// A code (its longest length), or an approval.
+    code: Option<u8>,
+    /// The approval being waited for, if one was started: its id and the
+    /// number to type on the other device.
+    waiting: Option<(String, u8)>,
 }
 
 /// A channel the page offers to send a code on.
@@ -151,6 +175,8 @@ impl ChallengePage {
             any_method: false,
             code_channels: Vec::new(),
             pending_code: None,
+            custom: Vec::new(),
+            waiting_for: None,
             why: None,
             action: None,
             confirmation: None,
@@ -251,6 +277,76 @@ impl ChallengePage {
         self.focus = form.name();
         self.focus_form = Some(form);
         self
+    }
+
+    /// Offers the application's own method `method` under `title`: a code
+    /// form for codes of at most `code` characters, or (with `None`) a
+    /// button that sends an approval to the user's other device.
+    pub fn with_custom(
+        mut self,
+        method: stepup_core::Method,
+        title: &str,
+        code: Option<u8>,
+    ) -> Self {
+        if method.is_custom() && !self.custom.iter().any(|c| c.name == method.name()) {
+            let waiting = self
+                .waiting_for
+                .as_ref()
+                .filter(|(name, _, _)| name == method.name())
+                .map(|(_, id, number)| (id.clone(), *number));
+            self.custom.push(CustomEntry {
+                name: method.name().to_owned(),
+                title: title.to_owned(),
+                code,
+                waiting,
+            });
+            self.any_method = true;
+        }
+        self
+    }
+
+    /// Shows the approval `id` of `method` as sent, with the `number` to
+    /// type on the other device: the page waits for it (the served script
+    /// polls and continues once approved; without JavaScript, a button
+    /// continues). `id` must be 32 lower-case hex digits and `number` two
+    /// digits; anything else is ignored.
+    pub fn awaiting_approval(mut self, method: stepup_core::Method, id: &str, number: u8) -> Self {
+        if stepup_http::is_random_id(id) && (10..=99).contains(&number) {
+            for entry in self.custom.iter_mut().filter(|c| c.name == method.name()) {
+                entry.waiting = Some((id.to_owned(), number));
+            }
+            self.waiting_for = Some((method.name().to_owned(), id.to_owned(), number));
+        }
+        self
+    }
+
+    /// The application's own methods the page offers, for a page
+    /// template of the application's own: each method's name (as in the
+    /// routes' paths), its title, and its longest code (`None` for an
+    /// approval: a start button, or the wait of
+    /// [`waiting_for`](Self::waiting_for)).
+    ///
+    /// ```
+    /// use stepup_challenge::ChallengePage;
+    /// use stepup_core::{Method, ReturnTo};
+    /// let page = ChallengePage::new("/step-up", &ReturnTo::root(), "Confirm it's you")
+    ///     .with_custom(Method::custom("token")?, "Your hardware token", Some(8));
+    /// let offered: Vec<_> = page.custom_methods().collect();
+    /// assert_eq!(offered, [("token", "Your hardware token", Some(8))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn custom_methods(&self) -> impl Iterator<Item = (&str, &str, Option<u8>)> {
+        self.custom
+            .iter()
+            .map(|c| (c.name.as_str(), c.title.as_str(), c.code))
+    }
+
+    /// The approval the page waits for: the method's name, the id and the
+    /// number.
+    pub fn waiting_for(&self) -> Option<(&str, &str, u8)> {
+        self.waiting_for
+            .as_ref()
+            .map(|(m, id, number)| (m.as_str(), id.as_str(), *number))
     }
 
     /// Offers the TOTP form for codes of `digits` digits.
@@ -488,6 +584,110 @@ impl ConfirmPage {
         self.render().map_err(|e| TemplateError(e.to_string()))
     }
 }
+
+/// The approve page an approve link opens on the user's other device:
+/// what is approved and one button (a `GET` approves nothing), then
+/// "approved" or "expired or used".
+#[derive(Template, Debug, Clone)]
+#[template(path = "approve.html")]
+pub struct ApprovePage {
+    words: Words,
+    title: String,
+    base: String,
+    action_path: String,
+    secret: Option<String>,
+    action: Option<String>,
+    /// Where the request came from: the browser family and the network.
+    from: Option<(String, Option<String>)>,
+    answer: Answer,
+}
+
+/// What the approve page says after its button.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// Not answered yet (or the link is gone).
+    None,
+    Approved,
+    WrongNumber,
+}
+
+impl ApprovePage {
+    /// The question for the approve link `secret` of the method `name`
+    /// (under the routes mounted at `base`): what `shown` says — the
+    /// title, the bound action if any, where it was asked from — and a
+    /// field for the number the browser that asked shows.
+    pub fn asking(base: &str, name: &str, secret: &str, shown: ApprovalShown) -> ApprovePage {
+        let base = base.trim_end_matches('/').to_owned();
+        ApprovePage {
+            words: Words::english(),
+            title: shown.title,
+            action_path: format!("{base}/custom/{name}/approve"),
+            base,
+            secret: Some(secret.to_owned()),
+            action: shown.action,
+            from: Some((shown.browser, shown.network)),
+            answer: Answer::None,
+        }
+    }
+
+    /// The answer after the button: approved, voided for a wrong
+    /// number, or the link was gone.
+    pub fn answered(base: &str, title: &str, approval: Approval) -> ApprovePage {
+        ApprovePage {
+            words: Words::english(),
+            title: title.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            action_path: String::new(),
+            secret: None,
+            action: None,
+            from: None,
+            answer: match approval {
+                Approval::Approved => Answer::Approved,
+                Approval::WrongNumber => Answer::WrongNumber,
+                _ => Answer::None,
+            },
+        }
+    }
+
+    /// The page in `lang` from `catalogue`.
+    #[must_use]
+    pub fn in_language(mut self, catalogue: Arc<Catalogue>, lang: Lang) -> Self {
+        self.words = Words { lang, catalogue };
+        self
+    }
+
+    /// "Asked from Firefox on 198.51.100.0/24", in the page's language.
+    fn asked_from(&self) -> Option<String> {
+        let (family, network) = self.from.as_ref()?;
+        let browser = match family.as_str() {
+            "chrome" => "Chrome",
+            "firefox" => "Firefox",
+            "safari" => "Safari",
+            "edge" => "Edge",
+            "opera" => "Opera",
+            "samsung" => "Samsung Internet",
+            "none" => self.words.t(Text::UnknownBrowser),
+            _ => self.words.t(Text::OtherBrowser),
+        };
+        let network = network
+            .as_deref()
+            .unwrap_or_else(|| self.words.t(Text::UnknownNetwork));
+        Some(self.words.catalogue.format(
+            self.words.lang,
+            Text::ApproveAskedFrom,
+            &[("browser", &browser), ("network", &network)],
+        ))
+    }
+
+    /// The HTML.
+    pub fn html(&self) -> Result<String, TemplateError> {
+        self.render().map_err(|e| TemplateError(e.to_string()))
+    }
+}
+
+/// The approval script, served at `<base>/assets/approval.js`: polls a
+/// started approval's status and continues once it is approved.
+pub const APPROVAL_JS: &str = include_str!("../templates/approval.js");
 
 /// A page with one sentence and one link: a form already submitted,
 /// expired, or changed.

@@ -259,7 +259,7 @@ impl Assurance {
     pub fn amr(&self) -> Vec<&'static str> {
         let mut out: Vec<&'static str> = Vec::new();
         for p in self.proofs.as_slice() {
-            for v in p.method.amr() {
+            for v in self.levels.amr_of(p.method) {
                 if !out.contains(v) {
                     out.push(v);
                 }

@@ -180,6 +180,8 @@ fn distinct_count(proven: &[Method]) -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelTable {
     levels: Vec<Level>,
+    /// The RFC 8176 `amr` values of the application's custom methods.
+    amr: Vec<(Method, &'static [&'static str])>,
 }
 
 impl LevelTable {
@@ -213,7 +215,10 @@ impl LevelTable {
                 return Err(ConfigError::LevelWithoutRule(level.rank));
             }
         }
-        Ok(LevelTable { levels })
+        Ok(LevelTable {
+            levels,
+            amr: Vec::new(),
+        })
     }
 
     /// The default table, following NIST SP 800-63B (see the type's
@@ -259,6 +264,7 @@ impl LevelTable {
 
     fn nist_levels(level_2: &[Method]) -> LevelTable {
         LevelTable {
+            amr: Vec::new(),
             levels: vec![
                 Level::new(1, "aal1").reached_by_distinct(1),
                 Level::new(2, "aal2").reached_by_any_of(level_2.iter().copied()),
@@ -309,6 +315,82 @@ impl LevelTable {
     /// The levels, lowest rank first.
     pub fn levels(&self) -> &[Level] {
         &self.levels
+    }
+
+    /// Places the application's custom `method` in the table: proving it
+    /// alone reaches every level from 2 up to `rank` that is reached by any
+    /// one of a set of methods (as TOTP reaches NIST's `aal2`; level 1 is
+    /// any one method already), and it contributes the RFC 8176 `amr`
+    /// values `amr` (`mca` for an approval on another device, `hwk` for a
+    /// hardware token, …). A built-in method is left as it is. Placing a
+    /// method again replaces where it was (a lower rank lowers it).
+    ///
+    /// Rank 3 in [`LevelTable::nist`] is `aal3`, which NIST SP 800-63B
+    /// reserves for phishing-resistant, hardware-bound authenticators: a
+    /// push approval or a typed code is not one (an engine warns when an
+    /// approval method reaches level 3).
+    ///
+    /// ```
+    /// use stepup_core::{LevelTable, Method};
+    /// let approve = Method::custom("approve")?;
+    /// let table = LevelTable::nist().with_custom_method(approve, 2, &["mca"]);
+    /// assert_eq!(table.level_of(&[approve]), 2);
+    /// assert_eq!(table.amr_of(approve), ["mca"]);
+    /// assert_eq!(LevelTable::nist().level_of(&[approve]), 1);
+    /// // Placed again, lower: only where it was placed last.
+    /// let table = table.with_custom_method(approve, 1, &["mca"]);
+    /// assert_eq!(table.level_of(&[approve]), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_custom_method(
+        mut self,
+        method: Method,
+        rank: u8,
+        amr: &'static [&'static str],
+    ) -> LevelTable {
+        if !method.is_custom() {
+            return self;
+        }
+        for level in &mut self.levels {
+            level
+                .rules
+                .retain(|r| !matches!(r, Rule::AllOf(set) if set.as_slice() == [method]));
+        }
+        for level in self
+            .levels
+            .iter_mut()
+            .filter(|l| l.rank >= 2 && l.rank <= rank)
+        {
+            let any_one = level
+                .rules
+                .iter()
+                .any(|r| matches!(r, Rule::AllOf(set) if set.len() == 1));
+            let already = level
+                .rules
+                .iter()
+                .any(|r| matches!(r, Rule::AllOf(set) if set.as_slice() == [method]));
+            if any_one && !already {
+                level.rules.push(Rule::AllOf(vec![method]));
+            }
+        }
+        self.amr.retain(|(m, _)| *m != method);
+        self.amr.push((method, amr));
+        self
+    }
+
+    /// The RFC 8176 `amr` values `method` contributes: a built-in
+    /// method's ([`Method::amr`]), or what
+    /// [`with_custom_method`](LevelTable::with_custom_method) gave a
+    /// custom one (none otherwise).
+    pub fn amr_of(&self, method: Method) -> &'static [&'static str] {
+        if !method.is_custom() {
+            return method.amr();
+        }
+        self.amr
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map_or(&[], |(_, amr)| amr)
     }
 
     /// The levels of rank `rank` or higher, lowest first.

@@ -90,7 +90,7 @@ impl ContextSettings {
         let mut out = String::from("stepup-context/1");
         if self.network {
             out.push_str(" net=");
-            out.push_str(&network(address?, self.v4, self.v6));
+            out.push_str(&network_prefix(address?, self.v4, self.v6));
         }
         if self.browser {
             out.push_str(" browser=");
@@ -100,8 +100,15 @@ impl ContextSettings {
     }
 }
 
-/// `address` cut to its network prefix, written `a.b.c.0/24`.
-fn network(address: IpAddr, v4: u8, v6: u8) -> String {
+/// `address` cut to its network prefix — `v4` bits of an IPv4 address,
+/// `v6` bits of an IPv6 one —, written `a.b.c.0/24`.
+///
+/// ```
+/// use stepup_http::network_prefix;
+/// let ip = "198.51.100.77".parse().unwrap();
+/// assert_eq!(network_prefix(ip, 24, 48), "198.51.100.0/24");
+/// ```
+pub fn network_prefix(address: IpAddr, v4: u8, v6: u8) -> String {
     match address.to_canonical() {
         IpAddr::V4(a) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(v4)).unwrap_or(0);
@@ -163,17 +170,23 @@ mod tests {
     #[test]
     fn networks_are_cut_to_their_prefix() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(network(ip("198.51.100.77"), 24, 48), "198.51.100.0/24");
-        assert_eq!(network(ip("198.51.100.77"), 32, 48), "198.51.100.77/32");
-        assert_eq!(network(ip("198.51.100.77"), 0, 48), "0.0.0.0/0");
         assert_eq!(
-            network(ip("2001:db8:abcd:12::1"), 24, 48),
+            network_prefix(ip("198.51.100.77"), 24, 48),
+            "198.51.100.0/24"
+        );
+        assert_eq!(
+            network_prefix(ip("198.51.100.77"), 32, 48),
+            "198.51.100.77/32"
+        );
+        assert_eq!(network_prefix(ip("198.51.100.77"), 0, 48), "0.0.0.0/0");
+        assert_eq!(
+            network_prefix(ip("2001:db8:abcd:12::1"), 24, 48),
             "2001:db8:abcd::/48"
         );
-        assert_eq!(network(ip("2001:db8:abcd:12::1"), 24, 0), "::/0");
+        assert_eq!(network_prefix(ip("2001:db8:abcd:12::1"), 24, 0), "::/0");
         // An IPv4-mapped IPv6 address is its IPv4 network.
         assert_eq!(
-            network(ip("::ffff:198.51.100.77"), 24, 48),
+            network_prefix(ip("::ffff:198.51.100.77"), 24, 48),
             "198.51.100.0/24"
         );
     }

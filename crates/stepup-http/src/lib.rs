@@ -63,7 +63,7 @@ pub use action::{
     SpecError,
 };
 pub use bound::{GRANT_HEADER, Grants, Opening, Taken};
-pub use context::{ContextSettings, browser_family};
+pub use context::{ContextSettings, browser_family, network_prefix};
 pub use cookie::{CookieSettings, DEFAULT_COOKIE_NAME, NoSubject, TOKEN_HEADER};
 pub use funnel::{Challenged, Funnel, Via};
 pub use guard::{Guard, Verdict};

@@ -150,6 +150,96 @@ pub struct BankConfig {
     pub levels: Option<stepup_core::LevelTable>,
     /// Where step-up events go besides the log (tests count the funnel).
     pub events: Option<Arc<dyn stepup_challenge::EventSink>>,
+    /// The approve links of "Approve on your other device" (printed on
+    /// the console too; tests read them here).
+    pub approvals: Approvals,
+}
+
+/// How many approve links [`Approvals`] keeps.
+const KEPT_APPROVE_LINKS: usize = 64;
+
+/// The approve links the bank sent to users' "other device" (the
+/// console), newest last (the last 64).
+#[derive(Clone, Debug, Default)]
+pub struct Approvals(Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl Approvals {
+    /// The last approve link sent to `user` (a full URL).
+    pub fn last_to(&self, user: &str) -> Option<String> {
+        let sent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter()
+            .rev()
+            .find(|(u, _)| u == user)
+            .map(|(_, url)| url.clone())
+    }
+
+    /// How many of the kept links went to `user`.
+    pub fn count_to(&self, user: &str) -> usize {
+        let sent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter().filter(|(u, _)| u == user).count()
+    }
+}
+
+/// The bank's own step-up method: "Approve on your other device", a
+/// push-style approval whose link the demo prints on the console (a real
+/// bank sends it to the user's phone). Alice has it; it expires after two
+/// minutes; it counts as level 2 (`mca`: RFC 8176's multiple-channel
+/// authentication).
+#[derive(Debug)]
+pub struct DeviceApproval {
+    origin: String,
+    sent: Approvals,
+}
+
+/// The method "Approve on your other device" is.
+pub fn approve_method() -> stepup_core::Method {
+    // A constant, valid name.
+    #[allow(clippy::expect_used)]
+    stepup_core::Method::custom("approve").expect("a valid custom method name")
+}
+
+impl stepup_challenge::CustomFactor for DeviceApproval {
+    fn method(&self) -> stepup_core::Method {
+        approve_method()
+    }
+
+    fn title(&self) -> &str {
+        "Approve on your other device"
+    }
+
+    fn kind(&self) -> stepup_challenge::CustomKind {
+        stepup_challenge::CustomKind::Approval {
+            lifetime: Duration::from_secs(120),
+        }
+    }
+
+    fn enrolled<'a>(
+        &'a self,
+        subject: &'a Subject,
+    ) -> stepup_http::BoxFuture<'a, Result<bool, stepup_challenge::StoreError>> {
+        Box::pin(async move { Ok(subject.id() == "alice") })
+    }
+
+    fn request_approval<'a>(
+        &'a self,
+        request: stepup_challenge::ApprovalRequest<'a>,
+    ) -> stepup_http::BoxFuture<'a, Result<(), stepup_challenge::StoreError>> {
+        Box::pin(async move {
+            let url = format!("{}{}", self.origin, request.approve_url);
+            let user = request.subject.id().to_owned();
+            match request.action {
+                Some(action) => println!("APPROVE for {user} ({action}): {url}"),
+                None => println!("APPROVE for {user}: {url}"),
+            }
+            let mut sent = self.sent.0.lock().unwrap_or_else(|p| p.into_inner());
+            // The demo keeps the last few (the tests read the newest).
+            if sent.len() >= KEPT_APPROVE_LINKS {
+                sent.remove(0);
+            }
+            sent.push((user, url));
+            Ok(())
+        })
+    }
 }
 
 /// Every user of a bank with `extra` load-test users: (name, password).
@@ -207,10 +297,13 @@ impl stepup_challenge::EventSink for EventHandle {
 /// The stepup side of a bank: the engine (its issuer gives the adapters
 /// their gate) on the factor store of [`open_factors`].
 pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::error::Error>> {
-    let mut tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &config.key)?));
-    if let Some(levels) = &config.levels {
-        tokens = tokens.with_levels(levels.clone());
-    }
+    let levels = config
+        .levels
+        .clone()
+        .unwrap_or_else(stepup_core::LevelTable::nist)
+        .with_custom_method(approve_method(), 2, &["mca"]);
+    let tokens = TokenConfig::new(KeyRing::new(Key::from_bytes(KeyId::new(1), &config.key)?))
+        .with_levels(levels);
     let clock = ClockHandle(config.clock.clone());
     let factors = open_factors(config).await?;
     let users = users(config.extra_users);
@@ -228,6 +321,10 @@ pub async fn stepup(config: &BankConfig) -> Result<BankEngine, Box<dyn std::erro
     .with_limits(config.limits.clone().unwrap_or_default())
     .with_notice_sink(print_notice)
     .with_event_sink(EventHandle(config.events.clone()))
+    .with_custom_factor(DeviceApproval {
+        origin: config.origin.clone(),
+        sent: config.approvals.clone(),
+    })
     // Passkeys need a domain as relying party: the demo runs on `localhost`
     // (browsers treat http://localhost as a secure context).
     .with_passkeys(PasskeyConfig::new("localhost", &config.origin, TOTP_ISSUER))?;
@@ -880,6 +977,7 @@ impl Startup {
             extra_users: self.extra_users,
             levels: None,
             events: None,
+            approvals: Approvals::default(),
         }
     }
 }
@@ -941,6 +1039,7 @@ mod tests {
             extra_users: 2,
             levels: None,
             events: None,
+            approvals: Approvals::default(),
         }
     }
 

@@ -16,13 +16,24 @@ use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// Clears every attempt counter of `method` for the subject and enables
-    /// it again if it was disabled: the application's reset (after a
-    /// support call, say), never something a request should reach alone.
+    /// it again if it was disabled (for an approval method, its refused
+    /// approvals too): the application's reset (after a support call,
+    /// say), never something a request should reach alone.
     pub async fn reset_attempts(
         &self,
         subject: &Subject,
         method: Method,
     ) -> Result<(), ChallengeError> {
+        if method.is_custom() {
+            use crate::keys::StoreKeys;
+            let name = self.keys.subject(subject);
+            self.state
+                .remove(&StoreKeys::approval_wrong(&name, method))
+                .await?;
+            self.state
+                .remove(&StoreKeys::approval_suspended(&name, method))
+                .await?;
+        }
         limiter::reset(&self.state, &self.limiter_keys(subject, method)).await
     }
 

@@ -15,6 +15,8 @@ use crate::store::{FactorStore, PasswordVerifier, StateStore};
 pub(super) enum Reason {
     /// A wrong code, password or recovery code.
     Wrong,
+    /// A wrong number typed on the other device for an approval.
+    WrongNumber,
     /// A code already used (or older than one used).
     AlreadyUsed,
     /// Input not in the expected format.
@@ -58,6 +60,7 @@ impl Reason {
     fn as_str(self) -> &'static str {
         match self {
             Reason::Wrong => "wrong",
+            Reason::WrongNumber => "wrong_number",
             Reason::AlreadyUsed => "already_used",
             Reason::Format => "format",
             Reason::NotEnrolled => "not_enrolled",
@@ -94,6 +97,8 @@ impl Reason {
                 (EventKind::Failed, Some(Reason::NoPendingCeremony))
             }
             ChallengeError::NoPendingAction => (EventKind::Failed, Some(Reason::NoPendingAction)),
+            ChallengeError::ApprovalPending => (EventKind::Failed, Some(Reason::Other)),
+            ChallengeError::ApprovalRefused => (EventKind::Failed, Some(Reason::WrongNumber)),
             ChallengeError::PasskeyRejected => (EventKind::Failed, Some(Reason::PasskeyRejected)),
             ChallengeError::Store(_) => (EventKind::Failed, Some(Reason::Store)),
             ChallengeError::Recovery(_)

@@ -37,6 +37,7 @@ mod actions;
 mod attempts;
 mod changes;
 mod codes;
+mod custom;
 mod events;
 mod forms;
 mod funnel;
@@ -50,6 +51,7 @@ pub use account_recovery::PendingRecovery;
 pub use actions::{ActionLimits, PendingAction};
 pub(crate) use actions::{Confirmed, Opened as ActionOpened};
 pub use codes::{CodeSent, CodeSettings};
+pub use custom::{Approval, ApprovalShown, ApprovalStarted, ApprovalState};
 pub(crate) use forms::{Again, Came};
 pub use forms::{FormLimits, KeptForm};
 pub use totp::TotpEnrollment;
@@ -66,6 +68,7 @@ pub struct Attempt<'a> {
     previous: Option<&'a str>,
     address: Option<IpAddr>,
     context: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
     action: Option<&'a str>,
     lang: Lang,
 }
@@ -78,6 +81,7 @@ impl<'a> Attempt<'a> {
             previous: None,
             address: None,
             context: None,
+            user_agent: None,
             action: None,
             lang: Lang::EN,
         }
@@ -103,6 +107,14 @@ impl<'a> Attempt<'a> {
     /// The client's address, for the per-address attempt budget.
     pub fn from_address(mut self, address: IpAddr) -> Self {
         self.address = Some(address);
+        self
+    }
+
+    /// The client's `User-Agent` header: an approval on another device
+    /// shows its browser family (never the full string) with the
+    /// network, so the person approving sees where the request came from.
+    pub fn from_user_agent(mut self, user_agent: &'a [u8]) -> Self {
+        self.user_agent = Some(user_agent);
         self
     }
 
@@ -209,6 +221,7 @@ pub struct Engine<F, S, P = NoPasswords> {
     events: Option<Arc<dyn EventSink>>,
     notices: Option<Arc<dyn NoticeSink>>,
     journeys: std::sync::Mutex<funnel::Journeys>,
+    custom: Vec<Arc<dyn crate::custom::CustomFactor>>,
     funnel_window: Duration,
     event_keys: StoreKeys,
     keys: StoreKeys,
@@ -254,6 +267,7 @@ impl<F: FactorStore, S: StateStore> Engine<F, S, NoPasswords> {
             events: None,
             notices: None,
             journeys: Default::default(),
+            custom: Vec::new(),
             funnel_window: funnel::DEFAULT_WINDOW,
             event_keys: StoreKeys::new(&event_key),
             keys: StoreKeys::new(&state_key),
@@ -286,6 +300,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             events: self.events,
             notices: self.notices,
             journeys: self.journeys,
+            custom: self.custom,
             funnel_window: self.funnel_window,
             event_keys: self.event_keys,
             keys: self.keys,
@@ -467,6 +482,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         }
         if self.factors.recovery_codes_left(subject).await? > 0 {
             methods.push(Method::RecoveryCode);
+        }
+        for factor in &self.custom {
+            if factor.enrolled(subject).await? {
+                methods.push(factor.method());
+            }
         }
         Ok(methods)
     }

@@ -24,12 +24,13 @@ use stepup_http::{
 
 use crate::i18n::{Catalogue, Lang, Text};
 use crate::{
-    Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage, FactorChange,
-    FactorStore, KeptForm, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
+    APPROVAL_JS, Attempt, ChallengeError, ChallengePage, ChangeCheck, Channel, Engine, EnrollPage,
+    FactorChange, FactorStore, KeptForm, PAGE_CSS, PASSKEY_JS, PasswordVerifier, StateStore,
 };
 
 mod actions;
 mod changes;
+mod custom;
 mod forms;
 #[cfg(feature = "passkey")]
 mod passkey;
@@ -196,6 +197,10 @@ impl<'a> Incoming<'a> {
 /// | `GET /enroll/passkey`, `POST /enroll/passkey/start`, `/finish` | register a passkey |
 /// | `POST /enroll/passkey/remove` | remove a passkey (`id`: its credential id, base64url) |
 /// | `GET`, `POST /account-recovery`; `POST /account-recovery/cancel` | an account recovery: its state, start it, cancel it |
+/// | `POST /custom/{name}/verify` | a step-up with an application method's code |
+/// | `POST /custom/{name}/start`, `GET /custom/{name}/status`, `POST /custom/{name}/finish` | an approval on another device: send it, poll it, finish it |
+/// | `GET`, `POST /custom/{name}/approve` | the approve link's page on the other device, and its button |
+/// | `GET /assets/approval.js` | the page's wait for an approval |
 ///
 /// Every change to the factors needs a fresh proof by the rule of
 /// [`FactorChange`] (ranks from the level table; the password for a first
@@ -258,6 +263,8 @@ struct StepUpInput {
     why: Option<String>,
     /// The bound action's ceremony the step-up is made for.
     confirmation: Option<String>,
+    /// A custom method's approval (its id), to finish.
+    approval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -299,6 +306,16 @@ enum Route {
     RecoveryStatus,
     RecoveryStart,
     RecoveryCancel,
+    /// `POST /custom/{name}/start`: an approval sent to the other device.
+    ApprovalStart(Method),
+    /// `GET /custom/{name}/status?approval=…`: where it stands (JSON).
+    ApprovalStatus(Method),
+    /// `GET /custom/{name}/approve?secret=…`: the other device's page.
+    ApprovalPage(Method),
+    /// `POST /custom/{name}/approve`: the other device approves.
+    Approve(Method),
+    /// `GET /assets/approval.js`: the page's wait for an approval.
+    ApprovalScript,
 }
 
 /// What a step-up POST proves: one route each.
@@ -309,6 +326,10 @@ enum Factor {
     RecoveryCode,
     /// An e-mail or SMS code (the `channel` field says which).
     Code,
+    /// A custom method's code (`/custom/{name}/verify`).
+    Custom(Method),
+    /// A custom method's approval, finished (`/custom/{name}/finish`).
+    Approval(Method),
 }
 
 impl Factor {
@@ -319,6 +340,7 @@ impl Factor {
             Factor::Password => crate::Form::Password,
             Factor::RecoveryCode => crate::Form::RecoveryCode,
             Factor::Code => crate::Form::Code,
+            Factor::Custom(_) | Factor::Approval(_) => crate::Form::Custom,
         }
     }
 }
@@ -374,6 +396,36 @@ fn route(method: &str, path: &str) -> Result<Route, Miss> {
         "/enroll/passkey" => (get.then_some(Route::EnrollPasskeyPage), "GET,HEAD"),
         "/enroll/passkey/start" => (post.then_some(Route::EnrollPasskeyStart), "POST"),
         "/enroll/passkey/finish" => (post.then_some(Route::EnrollPasskeyFinish), "POST"),
+        "/assets/approval.js" => (get.then_some(Route::ApprovalScript), "GET,HEAD"),
+        _ => return custom_route(get, post, path),
+    };
+    route.ok_or(Miss::Allow(allow))
+}
+
+/// `/custom/{name}/{action}`: a custom method's routes.
+fn custom_route(get: bool, post: bool, path: &str) -> Result<Route, Miss> {
+    let rest = path.strip_prefix("/custom/").ok_or(Miss::NotFound)?;
+    let (name, action) = rest.split_once('/').ok_or(Miss::NotFound)?;
+    let method = Method::custom(name).map_err(|_| Miss::NotFound)?;
+    let (route, allow) = match action {
+        "verify" => (
+            post.then_some(Route::StepUp(Factor::Custom(method))),
+            "POST",
+        ),
+        "start" => (post.then_some(Route::ApprovalStart(method)), "POST"),
+        "finish" => (
+            post.then_some(Route::StepUp(Factor::Approval(method))),
+            "POST",
+        ),
+        "status" => (get.then_some(Route::ApprovalStatus(method)), "GET,HEAD"),
+        "approve" => (
+            if get {
+                Some(Route::ApprovalPage(method))
+            } else {
+                post.then_some(Route::Approve(method))
+            },
+            "GET,HEAD,POST",
+        ),
         _ => return Err(Miss::NotFound),
     };
     route.ok_or(Miss::Allow(allow))
@@ -511,6 +563,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Route::Page => self.page(&request).await,
             Route::Confirm => self.confirm_page(&request).await,
             Route::Status => self.status(&request),
+            Route::ApprovalScript => Reply::asset("text/javascript; charset=utf-8", APPROVAL_JS),
+            Route::ApprovalStatus(method) => self.approval_status(&request, method).await,
+            Route::ApprovalPage(method) => self.approval_page(&request, method).await,
             Route::Drop => self.drop_assurance(&request),
             _ => self
                 .post(route, &request)
@@ -531,6 +586,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let (subject, input) = self.open_form(request)?;
                 self.send_code(request, &subject, input).await
             }
+            Route::ApprovalStart(method) => {
+                let (subject, input) = self.open_form(request)?;
+                self.approval_start(request, &subject, method, input).await
+            }
+            Route::Approve(method) => self.approve(request, method).await?,
             Route::EnrollTotpPage => {
                 let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
                 let change = self.totp_change(&subject).await?;
@@ -687,6 +747,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         }
         if let Some(context) = &request.context {
             attempt = attempt.in_context(context);
+        }
+        if let Some(user_agent) = request.user_agent {
+            attempt = attempt.from_user_agent(user_agent);
         }
         attempt
     }

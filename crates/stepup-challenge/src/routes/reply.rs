@@ -79,7 +79,9 @@ pub(super) fn failure_status(error: &ChallengeError) -> u16 {
     match error {
         ChallengeError::LockedOut { .. } | ChallengeError::Disabled(_) => 429,
         ChallengeError::Store(_) | ChallengeError::Issue(_) => 503,
-        ChallengeError::Recovery(_) | ChallengeError::NoPendingAction => 409,
+        ChallengeError::Recovery(_)
+        | ChallengeError::NoPendingAction
+        | ChallengeError::ApprovalPending => 409,
         _ => 400,
     }
 }
@@ -98,6 +100,8 @@ pub(super) fn error_code(error: &ChallengeError) -> &'static str {
         ChallengeError::NoPendingEnrollment => "no_pending_enrollment",
         ChallengeError::Disabled(_) => "method_disabled",
         ChallengeError::Recovery(_) => "recovery",
+        ChallengeError::ApprovalPending => "approval_pending",
+        ChallengeError::ApprovalRefused => "approval_refused",
         _ => "failed",
     }
 }

@@ -32,6 +32,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     "assured": true,
                     "level": a.level(),
                     "acr": a.acr(),
+                    "amr": a.amr(),
                     "methods": methods,
                     "expires_at": a.expires_at().as_unix_seconds(),
                 });

@@ -117,6 +117,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 Method::Passkey | Method::DeviceBoundPasskey => page.with_passkey(),
                 Method::EmailCode => page.with_code_channel(Channel::Email),
                 Method::SmsCode => page.with_code_channel(Channel::Sms),
+                Method::Custom(_) => match self.engine.custom_factor(*method) {
+                    Some(factor) => {
+                        let code = match factor.kind() {
+                            crate::CustomKind::Code { max_len } => Some(max_len.min(64)),
+                            _ => None,
+                        };
+                        page.with_custom(*method, factor.title(), code)
+                    }
+                    None => page,
+                },
                 _ => page,
             };
         }
@@ -150,7 +160,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         let form = factor.form();
         let secret = match factor {
             Factor::Password => input.password.as_deref(),
-            Factor::Totp | Factor::RecoveryCode | Factor::Code => input.code.as_deref(),
+            Factor::Approval(_) => input.approval.as_deref(),
+            Factor::Totp | Factor::RecoveryCode | Factor::Code | Factor::Custom(_) => {
+                input.code.as_deref()
+            }
         }
         .unwrap_or("");
         let engine = &self.engine;
@@ -164,6 +177,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     .step_up_code(attempt, channel, challenge_id, secret)
                     .await
             }
+            Factor::Custom(method) => engine.step_up_custom_code(attempt, method, secret).await,
+            Factor::Approval(method) => engine.finish_approval(attempt, method, secret).await,
         };
         let return_to = self.settings.return_path(input.return_to.as_deref());
         match outcome {
@@ -186,6 +201,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     (factor, input.challenge_id.as_deref(), &error)
                 {
                     page = page.awaiting_code(channel, id, self.t(lang, Text::RegisteredAddress));
+                }
+                // Not approved yet: keep waiting for the same approval.
+                if let (Factor::Approval(method), ChallengeError::ApprovalPending) =
+                    (factor, &error)
+                {
+                    match engine.approval_number_of(subject, method, secret).await {
+                        Ok(Some(number)) => page = page.awaiting_approval(method, secret, number),
+                        Ok(None) => {}
+                        Err(e) => return unavailable(&e),
+                    }
                 }
                 let reply = self
                     .render_page(
@@ -356,6 +381,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             ChallengeError::NoPendingEnrollment => {
                 c.get(lang, Text::ErrorNoPendingEnrollment).to_owned()
             }
+            ChallengeError::ApprovalPending => c.get(lang, Text::ErrorApprovalPending).to_owned(),
+            ChallengeError::ApprovalRefused => c.get(lang, Text::ApprovalRefused).to_owned(),
             // Answered as `unavailable` before any page shows them.
             other => format!("{other}."),
         };
