@@ -68,6 +68,16 @@ async fn started(bank: &Bank) -> (String, String) {
     (approval_id(&html), approval_number(&html))
 }
 
+/// Alice's page, a start, and the right number typed on the phone: the
+/// approval id.
+async fn started_and_approved(bank: &Bank) -> String {
+    let (id, number) = started(bank).await;
+    let link = bank.approvals.last_to("alice").unwrap();
+    let (status, html) = approve_on_phone(bank, &link, &number).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    id
+}
+
 /// Another number than `number` (two digits).
 fn not(number: &str) -> String {
     if number == "42" { "43" } else { "42" }.to_owned()
@@ -196,10 +206,7 @@ async fn an_approval_expires_after_two_minutes(bank: Bank) {
 
 async fn an_approval_belongs_to_its_session(bank: Bank) {
     bank.login("alice", "wonderland").await;
-    let (id, number) = started(&bank).await;
-    let link = bank.approvals.last_to("alice").unwrap();
-    let (status, _) = approve_on_phone(&bank, &link, &number).await;
-    assert_eq!(status, StatusCode::OK);
+    let id = started_and_approved(&bank).await;
     // Alice's other session (or whoever holds it) cannot use it.
     let other = bank.login_elsewhere("alice", "wonderland").await;
     let r = bank
@@ -386,19 +393,13 @@ async fn one_session_cannot_use_up_the_users_starts(bank: Bank) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(finish(&bank, &id).await.status(), StatusCode::SEE_OTHER);
     // …and her session still has starts of its own.
-    let (id, number) = started(&bank).await;
-    let link = bank.approvals.last_to("alice").unwrap();
-    let (status, _) = approve_on_phone(&bank, &link, &number).await;
-    assert_eq!(status, StatusCode::OK);
+    let id = started_and_approved(&bank).await;
     assert_eq!(finish(&bank, &id).await.status(), StatusCode::SEE_OTHER);
 }
 
 async fn one_finish_wins(bank: Bank) {
     bank.login("alice", "wonderland").await;
-    let (id, number) = started(&bank).await;
-    let link = bank.approvals.last_to("alice").unwrap();
-    let (status, _) = approve_on_phone(&bank, &link, &number).await;
-    assert_eq!(status, StatusCode::OK);
+    let id = started_and_approved(&bank).await;
     let bank = std::sync::Arc::new(bank);
     let statuses = bank
         .race(

@@ -247,6 +247,23 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .map(|c| (key, c)))
     }
 
+    /// The bound action `attempt` is made for, if any: a ceremony that is
+    /// gone is [`ChallengeError::NoPendingAction`] (for what is sent before
+    /// the attempt: a code, an approval request).
+    pub(super) async fn action_of(
+        &self,
+        attempt: super::Attempt<'_>,
+    ) -> Result<Option<PendingAction>, crate::ChallengeError> {
+        match attempt.action {
+            Some(id) => Ok(Some(
+                self.pending_action(attempt.subject, id)
+                    .await?
+                    .ok_or(crate::ChallengeError::NoPendingAction)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// The ceremony `id` of `subject`'s session, still waiting: `None`
     /// when there is none, it expired or was used, or it is another
     /// session's.

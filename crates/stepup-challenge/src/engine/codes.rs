@@ -98,14 +98,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             .ok_or(ChallengeError::NotEnrolled(method))?;
         // Sent for a bound action: the message names it, and the code
         // confirms that action only.
-        let action = match attempt.action {
-            Some(id) => Some(
-                self.pending_action(subject, id)
-                    .await?
-                    .ok_or(ChallengeError::NoPendingAction)?,
-            ),
-            None => None,
-        };
+        let action = self.action_of(attempt).await?;
         let now = self.clock.now();
         let key = self.keys.subject(subject);
         let sends = self

@@ -293,14 +293,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         if !factor.enrolled(subject).await? {
             return Err(ChallengeError::NotEnrolled(method));
         }
-        let action = match attempt.action {
-            Some(id) => Some(
-                self.pending_action(subject, id)
-                    .await?
-                    .ok_or(ChallengeError::NoPendingAction)?,
-            ),
-            None => None,
-        };
+        let action = self.action_of(attempt).await?;
         // The finish is the counted attempt; nothing is pushed to the
         // phone of a user who is locked out or whose method is disabled
         // (read only: a start counts no attempt).

@@ -60,35 +60,19 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 let page = self
                     .new_page(request, &return_to, message)
                     .awaiting_approval(method, &started.id, started.number);
-                self.render_page(
-                    subject,
-                    page,
-                    200,
-                    input.why.as_deref(),
-                    input.confirmation.as_deref(),
-                )
-                .await
+                self.render_for(subject, page, 200, &input).await
             }
             Err(error) if is_json(request) => self.failed_json(&error),
             Err(error) => {
-                let status = failure_status(&error);
-                if status == 503 {
-                    return unavailable(&error);
-                }
-                let (message, _) = self.reason(input.why.as_deref());
-                let page = self.new_page(request, &return_to, message);
-                let sentence = self.user_message(&error, page.lang());
-                let page = page.error(sentence, crate::Form::Custom);
-                let reply = self
-                    .render_page(
-                        subject,
-                        page,
-                        status,
-                        input.why.as_deref(),
-                        input.confirmation.as_deref(),
-                    )
-                    .await;
-                self.retry_after(reply, &error)
+                self.failed_page(
+                    request,
+                    subject,
+                    &input,
+                    &return_to,
+                    &error,
+                    crate::Form::Custom,
+                )
+                .await
             }
         }
     }

@@ -76,6 +76,48 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     /// the policy `why` names, when it names one — confirming the bound
     /// action of the ceremony `confirmation` when it is still waiting
     /// (its summary from the server-side record only).
+    /// The page after something sent before an attempt failed (a code, an
+    /// approval request): the error on `form`, or `503`.
+    pub(super) async fn failed_page(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        input: &StepUpInput,
+        return_to: &ReturnTo,
+        error: &ChallengeError,
+        form: crate::Form,
+    ) -> Reply {
+        let status = failure_status(error);
+        if status == 503 {
+            return unavailable(error);
+        }
+        let (message, _) = self.reason(input.why.as_deref());
+        let page = self.new_page(request, return_to, message);
+        let sentence = self.user_message(error, page.lang());
+        let page = page.error(sentence, form);
+        let reply = self.render_for(subject, page, status, input).await;
+        self.retry_after(reply, error)
+    }
+
+    /// [`render_page`](Self::render_page) for a form's `input` (its
+    /// reason and bound action carried on).
+    pub(super) async fn render_for(
+        &self,
+        subject: &Subject,
+        page: ChallengePage,
+        status: u16,
+        input: &StepUpInput,
+    ) -> Reply {
+        self.render_page(
+            subject,
+            page,
+            status,
+            input.why.as_deref(),
+            input.confirmation.as_deref(),
+        )
+        .await
+    }
+
     pub(super) async fn render_page(
         &self,
         subject: &Subject,
@@ -212,15 +254,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                         Err(e) => return unavailable(&e),
                     }
                 }
-                let reply = self
-                    .render_page(
-                        subject,
-                        page,
-                        status,
-                        input.why.as_deref(),
-                        input.confirmation.as_deref(),
-                    )
-                    .await;
+                let reply = self.render_for(subject, page, status, &input).await;
                 self.retry_after(reply, &error)
             }
         }
@@ -260,35 +294,19 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                     &sent.challenge_id,
                     &sent.destination_hint,
                 );
-                self.render_page(
-                    subject,
-                    page,
-                    200,
-                    input.why.as_deref(),
-                    input.confirmation.as_deref(),
-                )
-                .await
+                self.render_for(subject, page, 200, &input).await
             }
             Err(error) if is_json(request) => self.failed_json(&error),
             Err(error) => {
-                let status = failure_status(&error);
-                if status == 503 {
-                    return unavailable(&error);
-                }
-                let (message, _) = self.reason(input.why.as_deref());
-                let page = self.new_page(request, &return_to, message);
-                let sentence = self.user_message(&error, page.lang());
-                let page = page.error(sentence, crate::Form::Code);
-                let reply = self
-                    .render_page(
-                        subject,
-                        page,
-                        status,
-                        input.why.as_deref(),
-                        input.confirmation.as_deref(),
-                    )
-                    .await;
-                self.retry_after(reply, &error)
+                self.failed_page(
+                    request,
+                    subject,
+                    &input,
+                    &return_to,
+                    &error,
+                    crate::Form::Code,
+                )
+                .await
             }
         }
     }
