@@ -47,7 +47,8 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stepup_core::{
-    Clock, IssuedToken, Issuer, LevelTable, Method, Proof, Subject, SystemClock, Timestamp, ct,
+    Clock, IssuedToken, Issuer, LevelTable, Method, Proof, ReturnTo, Subject, SystemClock,
+    Timestamp, ct,
 };
 use stepup_store::StateStore;
 
@@ -98,20 +99,23 @@ type Client = CoreClient<
 /// assert_eq!(stepup_oidc::level_method(2).to_string(), "custom:idp-level-2");
 /// ```
 pub fn level_method(level: u8) -> Method {
-    // Digits and a dash: always a valid custom method name.
-    Method::custom(&format!("idp-level-{level}")).unwrap_or(Method::Password)
+    // Lower-case letters, digits and dashes, at most 14 characters: always
+    // a valid custom method name.
+    #[allow(clippy::expect_used)]
+    Method::custom(&format!("idp-level-{level}")).expect("a valid custom method name")
 }
 
-/// The RFC 8176 `amr` values stepup knows by default, and the method each
+/// The RFC 8176 `amr` values stepup maps by default, and the method each
 /// proves: `pwd` the password, `otp` a one-time code (TOTP), `sms` an SMS
-/// code, `hwk` a hardware-bound key (a device-bound passkey), `swk` a
-/// software key (a synced passkey).
-pub const DEFAULT_AMR: [(&str, Method); 5] = [
+/// code. Key-based values (`hwk`, `swk`) mean different things at
+/// different providers (a push approval may say `swk`): map them yourself
+/// with [`OidcConfig::amr`] if your provider's meaning is a passkey's.
+/// Whatever is mapped, the minted token never reaches a higher level than
+/// the `acr` proves (see [`OidcStepUp::finish`]).
+pub const DEFAULT_AMR: [(&str, Method); 3] = [
     ("pwd", Method::Password),
     ("otp", Method::Totp),
     ("sms", Method::SmsCode),
-    ("hwk", Method::DeviceBoundPasskey),
-    ("swk", Method::Passkey),
 ];
 
 /// How the required `acr` is asked for.
@@ -230,6 +234,14 @@ impl OidcConfig {
     pub fn amr(mut self, amr: &str, method: Method) -> OidcConfig {
         self.amr_methods.retain(|(a, _)| a != amr);
         self.amr_methods.push((amr.to_owned(), method));
+        self
+    }
+
+    /// No `amr` value maps to a method: tokens carry the `acr`'s level
+    /// only.
+    #[must_use]
+    pub fn without_amr(mut self) -> OidcConfig {
+        self.amr_methods.clear();
         self
     }
 
@@ -367,10 +379,11 @@ pub struct StepUpRequest<'a> {
     /// asked for and accepted.
     pub level: u8,
     /// How recent the authentication must be (`max_age`; zero is "right
-    /// now", sent with `prompt=login`). `None`: any age.
+    /// now", sent with `prompt=login`). `None`: any age the provider
+    /// gives (its `auth_time` is still required: proofs are dated at it).
     pub max_age: Option<Duration>,
-    /// Where the callback sends the user back to.
-    pub return_to: &'a str,
+    /// Where the callback sends the user back to (a local path).
+    pub return_to: &'a ReturnTo,
     /// A `login_hint` (the user's e-mail at the provider, say).
     pub login_hint: Option<&'a str>,
 }
@@ -382,7 +395,7 @@ impl<'a> StepUpRequest<'a> {
         subject: &'a Subject,
         provider_subject: &'a str,
         level: u8,
-        return_to: &'a str,
+        return_to: &'a ReturnTo,
     ) -> StepUpRequest<'a> {
         StepUpRequest {
             subject,
@@ -418,6 +431,8 @@ struct Pending {
     session: Option<String>,
     provider_subject: String,
     started_at: u64,
+    /// `max_age` in seconds, when the request had one.
+    max_age: Option<u64>,
     accepted: Vec<String>,
     return_to: String,
 }
@@ -429,14 +444,16 @@ pub struct Finished {
     /// The assurance token, with the provider's proofs (and the still-fresh
     /// proofs of the previous token).
     pub token: IssuedToken,
-    /// The level the `acr` proved.
+    /// The level the `acr` proved (the token's level: `amr` never adds
+    /// to it).
     pub level: u8,
-    /// The methods the `amr` proved (those the configuration maps).
+    /// The methods the `amr` proved (those the configuration maps; none
+    /// when together they would reach above the `acr`'s level).
     pub methods: Vec<Method>,
     /// When the user authenticated at the provider.
     pub auth_time: Timestamp,
     /// The `return_to` of the request.
-    pub return_to: String,
+    pub return_to: ReturnTo,
 }
 
 /// The callback's query.
@@ -485,11 +502,28 @@ impl<S: StateStore> OidcStepUp<S> {
         let http = Http::new(config.timeout)?;
         let issuer_url = IssuerUrl::new(config.issuer.clone())
             .map_err(|e| OidcError::Config(format!("issuer: {e}")))?;
+        // The client secret and the codes travel to the provider: HTTPS,
+        // except on this machine (tests, a provider in a sidecar).
+        let parsed = issuer_url.url();
+        let loopback = matches!(parsed.host(), Some(url::Host::Domain("localhost")))
+            || matches!(parsed.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+        if parsed.scheme() != "https" && !loopback {
+            return Err(OidcError::Config(
+                "the issuer must be https (http only on loopback)".into(),
+            ));
+        }
         let metadata = Metadata::discover_async(issuer_url, &http)
             .await
             .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
         let extra = metadata.additional_metadata().clone();
         let claims_parameter = metadata.claims_parameter_supported() == Some(true);
+        if config.acr_request == AcrRequest::EssentialClaim && !claims_parameter {
+            return Err(OidcError::Config(
+                "AcrRequest::EssentialClaim needs a provider that takes the claims parameter"
+                    .into(),
+            ));
+        }
         let token_url = metadata
             .token_endpoint()
             .cloned()
@@ -600,8 +634,9 @@ impl<S: StateStore> OidcStepUp<S> {
             session: request.subject.session().map(str::to_owned),
             provider_subject: request.provider_subject.to_owned(),
             started_at: self.clock.now().as_unix_seconds(),
+            max_age: request.max_age.map(|m| m.as_secs()),
             accepted,
-            return_to: request.return_to.to_owned(),
+            return_to: request.return_to.as_str().to_owned(),
         };
         let record =
             serde_json::to_vec(&pending).map_err(|e| OidcError::Config(format!("encode: {e}")))?;
@@ -669,11 +704,34 @@ impl<S: StateStore> OidcStepUp<S> {
     /// ID token verified (`acr`, `auth_time`, nonce, `sub`), and the
     /// assurance token minted — keeping the still-fresh proofs of
     /// `previous`, the token the client presented.
+    ///
+    /// The `auth_time` must be no older than the request's start minus its
+    /// `max_age` (and the skew), and not in the future (beyond the skew).
+    /// The token's level is the `acr`'s: the `amr` methods are recorded
+    /// too, unless together they would reach a higher level, then none is.
+    /// Tokens minted here carry no client context: use
+    /// [`finish_in_context`](Self::finish_in_context) where the challenge
+    /// routes mint in context (their proofs are kept only then).
     pub async fn finish(
         &self,
         subject: &Subject,
         query: &str,
         previous: Option<&str>,
+    ) -> Result<Finished, OidcError> {
+        self.finish_in_context(subject, query, previous, None).await
+    }
+
+    /// [`finish`](Self::finish), minting in the client context `context`
+    /// (the bytes [`Issuer::issue_in_context`] records; the challenge
+    /// routes' `ContextSettings` computes them): the presented token's
+    /// proofs made in the same context are kept, and `same_context` policy
+    /// terms can be met.
+    pub async fn finish_in_context(
+        &self,
+        subject: &Subject,
+        query: &str,
+        previous: Option<&str>,
+        context: Option<&[u8]>,
     ) -> Result<Finished, OidcError> {
         let callback: Callback =
             serde_urlencoded::from_str(query).map_err(|_| OidcError::UnknownState)?;
@@ -710,7 +768,11 @@ impl<S: StateStore> OidcStepUp<S> {
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         let now = self.clock.now().as_unix_seconds();
         let skew = self.config.skew.as_secs();
-        let not_before = pending.started_at.saturating_sub(skew);
+        let not_before = pending
+            .started_at
+            .saturating_sub(pending.max_age.unwrap_or(u64::MAX / 2))
+            .saturating_sub(skew);
+        let not_after = now.saturating_add(skew);
         let accepted = pending.accepted.clone();
         let verifier = self
             .client
@@ -720,15 +782,22 @@ impl<S: StateStore> OidcStepUp<S> {
                 Some(acr) => Err(format!("acr {} is not accepted", acr.as_str())),
                 None => Err("no acr".to_owned()),
             })
-            .set_auth_time_verifier_fn(move |at| match at {
-                Some(at) if at.timestamp() >= 0 && at.timestamp() as u64 >= not_before => Ok(()),
-                Some(_) => Err("auth_time is older than the request".to_owned()),
-                None => Err("no auth_time".to_owned()),
+            .set_auth_time_verifier_fn(move |at| {
+                let at = at.map(|t| u64::try_from(t.timestamp()).unwrap_or(0));
+                match at {
+                    Some(at) if at > not_after => Err("auth_time is in the future".to_owned()),
+                    Some(at) if at >= not_before => Ok(()),
+                    Some(_) => Err("auth_time is older than the request allows".to_owned()),
+                    None => Err("no auth_time".to_owned()),
+                }
             })
             // The provider's clock may run behind or ahead by the skew.
             .set_time_fn(move || {
                 let secs = i64::try_from(now.saturating_sub(skew)).unwrap_or(i64::MAX);
-                chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default()
+                // Out of chrono's range only past the year 262 143: then
+                // every token has expired.
+                chrono::DateTime::from_timestamp(secs, 0)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
             });
         let nonce = Nonce::new(pending.nonce.clone());
         let claims = id_token
@@ -764,28 +833,38 @@ impl<S: StateStore> OidcStepUp<S> {
                 methods.push(*method);
             }
         }
-        // Never dated after now (a provider clock ahead of ours).
+        // The `amr` methods never lift the token above the `acr`'s level
+        // (a provider's `swk` may be a push approval, its `hwk` not what
+        // the local table ranks): then only the level is recorded.
+        let levels = self.issuer.levels();
+        let proven = levels.level_of(&[level_method(level)]);
+        let mut all = methods.clone();
+        all.push(level_method(level));
+        if levels.level_of(&all) > proven {
+            tracing::warn!(target: "stepup::oidc", acr = %acr, "the amr methods would reach above the acr's level: recording the level only");
+            methods.clear();
+        }
+        // Within the skew of now (checked above); never dated after now.
         let at = Timestamp::from_unix_seconds(auth_time.as_unix_seconds().min(now));
-        let mut token = self.issuer.issue(
-            subject,
-            Proof::new(level_method(level), at),
-            previous,
-            self.clock.now(),
-        )?;
+        let mint = |proof: Proof, previous: Option<&str>| match context {
+            Some(context) => {
+                self.issuer
+                    .issue_in_context(subject, proof, previous, context, self.clock.now())
+            }
+            None => self
+                .issuer
+                .issue(subject, proof, previous, self.clock.now()),
+        };
+        let mut token = mint(Proof::new(level_method(level), at), previous)?;
         for method in &methods {
-            token = self.issuer.issue(
-                subject,
-                Proof::new(*method, at),
-                Some(token.value()),
-                self.clock.now(),
-            )?;
+            token = mint(Proof::new(*method, at), Some(token.value()))?;
         }
         Ok(Finished {
             token,
             level,
             methods,
             auth_time: at,
-            return_to: pending.return_to,
+            return_to: ReturnTo::parse_or(&pending.return_to, &ReturnTo::root()),
         })
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
-use stepup_core::{Key, KeyId, KeyRing, LevelTable, Method, Subject, SystemClock, TokenConfig};
+use stepup_core::{
+    Clock, Key, KeyId, KeyRing, LevelTable, Method, ReturnTo, Subject, SystemClock, TokenConfig,
+};
 use stepup_oidc::{AcrRequest, OidcConfig, OidcError, OidcStepUp, Par, StepUpRequest};
 use stepup_store::MemoryStateStore;
 
@@ -147,7 +149,8 @@ async fn step_up(
     max_age: Option<Duration>,
 ) -> (url::Url, String) {
     let subject = user();
-    let mut request = StepUpRequest::new(&subject, "alice", level, "/transfer");
+    let return_to = ReturnTo::parse("/transfer").unwrap();
+    let mut request = StepUpRequest::new(&subject, "alice", level, &return_to);
     if let Some(max_age) = max_age {
         request = request.max_age(max_age);
     }
@@ -188,7 +191,7 @@ async fn the_essential_acr_path_mints_the_level_and_the_proofs() {
     let finished = app.finish(&user(), &query, None).await.unwrap();
     assert_eq!(finished.level, 2);
     assert_eq!(finished.methods, [Method::Password, Method::Totp]);
-    assert_eq!(finished.return_to, "/transfer");
+    assert_eq!(finished.return_to.as_str(), "/transfer");
     let assurance = finished.token.assurance();
     assert_eq!(assurance.level(), 2);
     assert_eq!(assurance.subject(), &user());
@@ -242,8 +245,9 @@ async fn acr_values_stripped_from_the_url_are_refused() {
     let provider = Provider::start();
     let app = app(&provider, provider.config().par(Par::Never)).await;
     let subject = user();
+    let root = ReturnTo::root();
     let start = app
-        .start(StepUpRequest::new(&subject, "alice", 2, "/").max_age(Duration::ZERO))
+        .start(StepUpRequest::new(&subject, "alice", 2, &root).max_age(Duration::ZERO))
         .await
         .unwrap();
     // The browser (or an attacker in it) edits the request.
@@ -386,6 +390,72 @@ async fn another_session_or_a_refusal_mints_nothing() {
     let refused = app.finish(&user(), &query, None).await;
     assert!(
         matches!(&refused, Err(OidcError::Refused(e)) if e == "access_denied"),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn amr_never_lifts_the_token_above_the_acrs_level() {
+    let provider = Provider::start();
+    // A provider whose "hwk" the application maps to a device-bound
+    // passkey (level 3 in the table) answers a level-2 request with it.
+    provider
+        .next_login(serde_json::json!({"amr": ["hwk"]}))
+        .await;
+    let app = app(
+        &provider,
+        provider.config().amr("hwk", Method::DeviceBoundPasskey),
+    )
+    .await;
+    let (_, query) = step_up(&app, &browser(), 2, Some(Duration::ZERO)).await;
+    let finished = app.finish(&user(), &query, None).await.unwrap();
+    assert_eq!(finished.level, 2);
+    assert_eq!(finished.methods, [], "the level only");
+    assert_eq!(finished.token.assurance().level(), 2);
+    assert_eq!(
+        finished
+            .token
+            .assurance()
+            .proven_at(Method::DeviceBoundPasskey),
+        None
+    );
+}
+
+#[tokio::test]
+async fn max_age_takes_a_recent_login_and_refuses_an_older_or_a_future_one() {
+    let provider = Provider::start();
+    let app = app(&provider, provider.config()).await;
+    let five_minutes = Some(Duration::from_secs(300));
+    // Two minutes ago, within five: taken, dated then.
+    provider
+        .next_login(serde_json::json!({"ageSecs": 120}))
+        .await;
+    let (_, query) = step_up(&app, &browser(), 2, five_minutes).await;
+    let finished = app.finish(&user(), &query, None).await.unwrap();
+    let age = SystemClock.now().as_unix_seconds() - finished.auth_time.as_unix_seconds();
+    assert!(
+        (115..=130).contains(&age),
+        "dated at auth_time: {age} s ago"
+    );
+    // Ten minutes ago: refused.
+    provider
+        .next_login(serde_json::json!({"ageSecs": 600}))
+        .await;
+    let (_, query) = step_up(&app, &browser(), 2, five_minutes).await;
+    let refused = app.finish(&user(), &query, None).await;
+    assert!(
+        matches!(&refused, Err(OidcError::IdToken(why)) if why.contains("auth_time")),
+        "{refused:?}"
+    );
+    // An hour ahead (a provider clock far off, or seconds taken for
+    // milliseconds): refused, not dated now.
+    provider
+        .next_login(serde_json::json!({"ageSecs": -3600}))
+        .await;
+    let (_, query) = step_up(&app, &browser(), 2, five_minutes).await;
+    let refused = app.finish(&user(), &query, None).await;
+    assert!(
+        matches!(&refused, Err(OidcError::IdToken(why)) if why.contains("future")),
         "{refused:?}"
     );
 }
