@@ -18,6 +18,7 @@
 //! | `axum-login` | `axum::login`: the subject from axum-login 0.18 / tower-sessions 0.14 (brings `axum`) |
 //! | `actix-identity` | `actix::identity`: the subject from actix-identity 0.9 / actix-session 0.11 (brings `actix`) |
 //! | `redis` | `redis`: the Redis `StateStore` for deployments with several instances |
+//! | `oidc` | `oidc`: step-up at an upstream OpenID Provider (`OidcStepUp`) |
 //! | `sqlite` | `sqlx`: `SqlStore` (factors sealed at rest, passkeys with `passkey`) and `SqlStateStore` on SQLite |
 //! | `postgres` | `sqlx`: the same on PostgreSQL (rustls) |
 //! | `testing` | `testing`: test helpers for your own tests — in `[dev-dependencies]` only |
@@ -53,6 +54,9 @@ pub use stepup_store as store;
 
 #[cfg(feature = "redis")]
 pub use stepup_redis as redis;
+
+#[cfg(feature = "oidc")]
+pub use stepup_oidc as oidc;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use stepup_sqlx as sqlx;
@@ -193,14 +197,15 @@ pub mod testing {
 }
 
 /// The README's examples, compiled as doctests (with the `axum`, `actix`,
-/// `redis`, `sqlite` and `testing` features, as the workspace's test run
-/// builds this crate).
+/// `redis`, `sqlite`, `oidc` and `testing` features, as the workspace's
+/// test run builds this crate).
 #[cfg(all(
     doctest,
     feature = "axum",
     feature = "actix",
     feature = "redis",
     feature = "sqlite",
+    feature = "oidc",
     feature = "testing"
 ))]
 #[doc = include_str!("../../../README.md")]

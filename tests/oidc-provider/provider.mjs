@@ -1,0 +1,128 @@
+// The stepup-oidc tests' OpenID Provider: oidc-provider (OpenID Certified)
+// on a free 127.0.0.1 port, with acr values, the claims parameter, released
+// amr, PKCE required, pushed authorization requests, RFC 9207's `iss` — and
+// an interaction handler that completes every login as the test scripted it
+// (by default "alice, the acr asked for, otp+pwd, just now").
+//
+//   REDIRECT_URI=http://127.0.0.1:9/callback node provider.mjs
+//
+// prints `READY <issuer>` once it listens. Test control (tests only):
+//   POST /__test/next-login {"accountId", "acr", "amr", "ageSecs",
+//        "refuse", "nonce"}  — for the following logins; `null` resets a
+//        field ("acr": the highest asked for; "amr": null releases none).
+import http from 'node:http';
+import { generateKeyPairSync } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const ACRS = ['urn:stepup:loa:1', 'urn:stepup:loa:2', 'urn:stepup:loa:3'];
+const DEFAULTS = { accountId: 'alice', acr: null, amr: ['pwd', 'otp'], ageSecs: 0, refuse: false, nonce: null };
+let next = { ...DEFAULTS };
+
+const redirectUri = process.env.REDIRECT_URI;
+if (!redirectUri) {
+  console.error('set REDIRECT_URI');
+  process.exit(2);
+}
+
+const server = http.createServer();
+await new Promise((resolve) => server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: 'stepup-test',
+      client_secret: 'stepup-test-secret',
+      redirect_uris: [redirectUri],
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    },
+  ],
+  jwks: { keys: [{ ...key, kid: 'test-1', use: 'sig', alg: 'RS256' }] },
+  cookies: { keys: ['stepup-oidc-tests-only'] },
+  acrValues: ACRS,
+  claims: { amr: null },
+  features: {
+    devInteractions: { enabled: false },
+    claimsParameter: { enabled: true },
+    pushedAuthorizationRequests: { enabled: true },
+  },
+  pkce: { required: () => true },
+  findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+  // A first-party client: no consent screen.
+  async loadExistingGrant(ctx) {
+    const id = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (id) {
+      return ctx.oidc.provider.Grant.find(id);
+    }
+    const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope('openid');
+    await grant.save();
+    return grant;
+  },
+});
+
+// The acr values a request asks for: `acr_values` and the claims
+// parameter's `acr` (value or values).
+function asked(params) {
+  const out = (params.acr_values ?? '').split(' ').filter(Boolean);
+  try {
+    const acr = JSON.parse(params.claims ?? '{}')?.id_token?.acr;
+    if (acr?.value) out.push(acr.value);
+    for (const value of acr?.values ?? []) out.push(value);
+  } catch {
+    // not JSON: nothing asked
+  }
+  return out.filter((a) => ACRS.includes(a));
+}
+
+provider.use(async (ctx, nextMiddleware) => {
+  if (ctx.method === 'POST' && ctx.path === '/__test/next-login') {
+    let raw = '';
+    for await (const chunk of ctx.req) raw += chunk;
+    const change = JSON.parse(raw || '{}');
+    for (const [field, value] of Object.entries(change)) {
+      next[field] = value === null && field !== 'amr' ? DEFAULTS[field] : value;
+    }
+    ctx.status = 204;
+    return;
+  }
+  // A scripted nonce (an ID token minted for another request's nonce).
+  if (ctx.method === 'GET' && ctx.path === '/auth' && next.nonce) {
+    ctx.query = { ...ctx.query, nonce: next.nonce };
+  }
+  if (!/^\/interaction\/[^/]+$/.test(ctx.path)) {
+    return nextMiddleware();
+  }
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  const { prompt, params, lastSubmission } = details;
+  // Asked again after a login: the scripted login did not satisfy an
+  // essential request; refuse rather than loop.
+  const again = Boolean(lastSubmission?.login);
+  let result;
+  if (next.refuse || again) {
+    result = { error: 'access_denied', error_description: 'refused by the test script' };
+  } else if (prompt.name === 'login') {
+    const acrs = asked(params);
+    // The least that satisfies the request, as a provider would.
+    const acr = next.acr ?? (acrs.length ? acrs.sort()[0] : ACRS[0]);
+    const login = {
+      accountId: next.accountId,
+      acr,
+      ts: Math.floor(Date.now() / 1000) - Number(next.ageSecs || 0),
+      remember: true,
+    };
+    if (next.amr) login.amr = next.amr;
+    result = { login };
+  } else {
+    result = { consent: {} };
+  }
+  const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+  ctx.status = 303;
+  ctx.redirect(to);
+});
+
+server.on('request', provider.callback());
+console.log(`READY ${issuer}`);
