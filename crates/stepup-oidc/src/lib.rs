@@ -32,6 +32,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
     CoreClient, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
@@ -881,29 +883,7 @@ fn state_key(state: &str) -> String {
 fn basic_auth(id: &str, secret: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let pair = format!("{}:{}", enc(id), enc(secret));
-    format!("Basic {}", base64_encode(pair.as_bytes()))
-}
-
-/// Standard base64 with padding.
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    format!("Basic {}", STANDARD.encode(pair.as_bytes()))
 }
 
 /// An error and its sources, one line.
@@ -982,17 +962,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_is_standard() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"rp:rp secret"), "cnA6cnAgc2VjcmV0");
-        // "a b" is form-encoded first: "rp:a+b".
-        assert_eq!(
-            basic_auth("rp", "a b"),
-            format!("Basic {}", base64_encode(b"rp:a+b"))
-        );
+    fn client_secret_basic_form_encodes_then_base64s() {
+        // RFC 6749 §2.3.1: "a b" is form-encoded first ("a+b").
+        assert_eq!(basic_auth("rp", "a b"), "Basic cnA6YSti");
+        assert_eq!(basic_auth("rp", "secret"), "Basic cnA6c2VjcmV0");
     }
 
     #[test]
