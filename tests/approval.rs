@@ -55,14 +55,18 @@ fn approval_number(html: &str) -> String {
     number
 }
 
-/// Alice's page, a start: the waiting page's approval id and number.
-async fn started(bank: &Bank) -> (String, String) {
-    let r = bank
-        .browser_post(&bank.client, "/step-up/custom/approve/start")
+/// The start button on Alice's page (a form post).
+async fn start_form(bank: &Bank) -> reqwest::Response {
+    bank.browser_post(&bank.client, "/step-up/custom/approve/start")
         .form(&[("return_to", "/statements")])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Alice's page, a start: the waiting page's approval id and number.
+async fn started(bank: &Bank) -> (String, String) {
+    let r = start_form(bank).await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
     (approval_id(&html), approval_number(&html))
@@ -347,12 +351,7 @@ async fn nothing_is_pushed_to_a_locked_out_user(bank: Bank) {
     }
     assert_eq!(lockouts, 3);
     let sent = bank.approvals.count_to("alice");
-    let r = bank
-        .browser_post(&bank.client, "/step-up/custom/approve/start")
-        .form(&[("return_to", "/statements")])
-        .send()
-        .await
-        .unwrap();
+    let r = start_form(&bank).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let r = bank
         .post_json("/step-up/custom/approve/start", serde_json::json!({}))
