@@ -5,6 +5,7 @@
 // (by default "alice, the acr asked for, otp+pwd, just now").
 //
 //   REDIRECT_URI=http://127.0.0.1:9/callback node provider.mjs
+//   REDIRECT_URIS="http://a/login/cb http://a/step-up/cb" node provider.mjs
 //
 // prints `READY <issuer>` once it listens. Test control (tests only):
 //   POST /__test/next-login {"accountId", "acr", "amr", "ageSecs",
@@ -18,10 +19,17 @@ const ACRS = ['urn:stepup:loa:1', 'urn:stepup:loa:2', 'urn:stepup:loa:3'];
 const DEFAULTS = { accountId: 'alice', acr: null, amr: ['pwd', 'otp'], ageSecs: 0, refuse: false, nonce: null };
 let next = { ...DEFAULTS };
 
-const redirectUri = process.env.REDIRECT_URI;
-if (!redirectUri) {
-  console.error('set REDIRECT_URI');
+const redirectUris = (process.env.REDIRECT_URIS ?? process.env.REDIRECT_URI ?? '').split(' ').filter(Boolean);
+if (!redirectUris.length) {
+  console.error('set REDIRECT_URI (or REDIRECT_URIS, space-separated)');
   process.exit(2);
+}
+
+// Started by a program that may be killed without stopping it
+// (examples/oidc-app): gone when that program's end of stdin closes.
+if (process.env.EXIT_WITH_STDIN) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
 }
 
 const server = http.createServer();
@@ -34,7 +42,7 @@ const provider = new Provider(issuer, {
     {
       client_id: 'stepup-test',
       client_secret: 'stepup-test-secret',
-      redirect_uris: [redirectUri],
+      redirect_uris: redirectUris,
       token_endpoint_auth_method: 'client_secret_basic',
       grant_types: ['authorization_code'],
       response_types: ['code'],

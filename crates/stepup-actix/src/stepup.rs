@@ -72,6 +72,7 @@ pub struct StepUp<F, S, P> {
     catalogue: Option<Arc<Catalogue>>,
     language: Option<LanguageChooser>,
     forms: FormLimits,
+    upstreams: Vec<Arc<dyn stepup_challenge::Upstream>>,
 }
 
 impl<F, S, P> Clone for StepUp<F, S, P> {
@@ -84,6 +85,7 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
             catalogue: self.catalogue.clone(),
             language: self.language.clone(),
             forms: self.forms,
+            upstreams: self.upstreams.clone(),
         }
     }
 }
@@ -121,6 +123,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             catalogue: None,
             language: None,
             forms,
+            upstreams: Vec::new(),
         }
     }
 
@@ -195,6 +198,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         render: impl Fn(&ChallengePage) -> String + Send + Sync + 'static,
     ) -> Self {
         self.renderer = Some(Arc::new(render));
+        self
+    }
+
+    /// Offers a step-up at an upstream identity provider on the challenge
+    /// page, beside the local methods (stepup-oidc's `OidcMethod`; see
+    /// [`ChallengeRoutes::with_upstream`]). Its callback is
+    /// `{origin}{mount}/upstream/{name}/callback`.
+    #[must_use]
+    pub fn with_upstream(mut self, upstream: Arc<dyn stepup_challenge::Upstream>) -> Self {
+        self.upstreams.push(upstream);
         self
     }
 
@@ -304,6 +317,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         }
         if let Some(choose) = &self.language {
             routes = routes.with_language(choose.clone());
+        }
+        for upstream in &self.upstreams {
+            routes = routes.with_upstream(upstream.clone());
         }
         let subjects = self.subjects.clone();
         web::scope(self.settings.page().as_str()).default_service(web::to(

@@ -65,6 +65,7 @@ pub struct StepUp<F, S, P> {
     catalogue: Option<Arc<Catalogue>>,
     language: Option<LanguageChooser>,
     forms: FormLimits,
+    upstreams: Vec<Arc<dyn stepup_challenge::Upstream>>,
 }
 
 impl<F, S, P> Clone for StepUp<F, S, P> {
@@ -77,6 +78,7 @@ impl<F, S, P> Clone for StepUp<F, S, P> {
             catalogue: self.catalogue.clone(),
             language: self.language.clone(),
             forms: self.forms,
+            upstreams: self.upstreams.clone(),
         }
     }
 }
@@ -111,6 +113,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
             catalogue: None,
             language: None,
             forms,
+            upstreams: Vec::new(),
         }
     }
 
@@ -185,6 +188,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         render: impl Fn(&ChallengePage) -> String + Send + Sync + 'static,
     ) -> Self {
         self.renderer = Some(Arc::new(render));
+        self
+    }
+
+    /// Offers a step-up at an upstream identity provider on the challenge
+    /// page, beside the local methods (stepup-oidc's `OidcMethod`; see
+    /// [`ChallengeRoutes::with_upstream`]). Its callback is
+    /// `{origin}{mount}/upstream/{name}/callback`.
+    #[must_use]
+    pub fn with_upstream(mut self, upstream: Arc<dyn stepup_challenge::Upstream>) -> Self {
+        self.upstreams.push(upstream);
         self
     }
 
@@ -328,6 +341,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> StepUp<F, S, P> {
         }
         if let Some(choose) = &self.language {
             routes = routes.with_language(choose.clone());
+        }
+        for upstream in &self.upstreams {
+            routes = routes.with_upstream(upstream.clone());
         }
         routes
     }

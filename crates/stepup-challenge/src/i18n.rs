@@ -301,6 +301,34 @@ texts! {
     ApprovalRefused = "approval.refused",
         en: "The request was refused on your other device: the number did not match. If that was you, send a new one.",
         de: "Die Anfrage wurde auf Ihrem anderen Gerät abgelehnt: Die Zahl stimmte nicht. Wenn Sie das waren, senden Sie eine neue.";
+    /// The button that goes to the identity provider.
+    UpstreamStart = "upstream.start",
+        en: "Continue at your identity provider",
+        de: "Weiter bei Ihrem Identitätsanbieter";
+    /// The page between the identity provider's answer and the step-up.
+    UpstreamReturning = "upstream.returning",
+        en: "Finishing your confirmation …",
+        de: "Ihre Bestätigung wird abgeschlossen …";
+    /// Its link, where the page does not continue by itself.
+    UpstreamContinue = "upstream.continue",
+        en: "Continue",
+        de: "Weiter";
+    /// The identity provider did not confirm the user.
+    ErrorUpstreamRefused = "error.upstream_refused",
+        en: "Your identity provider did not confirm it's you. Try again, or choose another way.",
+        de: "Ihr Identitätsanbieter hat nicht bestätigt, dass Sie es sind. Versuchen Sie es erneut oder wählen Sie einen anderen Weg.";
+    /// The identity provider's answer came too late, twice, or in another session.
+    ErrorUpstreamExpired = "error.upstream_expired",
+        en: "This confirmation has expired or was already used. Please start again.",
+        de: "Diese Bestätigung ist abgelaufen oder wurde bereits verwendet. Bitte beginnen Sie erneut.";
+    /// The identity provider's answer failed a check.
+    ErrorUpstreamRejected = "error.upstream_rejected",
+        en: "The answer from your identity provider could not be accepted. Please start again, or choose another way.",
+        de: "Die Antwort Ihres Identitätsanbieters konnte nicht angenommen werden. Bitte beginnen Sie erneut oder wählen Sie einen anderen Weg.";
+    /// The user has no account at the identity provider, or it proves too little.
+    ErrorUpstreamNotUsable = "error.upstream_not_usable",
+        en: "Your identity provider cannot confirm this. Please choose another way.",
+        de: "Ihr Identitätsanbieter kann dies nicht bestätigen. Bitte wählen Sie einen anderen Weg.";
     /// The approve page's question (on the other device).
     ApproveQuestion = "approve.question",
         en: "Approve this confirmation?",

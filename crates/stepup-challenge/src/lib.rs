@@ -64,6 +64,7 @@ mod recovery;
 pub mod routes;
 mod store;
 mod totp;
+mod upstream;
 
 pub use change::{ChangeCheck, FactorChange};
 pub use code::{
@@ -93,6 +94,7 @@ pub use store::{
     StateStore,
 };
 pub use totp::TotpConfig;
+pub use upstream::{Upstream, UpstreamDone, UpstreamError, UpstreamFinish, UpstreamStart};
 pub use totp_rs::Algorithm as TotpAlgorithm;
 /// The WebAuthn types passkey ceremonies exchange with the browser.
 #[cfg(feature = "passkey")]

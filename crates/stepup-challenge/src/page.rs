@@ -71,6 +71,8 @@ pub enum Form {
     Code,
     /// A custom method's code or approval.
     Custom,
+    /// A step-up at an identity provider.
+    Upstream,
 }
 
 impl Form {
@@ -82,6 +84,7 @@ impl Form {
             Form::RecoveryCode => "recovery",
             Form::Code => "code",
             Form::Custom => "custom",
+            Form::Upstream => "upstream",
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct ChallengePage {
     pending_code: Option<PendingCode>,
     /// The application's own methods the page offers.
     custom: Vec<CustomEntry>,
+    /// The identity providers the page offers (name, title).
+    upstreams: Vec<(String, String)>,
     /// An approval started before the method was offered (applied when
     /// it is).
     waiting_for: Option<(String, String, u8)>,
@@ -176,6 +181,7 @@ impl ChallengePage {
             code_channels: Vec::new(),
             pending_code: None,
             custom: Vec::new(),
+            upstreams: Vec::new(),
             waiting_for: None,
             why: None,
             action: None,
@@ -339,6 +345,32 @@ impl ChallengePage {
         self.custom
             .iter()
             .map(|c| (c.name.as_str(), c.title.as_str(), c.code))
+    }
+
+    /// Offers a step-up at the identity provider `name` (its routes'
+    /// name, see [`Upstream`](crate::Upstream)) under `title`: a button
+    /// that goes there.
+    ///
+    /// ```
+    /// use stepup_challenge::ChallengePage;
+    /// use stepup_core::ReturnTo;
+    /// let page = ChallengePage::new("/step-up", &ReturnTo::root(), "Confirm it's you")
+    ///     .with_upstream("acme", "Confirm at Acme ID");
+    /// assert_eq!(page.upstreams().collect::<Vec<_>>(), [("acme", "Confirm at Acme ID")]);
+    /// assert!(page.html()?.contains(r#"action="/step-up/upstream/acme/start""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_upstream(mut self, name: &str, title: &str) -> Self {
+        if crate::upstream::valid_name(name) && !self.upstreams.iter().any(|(n, _)| n == name) {
+            self.upstreams.push((name.to_owned(), title.to_owned()));
+            self.any_method = true;
+        }
+        self
+    }
+
+    /// The identity providers the page offers: name and title.
+    pub fn upstreams(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.upstreams.iter().map(|(n, t)| (n.as_str(), t.as_str()))
     }
 
     /// The approval the page waits for: the method's name, the id and the

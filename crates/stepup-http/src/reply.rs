@@ -125,6 +125,37 @@ impl Reply {
             .with_header("x-content-type-options", "nosniff")
     }
 
+    /// Lets the page's forms go to `origin` too (its CSP `form-action`):
+    /// for a form whose answer redirects there, like a step-up at an
+    /// identity provider. `origin` must be a bare origin
+    /// (`https://id.example`, `http://127.0.0.1:8080`); anything else
+    /// leaves the reply as it was.
+    ///
+    /// ```
+    /// use stepup_http::Reply;
+    /// let page = Reply::html(200, String::new()).with_form_action("https://id.example");
+    /// let csp = page.header_value("content-security-policy").unwrap();
+    /// assert!(csp.contains("form-action 'self' https://id.example;"));
+    /// let page = Reply::html(200, String::new()).with_form_action("https://id.example; script-src *");
+    /// assert!(!page.header_value("content-security-policy").unwrap().contains("script-src *"));
+    /// ```
+    #[must_use]
+    pub fn with_form_action(mut self, origin: &str) -> Reply {
+        if !is_bare_origin(origin) {
+            return self;
+        }
+        for (name, value) in &mut self.headers {
+            if *name == "content-security-policy" {
+                *value = value.replacen(
+                    "form-action 'self'",
+                    &format!("form-action 'self' {origin}"),
+                    1,
+                );
+            }
+        }
+        self
+    }
+
     /// `303 See Other` to `location` (which must be built from validated
     /// parts only), with `Cache-Control: no-store`.
     pub fn see_other(location: &str) -> Reply {
@@ -236,4 +267,20 @@ impl Reply {
     pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, Cow<'static, str>) {
         (self.status, self.headers, self.body)
     }
+}
+
+/// `scheme://host[:port]` with an http(s) scheme and a host of letters,
+/// digits, `.`, `-` (or a bracketed IPv6 address): nothing that could end
+/// a CSP directive.
+fn is_bare_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }

@@ -54,6 +54,12 @@ use stepup_core::{
 };
 use stepup_store::StateStore;
 
+/// The verified claims of an ID token.
+type IdTokenClaims = openidconnect::IdTokenClaims<openidconnect::EmptyAdditionalClaims, openidconnect::core::CoreGenderClaim>;
+
+mod method;
+pub use method::{OidcMethod, ProviderSubject};
+
 /// The provider metadata stepup reads beyond the standard fields.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct StepUpMetadata {
@@ -302,13 +308,25 @@ impl OidcConfig {
         acrs.into_iter().map(|(a, _)| a.as_str()).collect()
     }
 
-    /// `table` with each mapped level's [`level_method`] placed at its
-    /// level (a provider step-up to level 2 meets what a TOTP code meets).
-    pub fn place_levels(&self, table: LevelTable) -> LevelTable {
+    /// The levels the mapped `acr` values prove, lowest first, each once.
+    ///
+    /// ```
+    /// # use stepup_oidc::OidcConfig;
+    /// let config = OidcConfig::new("https://id.example", "bank", "https://bank.example/cb")
+    ///     .acr("silver", 2).acr("gold", 3).acr("mfa", 2);
+    /// assert_eq!(config.levels(), [2, 3]);
+    /// ```
+    pub fn levels(&self) -> Vec<u8> {
         let mut levels: Vec<u8> = self.acr_levels.iter().map(|(_, l)| *l).collect();
         levels.sort_unstable();
         levels.dedup();
-        levels.into_iter().fold(table, |t, level| {
+        levels
+    }
+
+    /// `table` with each mapped level's [`level_method`] placed at its
+    /// level (a provider step-up to level 2 meets what a TOTP code meets).
+    pub fn place_levels(&self, table: LevelTable) -> LevelTable {
+        self.levels().into_iter().fold(table, |t, level| {
             t.with_custom_method(level_method(level), level, &[])
         })
     }
@@ -437,6 +455,10 @@ struct Pending {
     max_age: Option<u64>,
     accepted: Vec<String>,
     return_to: String,
+    /// A login (no subject yet; `session` is the browser binding), not a
+    /// step-up: one is never finished as the other.
+    #[serde(default)]
+    login: bool,
 }
 
 /// A finished step-up: the new assurance token and where to go.
@@ -458,6 +480,20 @@ pub struct Finished {
     pub return_to: ReturnTo,
 }
 
+/// A finished login at the provider ([`OidcStepUp::finish_login`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Login {
+    /// The user's subject identifier at the provider (`sub`).
+    pub provider_subject: String,
+    /// The `acr` of the login, if the provider said.
+    pub acr: Option<String>,
+    /// When the user authenticated, if the provider said.
+    pub auth_time: Option<Timestamp>,
+    /// The `return_to` of the start.
+    pub return_to: ReturnTo,
+}
+
 /// The callback's query.
 #[derive(Deserialize)]
 struct Callback {
@@ -476,6 +512,8 @@ pub struct OidcStepUp<S> {
     iss_required: bool,
     /// The provider takes the `claims` parameter.
     claims_parameter: bool,
+    /// The origin of the authorization endpoint (where browsers go).
+    authorize_origin: String,
     http: Http,
     state: S,
     issuer: Issuer,
@@ -533,6 +571,11 @@ impl<S: StateStore> OidcStepUp<S> {
         let redirect = RedirectUrl::new(config.redirect_url.clone())
             .map_err(|e| OidcError::Config(format!("redirect URL: {e}")))?;
         let issuer_url = metadata.issuer().as_str().to_owned();
+        let authorize_origin = metadata
+            .authorization_endpoint()
+            .url()
+            .origin()
+            .ascii_serialization();
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(config.client_id.clone()),
@@ -559,6 +602,7 @@ impl<S: StateStore> OidcStepUp<S> {
             par_endpoint,
             iss_required: extra.authorization_response_iss_parameter_supported,
             claims_parameter,
+            authorize_origin,
             http,
             state,
             issuer,
@@ -578,6 +622,12 @@ impl<S: StateStore> OidcStepUp<S> {
         &self.config
     }
 
+    /// The origin browsers are sent to (the authorization endpoint's):
+    /// a challenge page's `form-action` must allow it.
+    pub fn authorization_origin(&self) -> &str {
+        &self.authorize_origin
+    }
+
     /// Starts a step-up at the provider: the URL to redirect the browser
     /// to. The request (nonce, PKCE verifier, who asked, when, what is
     /// accepted, where to return) waits in the state store for its
@@ -592,43 +642,8 @@ impl<S: StateStore> OidcStepUp<S> {
         if accepted.is_empty() {
             return Err(OidcError::NoAcrForLevel(request.level));
         }
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut auth = self
-            .client
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
-            .set_pkce_challenge(challenge);
-        if self.config.acr_request != AcrRequest::EssentialClaim {
-            for acr in &accepted {
-                auth = auth.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
-            }
-        }
-        // The claims parameter asks for `amr` and `auth_time` always, and
-        // for an essential `acr` unless only `acr_values` are wanted.
-        let mut id_token = serde_json::json!({
-            "amr": null,
-            "auth_time": {"essential": true},
-        });
-        if self.config.acr_request != AcrRequest::Values {
-            id_token["acr"] = serde_json::json!({"essential": true, "values": accepted});
-        }
-        let claims = serde_json::json!({ "id_token": id_token }).to_string();
-        if self.claims_parameter {
-            auth = auth.add_extra_param("claims", claims.as_str());
-        }
-        if let Some(max_age) = request.max_age {
-            auth = auth.set_max_age(max_age);
-            if max_age.is_zero() {
-                auth = auth.add_prompt(CoreAuthPrompt::Login);
-            }
-        }
-        if let Some(hint) = request.login_hint {
-            auth = auth.set_login_hint(LoginHint::new(hint.to_owned()));
-        }
-        let (url, state, nonce) = auth.url();
+        let (url, state, nonce, verifier) =
+            self.authorization(&accepted, request.max_age, request.login_hint);
         let pending = Pending {
             nonce: nonce.secret().clone(),
             verifier: verifier.secret().clone(),
@@ -639,9 +654,101 @@ impl<S: StateStore> OidcStepUp<S> {
             max_age: request.max_age.map(|m| m.as_secs()),
             accepted,
             return_to: request.return_to.as_str().to_owned(),
+            login: false,
         };
+        self.keep_and_send(&state, &pending, url).await
+    }
+
+    /// Starts a login at the provider (not a step-up: nothing is asked of
+    /// the `acr`): the URL to redirect the browser to. `binding` ties the
+    /// request to the browser that starts it — a value only that browser
+    /// has, such as the hash of its pre-login session cookie — and must
+    /// be given again to [`finish_login`](Self::finish_login): a callback
+    /// URL sent to someone else logs nobody in as its starter (login
+    /// CSRF).
+    pub async fn start_login(
+        &self,
+        binding: &str,
+        return_to: &ReturnTo,
+    ) -> Result<url::Url, OidcError> {
+        if binding.is_empty() {
+            return Err(OidcError::Config("a login needs a browser binding".into()));
+        }
+        let (url, state, nonce, verifier) = self.authorization(&[], None, None);
+        let pending = Pending {
+            nonce: nonce.secret().clone(),
+            verifier: verifier.secret().clone(),
+            subject: String::new(),
+            session: Some(binding.to_owned()),
+            provider_subject: String::new(),
+            started_at: self.clock.now().as_unix_seconds(),
+            max_age: None,
+            accepted: Vec::new(),
+            return_to: return_to.as_str().to_owned(),
+            login: true,
+        };
+        self.keep_and_send(&state, &pending, url).await
+    }
+
+    /// The authorization request: PKCE, nonce, state; the `accepted` acr
+    /// values (none: no acr asked), `amr` and `auth_time` through the
+    /// claims parameter, `max_age` (0: with `prompt=login`), `login_hint`.
+    fn authorization(
+        &self,
+        accepted: &[String],
+        max_age: Option<Duration>,
+        login_hint: Option<&str>,
+    ) -> (url::Url, CsrfToken, Nonce, PkceCodeVerifier) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut auth = self
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        if self.config.acr_request != AcrRequest::EssentialClaim {
+            for acr in accepted {
+                auth = auth.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+            }
+        }
+        // The claims parameter asks for `amr` and `auth_time` always, and
+        // for an essential `acr` unless only `acr_values` are wanted.
+        let mut id_token = serde_json::json!({
+            "amr": null,
+            "auth_time": {"essential": true},
+        });
+        if self.config.acr_request != AcrRequest::Values && !accepted.is_empty() {
+            id_token["acr"] = serde_json::json!({"essential": true, "values": accepted});
+        }
+        let claims = serde_json::json!({ "id_token": id_token }).to_string();
+        if self.claims_parameter {
+            auth = auth.add_extra_param("claims", claims.as_str());
+        }
+        if let Some(max_age) = max_age {
+            auth = auth.set_max_age(max_age);
+            if max_age.is_zero() {
+                auth = auth.add_prompt(CoreAuthPrompt::Login);
+            }
+        }
+        if let Some(hint) = login_hint {
+            auth = auth.set_login_hint(LoginHint::new(hint.to_owned()));
+        }
+        let (url, state, nonce) = auth.url();
+        (url, state, nonce, verifier)
+    }
+
+    /// Keeps `pending` under `state` for one use, and pushes the request
+    /// when the provider takes pushed requests: the URL for the browser.
+    async fn keep_and_send(
+        &self,
+        state: &CsrfToken,
+        pending: &Pending,
+        url: url::Url,
+    ) -> Result<url::Url, OidcError> {
         let record =
-            serde_json::to_vec(&pending).map_err(|e| OidcError::Config(format!("encode: {e}")))?;
+            serde_json::to_vec(pending).map_err(|e| OidcError::Config(format!("encode: {e}")))?;
         self.state
             .put(&state_key(state.secret()), record, self.config.lifetime)
             .await?;
@@ -735,76 +842,14 @@ impl<S: StateStore> OidcStepUp<S> {
         previous: Option<&str>,
         context: Option<&[u8]>,
     ) -> Result<Finished, OidcError> {
-        let callback: Callback =
-            serde_urlencoded::from_str(query).map_err(|_| OidcError::UnknownState)?;
-        let state = callback.state.ok_or(OidcError::UnknownState)?;
-        let pending = self
-            .state
-            .take(&state_key(&state))
-            .await?
-            .and_then(|bytes| serde_json::from_slice::<Pending>(&bytes).ok())
-            .ok_or(OidcError::UnknownState)?;
-        let same_session = ct::eq(pending.subject.as_bytes(), subject.id().as_bytes())
-            && pending.session.as_deref() == subject.session();
-        if !same_session {
-            return Err(OidcError::OtherSession);
-        }
-        // RFC 9207: the response names its issuer (a mix-up attack sends
-        // the code of another provider here).
-        match &callback.iss {
-            Some(iss) if iss == &self.issuer_url => {}
-            None if !self.iss_required => {}
-            _ => return Err(OidcError::IssuerMismatch),
-        }
-        if let Some(error) = callback.error {
-            return Err(OidcError::Refused(error));
-        }
-        let code = callback.code.ok_or(OidcError::NoCode)?;
-        let response = self
-            .client
-            .exchange_code(AuthorizationCode::new(code))
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
-        let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
+        let (pending, claims) = self
+            .answer(query, |pending| {
+                !pending.login
+                    && ct::eq(pending.subject.as_bytes(), subject.id().as_bytes())
+                    && pending.session.as_deref() == subject.session()
+            })
+            .await?;
         let now = self.clock.now().as_unix_seconds();
-        let skew = self.config.skew.as_secs();
-        let not_before = pending
-            .started_at
-            .saturating_sub(pending.max_age.unwrap_or(u64::MAX / 2))
-            .saturating_sub(skew);
-        let not_after = now.saturating_add(skew);
-        let accepted = pending.accepted.clone();
-        let verifier = self
-            .client
-            .id_token_verifier()
-            .set_auth_context_verifier_fn(move |acr| match acr {
-                Some(acr) if accepted.iter().any(|a| a == acr.as_str()) => Ok(()),
-                Some(acr) => Err(format!("acr {} is not accepted", acr.as_str())),
-                None => Err("no acr".to_owned()),
-            })
-            .set_auth_time_verifier_fn(move |at| {
-                let at = at.map(|t| u64::try_from(t.timestamp()).unwrap_or(0));
-                match at {
-                    Some(at) if at > not_after => Err("auth_time is in the future".to_owned()),
-                    Some(at) if at >= not_before => Ok(()),
-                    Some(_) => Err("auth_time is older than the request allows".to_owned()),
-                    None => Err("no auth_time".to_owned()),
-                }
-            })
-            // The provider's clock may run behind or ahead by the skew.
-            .set_time_fn(move || {
-                let secs = i64::try_from(now.saturating_sub(skew)).unwrap_or(i64::MAX);
-                // Out of chrono's range only past the year 262 143: then
-                // every token has expired.
-                chrono::DateTime::from_timestamp(secs, 0)
-                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
-            });
-        let nonce = Nonce::new(pending.nonce.clone());
-        let claims = id_token
-            .claims(&verifier, &nonce)
-            .map_err(|e| OidcError::IdToken(error_chain(&e)))?;
         if !ct::eq(
             claims.subject().as_str().as_bytes(),
             pending.provider_subject.as_bytes(),
@@ -868,6 +913,119 @@ impl<S: StateStore> OidcStepUp<S> {
             auth_time: at,
             return_to: ReturnTo::parse_or(&pending.return_to, &ReturnTo::root()),
         })
+    }
+
+    /// Finishes the login the callback with `query` answers, for the
+    /// browser whose `binding` started it ([`start_login`](Self::start_login)):
+    /// the request taken (once), `iss` checked, the code exchanged, the ID
+    /// token verified (signature, audience, expiry, nonce). The user is
+    /// [`Login::provider_subject`]: log them in with it. No assurance
+    /// token is minted: a login is not a step-up.
+    pub async fn finish_login(&self, query: &str, binding: &str) -> Result<Login, OidcError> {
+        let (pending, claims) = self
+            .answer(query, |pending| {
+                pending.login
+                    && pending
+                        .session
+                        .as_deref()
+                        .is_some_and(|b| ct::eq(b.as_bytes(), binding.as_bytes()))
+            })
+            .await?;
+        Ok(Login {
+            provider_subject: claims.subject().as_str().to_owned(),
+            acr: claims.auth_context_ref().map(|a| a.as_str().to_owned()),
+            auth_time: claims
+                .auth_time()
+                .map(|t| Timestamp::from_unix_seconds(t.timestamp().max(0) as u64)),
+            return_to: ReturnTo::parse_or(&pending.return_to, &ReturnTo::root()),
+        })
+    }
+
+    /// The provider's answer in the callback's `query`: the request it
+    /// answers taken (once) and `owned` by the caller, the `iss` checked,
+    /// the code exchanged with the PKCE verifier, and the ID token
+    /// verified (signature, audience, expiry, nonce; for a step-up the
+    /// `acr` accepted and `auth_time` within the request's bounds; for a
+    /// login an `auth_time`, if any, not in the future).
+    async fn answer(
+        &self,
+        query: &str,
+        owned: impl FnOnce(&Pending) -> bool,
+    ) -> Result<(Pending, IdTokenClaims), OidcError> {
+        let callback: Callback =
+            serde_urlencoded::from_str(query).map_err(|_| OidcError::UnknownState)?;
+        let state = callback.state.ok_or(OidcError::UnknownState)?;
+        let pending = self
+            .state
+            .take(&state_key(&state))
+            .await?
+            .and_then(|bytes| serde_json::from_slice::<Pending>(&bytes).ok())
+            .ok_or(OidcError::UnknownState)?;
+        if !owned(&pending) {
+            return Err(OidcError::OtherSession);
+        }
+        // RFC 9207: the response names its issuer (a mix-up attack sends
+        // the code of another provider here).
+        match &callback.iss {
+            Some(iss) if iss == &self.issuer_url => {}
+            None if !self.iss_required => {}
+            _ => return Err(OidcError::IssuerMismatch),
+        }
+        if let Some(error) = callback.error {
+            return Err(OidcError::Refused(error));
+        }
+        let code = callback.code.ok_or(OidcError::NoCode)?;
+        let response = self
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
+        let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
+        let now = self.clock.now().as_unix_seconds();
+        let skew = self.config.skew.as_secs();
+        let not_before = pending
+            .started_at
+            .saturating_sub(pending.max_age.unwrap_or(u64::MAX / 2))
+            .saturating_sub(skew);
+        let not_after = now.saturating_add(skew);
+        let accepted = pending.accepted.clone();
+        let login = pending.login;
+        let verifier = self
+            .client
+            .id_token_verifier()
+            .set_auth_context_verifier_fn(move |acr| match acr {
+                // A login asks nothing of the acr.
+                _ if login => Ok(()),
+                Some(acr) if accepted.iter().any(|a| a == acr.as_str()) => Ok(()),
+                Some(acr) => Err(format!("acr {} is not accepted", acr.as_str())),
+                None => Err("no acr".to_owned()),
+            })
+            .set_auth_time_verifier_fn(move |at| {
+                let at = at.map(|t| u64::try_from(t.timestamp()).unwrap_or(0));
+                match at {
+                    Some(at) if at > not_after => Err("auth_time is in the future".to_owned()),
+                    _ if login => Ok(()),
+                    Some(at) if at >= not_before => Ok(()),
+                    Some(_) => Err("auth_time is older than the request allows".to_owned()),
+                    None => Err("no auth_time".to_owned()),
+                }
+            })
+            // The provider's clock may run behind or ahead by the skew.
+            .set_time_fn(move || {
+                let secs = i64::try_from(now.saturating_sub(skew)).unwrap_or(i64::MAX);
+                // Out of chrono's range only past the year 262 143: then
+                // every token has expired.
+                chrono::DateTime::from_timestamp(secs, 0)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            });
+        let nonce = Nonce::new(pending.nonce.clone());
+        let claims = id_token
+            .claims(&verifier, &nonce)
+            .map_err(|e| OidcError::IdToken(error_chain(&e)))?
+            .clone();
+        Ok((pending, claims))
     }
 }
 

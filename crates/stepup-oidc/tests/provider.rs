@@ -449,3 +449,44 @@ async fn max_age_takes_a_recent_login_and_refuses_an_older_or_a_future_one() {
     let refused = app.finish(&user(), &query, None).await;
     assert_id_token_refused(&refused, "future");
 }
+
+#[tokio::test]
+async fn a_login_is_bound_to_its_browser_and_never_a_step_up() {
+    let provider = Provider::start();
+    let app = app(&provider, provider.config()).await;
+    let browser = browser();
+    let home = ReturnTo::parse("/home").unwrap();
+    // Another browser's binding (a callback URL sent to someone else, login
+    // CSRF) logs nobody in, and uses the request up.
+    let query = browse(&browser, &app.start_login("browser-1", &home).await.unwrap()).await;
+    assert!(matches!(
+        app.finish_login(&query, "browser-2").await,
+        Err(OidcError::OtherSession)
+    ));
+    assert!(matches!(
+        app.finish_login(&query, "browser-1").await,
+        Err(OidcError::UnknownState)
+    ));
+    // A login's answer is no step-up, even for the same binding.
+    let query = browse(&browser, &app.start_login("session-1", &home).await.unwrap()).await;
+    assert!(matches!(
+        app.finish(&user(), &query, None).await,
+        Err(OidcError::OtherSession)
+    ));
+    // A step-up's answer is no login.
+    let (_, query) = step_up(&app, &browser, 2, None).await;
+    assert!(matches!(
+        app.finish_login(&query, "session-1").await,
+        Err(OidcError::OtherSession)
+    ));
+    assert!(matches!(
+        app.start_login("", &home).await,
+        Err(OidcError::Config(_))
+    ));
+    // The login: the provider's `sub`, when, and where to go.
+    let query = browse(&browser, &app.start_login("browser-1", &home).await.unwrap()).await;
+    let login = app.finish_login(&query, "browser-1").await.unwrap();
+    assert_eq!(login.provider_subject, "alice");
+    assert_eq!(login.return_to.as_str(), "/home");
+    assert!(login.auth_time.is_some(), "{login:?}");
+}

@@ -53,6 +53,8 @@ pub(super) enum Reason {
     FactorUsed,
     /// A guard's refusal: the challenge reason's code.
     Challenge(&'static str),
+    /// An upstream step-up failed: [`UpstreamError::code`](crate::UpstreamError::code).
+    Upstream(&'static str),
 }
 
 impl Reason {
@@ -78,7 +80,7 @@ impl Reason {
             #[cfg(feature = "passkey")]
             Reason::AlreadyRegistered => "already_registered",
             Reason::FactorUsed => "factor_used",
-            Reason::Challenge(code) => code,
+            Reason::Challenge(code) | Reason::Upstream(code) => code,
         }
     }
 

@@ -135,6 +135,32 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         self.emit_funnel(EventKind::MethodStarted, Some(method), subject, None);
     }
 
+    /// Records that `subject` was sent to an upstream identity provider to
+    /// prove `method` ([`Upstream`](crate::Upstream); the challenge routes
+    /// call this).
+    pub fn upstream_started(&self, subject: &Subject, method: Method) {
+        self.method_started(subject, method);
+    }
+
+    /// Records how `subject`'s upstream step-up ended: a success with
+    /// `method` (the journey closed, like any step-up), or the failure
+    /// `error` (a `failed` event, reason its code).
+    pub async fn upstream_finished(
+        &self,
+        subject: &Subject,
+        outcome: Result<Method, &crate::UpstreamError>,
+    ) {
+        match outcome {
+            Ok(method) => self.funnel_succeeded(subject, method).await,
+            Err(error) => self.emit_funnel(
+                EventKind::Failed,
+                None,
+                subject,
+                Some(super::events::Reason::Upstream(error.code())),
+            ),
+        }
+    }
+
     /// Records that a form `subject` kept across a step-up went ahead to
     /// `target` (its path and query; the event carries the path).
     pub(super) fn resumed(&self, subject: &Subject, target: &str) {

@@ -37,6 +37,7 @@ mod passkey;
 mod reply;
 mod status;
 mod step_up;
+mod upstream;
 
 pub use actions::Confirmations;
 pub use forms::KeptForms;
@@ -201,6 +202,8 @@ impl<'a> Incoming<'a> {
 /// | `POST /custom/{name}/start`, `GET /custom/{name}/status`, `POST /custom/{name}/finish` | an approval on another device: send it, poll it, finish it |
 /// | `GET`, `POST /custom/{name}/approve` | the approve link's page on the other device, and its button |
 /// | `GET /assets/approval.js` | the page's wait for an approval |
+/// | `POST /upstream/{name}/start` | a step-up at an identity provider ([`with_upstream`](Self::with_upstream)): `303` there |
+/// | `GET /upstream/{name}/callback`, `/upstream/{name}/finish` | back from it: a page that continues to `finish` from this origin; the answer verified, the cookie set, `303` back |
 ///
 /// Every change to the factors needs a fresh proof by the rule of
 /// [`FactorChange`] (ranks from the level table; the password for a first
@@ -210,7 +213,9 @@ impl<'a> Incoming<'a> {
 /// stays valid until it expires — what ends assurance everywhere is the
 /// application's logout (for session-bound tokens) or bumping the
 /// subject's epoch. Every POST must come from the configured
-/// origin (403 otherwise); no GET changes state. A form POST answers like a
+/// origin (403 otherwise); no GET changes state but an identity
+/// provider's `finish`, which only its single-use request (bound to the
+/// user and session) lets through, and only from this origin. A form POST answers like a
 /// browser expects (`303` to the validated `return_to`, or the page again
 /// with the error); a JSON POST answers with JSON. Another path is `404`,
 /// another method `405` with `Allow`; `HEAD` is answered like `GET`.
@@ -226,6 +231,7 @@ pub struct ChallengeRoutes<F, S, P> {
     renderer: Option<PageRenderer>,
     catalogue: Arc<Catalogue>,
     chooser: Option<LanguageChooser>,
+    upstreams: crate::upstream::Upstreams,
 }
 
 impl<F, S, P> Clone for ChallengeRoutes<F, S, P> {
@@ -237,6 +243,7 @@ impl<F, S, P> Clone for ChallengeRoutes<F, S, P> {
             renderer: self.renderer.clone(),
             catalogue: self.catalogue.clone(),
             chooser: self.chooser.clone(),
+            upstreams: self.upstreams.clone(),
         }
     }
 }
@@ -245,6 +252,7 @@ impl<F, S, P> fmt::Debug for ChallengeRoutes<F, S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChallengeRoutes")
             .field("settings", &self.settings)
+            .field("upstreams", &self.upstreams)
             .finish_non_exhaustive()
     }
 }
@@ -316,6 +324,44 @@ enum Route {
     Approve(Method),
     /// `GET /assets/approval.js`: the page's wait for an approval.
     ApprovalScript,
+    /// `POST /upstream/{name}/start`: off to the identity provider.
+    UpstreamStart(UpstreamName),
+    /// `GET /upstream/{name}/callback`: back from it (a page that goes on
+    /// to `finish` from this origin).
+    UpstreamCallback(UpstreamName),
+    /// `GET /upstream/{name}/finish`: its answer verified, the token set.
+    UpstreamFinish(UpstreamName),
+}
+
+/// An upstream's name from a path (at most 32 bytes, checked).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct UpstreamName {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl UpstreamName {
+    fn parse(name: &str) -> Option<UpstreamName> {
+        if !crate::upstream::valid_name(name) {
+            return None;
+        }
+        let mut bytes = [0; 32];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(UpstreamName {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for UpstreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a step-up POST proves: one route each.
@@ -397,7 +443,22 @@ fn route(method: &str, path: &str) -> Result<Route, Miss> {
         "/enroll/passkey/start" => (post.then_some(Route::EnrollPasskeyStart), "POST"),
         "/enroll/passkey/finish" => (post.then_some(Route::EnrollPasskeyFinish), "POST"),
         "/assets/approval.js" => (get.then_some(Route::ApprovalScript), "GET,HEAD"),
+        _ if path.starts_with("/upstream/") => return upstream_route(get, post, path),
         _ => return custom_route(get, post, path),
+    };
+    route.ok_or(Miss::Allow(allow))
+}
+
+/// `/upstream/{name}/{action}`: an identity provider's routes.
+fn upstream_route(get: bool, post: bool, path: &str) -> Result<Route, Miss> {
+    let rest = path.strip_prefix("/upstream/").ok_or(Miss::NotFound)?;
+    let (name, action) = rest.split_once('/').ok_or(Miss::NotFound)?;
+    let name = UpstreamName::parse(name).ok_or(Miss::NotFound)?;
+    let (route, allow) = match action {
+        "start" => (post.then_some(Route::UpstreamStart(name)), "POST"),
+        "callback" => (get.then_some(Route::UpstreamCallback(name)), "GET,HEAD"),
+        "finish" => (get.then_some(Route::UpstreamFinish(name)), "GET,HEAD"),
+        _ => return Err(Miss::NotFound),
     };
     route.ok_or(Miss::Allow(allow))
 }
@@ -446,6 +507,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             renderer: None,
             catalogue: Catalogue::built_in(),
             chooser: None,
+            upstreams: Default::default(),
         }
     }
 
@@ -567,6 +629,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             Route::ApprovalStatus(method) => self.approval_status(&request, method).await,
             Route::ApprovalPage(method) => self.approval_page(&request, method).await,
             Route::Drop => self.drop_assurance(&request),
+            Route::UpstreamCallback(name) => self.upstream_callback(&request, name.as_str()),
+            Route::UpstreamFinish(name) => self.upstream_finish(&request, name.as_str()).await,
             _ => self
                 .post(route, &request)
                 .await
@@ -591,6 +655,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 self.approval_start(request, &subject, method, input).await
             }
             Route::Approve(method) => self.approve(request, method).await?,
+            Route::UpstreamStart(name) => {
+                let (subject, input) = self.open_form(request)?;
+                self.upstream_start(request, &subject, name.as_str(), input)
+                    .await
+            }
             Route::EnrollTotpPage => {
                 let subject = request.subject.clone().ok_or_else(Reply::login_required)?;
                 let change = self.totp_change(&subject).await?;

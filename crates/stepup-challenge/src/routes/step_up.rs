@@ -172,13 +172,27 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 _ => page,
             };
         }
+        // Identity providers (not for a bound action: its grant is the
+        // engine's methods' to make).
+        let mut origins = Vec::new();
+        if page.confirmation().is_none() {
+            for (upstream, _) in self.upstreams_for(subject, &allowed).await {
+                page = page.with_upstream(upstream.name(), upstream.title());
+                origins.push(upstream.origin().to_owned());
+            }
+        }
         self.engine.page_shown(subject);
         let rendered = match &self.renderer {
             Some(render) => Ok(render(&page)),
             None => page.html(),
         };
         match rendered {
-            Ok(html) => html_reply(status, html, lang),
+            // The start's form is answered with a redirect to the provider.
+            Ok(html) => origins
+                .iter()
+                .fold(html_reply(status, html, lang), |reply, origin| {
+                    reply.with_form_action(origin)
+                }),
             Err(_) => unavailable_because("template"),
         }
     }

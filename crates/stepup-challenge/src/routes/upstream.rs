@@ -1,0 +1,229 @@
+//! Step-ups at an identity provider ([`Upstream`]): the start (a `303`
+//! there), the callback (a page that continues from this origin, so the
+//! `SameSite=Strict` cookies come along) and the finish (the answer
+//! verified, the cookie set, `303` back).
+
+use super::*;
+use crate::{Upstream, UpstreamError, UpstreamFinish, UpstreamStart};
+
+/// The callback's parameters passed on to `finish` (nothing else of the
+/// query is carried, and what is, is re-encoded).
+#[derive(Deserialize, serde::Serialize, Default)]
+struct CallbackQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P> {
+    /// Offers a step-up at an upstream identity provider (OpenID Connect
+    /// with stepup-oidc's `OidcMethod`, or any [`Upstream`]) on the
+    /// challenge page, to the users it is [linked](Upstream::linked) to,
+    /// where one of its [levels](Upstream::levels) can satisfy the route's
+    /// policy — beside the local methods: a policy can be met either way.
+    /// An upstream with the same name replaces the earlier one.
+    ///
+    /// Register `{origin}{mount}/upstream/{name}/callback` as the redirect
+    /// URI at the provider. Not offered for a bound action's confirmation
+    /// (its grant is made by local methods only).
+    #[must_use]
+    pub fn with_upstream(mut self, upstream: Arc<dyn Upstream>) -> Self {
+        self.upstreams.add(upstream);
+        self
+    }
+
+    /// The upstreams the page offers `subject` for a policy whose methods
+    /// are `allowed` (empty: any): each with the lowest level it would ask
+    /// for.
+    pub(super) async fn upstreams_for(
+        &self,
+        subject: &Subject,
+        allowed: &[Method],
+    ) -> Vec<(Arc<dyn Upstream>, u8)> {
+        let mut offered = Vec::new();
+        for upstream in self.upstreams.iter() {
+            let Some(level) = level_for(upstream.as_ref(), allowed) else {
+                continue;
+            };
+            match upstream.linked(subject).await {
+                Ok(true) => offered.push((upstream.clone(), level)),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(target: "stepup", upstream = upstream.name(), kind = e.store(), "upstream not offered: its account lookup failed");
+                }
+            }
+        }
+        offered
+    }
+
+    /// `POST /upstream/{name}/start` (`return_to`, `why`): `303` to the
+    /// provider (JSON: `{"redirect": url}`).
+    pub(super) async fn upstream_start(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        name: &str,
+        input: StepUpInput,
+    ) -> Reply {
+        let Some(upstream) = self.upstreams.get(name) else {
+            return Reply::new(404, None, "");
+        };
+        let return_to = self.settings.return_path(input.return_to.as_deref());
+        let (_, allowed) = self.reason(input.why.as_deref());
+        let started = if input.confirmation.is_some() {
+            // A bound action's grant is made by the engine's methods only.
+            Err(UpstreamError::NoLevel)
+        } else {
+            match self.upstreams_for(subject, &allowed).await.into_iter().find(|(u, _)| u.name() == name) {
+                Some((_, level)) => upstream
+                    .start(UpstreamStart::new(subject, level, &return_to))
+                    .await
+                    .map(|url| (url, level)),
+                None if level_for(upstream.as_ref(), &allowed).is_none() => {
+                    Err(UpstreamError::NoLevel)
+                }
+                None => Err(UpstreamError::NotLinked),
+            }
+        };
+        match started {
+            Ok((url, level)) => {
+                if let Some((_, method)) = upstream.levels().into_iter().find(|(l, _)| *l == level) {
+                    self.engine.upstream_started(subject, method);
+                }
+                if is_json(request) {
+                    json_reply(200, &json!({"redirect": url}))
+                } else {
+                    Reply::see_other(&url)
+                }
+            }
+            Err(error) => {
+                self.engine.upstream_finished(subject, Err(&error)).await;
+                self.upstream_failed(request, subject, &return_to, input.why.as_deref(), &error)
+                    .await
+            }
+        }
+    }
+
+    /// `GET /upstream/{name}/callback`: the provider's answer arrives from
+    /// its site, without this site's `SameSite=Strict` cookies; a page of
+    /// this origin carries it on to `finish` (nothing changes here).
+    pub(super) fn upstream_callback(&self, request: &Incoming<'_>, name: &str) -> Reply {
+        if self.upstreams.get(name).is_none() {
+            return Reply::new(404, None, "");
+        }
+        let query: CallbackQuery = parse_query(request.query);
+        let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+        let base = self.settings.page().as_str().trim_end_matches('/');
+        // Only URL-encoded characters and `&`: nothing to escape but `&`.
+        let finish = format!("{base}/upstream/{name}/finish?{query}").replace('&', "&amp;");
+        let lang = self.language(request);
+        let returning = escape(self.t(lang, Text::UpstreamReturning));
+        let go_on = escape(self.t(lang, Text::UpstreamContinue));
+        let html = format!(
+            "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <meta http-equiv=\"refresh\" content=\"0;url={finish}\">\n<title>{returning}</title>\n\
+             <link rel=\"stylesheet\" href=\"{base}/assets/page.css\">\n</head>\n<body>\n<main>\n\
+             <p role=\"status\">{returning}</p>\n<p><a id=\"upstream-continue\" href=\"{finish}\">{go_on}</a></p>\n\
+             </main>\n</body>\n</html>\n"
+        );
+        html_reply(200, html, lang)
+    }
+
+    /// `GET /upstream/{name}/finish`: the answer verified (by the
+    /// upstream: its request taken once, for this user and session), the
+    /// cookie set, `303` back to where the start said. Only from this
+    /// origin (the callback's page): another site's link is `403`.
+    pub(super) async fn upstream_finish(&self, request: &Incoming<'_>, name: &str) -> Reply {
+        let Some(upstream) = self.upstreams.get(name) else {
+            return Reply::new(404, None, "");
+        };
+        if request
+            .sec_fetch_site
+            .is_some_and(|site| site != b"same-origin")
+        {
+            return Reply::forbidden();
+        }
+        let Some(subject) = &request.subject else {
+            return Reply::login_required();
+        };
+        let finish = UpstreamFinish::new(subject, request.query.unwrap_or(""))
+            .previous(Self::previous_token(request))
+            .context(request.context.as_deref());
+        match upstream.finish(finish).await {
+            Ok(done) => {
+                self.engine.upstream_finished(subject, Ok(done.method)).await;
+                self.succeeded(&done.token, false, &done.return_to, None)
+            }
+            Err(error) => {
+                tracing::warn!(target: "stepup", upstream = name, error = %error, "upstream step-up refused");
+                self.engine.upstream_finished(subject, Err(&error)).await;
+                let return_to = self.settings.return_path(None);
+                self.upstream_failed(request, subject, &return_to, None, &error)
+                    .await
+            }
+        }
+    }
+
+    /// The challenge page again with what went wrong (JSON for JSON), or
+    /// `503`.
+    async fn upstream_failed(
+        &self,
+        request: &Incoming<'_>,
+        subject: &Subject,
+        return_to: &ReturnTo,
+        why: Option<&str>,
+        error: &UpstreamError,
+    ) -> Reply {
+        let status = error.status();
+        if status == 503 {
+            return unavailable_because("upstream");
+        }
+        if is_json(request) {
+            return error_reply(status, error.code(), &error.to_string());
+        }
+        let (message, _) = self.reason(why);
+        let page = self.new_page(request, return_to, message);
+        let text = match error {
+            UpstreamError::Refused => Text::ErrorUpstreamRefused,
+            UpstreamError::Expired => Text::ErrorUpstreamExpired,
+            UpstreamError::NotLinked | UpstreamError::NoLevel => Text::ErrorUpstreamNotUsable,
+            _ => Text::ErrorUpstreamRejected,
+        };
+        let sentence = self.t(page.lang(), text).to_owned();
+        let page = page.error(sentence, crate::Form::Upstream);
+        self.render_page(subject, page, status, why, None).await
+    }
+}
+
+/// The lowest level of `upstream` whose method can satisfy a policy of
+/// the methods `allowed` (empty: any).
+fn level_for(upstream: &dyn Upstream, allowed: &[Method]) -> Option<u8> {
+    let mut levels = upstream.levels();
+    levels.sort_by_key(|(level, _)| *level);
+    levels
+        .into_iter()
+        .find(|(_, m)| allowed.is_empty() || allowed.iter().any(|a| m.satisfies(a)))
+        .map(|(level, _)| level)
+}
+
+/// `text` for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
