@@ -94,8 +94,8 @@ pub use store::{
     StateStore,
 };
 pub use totp::TotpConfig;
-pub use upstream::{Upstream, UpstreamDone, UpstreamError, UpstreamFinish, UpstreamStart};
 pub use totp_rs::Algorithm as TotpAlgorithm;
+pub use upstream::{Upstream, UpstreamDone, UpstreamError, UpstreamFinish, UpstreamStart};
 /// The WebAuthn types passkey ceremonies exchange with the browser.
 #[cfg(feature = "passkey")]
 pub use webauthn_rs::prelude as webauthn;

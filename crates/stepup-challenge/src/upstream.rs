@@ -69,7 +69,10 @@ pub trait Upstream: Send + Sync + 'static {
 
     /// Starts a step-up: keeps what the callback needs (for one use) and
     /// answers the URL to send the browser to.
-    fn start<'a>(&'a self, start: UpstreamStart<'a>) -> BoxFuture<'a, Result<String, UpstreamError>>;
+    fn start<'a>(
+        &'a self,
+        start: UpstreamStart<'a>,
+    ) -> BoxFuture<'a, Result<String, UpstreamError>>;
 
     /// Finishes the step-up the callback's query answers: verifies it and
     /// mints the assurance token.

@@ -55,7 +55,10 @@ use stepup_core::{
 use stepup_store::StateStore;
 
 /// The verified claims of an ID token.
-type IdTokenClaims = openidconnect::IdTokenClaims<openidconnect::EmptyAdditionalClaims, openidconnect::core::CoreGenderClaim>;
+type IdTokenClaims = openidconnect::IdTokenClaims<
+    openidconnect::EmptyAdditionalClaims,
+    openidconnect::core::CoreGenderClaim,
+>;
 
 mod method;
 pub use method::{OidcMethod, ProviderSubject};

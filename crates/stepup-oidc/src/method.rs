@@ -150,7 +150,10 @@ impl<S: StateStore> Upstream for OidcMethod<S> {
         Box::pin(async move { Ok(linked) })
     }
 
-    fn start<'a>(&'a self, start: UpstreamStart<'a>) -> BoxFuture<'a, Result<String, UpstreamError>> {
+    fn start<'a>(
+        &'a self,
+        start: UpstreamStart<'a>,
+    ) -> BoxFuture<'a, Result<String, UpstreamError>> {
         Box::pin(async move {
             let provider_subject =
                 (self.provider_subject)(start.subject).ok_or(UpstreamError::NotLinked)?;
@@ -180,7 +183,12 @@ impl<S: StateStore> Upstream for OidcMethod<S> {
         Box::pin(async move {
             let finished = self
                 .step_up
-                .finish_in_context(finish.subject, finish.query, finish.previous, finish.context)
+                .finish_in_context(
+                    finish.subject,
+                    finish.query,
+                    finish.previous,
+                    finish.context,
+                )
                 .await
                 .map_err(upstream_error)?;
             Ok(UpstreamDone::new(

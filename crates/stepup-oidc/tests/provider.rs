@@ -458,7 +458,11 @@ async fn a_login_is_bound_to_its_browser_and_never_a_step_up() {
     let home = ReturnTo::parse("/home").unwrap();
     // Another browser's binding (a callback URL sent to someone else, login
     // CSRF) logs nobody in, and uses the request up.
-    let query = browse(&browser, &app.start_login("browser-1", &home).await.unwrap()).await;
+    let query = browse(
+        &browser,
+        &app.start_login("browser-1", &home).await.unwrap(),
+    )
+    .await;
     assert!(matches!(
         app.finish_login(&query, "browser-2").await,
         Err(OidcError::OtherSession)
@@ -468,7 +472,11 @@ async fn a_login_is_bound_to_its_browser_and_never_a_step_up() {
         Err(OidcError::UnknownState)
     ));
     // A login's answer is no step-up, even for the same binding.
-    let query = browse(&browser, &app.start_login("session-1", &home).await.unwrap()).await;
+    let query = browse(
+        &browser,
+        &app.start_login("session-1", &home).await.unwrap(),
+    )
+    .await;
     assert!(matches!(
         app.finish(&user(), &query, None).await,
         Err(OidcError::OtherSession)
@@ -484,7 +492,11 @@ async fn a_login_is_bound_to_its_browser_and_never_a_step_up() {
         Err(OidcError::Config(_))
     ));
     // The login: the provider's `sub`, when, and where to go.
-    let query = browse(&browser, &app.start_login("browser-1", &home).await.unwrap()).await;
+    let query = browse(
+        &browser,
+        &app.start_login("browser-1", &home).await.unwrap(),
+    )
+    .await;
     let login = app.finish_login(&query, "browser-1").await.unwrap();
     assert_eq!(login.provider_subject, "alice");
     assert_eq!(login.return_to.as_str(), "/home");

@@ -32,7 +32,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use stepup_axum::{CookieSettings, FromExtension, StepUp};
 use stepup_challenge::{Engine, MemoryFactorStore, MemoryStateStore};
-use stepup_core::{Key, KeyId, KeyRing, LevelTable, Policy, ReturnTo, Subject, SystemClock, TokenConfig};
+use stepup_core::{
+    Key, KeyId, KeyRing, LevelTable, Policy, ReturnTo, Subject, SystemClock, TokenConfig,
+};
 use stepup_oidc::{OidcConfig, OidcError, OidcMethod, OidcStepUp};
 
 /// The upstream's name in the challenge routes' paths.
@@ -200,7 +202,8 @@ impl App {
     pub async fn new(origin: &str, provider: &Provider) -> Result<App, OidcError> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| OidcError::Config(e.to_string()))?;
-        let key = Key::from_bytes(KeyId::new(1), &key).map_err(|e| OidcError::Config(e.to_string()))?;
+        let key =
+            Key::from_bytes(KeyId::new(1), &key).map_err(|e| OidcError::Config(e.to_string()))?;
         let [login_callback, step_up_callback] = redirect_uris(origin);
         let config = |redirect: &str| {
             ACRS.iter().fold(
@@ -214,7 +217,8 @@ impl App {
         let levels = config(&step_up_callback).place_levels(LevelTable::nist());
         let tokens = TokenConfig::new(KeyRing::new(key)).with_levels(levels);
         let state = MemoryStateStore::new(SystemClock);
-        let login = OidcStepUp::discover(config(&login_callback), tokens.issuer(), state.clone()).await?;
+        let login =
+            OidcStepUp::discover(config(&login_callback), tokens.issuer(), state.clone()).await?;
         let step_up =
             OidcStepUp::discover(config(&step_up_callback), tokens.issuer(), state.clone()).await?;
         let engine = Engine::new(tokens.issuer(), MemoryFactorStore::new(), state);
@@ -302,7 +306,9 @@ fn set_cookie(value: &str) -> String {
 async fn subjects(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let key = session_cookie(request.headers()).map(digest);
     if let Some(key) = key
-        && let Some(Session { user: Some(sub), .. }) = app.sessions.get(&key)
+        && let Some(Session {
+            user: Some(sub), ..
+        }) = app.sessions.get(&key)
     {
         request
             .extensions_mut()
@@ -364,7 +370,11 @@ async fn login(State(app): State<App>) -> Response {
             ],
         )
             .into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("the provider: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the provider: {e}"),
+        )
+            .into_response(),
     }
 }
 
@@ -376,9 +386,17 @@ async fn login_callback(
     RawQuery(query): RawQuery,
 ) -> Response {
     let Some(key) = session_cookie(&headers).map(digest) else {
-        return (StatusCode::BAD_REQUEST, page("<p>Start the login here. <a href=\"/\">Home</a></p>")).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            page("<p>Start the login here. <a href=\"/\">Home</a></p>"),
+        )
+            .into_response();
     };
-    match app.oidc.finish_login(query.as_deref().unwrap_or(""), &key).await {
+    match app
+        .oidc
+        .finish_login(query.as_deref().unwrap_or(""), &key)
+        .await
+    {
         Ok(login) => {
             let Some(cookie) = fresh_cookie() else {
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();

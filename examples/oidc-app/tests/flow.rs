@@ -53,7 +53,12 @@ async fn navigate(browser: &Client, url: &str) -> reqwest::Response {
 }
 
 /// A form POST from `origin`'s own page.
-async fn post_form(browser: &Client, origin: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+async fn post_form(
+    browser: &Client,
+    origin: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     browser
         .post(format!("{origin}{path}"))
         .header("origin", origin)
@@ -102,7 +107,10 @@ async fn log_in(app: &Running, browser: &Client) {
     let r = post_form(browser, &app.origin, "/login", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let callback = through_provider(browser, &location(&r, &app.origin), &app.origin).await;
-    assert!(callback.starts_with(&format!("{}/login/callback?", app.origin)), "{callback}");
+    assert!(
+        callback.starts_with(&format!("{}/login/callback?", app.origin)),
+        "{callback}"
+    );
     let r = navigate(browser, &callback).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let home = navigate(browser, &app.origin).await.text().await.unwrap();
@@ -110,13 +118,23 @@ async fn log_in(app: &Running, browser: &Client) {
 }
 
 /// The challenge page `r` redirected to: its URL and HTML (with the CSP).
-async fn challenge_page(app: &Running, browser: &Client, r: reqwest::Response) -> (String, String, String) {
+async fn challenge_page(
+    app: &Running,
+    browser: &Client,
+    r: reqwest::Response,
+) -> (String, String, String) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "a step-up is asked");
     let page_url = location(&r, &app.origin);
-    assert!(page_url.starts_with(&format!("{}/step-up", app.origin)), "{page_url}");
+    assert!(
+        page_url.starts_with(&format!("{}/step-up", app.origin)),
+        "{page_url}"
+    );
     let page = navigate(browser, &page_url).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let csp = page.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    let csp = page.headers()[CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
     (page_url, page.text().await.unwrap(), csp)
 }
 
@@ -126,23 +144,38 @@ fn hidden(html: &str, name: &str) -> String {
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no {name} in {html}"));
     let rest = &html[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].replace("&amp;", "&").replace("&#x2f;", "/").replace("&#x2F;", "/")
+    rest[..rest.find('"').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+        .replace("&#x2F;", "/")
 }
 
 /// From the challenge page `html`, a step-up at the provider: the
 /// callback's page and the finish URL it continues to.
 async fn step_up_at_provider(app: &Running, browser: &Client, html: &str) -> String {
     let action = format!("/step-up/upstream/{UPSTREAM}/start");
-    assert!(html.contains(&format!("action=\"/step-up/upstream/{UPSTREAM}/start\"")), "{html}");
-    let form = [("return_to", hidden(html, "return_to")), ("why", hidden(html, "why"))];
+    assert!(
+        html.contains(&format!("action=\"/step-up/upstream/{UPSTREAM}/start\"")),
+        "{html}"
+    );
+    let form = [
+        ("return_to", hidden(html, "return_to")),
+        ("why", hidden(html, "why")),
+    ];
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = post_form(browser, &app.origin, &action, &form).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to = location(&r, &app.origin);
-    assert!(to.starts_with(&app.provider_origin), "off to the provider: {to}");
+    assert!(
+        to.starts_with(&app.provider_origin),
+        "off to the provider: {to}"
+    );
     let callback = through_provider(browser, &to, &app.origin).await;
     assert!(
-        callback.starts_with(&format!("{}/step-up/upstream/{UPSTREAM}/callback?", app.origin)),
+        callback.starts_with(&format!(
+            "{}/step-up/upstream/{UPSTREAM}/callback?",
+            app.origin
+        )),
         "{callback}"
     );
     // The callback arrives from the provider's site: a page of this origin
@@ -158,7 +191,10 @@ async fn step_up_at_provider(app: &Running, browser: &Client, html: &str) -> Str
     let html = r.text().await.unwrap();
     let at = html.find("url=").expect("a refresh") + 4;
     let finish = html[at..html[at..].find('"').unwrap() + at].replace("&amp;", "&");
-    assert!(finish.starts_with(&format!("/step-up/upstream/{UPSTREAM}/finish?")), "{finish}");
+    assert!(
+        finish.starts_with(&format!("/step-up/upstream/{UPSTREAM}/finish?")),
+        "{finish}"
+    );
     format!("{}{finish}", app.origin)
 }
 
@@ -201,7 +237,12 @@ async fn login_and_step_up_at_the_provider_open_the_api_key() {
     // The answer is used up: its replay is refused, and says so.
     let r = finish(&alice, &finish_url, "same-origin").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.unwrap().contains("expired or was already used"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("expired or was already used")
+    );
 }
 
 #[tokio::test]
@@ -209,7 +250,13 @@ async fn a_form_typed_before_the_trip_goes_ahead_after_it() {
     let app = start().await;
     let alice = browser();
     log_in(&app, &alice).await;
-    let r = post_form(&alice, &app.origin, "/email", &[("email", "alice@new.example")]).await;
+    let r = post_form(
+        &alice,
+        &app.origin,
+        "/email",
+        &[("email", "alice@new.example")],
+    )
+    .await;
     let (_, html, _) = challenge_page(&app, &alice, r).await;
     let finish_url = step_up_at_provider(&app, &alice, &html).await;
     let r = finish(&alice, &finish_url, "same-origin").await;
@@ -219,7 +266,11 @@ async fn a_form_typed_before_the_trip_goes_ahead_after_it() {
     assert!(confirm_url.contains("/step-up/resume"), "{confirm_url}");
     let confirm = navigate(&alice, &confirm_url).await.text().await.unwrap();
     assert!(confirm.contains("action=\"/email\""), "{confirm}");
-    assert_eq!(hidden(&confirm, "email"), "alice@new.example", "what she typed");
+    assert_eq!(
+        hidden(&confirm, "email"),
+        "alice@new.example",
+        "what she typed"
+    );
     let resume = hidden(&confirm, "__stepup_resume");
     let r = post_form(
         &alice,
@@ -246,7 +297,11 @@ async fn another_session_cannot_finish_the_users_step_up() {
     let (_, html, _) = challenge_page(&app, &alice, r).await;
     let finish_url = step_up_at_provider(&app, &alice, &html).await;
     let r = finish(&mallory, &finish_url, "same-origin").await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "another session's request");
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "another session's request"
+    );
     assert!(r.headers().get("set-cookie").is_none());
     let r = navigate(&mallory, &format!("{}/api-key", app.origin)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "still no step-up");
@@ -266,7 +321,11 @@ async fn another_session_cannot_finish_the_users_step_up() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // An unknown upstream is not routed.
-    let r = navigate(&alice, &format!("{}/step-up/upstream/other/callback?state=x", app.origin)).await;
+    let r = navigate(
+        &alice,
+        &format!("{}/step-up/upstream/other/callback?state=x", app.origin),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -283,10 +342,19 @@ async fn the_callback_page_carries_only_the_answer_re_encoded() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let csp = r.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    let csp = r.headers()[CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = r.text().await.unwrap();
     assert!(!html.contains("<script") && !html.contains("<b>"), "{html}");
-    assert!(!html.contains("x="), "unknown parameters are dropped: {html}");
-    assert!(html.contains("code=a%22%3E%3Cscript%3E&amp;state=s&amp;iss=http%3A%2F%2Fi"), "{html}");
+    assert!(
+        !html.contains("x="),
+        "unknown parameters are dropped: {html}"
+    );
+    assert!(
+        html.contains("code=a%22%3E%3Cscript%3E&amp;state=s&amp;iss=http%3A%2F%2Fi"),
+        "{html}"
+    );
 }

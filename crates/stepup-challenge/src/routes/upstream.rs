@@ -79,7 +79,12 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             // A bound action's grant is made by the engine's methods only.
             Err(UpstreamError::NoLevel)
         } else {
-            match self.upstreams_for(subject, &allowed).await.into_iter().find(|(u, _)| u.name() == name) {
+            match self
+                .upstreams_for(subject, &allowed)
+                .await
+                .into_iter()
+                .find(|(u, _)| u.name() == name)
+            {
                 Some((_, level)) => upstream
                     .start(UpstreamStart::new(subject, level, &return_to))
                     .await
@@ -92,7 +97,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         };
         match started {
             Ok((url, level)) => {
-                if let Some((_, method)) = upstream.levels().into_iter().find(|(l, _)| *l == level) {
+                if let Some((_, method)) = upstream.levels().into_iter().find(|(l, _)| *l == level)
+                {
                     self.engine.upstream_started(subject, method);
                 }
                 if is_json(request) {
@@ -157,7 +163,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             .context(request.context.as_deref());
         match upstream.finish(finish).await {
             Ok(done) => {
-                self.engine.upstream_finished(subject, Ok(done.method)).await;
+                self.engine
+                    .upstream_finished(subject, Ok(done.method))
+                    .await;
                 self.succeeded(&done.token, false, &done.return_to, None)
             }
             Err(error) => {
