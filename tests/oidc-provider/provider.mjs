@@ -12,7 +12,7 @@
 //        "refuse", "nonce"}  — for the following logins; `null` resets a
 //        field ("acr": the highest asked for; "amr": null releases none).
 import http from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const ACRS = ['urn:stepup:loa:1', 'urn:stepup:loa:2', 'urn:stepup:loa:3'];
@@ -48,7 +48,8 @@ const provider = new Provider(issuer, {
       response_types: ['code'],
     },
   ],
-  jwks: { keys: [{ ...key, kid: 'test-1', use: 'sig', alg: 'RS256' }] },
+  // A new key (and key id) at every start: a restart is a key rotation.
+  jwks: { keys: [{ ...key, kid: `test-${randomUUID()}`, use: 'sig', alg: 'RS256' }] },
   cookies: { keys: ['stepup-oidc-tests-only'] },
   acrValues: ACRS,
   claims: { amr: null },

@@ -41,10 +41,10 @@ use openidconnect::core::{
     CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, AsyncHttpClient, AuthenticationContextClass, AuthorizationCode,
+    AdditionalProviderMetadata, AsyncHttpClient, ClaimsVerificationError, AuthenticationContextClass, AuthorizationCode,
     ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
-    HttpResponse, IssuerUrl, LoginHint, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    ProviderMetadata, RedirectUrl, TokenResponse,
+    HttpResponse, IdTokenVerifier, IssuerUrl, JsonWebKeySetUrl, LoginHint, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadata, RedirectUrl, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -53,6 +53,16 @@ use stepup_core::{
     Timestamp, ct,
 };
 use stepup_store::StateStore;
+
+/// The provider's signing keys, and when they were last read again.
+struct Keys {
+    set: openidconnect::core::CoreJsonWebKeySet,
+    refreshed_at: Option<u64>,
+}
+
+/// At most one reading of the keys per this many seconds after discovery
+/// (an ID token naming an unknown key triggers one).
+const KEYS_REFRESH_EVERY: u64 = 60;
 
 /// The verified claims of an ID token.
 type IdTokenClaims = openidconnect::IdTokenClaims<
@@ -517,6 +527,14 @@ pub struct OidcStepUp<S> {
     claims_parameter: bool,
     /// The origin of the authorization endpoint (where browsers go).
     authorize_origin: String,
+    /// The provider's keys (read at discovery; read again when an ID
+    /// token names a key they lack: the provider rotated its keys).
+    keys: std::sync::RwLock<Keys>,
+    jwks_uri: JsonWebKeySetUrl,
+    /// The issuer ID tokens must name (the discovery document's).
+    provider_issuer: IssuerUrl,
+    /// The ID token signing algorithms the provider names.
+    signing_algs: Vec<openidconnect::core::CoreJwsSigningAlgorithm>,
     http: Http,
     state: S,
     issuer: Issuer,
@@ -574,6 +592,13 @@ impl<S: StateStore> OidcStepUp<S> {
         let redirect = RedirectUrl::new(config.redirect_url.clone())
             .map_err(|e| OidcError::Config(format!("redirect URL: {e}")))?;
         let issuer_url = metadata.issuer().as_str().to_owned();
+        let keys = std::sync::RwLock::new(Keys {
+            set: metadata.jwks().clone(),
+            refreshed_at: None,
+        });
+        let jwks_uri = metadata.jwks_uri().clone();
+        let provider_issuer = metadata.issuer().clone();
+        let signing_algs = metadata.id_token_signing_alg_values_supported().clone();
         let authorize_origin = metadata
             .authorization_endpoint()
             .url()
@@ -606,6 +631,10 @@ impl<S: StateStore> OidcStepUp<S> {
             iss_required: extra.authorization_response_iss_parameter_supported,
             claims_parameter,
             authorize_origin,
+            keys,
+            jwks_uri,
+            provider_issuer,
+            signing_algs,
             http,
             state,
             issuer,
@@ -944,6 +973,96 @@ impl<S: StateStore> OidcStepUp<S> {
         })
     }
 
+    /// The ID token verifier for `pending` at `now` (seconds): the
+    /// provider's current keys and algorithms, this client, the issuer;
+    /// for a step-up the `acr` accepted and `auth_time` within the
+    /// request's bounds, for a login an `auth_time` (if any) not in the
+    /// future; the expiry with the skew.
+    fn verifier(&self, pending: &Pending, now: u64) -> IdTokenVerifier<'static, CoreJsonWebKey> {
+        let skew = self.config.skew.as_secs();
+        let not_before = pending
+            .started_at
+            .saturating_sub(pending.max_age.unwrap_or(u64::MAX / 2))
+            .saturating_sub(skew);
+        let not_after = now.saturating_add(skew);
+        let accepted = pending.accepted.clone();
+        let login = pending.login;
+        let keys = self
+            .keys
+            .read()
+            .map(|k| k.set.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().set.clone());
+        let client_id = ClientId::new(self.config.client_id.clone());
+        let issuer = self.provider_issuer.clone();
+        let verifier = match &self.config.client_secret {
+            Some(secret) => IdTokenVerifier::new_confidential_client(
+                client_id,
+                ClientSecret::new(secret.clone()),
+                issuer,
+                keys,
+            ),
+            None => IdTokenVerifier::new_public_client(client_id, issuer, keys),
+        };
+        verifier
+            .set_allowed_algs(self.signing_algs.clone())
+            .set_auth_context_verifier_fn(move |acr| match acr {
+                // A login asks nothing of the acr.
+                _ if login => Ok(()),
+                Some(acr) if accepted.iter().any(|a| a == acr.as_str()) => Ok(()),
+                Some(acr) => Err(format!("acr {} is not accepted", acr.as_str())),
+                None => Err("no acr".to_owned()),
+            })
+            .set_auth_time_verifier_fn(move |at| {
+                let at = at.map(|t| u64::try_from(t.timestamp()).unwrap_or(0));
+                match at {
+                    Some(at) if at > not_after => Err("auth_time is in the future".to_owned()),
+                    _ if login => Ok(()),
+                    Some(at) if at >= not_before => Ok(()),
+                    Some(_) => Err("auth_time is older than the request allows".to_owned()),
+                    None => Err("no auth_time".to_owned()),
+                }
+            })
+            // The provider's clock may run behind or ahead by the skew.
+            .set_time_fn(move || {
+                let secs = i64::try_from(now.saturating_sub(skew)).unwrap_or(i64::MAX);
+                // Out of chrono's range only past the year 262 143: then
+                // every token has expired.
+                chrono::DateTime::from_timestamp(secs, 0)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            })
+    }
+
+    /// Reads the provider's keys again, unless that was done less than
+    /// [`KEYS_REFRESH_EVERY`] seconds ago: whether there are new keys.
+    async fn refresh_keys(&self, now: u64) -> bool {
+        let recent = self
+            .keys
+            .read()
+            .map(|k| k.refreshed_at)
+            .unwrap_or(None)
+            .is_some_and(|at| now < at.saturating_add(KEYS_REFRESH_EVERY));
+        if recent {
+            return false;
+        }
+        if let Ok(mut keys) = self.keys.write() {
+            // One reading per minute, even when it fails.
+            keys.refreshed_at = Some(now);
+        }
+        match openidconnect::core::CoreJsonWebKeySet::fetch_async(&self.jwks_uri, &self.http).await {
+            Ok(set) => {
+                tracing::info!(target: "stepup::oidc", keys = set.keys().len(), "the provider's keys were read again");
+                if let Ok(mut keys) = self.keys.write() {
+                    keys.set = set;
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(target: "stepup::oidc", error = %error_chain(&e), "the provider's keys could not be read again");
+                false
+            }
+        }
+    }
+
     /// The provider's answer in the callback's `query`: the request it
     /// answers taken (once) and `owned` by the caller, the `iss` checked,
     /// the code exchanged with the PKCE verifier, and the ID token
@@ -987,47 +1106,21 @@ impl<S: StateStore> OidcStepUp<S> {
             .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         let now = self.clock.now().as_unix_seconds();
-        let skew = self.config.skew.as_secs();
-        let not_before = pending
-            .started_at
-            .saturating_sub(pending.max_age.unwrap_or(u64::MAX / 2))
-            .saturating_sub(skew);
-        let not_after = now.saturating_add(skew);
-        let accepted = pending.accepted.clone();
-        let login = pending.login;
-        let verifier = self
-            .client
-            .id_token_verifier()
-            .set_auth_context_verifier_fn(move |acr| match acr {
-                // A login asks nothing of the acr.
-                _ if login => Ok(()),
-                Some(acr) if accepted.iter().any(|a| a == acr.as_str()) => Ok(()),
-                Some(acr) => Err(format!("acr {} is not accepted", acr.as_str())),
-                None => Err("no acr".to_owned()),
-            })
-            .set_auth_time_verifier_fn(move |at| {
-                let at = at.map(|t| u64::try_from(t.timestamp()).unwrap_or(0));
-                match at {
-                    Some(at) if at > not_after => Err("auth_time is in the future".to_owned()),
-                    _ if login => Ok(()),
-                    Some(at) if at >= not_before => Ok(()),
-                    Some(_) => Err("auth_time is older than the request allows".to_owned()),
-                    None => Err("no auth_time".to_owned()),
-                }
-            })
-            // The provider's clock may run behind or ahead by the skew.
-            .set_time_fn(move || {
-                let secs = i64::try_from(now.saturating_sub(skew)).unwrap_or(i64::MAX);
-                // Out of chrono's range only past the year 262 143: then
-                // every token has expired.
-                chrono::DateTime::from_timestamp(secs, 0)
-                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
-            });
         let nonce = Nonce::new(pending.nonce.clone());
-        let claims = id_token
-            .claims(&verifier, &nonce)
-            .map_err(|e| OidcError::IdToken(error_chain(&e)))?
-            .clone();
+        let verified = id_token
+            .claims(&self.verifier(&pending, now), &nonce)
+            .map(Clone::clone);
+        let claims = match verified {
+            // A key the provider did not have at discovery: it rotated
+            // them. Read them again (at most once a minute) and retry.
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) if self.refresh_keys(now).await => id_token
+                .claims(&self.verifier(&pending, now), &nonce)
+                .map(Clone::clone),
+            verified => verified,
+        }
+        .map_err(|e| OidcError::IdToken(error_chain(&e)))?;
         Ok((pending, claims))
     }
 }

@@ -38,6 +38,21 @@ impl Drop for Provider {
 
 impl Provider {
     fn start() -> Provider {
+        Provider::start_on("0")
+    }
+
+    /// Stops it and starts it again on the same port (the same issuer),
+    /// with new signing keys: a key rotation.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.issuer.rsplit(':').next().unwrap().to_owned();
+        let again = Provider::start_on(&port);
+        assert_eq!(again.issuer, self.issuer);
+        *self = again;
+    }
+
+    fn start_on(port: &str) -> Provider {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/oidc-provider");
         assert!(
             std::path::Path::new(dir)
@@ -49,7 +64,7 @@ impl Provider {
             .arg("provider.mjs")
             .current_dir(dir)
             .env("REDIRECT_URI", CALLBACK)
-            .env("PORT", "0")
+            .env("PORT", port)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -501,4 +516,30 @@ async fn a_login_is_bound_to_its_browser_and_never_a_step_up() {
     assert_eq!(login.provider_subject, "alice");
     assert_eq!(login.return_to.as_str(), "/home");
     assert!(login.auth_time.is_some(), "{login:?}");
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_read_again_once() {
+    let mut provider = Provider::start();
+    let app = app(&provider, provider.config()).await;
+    let (_, query) = step_up(&app, &browser(), 2, None).await;
+    app.finish(&user(), &query, None).await.unwrap();
+    // The provider now signs with a key it did not have at discovery.
+    provider.restart();
+    settle().await;
+    let (_, query) = step_up(&app, &browser(), 2, None).await;
+    let finished = app.finish(&user(), &query, None).await.unwrap();
+    assert_eq!(finished.level, 2);
+    // Rotated again within the minute: not read again (a provider, or
+    // whoever answers in its name, cannot make every callback a fetch).
+    provider.restart();
+    settle().await;
+    let (_, query) = step_up(&app, &browser(), 2, None).await;
+    assert_id_token_refused(&app.finish(&user(), &query, None).await, "signature");
+}
+
+/// Lets the app's HTTP client notice that the stopped provider closed its
+/// kept-alive connections (as time passing does outside tests).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
 }
