@@ -9,14 +9,14 @@
 //
 // prints `READY <issuer>` once it listens. Test control (tests only):
 //   POST /__test/next-login {"accountId", "acr", "amr", "ageSecs",
-//        "refuse", "nonce"}  — for the following logins; `null` resets a
+//        "refuse", "nonce", "acrs"}  — for the following logins; `null` resets a
 //        field ("acr": the highest asked for; "amr": null releases none).
 import http from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const ACRS = ['urn:stepup:loa:1', 'urn:stepup:loa:2', 'urn:stepup:loa:3'];
-const DEFAULTS = { accountId: 'alice', acr: null, amr: ['pwd', 'otp'], ageSecs: 0, refuse: false, nonce: null };
+const DEFAULTS = { accountId: 'alice', acr: null, amr: ['pwd', 'otp'], ageSecs: 0, refuse: false, nonce: null, acrs: null };
 let next = { ...DEFAULTS };
 
 const redirectUris = (process.env.REDIRECT_URIS ?? process.env.REDIRECT_URI ?? '').split(' ').filter(Boolean);
@@ -52,14 +52,18 @@ const provider = new Provider(issuer, {
   jwks: { keys: [{ ...key, kid: `test-${randomUUID()}`, use: 'sig', alg: 'RS256' }] },
   cookies: { keys: ['stepup-oidc-tests-only'] },
   acrValues: ACRS,
-  claims: { amr: null },
+  // `acrs`: Entra ID's authentication contexts (scripted by the tests).
+  claims: { amr: null, acrs: null },
   features: {
     devInteractions: { enabled: false },
     claimsParameter: { enabled: true },
     pushedAuthorizationRequests: { enabled: true },
   },
   pkce: { required: () => true },
-  findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+  findAccount: async (ctx, sub) => ({
+    accountId: sub,
+    claims: async () => (next.acrs ? { sub, acrs: next.acrs } : { sub }),
+  }),
   // A first-party client: no consent screen.
   async loadExistingGrant(ctx) {
     const id = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
@@ -68,6 +72,7 @@ const provider = new Provider(issuer, {
     }
     const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
     grant.addOIDCScope('openid');
+    grant.addOIDCClaims(['acrs']);
     await grant.save();
     return grant;
   },

@@ -41,10 +41,11 @@ use openidconnect::core::{
     CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, AsyncHttpClient, ClaimsVerificationError, AuthenticationContextClass, AuthorizationCode,
-    ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
-    HttpResponse, IdTokenVerifier, IssuerUrl, JsonWebKeySetUrl, LoginHint, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    ProviderMetadata, RedirectUrl, SignatureVerificationError, TokenResponse,
+    AdditionalProviderMetadata, AsyncHttpClient, AuthenticationContextClass, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, HttpRequest, HttpResponse, IdTokenVerifier, IssuerUrl, JsonWebKeySetUrl,
+    LoginHint, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -152,6 +153,13 @@ pub enum AcrRequest {
     /// An essential `acr` claim only (some providers let `acr_values`
     /// override an essential claim).
     EssentialClaim,
+    /// Microsoft Entra ID's authentication contexts: the `acr` values of
+    /// the configuration are context ids (`c1` … `c99`), asked for as an
+    /// essential `acrs` claim (`"value"`: the level's lowest) in the
+    /// `claims` parameter, and read from the ID token's `acrs` array
+    /// (Entra's own `acr` is ignored). The level is the highest mapped
+    /// context in it; none of the accepted ones is a refusal.
+    EntraAcrs,
 }
 
 /// Whether authorization requests are pushed (RFC 9126).
@@ -740,7 +748,8 @@ impl<S: StateStore> OidcStepUp<S> {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
-        if self.config.acr_request != AcrRequest::EssentialClaim {
+        let how = self.config.acr_request;
+        if matches!(how, AcrRequest::Both | AcrRequest::Values) {
             for acr in accepted {
                 auth = auth.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
             }
@@ -751,11 +760,19 @@ impl<S: StateStore> OidcStepUp<S> {
             "amr": null,
             "auth_time": {"essential": true},
         });
-        if self.config.acr_request != AcrRequest::Values && !accepted.is_empty() {
-            id_token["acr"] = serde_json::json!({"essential": true, "values": accepted});
+        match (how, accepted.first()) {
+            (AcrRequest::Both | AcrRequest::EssentialClaim, Some(_)) => {
+                id_token["acr"] = serde_json::json!({"essential": true, "values": accepted});
+            }
+            // Entra ID takes one context per request.
+            (AcrRequest::EntraAcrs, Some(lowest)) => {
+                id_token["acrs"] = serde_json::json!({"essential": true, "value": lowest});
+            }
+            _ => {}
         }
         let claims = serde_json::json!({ "id_token": id_token }).to_string();
-        if self.claims_parameter {
+        // Entra ID takes the claims parameter without announcing it.
+        if self.claims_parameter || how == AcrRequest::EntraAcrs {
             auth = auth.add_extra_param("claims", claims.as_str());
         }
         if let Some(max_age) = max_age {
@@ -874,7 +891,7 @@ impl<S: StateStore> OidcStepUp<S> {
         previous: Option<&str>,
         context: Option<&[u8]>,
     ) -> Result<Finished, OidcError> {
-        let (pending, claims) = self
+        let (pending, claims, acr) = self
             .answer(query, |pending| {
                 !pending.login
                     && ct::eq(pending.subject.as_bytes(), subject.id().as_bytes())
@@ -888,10 +905,7 @@ impl<S: StateStore> OidcStepUp<S> {
         ) {
             return Err(OidcError::OtherSubject);
         }
-        let acr = claims
-            .auth_context_ref()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
+        let acr = acr.unwrap_or_default();
         let level = self
             .config
             .level_of_acr(&acr)
@@ -954,7 +968,7 @@ impl<S: StateStore> OidcStepUp<S> {
     /// [`Login::provider_subject`]: log them in with it. No assurance
     /// token is minted: a login is not a step-up.
     pub async fn finish_login(&self, query: &str, binding: &str) -> Result<Login, OidcError> {
-        let (pending, claims) = self
+        let (pending, claims, acr) = self
             .answer(query, |pending| {
                 pending.login
                     && pending
@@ -965,7 +979,7 @@ impl<S: StateStore> OidcStepUp<S> {
             .await?;
         Ok(Login {
             provider_subject: claims.subject().as_str().to_owned(),
-            acr: claims.auth_context_ref().map(|a| a.as_str().to_owned()),
+            acr,
             auth_time: claims
                 .auth_time()
                 .map(|t| Timestamp::from_unix_seconds(t.timestamp().max(0) as u64)),
@@ -987,6 +1001,8 @@ impl<S: StateStore> OidcStepUp<S> {
         let not_after = now.saturating_add(skew);
         let accepted = pending.accepted.clone();
         let login = pending.login;
+        // Entra ID's level is in `acrs`, checked after the signature.
+        let any_acr = login || self.config.acr_request == AcrRequest::EntraAcrs;
         let keys = self
             .keys
             .read()
@@ -1007,7 +1023,7 @@ impl<S: StateStore> OidcStepUp<S> {
             .set_allowed_algs(self.signing_algs.clone())
             .set_auth_context_verifier_fn(move |acr| match acr {
                 // A login asks nothing of the acr.
-                _ if login => Ok(()),
+                _ if any_acr => Ok(()),
                 Some(acr) if accepted.iter().any(|a| a == acr.as_str()) => Ok(()),
                 Some(acr) => Err(format!("acr {} is not accepted", acr.as_str())),
                 None => Err("no acr".to_owned()),
@@ -1048,7 +1064,8 @@ impl<S: StateStore> OidcStepUp<S> {
             // One reading per minute, even when it fails.
             keys.refreshed_at = Some(now);
         }
-        match openidconnect::core::CoreJsonWebKeySet::fetch_async(&self.jwks_uri, &self.http).await {
+        match openidconnect::core::CoreJsonWebKeySet::fetch_async(&self.jwks_uri, &self.http).await
+        {
             Ok(set) => {
                 tracing::info!(target: "stepup::oidc", keys = set.keys().len(), "the provider's keys were read again");
                 if let Ok(mut keys) = self.keys.write() {
@@ -1073,7 +1090,7 @@ impl<S: StateStore> OidcStepUp<S> {
         &self,
         query: &str,
         owned: impl FnOnce(&Pending) -> bool,
-    ) -> Result<(Pending, IdTokenClaims), OidcError> {
+    ) -> Result<(Pending, IdTokenClaims, Option<String>), OidcError> {
         let callback: Callback =
             serde_urlencoded::from_str(query).map_err(|_| OidcError::UnknownState)?;
         let state = callback.state.ok_or(OidcError::UnknownState)?;
@@ -1121,7 +1138,26 @@ impl<S: StateStore> OidcStepUp<S> {
             verified => verified,
         }
         .map_err(|e| OidcError::IdToken(error_chain(&e)))?;
-        Ok((pending, claims))
+        // The value that proves the level: the (verified) `acr`, or for
+        // Entra ID the highest accepted context of the `acrs` array read
+        // from the same verified token.
+        let proving = if self.config.acr_request == AcrRequest::EntraAcrs {
+            let acrs = entra_acrs(&id_token.to_string());
+            let best = acrs
+                .iter()
+                .filter(|a| pending.accepted.contains(a))
+                .max_by_key(|a| self.config.level_of_acr(a))
+                .cloned();
+            if best.is_none() && !pending.login {
+                return Err(OidcError::IdToken(format!(
+                    "acrs {acrs:?} has no accepted context"
+                )));
+            }
+            best
+        } else {
+            claims.auth_context_ref().map(|a| a.as_str().to_owned())
+        };
+        Ok((pending, claims, proving))
     }
 }
 
@@ -1131,6 +1167,27 @@ fn state_key(state: &str) -> String {
     let digest = Sha256::digest(state.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("stepup:oidc:{hex}")
+}
+
+/// The `acrs` claim (Entra ID's authentication contexts) of the compact
+/// JWT `jwt`, whose signature was verified: its payload's array (or a
+/// single string); none when absent or unreadable.
+fn entra_acrs(jwt: &str) -> Vec<String> {
+    let payload = jwt.split('.').nth(1).unwrap_or("");
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
+        return Vec::new();
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|mut v| v.get_mut("acrs").map(serde_json::Value::take))
+    {
+        Some(serde_json::Value::Array(values)) => values
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(value)) => vec![value],
+        _ => Vec::new(),
+    }
 }
 
 /// `client_secret_basic` (RFC 6749 §2.3.1: both parts form-encoded).
@@ -1220,6 +1277,22 @@ mod tests {
         // RFC 6749 §2.3.1: "a b" is form-encoded first ("a+b").
         assert_eq!(basic_auth("rp", "a b"), "Basic cnA6YSti");
         assert_eq!(basic_auth("rp", "secret"), "Basic cnA6c2VjcmV0");
+    }
+
+    #[test]
+    fn entra_acrs_are_read_from_the_payload() {
+        let jwt = |payload: &str| {
+            format!(
+                "e30.{}.sig",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload)
+            )
+        };
+        assert_eq!(entra_acrs(&jwt(r#"{"acrs":["c1","c2"]}"#)), ["c1", "c2"]);
+        assert_eq!(entra_acrs(&jwt(r#"{"acrs":"c3"}"#)), ["c3"]);
+        assert_eq!(entra_acrs(&jwt(r#"{"acrs":[1,"c4"]}"#)), ["c4"]);
+        assert!(entra_acrs(&jwt(r#"{"acr":"c1"}"#)).is_empty());
+        assert!(entra_acrs("not-a-jwt").is_empty());
+        assert!(entra_acrs("a.!!!.b").is_empty());
     }
 
     #[test]

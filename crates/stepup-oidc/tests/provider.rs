@@ -543,3 +543,49 @@ async fn a_rotated_key_is_read_again_once() {
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn entra_acrs_are_asked_for_and_give_the_level() {
+    let provider = Provider::start();
+    let config = OidcConfig::new(&provider.issuer, "stepup-test", CALLBACK)
+        .client_secret("stepup-test-secret")
+        .acr("c1", 1)
+        .acr("c2", 2)
+        .acr("c3", 3)
+        .acr_request(AcrRequest::EntraAcrs)
+        .par(Par::Never);
+    let app = app(&provider, config).await;
+    // Asked as Entra ID takes it: an essential `acrs` with one value, no
+    // `acr_values`, no `acr` claim.
+    provider
+        .next_login(serde_json::json!({"acrs": ["c2"]}))
+        .await;
+    let (start, query) = step_up(&app, &browser(), 2, None).await;
+    let asked = start.query().unwrap();
+    assert!(query_param(asked, "acr_values").is_none(), "{start}");
+    let claims: serde_json::Value =
+        serde_json::from_str(&query_param(asked, "claims").unwrap()).unwrap();
+    assert_eq!(
+        claims["id_token"]["acrs"],
+        serde_json::json!({"essential": true, "value": "c2"})
+    );
+    assert!(claims["id_token"].get("acr").is_none(), "{claims}");
+    let finished = app.finish(&user(), &query, None).await.unwrap();
+    assert_eq!(finished.level, 2);
+    // A higher context proves its level.
+    provider
+        .next_login(serde_json::json!({"acrs": ["c1", "c3"]}))
+        .await;
+    let (_, query) = step_up(&app, &browser(), 2, None).await;
+    assert_eq!(app.finish(&user(), &query, None).await.unwrap().level, 3);
+    // Only a lower context, or none: refused (the provider's `acr` says
+    // loa:1 all along and is not what counts).
+    provider
+        .next_login(serde_json::json!({"acrs": ["c1"]}))
+        .await;
+    let (_, query) = step_up(&app, &browser(), 2, None).await;
+    assert_id_token_refused(&app.finish(&user(), &query, None).await, "acrs");
+    provider.next_login(serde_json::json!({"acrs": null})).await;
+    let (_, query) = step_up(&app, &browser(), 2, None).await;
+    assert_id_token_refused(&app.finish(&user(), &query, None).await, "acrs");
+}
