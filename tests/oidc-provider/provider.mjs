@@ -7,7 +7,7 @@
 //   REDIRECT_URI=http://127.0.0.1:9/callback node provider.mjs
 //   REDIRECT_URIS="http://a/login/cb http://a/step-up/cb" node provider.mjs
 //
-// prints `READY <issuer>` once it listens. Test control (tests only):
+// prints `READY <issuer>` once it listens. Test control (with TEST_CONTROL=1):
 //   POST /__test/next-login {"accountId", "acr", "amr", "ageSecs",
 //        "refuse", "nonce", "acrs"}  — for the following logins; `null` resets a
 //        field ("acr": the highest asked for; "amr": null releases none).
@@ -93,7 +93,11 @@ function asked(params) {
 }
 
 provider.use(async (ctx, nextMiddleware) => {
-  if (ctx.method === 'POST' && ctx.path === '/__test/next-login') {
+  // The tests' control: only when the harness asks for it (TEST_CONTROL=1;
+  // never in `cargo run -p oidc-app`), and only as JSON (a page on
+  // another site cannot send that without a preflight this never answers).
+  if (ctx.method === 'POST' && ctx.path === '/__test/next-login'
+      && process.env.TEST_CONTROL === '1' && ctx.get('content-type') === 'application/json') {
     let raw = '';
     for await (const chunk of ctx.req) raw += chunk;
     const change = JSON.parse(raw || '{}');

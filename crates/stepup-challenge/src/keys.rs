@@ -345,6 +345,41 @@ impl StoreKeys {
         )
     }
 
+    /// The trips to the identity provider `upstream` one session of a
+    /// subject started within the window (by the session's digest), and
+    /// (without a session) all of the subject's.
+    pub(crate) fn upstream_starts(
+        subject: &SubjectName,
+        upstream: &str,
+        session: Option<&[u8; 32]>,
+    ) -> String {
+        match session {
+            Some(session) => format!(
+                "stepup:upstream-starts:{subject}:{}:{}",
+                hex(upstream.as_bytes()),
+                hex(&session[..16])
+            ),
+            None => format!(
+                "stepup:upstream-starts:{subject}:{}",
+                hex(upstream.as_bytes())
+            ),
+        }
+    }
+
+    /// One session's trip to the identity provider `upstream`: the page's
+    /// reason and way back, for the page a refused answer shows.
+    pub(crate) fn upstream_trip(
+        subject: &SubjectName,
+        upstream: &str,
+        session: &[u8; 32],
+    ) -> String {
+        format!(
+            "stepup:upstream-trip:{subject}:{}:{}",
+            hex(upstream.as_bytes()),
+            hex(&session[..16])
+        )
+    }
+
     /// The wrong numbers typed for a subject's approvals of a custom
     /// method within the day.
     pub(crate) fn approval_wrong(subject: &SubjectName, method: Method) -> String {
@@ -765,6 +800,18 @@ mod tests {
             format!(
                 "stepup:approval-starts:{{{s}}}:617070726f7665:03030303030303030303030303030303"
             )
+        );
+        assert_eq!(
+            StoreKeys::upstream_starts(&subject, "idp", Some(&session)),
+            format!("stepup:upstream-starts:{{{s}}}:696470:03030303030303030303030303030303")
+        );
+        assert_eq!(
+            StoreKeys::upstream_starts(&subject, "idp", None),
+            format!("stepup:upstream-starts:{{{s}}}:696470")
+        );
+        assert_eq!(
+            StoreKeys::upstream_trip(&subject, "idp", &session),
+            format!("stepup:upstream-trip:{{{s}}}:696470:03030303030303030303030303030303")
         );
         assert_eq!(
             StoreKeys::code(&subject, Channel::Sms),

@@ -180,8 +180,8 @@ pub enum UpstreamError {
     /// The provider proves no level the policy accepts (`403`).
     #[error("the identity provider proves no level this needs")]
     NoLevel,
-    /// The provider did not confirm the user (cancelled, or the level not
-    /// reached) (`403`).
+    /// The provider did not confirm the user: cancelled or refused there
+    /// (`403`). An answer with too low a level is [`Rejected`](Self::Rejected).
     #[error("the identity provider did not confirm it")]
     Refused,
     /// The request is unknown, used, expired or another session's (`400`).
@@ -206,6 +206,20 @@ impl UpstreamError {
             UpstreamError::Expired => "upstream_expired",
             UpstreamError::Rejected(_) => "upstream_rejected",
             UpstreamError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// What JSON answers say: a fixed sentence per kind (the detail of
+    /// [`Rejected`](Self::Rejected) and [`Unavailable`](Self::Unavailable)
+    /// is logged, never sent).
+    pub fn sentence(&self) -> &'static str {
+        match self {
+            UpstreamError::NotLinked => "Your account is not linked to this identity provider.",
+            UpstreamError::NoLevel => "This identity provider cannot confirm this.",
+            UpstreamError::Refused => "The identity provider did not confirm it.",
+            UpstreamError::Expired => "This confirmation expired or was already used.",
+            UpstreamError::Rejected(_) => "The identity provider's answer was not accepted.",
+            UpstreamError::Unavailable(_) => "The identity provider cannot be reached.",
         }
     }
 

@@ -50,7 +50,12 @@ impl Upstream for Acme {
         vec![(3, level_method(3)), (2, level_method(2))]
     }
     fn linked<'a>(&'a self, subject: &'a Subject) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move { Ok(subject.id() == "alice") })
+        Box::pin(async move {
+            if subject.id() == "broken" {
+                return Err(StoreError::new("accounts", "down"));
+            }
+            Ok(subject.id() == "alice")
+        })
     }
     fn start<'a>(
         &'a self,
@@ -370,6 +375,8 @@ async fn the_callback_only_carries_the_answer_on_to_a_same_origin_finish() {
         ("POST", "/upstream/acme/callback", 405),
         ("GET", "/upstream/acme/start", 405),
         ("GET", "/upstream/acme/other", 404),
+        // HEAD would finish (and use up) an answer too.
+        ("HEAD", "/upstream/acme/finish", 405),
     ] {
         let reply = s
             .routes
@@ -473,4 +480,106 @@ async fn the_finish_sets_the_token_and_returns_or_says_what_went_wrong() {
         .await;
     assert_eq!(reply.status(), 503);
     assert!(!reply.body().contains("down"));
+}
+
+#[tokio::test]
+async fn a_refused_answer_shows_the_page_the_trip_started_from() {
+    let s = setup();
+    let body = format!("return_to=%2Ftransfer&why={}", s.level3);
+    let reply = s
+        .routes
+        .handle(post("/upstream/acme/start", body.as_bytes(), Some(alice())))
+        .await;
+    assert_eq!(reply.status(), 303);
+    let reply = s
+        .routes
+        .handle(Incoming {
+            sec_fetch_site: Some(b"same-origin"),
+            ..get(
+                "/upstream/acme/finish",
+                Some("code=c&state=bad"),
+                Some(alice()),
+            )
+        })
+        .await;
+    assert_eq!(reply.status(), 403);
+    let html = reply.body();
+    // The same reason (so the same level is asked again) and way back.
+    assert!(
+        html.contains(&format!(r#"name="why" value="{}""#, s.level3)),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="return_to" value="/transfer""#),
+        "{html}"
+    );
+    // JSON: a fixed sentence, never the detail.
+    let reply = s
+        .routes
+        .handle(Incoming {
+            sec_fetch_site: Some(b"same-origin"),
+            content_type: Some(b"application/json"),
+            navigation: false,
+            ..get(
+                "/upstream/acme/finish",
+                Some("code=c&state=bad"),
+                Some(alice()),
+            )
+        })
+        .await;
+    assert_eq!(reply.status(), 403);
+    assert!(reply.body().contains("upstream_rejected"));
+    assert!(!reply.body().contains("nonce"), "{}", reply.body());
+}
+
+#[tokio::test]
+async fn starts_are_rationed_per_session() {
+    let s = setup();
+    let body = format!("return_to=%2Ftransfer&why={}", s.level2);
+    for _ in 0..10 {
+        let reply = s
+            .routes
+            .handle(post("/upstream/acme/start", body.as_bytes(), Some(alice())))
+            .await;
+        assert_eq!(reply.status(), 303);
+    }
+    let reply = s
+        .routes
+        .handle(post("/upstream/acme/start", body.as_bytes(), Some(alice())))
+        .await;
+    assert_eq!(reply.status(), 429);
+    assert!(header(&reply, "retry-after").is_some());
+    assert_eq!(
+        s.acme.started.lock().unwrap().len(),
+        10,
+        "the 11th never reached the provider"
+    );
+    // Another session of hers has its own ration.
+    let other = Subject::new("alice").with_session("s-2");
+    let reply = s
+        .routes
+        .handle(post("/upstream/acme/start", body.as_bytes(), Some(other)))
+        .await;
+    assert_eq!(reply.status(), 303);
+}
+
+#[tokio::test]
+async fn a_failed_account_lookup_is_unavailable_not_unlinked() {
+    let s = setup();
+    let broken = Subject::new("broken").with_session("s-1");
+    let body = format!("return_to=%2Ftransfer&why={}", s.level2);
+    let reply = s
+        .routes
+        .handle(post(
+            "/upstream/acme/start",
+            body.as_bytes(),
+            Some(broken.clone()),
+        ))
+        .await;
+    assert_eq!(reply.status(), 503);
+    // The page still shows (without the provider).
+    let query = format!("return_to=%2Ftransfer&why={}", s.level2);
+    let page = s.routes.handle(get("/", Some(&query), Some(broken))).await;
+    assert_eq!(page.status(), 200);
+    assert!(!page.body().contains("/upstream/acme/start"));
 }

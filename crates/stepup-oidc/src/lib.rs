@@ -480,6 +480,12 @@ struct Pending {
     /// step-up: one is never finished as the other.
     #[serde(default)]
     login: bool,
+    /// The provider and client that asked: another one's callback never
+    /// finishes it.
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    client: String,
 }
 
 /// A finished step-up: the new assurance token and where to go.
@@ -695,6 +701,8 @@ impl<S: StateStore> OidcStepUp<S> {
             accepted,
             return_to: request.return_to.as_str().to_owned(),
             login: false,
+            issuer: self.issuer_url.clone(),
+            client: self.config.client_id.clone(),
         };
         self.keep_and_send(&state, &pending, url).await
     }
@@ -726,6 +734,8 @@ impl<S: StateStore> OidcStepUp<S> {
             accepted: Vec::new(),
             return_to: return_to.as_str().to_owned(),
             login: true,
+            issuer: self.issuer_url.clone(),
+            client: self.config.client_id.clone(),
         };
         self.keep_and_send(&state, &pending, url).await
     }
@@ -1094,15 +1104,22 @@ impl<S: StateStore> OidcStepUp<S> {
         let callback: Callback =
             serde_urlencoded::from_str(query).map_err(|_| OidcError::UnknownState)?;
         let state = callback.state.ok_or(OidcError::UnknownState)?;
-        let pending = self
-            .state
-            .take(&state_key(&state))
-            .await?
-            .and_then(|bytes| serde_json::from_slice::<Pending>(&bytes).ok())
-            .ok_or(OidcError::UnknownState)?;
-        if !owned(&pending) {
+        // Whose it is first (another session's attempt leaves it), then
+        // taken: of two answers, one finds it.
+        let key = state_key(&state);
+        let read = |bytes: Option<Vec<u8>>| {
+            bytes
+                .and_then(|bytes| serde_json::from_slice::<Pending>(&bytes).ok())
+                .ok_or(OidcError::UnknownState)
+        };
+        let pending = read(self.state.get(&key).await?)?;
+        // Another provider's or client's request (one state store shared
+        // by several) is nobody's here.
+        let ours = pending.issuer == self.issuer_url && pending.client == self.config.client_id;
+        if !ours || !owned(&pending) {
             return Err(OidcError::OtherSession);
         }
+        let pending = read(self.state.take(&key).await?)?;
         // RFC 9207: the response names its issuer (a mix-up attack sends
         // the code of another provider here).
         match &callback.iss {

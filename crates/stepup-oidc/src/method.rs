@@ -22,9 +22,6 @@ pub type ProviderSubject = Arc<dyn Fn(&Subject) -> Option<String> + Send + Sync>
 /// identity provider", routed under `/upstream/{name}/` by
 /// [`ChallengeRoutes::with_upstream`](stepup_challenge::routes::ChallengeRoutes::with_upstream).
 ///
-/// By default the user's stepup subject id *is* their `sub` at the
-/// provider (an application whose login is this provider's); otherwise
-/// say where it is with [`provider_subject`](Self::provider_subject).
 /// Each step-up asks for a login right now (`max_age=0`,
 /// `prompt=login`): a provider session from this morning proves nothing
 /// about who is at the keyboard now; [`max_age`](Self::max_age) relaxes
@@ -46,9 +43,13 @@ pub type ProviderSubject = Arc<dyn Fn(&Subject) -> Option<String> + Send + Sync>
 /// )
 /// .client_secret("s3cret")
 /// .acr("urn:example:loa:2", 2);
+/// // The gate's level table must place the provider's levels (`idp-level-2`
+/// // at level 2): `TokenConfig::with_levels(config.place_levels(…))`.
 /// let oidc = OidcStepUp::discover(config, issuer, state).await?;
+/// // This application logs in at the provider: its subject ids are the `sub`s.
+/// let linked = Arc::new(|subject: &stepup_core::Subject| Some(subject.id().to_owned()));
 /// let routes = ChallengeRoutes::new(settings, engine)
-///     .with_upstream(Arc::new(OidcMethod::new(oidc, "acme", "Confirm at Acme ID")));
+///     .with_upstream(Arc::new(OidcMethod::new(oidc, "acme", "Confirm at Acme ID", linked)));
 /// # Ok(()) }
 /// ```
 pub struct OidcMethod<S> {
@@ -71,14 +72,24 @@ impl<S> fmt::Debug for OidcMethod<S> {
 
 impl<S: StateStore> OidcMethod<S> {
     /// `step_up` as the upstream `name` (in paths: 1 to 32 of `a-z`,
-    /// `0-9`, `-`), offered under `title`.
-    pub fn new(step_up: OidcStepUp<S>, name: &str, title: &str) -> Self {
+    /// `0-9`, `-`), offered under `title` to the users `provider_subject`
+    /// finds a `sub` at the provider for (`None`: not linked, not
+    /// offered). The ID token must carry exactly that `sub`, so say where
+    /// it really is: an application that logs in at this provider and
+    /// uses its `sub` as the subject id answers `Some(subject.id())`; one
+    /// with ids of its own looks up the link it stored at login.
+    pub fn new(
+        step_up: OidcStepUp<S>,
+        name: &str,
+        title: &str,
+        provider_subject: ProviderSubject,
+    ) -> Self {
         OidcMethod {
             step_up,
             name: name.to_owned(),
             title: title.to_owned(),
             max_age: Some(Duration::ZERO),
-            provider_subject: Arc::new(|subject: &Subject| Some(subject.id().to_owned())),
+            provider_subject,
         }
     }
 
@@ -87,14 +98,6 @@ impl<S: StateStore> OidcMethod<S> {
     #[must_use]
     pub fn max_age(mut self, max_age: Option<Duration>) -> Self {
         self.max_age = max_age;
-        self
-    }
-
-    /// Where the user's `sub` at the provider comes from (`None`: not
-    /// linked, the page does not offer the provider).
-    #[must_use]
-    pub fn provider_subject(mut self, of: ProviderSubject) -> Self {
-        self.provider_subject = of;
         self
     }
 

@@ -65,6 +65,7 @@ impl Provider {
             .current_dir(dir)
             .env("REDIRECT_URI", CALLBACK)
             .env("PORT", port)
+            .env("TEST_CONTROL", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -472,7 +473,7 @@ async fn a_login_is_bound_to_its_browser_and_never_a_step_up() {
     let browser = browser();
     let home = ReturnTo::parse("/home").unwrap();
     // Another browser's binding (a callback URL sent to someone else, login
-    // CSRF) logs nobody in, and uses the request up.
+    // CSRF) logs nobody in, and leaves the request to its browser, once.
     let query = browse(
         &browser,
         &app.start_login("browser-1", &home).await.unwrap(),
@@ -482,6 +483,7 @@ async fn a_login_is_bound_to_its_browser_and_never_a_step_up() {
         app.finish_login(&query, "browser-2").await,
         Err(OidcError::OtherSession)
     ));
+    assert!(app.finish_login(&query, "browser-1").await.is_ok());
     assert!(matches!(
         app.finish_login(&query, "browser-1").await,
         Err(OidcError::UnknownState)
@@ -588,4 +590,42 @@ async fn entra_acrs_are_asked_for_and_give_the_level() {
     provider.next_login(serde_json::json!({"acrs": null})).await;
     let (_, query) = step_up(&app, &browser(), 2, None).await;
     assert_id_token_refused(&app.finish(&user(), &query, None).await, "acrs");
+}
+
+#[tokio::test]
+async fn another_clients_request_is_nobodys_here() {
+    let provider = Provider::start();
+    let store = MemoryStateStore::new(SystemClock);
+    let config = provider.config();
+    let tokens = TokenConfig::new(KeyRing::new(
+        Key::from_bytes(KeyId::new(1), &[9u8; 32]).unwrap(),
+    ))
+    .with_levels(config.place_levels(LevelTable::nist()));
+    let ours = OidcStepUp::discover(config, tokens.issuer(), store.clone())
+        .await
+        .unwrap();
+    // Another client of the same provider, keeping its requests in the
+    // same store.
+    let other = OidcConfig::new(&provider.issuer, "another-client", CALLBACK)
+        .acr("urn:stepup:loa:2", 2)
+        .par(Par::Never);
+    let theirs = OidcStepUp::discover(other, tokens.issuer(), store.clone())
+        .await
+        .unwrap();
+    let subject = user();
+    let back = ReturnTo::parse("/transfer").unwrap();
+    let url = theirs
+        .start(StepUpRequest::new(&subject, "alice", 2, &back))
+        .await
+        .unwrap();
+    let state = query_param(url.query().unwrap(), "state").unwrap();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("code", "c")
+        .append_pair("state", &state)
+        .append_pair("iss", &provider.issuer)
+        .finish();
+    assert!(matches!(
+        ours.finish(&subject, &query, None).await,
+        Err(OidcError::OtherSession)
+    ));
 }

@@ -20,7 +20,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Form, RawQuery, Request, State};
@@ -39,10 +39,6 @@ use stepup_oidc::{OidcConfig, OidcError, OidcMethod, OidcStepUp};
 
 /// The upstream's name in the challenge routes' paths.
 pub const UPSTREAM: &str = "idp";
-
-/// The session cookie (the app's own login session; `SameSite=Lax`, so
-/// it comes along when the provider sends the browser back).
-const SESSION_COOKIE: &str = "oidc_app_session";
 
 /// Where the provider is and who the app is there.
 #[derive(Clone)]
@@ -147,13 +143,23 @@ const ACRS: [(&str, u8); 3] = [
     ("urn:stepup:loa:3", 3),
 ];
 
-/// A login session: before the login only the browser binding of its
-/// start, after it the user's `sub` at the provider.
-#[derive(Clone, Default)]
+/// A login session: before the login nothing (its cookie's hash is the
+/// binding of the login request), after it the user's `sub` at the
+/// provider. Either ends at `expires`.
+#[derive(Clone)]
 struct Session {
     user: Option<String>,
     email: Option<String>,
+    expires: Instant,
 }
+
+/// A pre-login session lives as long as a login request at the provider.
+const PRE_LOGIN: Duration = Duration::from_secs(10 * 60);
+/// A login lasts a working day.
+const LOGGED_IN: Duration = Duration::from_secs(8 * 3600);
+/// The most sessions kept (a demo's memory bound): beyond it, new logins
+/// wait for old sessions to expire — nobody is logged out early.
+const MAX_SESSIONS: usize = 10_000;
 
 /// The sessions, by the SHA-256 of their cookie (the cookie itself is
 /// kept nowhere).
@@ -162,17 +168,24 @@ struct Sessions(Arc<Mutex<HashMap<String, Session>>>);
 
 impl Sessions {
     fn get(&self, key: &str) -> Option<Session> {
-        self.0.lock().ok()?.get(key).cloned()
+        let session = self.0.lock().ok()?.get(key).cloned()?;
+        (session.expires > Instant::now()).then_some(session)
     }
 
-    fn put(&self, key: String, session: Session) {
-        if let Ok(mut map) = self.0.lock() {
-            // A demo's bound: the oldest are not tracked, so start over.
-            if map.len() > 10_000 {
-                map.clear();
+    /// Keeps `session` under `key`; `false` when full.
+    fn put(&self, key: String, session: Session) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return false;
+        };
+        if map.len() >= MAX_SESSIONS && !map.contains_key(&key) {
+            let now = Instant::now();
+            map.retain(|_, s| s.expires > now);
+            if map.len() >= MAX_SESSIONS {
+                return false;
             }
-            map.insert(key, session);
         }
+        map.insert(key, session);
+        true
     }
 
     fn remove(&self, key: &str) {
@@ -188,6 +201,47 @@ pub struct App {
     oidc: Arc<OidcStepUp<MemoryStateStore>>,
     stepup: StepUp<MemoryFactorStore, MemoryStateStore, stepup_challenge::NoPasswords>,
     sessions: Sessions,
+    cookie: Cookie,
+}
+
+/// The session cookie: `__Host-` and `Secure` over https; on plain http
+/// (loopback only, see `main.rs`) neither, which browsers would refuse.
+#[derive(Clone, Copy)]
+struct Cookie {
+    secure: bool,
+}
+
+impl Cookie {
+    fn name(self) -> &'static str {
+        if self.secure {
+            "__Host-oidc_app_session"
+        } else {
+            "oidc_app_session"
+        }
+    }
+
+    /// `SameSite=Lax`: it comes along when the provider sends the browser
+    /// back (a top-level GET).
+    fn set(self, value: &str, max_age: Duration) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax{secure}; Max-Age={}",
+            self.name(),
+            max_age.as_secs()
+        )
+    }
+
+    /// Its value in `headers`.
+    fn find(self, headers: &HeaderMap) -> Option<&str> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == self.name())
+            .map(|(_, value)| value)
+    }
 }
 
 impl fmt::Debug for App {
@@ -222,19 +276,26 @@ impl App {
         let step_up =
             OidcStepUp::discover(config(&step_up_callback), tokens.issuer(), state.clone()).await?;
         let engine = Engine::new(tokens.issuer(), MemoryFactorStore::new(), state);
-        // Plain http on localhost: the development cookie. Never in
-        // production.
-        let stepup = StepUp::new(engine, FromExtension::<Subject>::new(), origin)
-            .with_cookie(CookieSettings::insecure_local_development())
-            .with_upstream(Arc::new(OidcMethod::new(
-                step_up,
-                UPSTREAM,
-                "Confirm at your identity provider",
-            )));
+        let cookie = Cookie {
+            secure: origin.starts_with("https://"),
+        };
+        let mut stepup = StepUp::new(engine, FromExtension::<Subject>::new(), origin);
+        if !cookie.secure {
+            // Plain http on loopback: the development cookie.
+            stepup = stepup.with_cookie(CookieSettings::insecure_local_development());
+        }
+        let stepup = stepup.with_upstream(Arc::new(OidcMethod::new(
+            step_up,
+            UPSTREAM,
+            "Confirm at your identity provider",
+            // The login is the provider's: a subject id is the `sub`.
+            Arc::new(|subject: &Subject| Some(subject.id().to_owned())),
+        )));
         Ok(App {
             oidc: Arc::new(login),
             stepup,
             sessions: Sessions::default(),
+            cookie,
         })
     }
 
@@ -269,18 +330,6 @@ impl App {
     }
 }
 
-/// The session cookie's value in `headers`.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value)
-}
-
 /// The SHA-256 of a cookie value, hex: the session's key and its stepup
 /// binding.
 fn digest(value: &str) -> String {
@@ -297,14 +346,10 @@ fn fresh_cookie() -> Option<String> {
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn set_cookie(value: &str) -> String {
-    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax")
-}
-
 /// Tells stepup who is logged in: the provider's `sub`, bound to this
 /// login session (logging out ends its assurance).
 async fn subjects(State(app): State<App>, mut request: Request, next: Next) -> Response {
-    let key = session_cookie(request.headers()).map(digest);
+    let key = app.cookie.find(request.headers()).map(digest);
     if let Some(key) = key
         && let Some(Session {
             user: Some(sub), ..
@@ -332,7 +377,7 @@ fn escape(text: &str) -> String {
 
 /// The logged-in session (its key and record), if any.
 fn logged_in(app: &App, headers: &HeaderMap) -> Option<(String, Session)> {
-    let key = digest(session_cookie(headers)?);
+    let key = digest(app.cookie.find(headers)?);
     let session = app.sessions.get(&key)?;
     session.user.is_some().then_some((key, session))
 }
@@ -353,28 +398,46 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Html<String> {
     }
 }
 
-/// `POST /login`: a fresh pre-login session, bound to the request at the
-/// provider; `303` there.
-async fn login(State(app): State<App>) -> Response {
+/// `POST /login`: a fresh pre-login session (any earlier session of this
+/// browser ends), bound to the login request at the provider; `303`
+/// there.
+async fn login(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(old) = app.cookie.find(&headers).map(digest) {
+        app.sessions.remove(&old);
+    }
     let Some(cookie) = fresh_cookie() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let key = digest(&cookie);
-    app.sessions.put(key.clone(), Session::default());
+    let session = Session {
+        user: None,
+        email: None,
+        expires: Instant::now() + PRE_LOGIN,
+    };
+    if !app.sessions.put(key.clone(), session) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many sessions: try again later",
+        )
+            .into_response();
+    }
     match app.oidc.start_login(&key, &ReturnTo::root()).await {
         Ok(url) => (
             StatusCode::SEE_OTHER,
             [
                 (header::LOCATION, url.to_string()),
-                (header::SET_COOKIE, set_cookie(&cookie)),
+                (header::SET_COOKIE, app.cookie.set(&cookie, PRE_LOGIN)),
             ],
         )
             .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the provider: {e}"),
-        )
-            .into_response(),
+        Err(e) => {
+            eprintln!("oidc-app: login start: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the identity provider cannot be reached",
+            )
+                .into_response()
+        }
     }
 }
 
@@ -385,7 +448,7 @@ async fn login_callback(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let Some(key) = session_cookie(&headers).map(digest) else {
+    let Some(key) = app.cookie.find(&headers).map(digest) else {
         return (
             StatusCode::BAD_REQUEST,
             page("<p>Start the login here. <a href=\"/\">Home</a></p>"),
@@ -398,42 +461,54 @@ async fn login_callback(
         .await
     {
         Ok(login) => {
+            app.sessions.remove(&key);
             let Some(cookie) = fresh_cookie() else {
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             };
-            app.sessions.remove(&key);
-            app.sessions.put(
-                digest(&cookie),
-                Session {
-                    user: Some(login.provider_subject),
-                    email: None,
-                },
-            );
+            let session = Session {
+                user: Some(login.provider_subject),
+                email: None,
+                expires: Instant::now() + LOGGED_IN,
+            };
+            if !app.sessions.put(digest(&cookie), session) {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many sessions: try again later",
+                )
+                    .into_response();
+            }
             (
                 StatusCode::SEE_OTHER,
                 [
                     (header::LOCATION, login.return_to.as_str().to_owned()),
-                    (header::SET_COOKIE, set_cookie(&cookie)),
+                    (header::SET_COOKIE, app.cookie.set(&cookie, LOGGED_IN)),
                 ],
             )
                 .into_response()
         }
-        Err(e) => (
-            StatusCode::FORBIDDEN,
-            page(&format!(
-                "<p>The login did not complete ({}). <a href=\"/\">Try again</a></p>",
-                escape(&e.to_string())
-            )),
-        )
-            .into_response(),
+        Err(e) => {
+            eprintln!("oidc-app: login refused: {e}");
+            (
+                StatusCode::FORBIDDEN,
+                page("<p>The login did not complete. <a href=\"/\">Try again</a></p>"),
+            )
+                .into_response()
+        }
     }
 }
 
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Some(key) = session_cookie(&headers).map(digest) {
+    if let Some(key) = app.cookie.find(&headers).map(digest) {
         app.sessions.remove(&key);
     }
-    Redirect::to("/").into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/".to_owned()),
+            (header::SET_COOKIE, app.cookie.set("", Duration::ZERO)),
+        ],
+    )
+        .into_response()
 }
 
 async fn api_key(State(app): State<App>, headers: HeaderMap) -> Html<String> {

@@ -25,11 +25,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("APP_ADDR").unwrap_or_else(|_| "127.0.0.1:3200".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
-    let origin = if local.ip().is_loopback() {
-        format!("http://localhost:{}", local.port())
-    } else {
-        format!("http://{local}")
-    };
+    // The demo serves plain http: on this machine only (put TLS in front
+    // and serve an https origin for anything else).
+    if !local.ip().is_loopback() {
+        return Err(
+            format!("{local} is not a loopback address: the demo serves plain http").into(),
+        );
+    }
+    let origin = format!("http://localhost:{}", local.port());
     let (_test_provider, provider) = match std::env::var("OIDC_ISSUER") {
         Ok(issuer) => (
             None,

@@ -138,14 +138,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     /// Records that `subject` was sent to an upstream identity provider to
     /// prove `method` ([`Upstream`](crate::Upstream); the challenge routes
     /// call this).
-    pub fn upstream_started(&self, subject: &Subject, method: Method) {
+    pub(crate) fn upstream_started(&self, subject: &Subject, method: Method) {
         self.method_started(subject, method);
     }
 
     /// Records how `subject`'s upstream step-up ended: a success with
     /// `method` (the journey closed, like any step-up), or the failure
     /// `error` (a `failed` event, reason its code).
-    pub async fn upstream_finished(
+    pub(crate) async fn upstream_finished(
         &self,
         subject: &Subject,
         outcome: Result<Method, &crate::UpstreamError>,

@@ -46,6 +46,7 @@ mod passkeys;
 mod passwords;
 mod recovery_codes;
 mod totp;
+mod upstream;
 
 pub use account_recovery::PendingRecovery;
 pub use actions::{ActionLimits, PendingAction};

@@ -214,8 +214,8 @@ impl<'a> Incoming<'a> {
 /// application's logout (for session-bound tokens) or bumping the
 /// subject's epoch. Every POST must come from the configured
 /// origin (403 otherwise); no GET changes state but an identity
-/// provider's `finish`, which only its single-use request (bound to the
-/// user and session) lets through, and only from this origin. A form POST answers like a
+/// provider's `finish`, which uses up its single-use request (bound to the
+/// user, the session and PKCE: nobody else can finish it). A form POST answers like a
 /// browser expects (`303` to the validated `return_to`, or the page again
 /// with the error); a JSON POST answers with JSON. Another path is `404`,
 /// another method `405` with `Allow`; `HEAD` is answered like `GET`.
@@ -443,21 +443,27 @@ fn route(method: &str, path: &str) -> Result<Route, Miss> {
         "/enroll/passkey/start" => (post.then_some(Route::EnrollPasskeyStart), "POST"),
         "/enroll/passkey/finish" => (post.then_some(Route::EnrollPasskeyFinish), "POST"),
         "/assets/approval.js" => (get.then_some(Route::ApprovalScript), "GET,HEAD"),
-        _ if path.starts_with("/upstream/") => return upstream_route(get, post, path),
+        _ if path.starts_with("/upstream/") => return upstream_route(method, path),
         _ => return custom_route(get, post, path),
     };
     route.ok_or(Miss::Allow(allow))
 }
 
 /// `/upstream/{name}/{action}`: an identity provider's routes.
-fn upstream_route(get: bool, post: bool, path: &str) -> Result<Route, Miss> {
+fn upstream_route(method: &str, path: &str) -> Result<Route, Miss> {
+    let get = matches!(method, "GET" | "HEAD");
+    let post = method == "POST";
     let rest = path.strip_prefix("/upstream/").ok_or(Miss::NotFound)?;
     let (name, action) = rest.split_once('/').ok_or(Miss::NotFound)?;
     let name = UpstreamName::parse(name).ok_or(Miss::NotFound)?;
     let (route, allow) = match action {
         "start" => (post.then_some(Route::UpstreamStart(name)), "POST"),
         "callback" => (get.then_some(Route::UpstreamCallback(name)), "GET,HEAD"),
-        "finish" => (get.then_some(Route::UpstreamFinish(name)), "GET,HEAD"),
+        // GET only: a HEAD would finish (and use up) the answer too.
+        "finish" => (
+            (method == "GET").then_some(Route::UpstreamFinish(name)),
+            "GET",
+        ),
         _ => return Err(Miss::NotFound),
     };
     route.ok_or(Miss::Allow(allow))

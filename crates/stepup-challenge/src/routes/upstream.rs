@@ -39,26 +39,22 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 
     /// The upstreams the page offers `subject` for a policy whose methods
     /// are `allowed` (empty: any): each with the lowest level it would ask
-    /// for.
+    /// for. A failed account lookup is the error.
     pub(super) async fn upstreams_for(
         &self,
         subject: &Subject,
         allowed: &[Method],
-    ) -> Vec<(Arc<dyn Upstream>, u8)> {
+    ) -> Result<Vec<(Arc<dyn Upstream>, u8)>, crate::StoreError> {
         let mut offered = Vec::new();
         for upstream in self.upstreams.iter() {
             let Some(level) = level_for(upstream.as_ref(), allowed) else {
                 continue;
             };
-            match upstream.linked(subject).await {
-                Ok(true) => offered.push((upstream.clone(), level)),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(target: "stepup", upstream = upstream.name(), kind = e.store(), "upstream not offered: its account lookup failed");
-                }
+            if upstream.linked(subject).await? {
+                offered.push((upstream.clone(), level));
             }
         }
-        offered
+        Ok(offered)
     }
 
     /// `POST /upstream/{name}/start` (`return_to`, `why`): `303` to the
@@ -74,29 +70,60 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             return Reply::new(404, None, "");
         };
         let return_to = self.settings.return_path(input.return_to.as_deref());
-        let (_, allowed) = self.reason(input.why.as_deref());
-        let started = if input.confirmation.is_some() {
+        let why = input.why.as_deref();
+        let (_, allowed) = self.reason(why);
+        let level = if input.confirmation.is_some() {
             // A bound action's grant is made by the engine's methods only.
             Err(UpstreamError::NoLevel)
         } else {
-            match self
-                .upstreams_for(subject, &allowed)
-                .await
-                .into_iter()
-                .find(|(u, _)| u.name() == name)
-            {
-                Some((_, level)) => upstream
-                    .start(UpstreamStart::new(subject, level, &return_to))
-                    .await
-                    .map(|url| (url, level)),
-                None if level_for(upstream.as_ref(), &allowed).is_none() => {
-                    Err(UpstreamError::NoLevel)
-                }
-                None => Err(UpstreamError::NotLinked),
+            match self.upstreams_for(subject, &allowed).await {
+                Ok(offered) => match offered.into_iter().find(|(u, _)| u.name() == name) {
+                    Some((_, level)) => Ok(level),
+                    None if level_for(upstream.as_ref(), &allowed).is_none() => {
+                        Err(UpstreamError::NoLevel)
+                    }
+                    None => Err(UpstreamError::NotLinked),
+                },
+                Err(e) => Err(UpstreamError::Unavailable(format!(
+                    "account lookup: {}",
+                    e.store()
+                ))),
             }
         };
-        match started {
-            Ok((url, level)) => {
+        let level = match level {
+            Ok(level) => level,
+            Err(error) => {
+                return self
+                    .upstream_refused(request, subject, name, &return_to, why, &error)
+                    .await;
+            }
+        };
+        // Rationed per session and subject; the page's reason and way back
+        // are kept for the answer.
+        if let Err(error) = self
+            .engine
+            .upstream_trip_start(subject, name, why, &return_to)
+            .await
+        {
+            if is_json(request) {
+                return self.failed_json(&error);
+            }
+            return self
+                .failed_page(
+                    request,
+                    subject,
+                    &input,
+                    &return_to,
+                    &error,
+                    crate::Form::Upstream,
+                )
+                .await;
+        }
+        match upstream
+            .start(UpstreamStart::new(subject, level, &return_to))
+            .await
+        {
+            Ok(url) => {
                 if let Some((_, method)) = upstream.levels().into_iter().find(|(l, _)| *l == level)
                 {
                     self.engine.upstream_started(subject, method);
@@ -108,8 +135,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 }
             }
             Err(error) => {
-                self.engine.upstream_finished(subject, Err(&error)).await;
-                self.upstream_failed(request, subject, &return_to, input.why.as_deref(), &error)
+                self.upstream_refused(request, subject, name, &return_to, why, &error)
                     .await
             }
         }
@@ -143,8 +169,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 
     /// `GET /upstream/{name}/finish`: the answer verified (by the
     /// upstream: its request taken once, for this user and session), the
-    /// cookie set, `303` back to where the start said. Only from this
-    /// origin (the callback's page): another site's link is `403`.
+    /// cookie set, `303` back to where the start said. A request that
+    /// says it comes from another site is `403` — the callback's page is
+    /// of this origin, so what protects the answer is that its request is
+    /// single-use and bound to the user, the session and PKCE, not where
+    /// the browser was sent from.
     pub(super) async fn upstream_finish(&self, request: &Incoming<'_>, name: &str) -> Reply {
         let Some(upstream) = self.upstreams.get(name) else {
             return Reply::new(404, None, "");
@@ -169,31 +198,45 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 self.succeeded(&done.token, false, &done.return_to, None)
             }
             Err(error) => {
-                tracing::warn!(target: "stepup", upstream = name, error = %error, "upstream step-up refused");
                 self.engine.upstream_finished(subject, Err(&error)).await;
-                let return_to = self.settings.return_path(None);
-                self.upstream_failed(request, subject, &return_to, None, &error)
+                // The page the trip started from: its reason and way back.
+                let trip = self
+                    .engine
+                    .upstream_trip(subject, name)
+                    .await
+                    .ok()
+                    .flatten();
+                let (why, return_to) = match &trip {
+                    Some(trip) => (
+                        trip.why.as_deref(),
+                        self.settings.return_path(Some(&trip.return_to)),
+                    ),
+                    None => (None, self.settings.return_path(None)),
+                };
+                self.upstream_refused(request, subject, name, &return_to, why, &error)
                     .await
             }
         }
     }
 
-    /// The challenge page again with what went wrong (JSON for JSON), or
-    /// `503`.
-    async fn upstream_failed(
+    /// The challenge page again with what went wrong (JSON for JSON: a
+    /// fixed sentence per code), or `503`; the detail goes to the log only.
+    async fn upstream_refused(
         &self,
         request: &Incoming<'_>,
         subject: &Subject,
+        name: &str,
         return_to: &ReturnTo,
         why: Option<&str>,
         error: &UpstreamError,
     ) -> Reply {
+        tracing::warn!(target: "stepup", upstream = name, code = error.code(), error = %error, "upstream step-up refused");
         let status = error.status();
         if status == 503 {
             return unavailable_because("upstream");
         }
         if is_json(request) {
-            return error_reply(status, error.code(), &error.to_string());
+            return error_reply(status, error.code(), error.sentence());
         }
         let (message, _) = self.reason(why);
         let page = self.new_page(request, return_to, message);

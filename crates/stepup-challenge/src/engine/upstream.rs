@@ -1,0 +1,91 @@
+//! The engine's part of a trip to an upstream identity provider
+//! ([`Upstream`](crate::Upstream)): starts rationed, and the page's reason
+//! and way back kept for the answer.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stepup_core::{ReturnTo, Subject};
+
+use super::Engine;
+use crate::error::ChallengeError;
+use crate::keys::StoreKeys;
+use crate::store::{FactorStore, PasswordVerifier, StateStore};
+
+/// Trips one session may start per window (each stores a request at the
+/// provider's side of stepup and may push it to the provider)…
+const SESSION_STARTS: u64 = 10;
+/// …and one subject, over all sessions.
+const SUBJECT_STARTS: u64 = 30;
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long the way back is kept (the provider's requests live 10 minutes
+/// by default).
+const TRIP_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// What the page that started a trip knew: its reason and way back.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Trip {
+    pub(crate) why: Option<String>,
+    pub(crate) return_to: String,
+}
+
+impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
+    /// Counts a trip of `subject` to `upstream` and keeps the page's `why`
+    /// and `return_to` for its answer; refused (locked out until the
+    /// window ends) past the session's or the subject's ration.
+    pub(crate) async fn upstream_trip_start(
+        &self,
+        subject: &Subject,
+        upstream: &str,
+        why: Option<&str>,
+        return_to: &ReturnTo,
+    ) -> Result<(), ChallengeError> {
+        let name = self.keys.subject(subject);
+        let session = self.keys.session_digest(subject);
+        for (key, allowed) in [
+            (
+                StoreKeys::upstream_starts(&name, upstream, Some(&session)),
+                SESSION_STARTS,
+            ),
+            (
+                StoreKeys::upstream_starts(&name, upstream, None),
+                SUBJECT_STARTS,
+            ),
+        ] {
+            if self.state.increment(&key, WINDOW).await? > allowed {
+                return Err(ChallengeError::LockedOut {
+                    until: self.clock.now() + WINDOW,
+                });
+            }
+        }
+        let trip = Trip {
+            why: why.map(str::to_owned),
+            return_to: return_to.as_str().to_owned(),
+        };
+        let record = serde_json::to_vec(&trip).unwrap_or_default();
+        self.state
+            .put(
+                &StoreKeys::upstream_trip(&name, upstream, &session),
+                record,
+                TRIP_LIFETIME,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The page's reason and way back of `subject`'s trip to `upstream`
+    /// in this session, if it is still kept.
+    pub(crate) async fn upstream_trip(
+        &self,
+        subject: &Subject,
+        upstream: &str,
+    ) -> Result<Option<Trip>, ChallengeError> {
+        let name = self.keys.subject(subject);
+        let session = self.keys.session_digest(subject);
+        Ok(self
+            .state
+            .get(&StoreKeys::upstream_trip(&name, upstream, &session))
+            .await?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    }
+}
