@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { launch } from './lib/chromium.mjs';
-import { Checks, expect } from './lib/harness.mjs';
+import { Checks, armDeadline, expect, expectCleanPages, runToEnd } from './lib/harness.mjs';
 import { secondsUntilNextStep, totp } from './lib/totp.mjs';
 import { recordErrors, recordViolations } from './lib/watch.mjs';
 
@@ -45,12 +45,8 @@ expect(secret && password, 'the app printed no secret or password for alice', op
 
 const checks = new Checks(`${label} journey`);
 const browsers = [];
-const deadline = setTimeout(async () => {
-  checks.halt('deadline', `still running after ${options.deadline} s`);
-  if (options.results) await checks.save(options.results);
-  setTimeout(() => process.exit(1), 5000).unref();
-  await Promise.all(browsers.map((b) => b.close()));
-}, Number(options.deadline) * 1000);
+const closeAll = () => Promise.all(browsers.map((b) => b.close()));
+const deadline = armDeadline(checks, options.deadline, options.results, closeAll);
 
 async function logIn(page) {
   await page.goto(at('/'));
@@ -109,25 +105,14 @@ async function run() {
 
   await checks.check(
     'no CSP violation and no console error',
-    async () => {
-      const found = violations;
-      const logged = errors.filter((e) => !(e.url === at('/favicon.ico') && e.text.includes('404')));
-      expect(found.length === 0, 'CSP violations', found);
-      expect(logged.length === 0, 'console errors', logged);
-    },
+    async () => expectCleanPages(violations, errors, at('/favicon.ico')),
     { always: true },
   );
 }
 
-const started = performance.now();
-try {
-  await run();
-} catch (error) {
-  checks.fail('the run itself (outside any check)', error);
-} finally {
-  clearTimeout(deadline);
-  await Promise.all(browsers.map((b) => b.close()));
-}
-console.log(`# ${label} journey: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-if (options.results) await checks.save(options.results);
-process.exitCode = checks.failed === 0 ? 0 : 1;
+await runToEnd(checks, run, {
+  deadline,
+  close: closeAll,
+  what: `${label} journey`,
+  results: options.results,
+});

@@ -150,6 +150,16 @@ fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// A start from the page of the policy `why`, by `subject`.
+    async fn start(&self, why: &str, subject: Option<Subject>) -> Reply {
+        let body = format!("return_to=%2Ftransfer&why={why}");
+        self.routes
+            .handle(post("/upstream/acme/start", body.as_bytes(), subject))
+            .await
+    }
+}
+
 fn alice() -> Subject {
     Subject::new("alice").with_session("s-1")
 }
@@ -246,10 +256,7 @@ async fn the_page_offers_the_provider_to_linked_users_where_its_level_fits() {
 async fn the_start_asks_for_the_policys_level_from_this_origin_only() {
     let s = setup();
     let body = format!("return_to=%2Ftransfer&why={}", s.level3);
-    let reply = s
-        .routes
-        .handle(post("/upstream/acme/start", body.as_bytes(), Some(alice())))
-        .await;
+    let reply = s.start(&s.level3, Some(alice())).await;
     assert_eq!(reply.status(), 303);
     assert_eq!(
         header(&reply, "location"),
@@ -277,34 +284,16 @@ async fn the_start_asks_for_the_policys_level_from_this_origin_only() {
     assert_eq!(reply.status(), 403);
     // Not logged in; not linked; a policy the provider cannot meet; a
     // bound action's confirmation: nothing starts.
-    let reply = s
-        .routes
-        .handle(post("/upstream/acme/start", body.as_bytes(), None))
-        .await;
+    let reply = s.start(&s.level3, None).await;
     assert_eq!(reply.status(), 401);
-    let reply = s
-        .routes
-        .handle(post(
-            "/upstream/acme/start",
-            body.as_bytes(),
-            Some(Subject::new("bob")),
-        ))
-        .await;
+    let reply = s.start(&s.level3, Some(Subject::new("bob"))).await;
     assert_eq!(reply.status(), 403);
     assert!(
         reply.body().contains("cannot confirm this"),
         "{}",
         reply.body()
     );
-    let passkey = format!("return_to=%2Ftransfer&why={}", s.passkey_only);
-    let reply = s
-        .routes
-        .handle(post(
-            "/upstream/acme/start",
-            passkey.as_bytes(),
-            Some(alice()),
-        ))
-        .await;
+    let reply = s.start(&s.passkey_only, Some(alice())).await;
     assert_eq!(reply.status(), 403);
     let bound = format!("{body}&confirmation=0123456789abcdef0123456789abcdef");
     let reply = s
@@ -485,11 +474,7 @@ async fn the_finish_sets_the_token_and_returns_or_says_what_went_wrong() {
 #[tokio::test]
 async fn a_refused_answer_shows_the_page_the_trip_started_from() {
     let s = setup();
-    let body = format!("return_to=%2Ftransfer&why={}", s.level3);
-    let reply = s
-        .routes
-        .handle(post("/upstream/acme/start", body.as_bytes(), Some(alice())))
-        .await;
+    let reply = s.start(&s.level3, Some(alice())).await;
     assert_eq!(reply.status(), 303);
     let reply = s
         .routes
@@ -535,18 +520,11 @@ async fn a_refused_answer_shows_the_page_the_trip_started_from() {
 #[tokio::test]
 async fn starts_are_rationed_per_session() {
     let s = setup();
-    let body = format!("return_to=%2Ftransfer&why={}", s.level2);
     for _ in 0..10 {
-        let reply = s
-            .routes
-            .handle(post("/upstream/acme/start", body.as_bytes(), Some(alice())))
-            .await;
+        let reply = s.start(&s.level2, Some(alice())).await;
         assert_eq!(reply.status(), 303);
     }
-    let reply = s
-        .routes
-        .handle(post("/upstream/acme/start", body.as_bytes(), Some(alice())))
-        .await;
+    let reply = s.start(&s.level2, Some(alice())).await;
     assert_eq!(reply.status(), 429);
     assert!(header(&reply, "retry-after").is_some());
     assert_eq!(
@@ -556,10 +534,7 @@ async fn starts_are_rationed_per_session() {
     );
     // Another session of hers has its own ration.
     let other = Subject::new("alice").with_session("s-2");
-    let reply = s
-        .routes
-        .handle(post("/upstream/acme/start", body.as_bytes(), Some(other)))
-        .await;
+    let reply = s.start(&s.level2, Some(other)).await;
     assert_eq!(reply.status(), 303);
 }
 
@@ -567,15 +542,7 @@ async fn starts_are_rationed_per_session() {
 async fn a_failed_account_lookup_is_unavailable_not_unlinked() {
     let s = setup();
     let broken = Subject::new("broken").with_session("s-1");
-    let body = format!("return_to=%2Ftransfer&why={}", s.level2);
-    let reply = s
-        .routes
-        .handle(post(
-            "/upstream/acme/start",
-            body.as_bytes(),
-            Some(broken.clone()),
-        ))
-        .await;
+    let reply = s.start(&s.level2, Some(broken.clone())).await;
     assert_eq!(reply.status(), 503);
     // The page still shows (without the provider).
     let query = format!("return_to=%2Ftransfer&why={}", s.level2);

@@ -1,6 +1,7 @@
 //! Bound routes: the [`Grants`] store a guard asks for a request's action,
 //! and how a challenge for one is answered.
 
+use crate::reply::escape_html;
 use stepup_core::{Policy, Proof, ReturnTo, Subject};
 
 use crate::action::{ActionRefusal, BoundAction};
@@ -78,24 +79,8 @@ pub(crate) fn refusal_page(refusal: &ActionRefusal, back: &ReturnTo) -> Reply {
          <h1>Please check the form</h1><p role=\"alert\">{}</p>\
          <p>Nothing was sent.</p><p><a href=\"{}\">Go back to the form</a></p>\
          </main></body></html>",
-        escape(refusal.message()),
-        escape(back.as_str()),
+        escape_html(refusal.message()),
+        escape_html(back.as_str()),
     );
     Reply::html(refusal.status(), html)
-}
-
-/// `text` escaped for HTML text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -72,7 +72,7 @@ pub use read::{
     CookieName, Found, Header, RequestHead, accepts_html, find_token, is_json, is_navigation,
     is_navigation_of, is_urlencoded_form, same_origin,
 };
-pub use reply::{CONTENT_SECURITY_POLICY, FORBIDDEN_BODY, LOGIN_REQUIRED_BODY, Reply};
+pub use reply::{CONTENT_SECURITY_POLICY, FORBIDDEN_BODY, LOGIN_REQUIRED_BODY, Reply, escape_html};
 pub use resume::{
     Again, Arrival, BoxFuture, DEFAULT_STASH_LIMIT, FormFields, Interrupted, Interruption, NotKept,
     Opened, Pickup, RESUME_FIELD, Resume, Resumed, Stashed, SummaryFn, Went,

@@ -284,3 +284,25 @@ fn is_bare_origin(origin: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
+
+/// `text` escaped for HTML text and attribute values (`&`, `<`, `>`, `"`,
+/// `'`), for the few pages built without a template.
+///
+/// ```
+/// assert_eq!(stepup_http::escape_html(r#"<a href="x">'&'</a>"#),
+///     "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+/// ```
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1143,7 +1143,7 @@ impl<S: StateStore> OidcStepUp<S> {
         let nonce = Nonce::new(pending.nonce.clone());
         let verified = id_token
             .claims(&self.verifier(&pending, now), &nonce)
-            .map(Clone::clone);
+            .cloned();
         let claims = match verified {
             // A key the provider did not have at discovery: it rotated
             // them. Read them again (at most once a minute) and retry.
@@ -1151,7 +1151,7 @@ impl<S: StateStore> OidcStepUp<S> {
                 SignatureVerificationError::NoMatchingKey,
             )) if self.refresh_keys(now).await => id_token
                 .claims(&self.verifier(&pending, now), &nonce)
-                .map(Clone::clone),
+                .cloned(),
             verified => verified,
         }
         .map_err(|e| OidcError::IdToken(error_chain(&e)))?;

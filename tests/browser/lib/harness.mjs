@@ -82,3 +82,49 @@ export async function eventually(probe, { timeout = 5000, interval = 50 } = {}) 
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }
+
+/**
+ * Ends a run on time: after `seconds`, `checks` is halted (later results
+ * are ignored), its report saved to `results` and `close()` called; the
+ * process exits 5 s later should something still hang. Returns the timer
+ * (`clearTimeout` it when the run ends).
+ */
+export function armDeadline(checks, seconds, results, close) {
+  return setTimeout(async () => {
+    checks.halt('deadline', `still running after ${seconds} s`);
+    if (results) await checks.save(results);
+    setTimeout(() => process.exit(1), 5000).unref();
+    await close();
+  }, Number(seconds) * 1000);
+}
+
+/**
+ * Runs `run` to its end (a crash is a failure outside any check), then
+ * clears `deadline`, calls `close()`, prints how long `what` took, saves
+ * the report to `results` and sets the exit status.
+ */
+export async function runToEnd(checks, run, { deadline, close, what, results }) {
+  const started = performance.now();
+  try {
+    await run();
+  } catch (error) {
+    checks.fail('the run itself (outside any check)', error);
+  } finally {
+    clearTimeout(deadline);
+    await close();
+  }
+  console.log(`# ${what}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  if (results) await checks.save(results);
+  process.exitCode = checks.failed === 0 ? 0 : 1;
+}
+
+/**
+ * Throws unless a page produced no CSP violation and no console error;
+ * Chromium's own 404 for `favicon` (the apps serve none) is not a page's
+ * doing.
+ */
+export function expectCleanPages(violations, errors, favicon) {
+  const logged = errors.filter((e) => !(e.url === favicon && e.text.includes('404')));
+  expect(violations.length === 0, 'CSP violations', violations);
+  expect(logged.length === 0, 'console errors', logged);
+}

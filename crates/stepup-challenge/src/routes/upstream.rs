@@ -154,8 +154,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         // Only URL-encoded characters and `&`: nothing to escape but `&`.
         let finish = format!("{base}/upstream/{name}/finish?{query}").replace('&', "&amp;");
         let lang = self.language(request);
-        let returning = escape(self.t(lang, Text::UpstreamReturning));
-        let go_on = escape(self.t(lang, Text::UpstreamContinue));
+        let returning = stepup_http::escape_html(self.t(lang, Text::UpstreamReturning));
+        let go_on = stepup_http::escape_html(self.t(lang, Text::UpstreamContinue));
         let html = format!(
             "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -261,20 +261,4 @@ fn level_for(upstream: &dyn Upstream, allowed: &[Method]) -> Option<u8> {
         .into_iter()
         .find(|(_, m)| allowed.is_empty() || allowed.iter().any(|a| m.satisfies(a)))
         .map(|(level, _)| level)
-}
-
-/// `text` for HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
