@@ -345,24 +345,13 @@ impl StoreKeys {
         )
     }
 
-    /// The trips to the identity provider `upstream` one session of a
-    /// subject started within the window (by the session's digest), and
-    /// (without a session) all of the subject's.
-    pub(crate) fn upstream_starts(
-        subject: &SubjectName,
-        upstream: &str,
-        session: Option<&[u8; 32]>,
-    ) -> String {
+    /// The trips to identity providers one session of a subject started
+    /// within the window (by the session's digest), and (without a
+    /// session) all of the subject's.
+    pub(crate) fn upstream_starts(subject: &SubjectName, session: Option<&[u8; 32]>) -> String {
         match session {
-            Some(session) => format!(
-                "stepup:upstream-starts:{subject}:{}:{}",
-                hex(upstream.as_bytes()),
-                hex(&session[..16])
-            ),
-            None => format!(
-                "stepup:upstream-starts:{subject}:{}",
-                hex(upstream.as_bytes())
-            ),
+            Some(session) => format!("stepup:upstream-starts:{subject}:{}", hex(&session[..16])),
+            None => format!("stepup:upstream-starts:{subject}"),
         }
     }
 
@@ -802,12 +791,12 @@ mod tests {
             )
         );
         assert_eq!(
-            StoreKeys::upstream_starts(&subject, "idp", Some(&session)),
-            format!("stepup:upstream-starts:{{{s}}}:696470:03030303030303030303030303030303")
+            StoreKeys::upstream_starts(&subject, Some(&session)),
+            format!("stepup:upstream-starts:{{{s}}}:03030303030303030303030303030303")
         );
         assert_eq!(
-            StoreKeys::upstream_starts(&subject, "idp", None),
-            format!("stepup:upstream-starts:{{{s}}}:696470")
+            StoreKeys::upstream_starts(&subject, None),
+            format!("stepup:upstream-starts:{{{s}}}")
         );
         assert_eq!(
             StoreKeys::upstream_trip(&subject, "idp", &session),

@@ -1061,16 +1061,18 @@ impl<S: StateStore> OidcStepUp<S> {
     /// Reads the provider's keys again, unless that was done less than
     /// [`KEYS_REFRESH_EVERY`] seconds ago: whether there are new keys.
     async fn refresh_keys(&self, now: u64) -> bool {
-        let recent = self
-            .keys
-            .read()
-            .map(|k| k.refreshed_at)
-            .unwrap_or(None)
-            .is_some_and(|at| now < at.saturating_add(KEYS_REFRESH_EVERY));
-        if recent {
-            return false;
-        }
-        if let Ok(mut keys) = self.keys.write() {
+        // Checked and marked under one lock: of concurrent callers, one
+        // reads the keys. A poisoned lock reads nothing.
+        {
+            let Ok(mut keys) = self.keys.write() else {
+                return false;
+            };
+            if keys
+                .refreshed_at
+                .is_some_and(|at| now < at.saturating_add(KEYS_REFRESH_EVERY))
+            {
+                return false;
+            }
             // One reading per minute, even when it fails.
             keys.refreshed_at = Some(now);
         }

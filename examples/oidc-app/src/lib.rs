@@ -143,9 +143,9 @@ const ACRS: [(&str, u8); 3] = [
     ("urn:stepup:loa:3", 3),
 ];
 
-/// A login session: before the login nothing (its cookie's hash is the
-/// binding of the login request), after it the user's `sub` at the
-/// provider. Either ends at `expires`.
+/// A login session: the user's `sub` at the provider (before the login
+/// nothing is kept: the pre-login cookie's hash is the login request's
+/// binding). It ends at `expires`.
 #[derive(Clone)]
 struct Session {
     user: Option<String>,
@@ -153,13 +153,41 @@ struct Session {
     expires: Instant,
 }
 
-/// A pre-login session lives as long as a login request at the provider.
+/// A pre-login cookie lives as long as a login request at the provider.
 const PRE_LOGIN: Duration = Duration::from_secs(10 * 60);
 /// A login lasts a working day.
 const LOGGED_IN: Duration = Duration::from_secs(8 * 3600);
 /// The most sessions kept (a demo's memory bound): beyond it, new logins
 /// wait for old sessions to expire — nobody is logged out early.
 const MAX_SESSIONS: usize = 10_000;
+
+/// Logins started per minute, over all clients (a demo's bound on the
+/// requests stored and pushed to the provider).
+const LOGINS_PER_MINUTE: u32 = 120;
+
+/// The logins started in the current minute.
+#[derive(Clone, Default)]
+struct Logins(Arc<Mutex<Option<(Instant, u32)>>>);
+
+impl Logins {
+    /// Whether one more login may start now.
+    fn admit(&self) -> bool {
+        let Ok(mut window) = self.0.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        match &mut *window {
+            Some((started, count)) if now.duration_since(*started) < Duration::from_secs(60) => {
+                *count += 1;
+                *count <= LOGINS_PER_MINUTE
+            }
+            _ => {
+                *window = Some((now, 1));
+                true
+            }
+        }
+    }
+}
 
 /// The sessions, by the SHA-256 of their cookie (the cookie itself is
 /// kept nowhere).
@@ -201,6 +229,7 @@ pub struct App {
     oidc: Arc<OidcStepUp<MemoryStateStore>>,
     stepup: StepUp<MemoryFactorStore, MemoryStateStore, stepup_challenge::NoPasswords>,
     sessions: Sessions,
+    logins: Logins,
     cookie: Cookie,
 }
 
@@ -295,6 +324,7 @@ impl App {
             oidc: Arc::new(login),
             stepup,
             sessions: Sessions::default(),
+            logins: Logins::default(),
             cookie,
         })
     }
@@ -398,10 +428,18 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Html<String> {
     }
 }
 
-/// `POST /login`: a fresh pre-login session (any earlier session of this
-/// browser ends), bound to the login request at the provider; `303`
-/// there.
+/// `POST /login`: a fresh pre-login cookie (any earlier session of this
+/// browser ends), whose hash binds the login request at the provider —
+/// nothing is kept here until the login succeeds; `303` there. Logins
+/// are rationed (each stores a request and pushes it to the provider).
 async fn login(State(app): State<App>, headers: HeaderMap) -> Response {
+    if !app.logins.admit() {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many logins: try again in a minute",
+        )
+            .into_response();
+    }
     if let Some(old) = app.cookie.find(&headers).map(digest) {
         app.sessions.remove(&old);
     }
@@ -409,18 +447,6 @@ async fn login(State(app): State<App>, headers: HeaderMap) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let key = digest(&cookie);
-    let session = Session {
-        user: None,
-        email: None,
-        expires: Instant::now() + PRE_LOGIN,
-    };
-    if !app.sessions.put(key.clone(), session) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many sessions: try again later",
-        )
-            .into_response();
-    }
     match app.oidc.start_login(&key, &ReturnTo::root()).await {
         Ok(url) => (
             StatusCode::SEE_OTHER,

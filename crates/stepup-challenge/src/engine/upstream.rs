@@ -12,8 +12,9 @@ use crate::error::ChallengeError;
 use crate::keys::StoreKeys;
 use crate::store::{FactorStore, PasswordVerifier, StateStore};
 
-/// Trips one session may start per window (each stores a request at the
-/// provider's side of stepup and may push it to the provider)…
+/// Trips to identity providers (all of them together) one session may
+/// start per window (each stores a request and may push it to the
+/// provider)…
 const SESSION_STARTS: u64 = 10;
 /// …and one subject, over all sessions.
 const SUBJECT_STARTS: u64 = 30;
@@ -44,13 +45,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         let session = self.keys.session_digest(subject);
         for (key, allowed) in [
             (
-                StoreKeys::upstream_starts(&name, upstream, Some(&session)),
+                StoreKeys::upstream_starts(&name, Some(&session)),
                 SESSION_STARTS,
             ),
-            (
-                StoreKeys::upstream_starts(&name, upstream, None),
-                SUBJECT_STARTS,
-            ),
+            (StoreKeys::upstream_starts(&name, None), SUBJECT_STARTS),
         ] {
             if self.state.increment(&key, WINDOW).await? > allowed {
                 return Err(ChallengeError::LockedOut {
@@ -71,6 +69,17 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
             )
             .await?;
         Ok(())
+    }
+
+    /// Forgets `subject`'s trip to `upstream` in this session (it ended
+    /// well; a failure to forget only leaves it to expire).
+    pub(crate) async fn upstream_trip_done(&self, subject: &Subject, upstream: &str) {
+        let name = self.keys.subject(subject);
+        let session = self.keys.session_digest(subject);
+        let key = StoreKeys::upstream_trip(&name, upstream, &session);
+        if let Err(e) = self.state.remove(&key).await {
+            tracing::warn!(target: "stepup", kind = e.store(), "an upstream trip record was not removed");
+        }
     }
 
     /// The page's reason and way back of `subject`'s trip to `upstream`

@@ -176,17 +176,9 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         // engine's methods' to make).
         let mut origins = Vec::new();
         if page.confirmation().is_none() {
-            match self.upstreams_for(subject, &allowed).await {
-                Ok(offered) => {
-                    for (upstream, _) in offered {
-                        page = page.with_upstream(upstream.name(), upstream.title());
-                        origins.push(upstream.origin().to_owned());
-                    }
-                }
-                // The local methods still work: the page without the provider.
-                Err(e) => {
-                    tracing::warn!(target: "stepup", kind = e.store(), "identity provider not offered: its account lookup failed");
-                }
+            for (upstream, _) in self.upstreams_for(subject, &allowed).await {
+                page = page.with_upstream(upstream.name(), upstream.title());
+                origins.push(upstream.origin().to_owned());
             }
         }
         self.engine.page_shown(subject);

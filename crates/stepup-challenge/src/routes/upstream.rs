@@ -39,22 +39,27 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 
     /// The upstreams the page offers `subject` for a policy whose methods
     /// are `allowed` (empty: any): each with the lowest level it would ask
-    /// for. A failed account lookup is the error.
+    /// for. One whose account lookup fails is left out (and logged); the
+    /// others are offered.
     pub(super) async fn upstreams_for(
         &self,
         subject: &Subject,
         allowed: &[Method],
-    ) -> Result<Vec<(Arc<dyn Upstream>, u8)>, crate::StoreError> {
+    ) -> Vec<(Arc<dyn Upstream>, u8)> {
         let mut offered = Vec::new();
         for upstream in self.upstreams.iter() {
             let Some(level) = level_for(upstream.as_ref(), allowed) else {
                 continue;
             };
-            if upstream.linked(subject).await? {
-                offered.push((upstream.clone(), level));
+            match upstream.linked(subject).await {
+                Ok(true) => offered.push((upstream.clone(), level)),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(target: "stepup", upstream = upstream.name(), kind = e.store(), "identity provider not offered: its account lookup failed");
+                }
             }
         }
-        Ok(offered)
+        offered
     }
 
     /// `POST /upstream/{name}/start` (`return_to`, `why`): `303` to the
@@ -76,18 +81,16 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             // A bound action's grant is made by the engine's methods only.
             Err(UpstreamError::NoLevel)
         } else {
-            match self.upstreams_for(subject, &allowed).await {
-                Ok(offered) => match offered.into_iter().find(|(u, _)| u.name() == name) {
-                    Some((_, level)) => Ok(level),
-                    None if level_for(upstream.as_ref(), &allowed).is_none() => {
-                        Err(UpstreamError::NoLevel)
-                    }
-                    None => Err(UpstreamError::NotLinked),
+            match level_for(upstream.as_ref(), &allowed) {
+                None => Err(UpstreamError::NoLevel),
+                Some(level) => match upstream.linked(subject).await {
+                    Ok(true) => Ok(level),
+                    Ok(false) => Err(UpstreamError::NotLinked),
+                    Err(e) => Err(UpstreamError::Unavailable(format!(
+                        "account lookup: {}",
+                        e.store()
+                    ))),
                 },
-                Err(e) => Err(UpstreamError::Unavailable(format!(
-                    "account lookup: {}",
-                    e.store()
-                ))),
             }
         };
         let level = match level {
@@ -195,7 +198,10 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 self.engine
                     .upstream_finished(subject, Ok(done.method))
                     .await;
-                self.succeeded(&done.token, false, &done.return_to, None)
+                self.engine.upstream_trip_done(subject, name).await;
+                // Whatever the upstream says, only where the routes may go.
+                let return_to = self.settings.return_path(Some(done.return_to.as_str()));
+                self.succeeded(&done.token, false, &return_to, None)
             }
             Err(error) => {
                 self.engine.upstream_finished(subject, Err(&error)).await;
