@@ -9,9 +9,9 @@
 //! stepup's assurance token. The e-mail form she typed waits across the
 //! trip (stepup's kept forms) and goes ahead once she confirms.
 //!
-//! `cargo run -p oidc-app` starts the test provider (`tests/oidc-provider`,
-//! run `npm ci --prefix tests/oidc-provider` once) and the app, and prints
-//! the URL; `OIDC_ISSUER`, `OIDC_CLIENT_ID` and `OIDC_CLIENT_SECRET` point
+//! `cargo run -p oidc-app` installs and starts the test provider
+//! (`tests/oidc-provider`, its pinned npm packages through `scripts/npm-ci`)
+//! and the app, and prints the URL; `OIDC_ISSUER`, `OIDC_CLIENT_ID` and `OIDC_CLIENT_SECRET` point
 //! it at another provider. Sessions and the state store are in memory: a
 //! demo's shortcut.
 
@@ -70,7 +70,7 @@ pub fn redirect_uris(origin: &str) -> [String; 2] {
 }
 
 /// The test provider (`tests/oidc-provider`, oidc-provider on a free
-/// 127.0.0.1 port; `npm ci --prefix tests/oidc-provider` first), stopped
+/// 127.0.0.1 port), stopped
 /// when dropped. It logs everyone in as scripted: alice, the lowest `acr`
 /// asked for, `amr` `pwd otp`, just now.
 #[derive(Debug)]
@@ -83,8 +83,25 @@ pub struct TestProvider {
 }
 
 impl TestProvider {
-    /// Starts it for a client with `redirect_uris`.
+    /// Starts it for a client with `redirect_uris`, installing its pinned
+    /// npm packages first when they are missing or stale
+    /// (`scripts/npm-ci`): `cargo run -p oidc-app` is the one command.
     pub fn start(redirect_uris: &[String]) -> Result<TestProvider, Box<dyn std::error::Error>> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        // One install at a time (tests start several providers at once).
+        static INSTALL: Mutex<()> = Mutex::new(());
+        let _one = INSTALL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let installed = Command::new("bash")
+            .args(["scripts/npm-ci", "tests/oidc-provider"])
+            .current_dir(root)
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("scripts/npm-ci: {e}"))?;
+        if !installed.success() {
+            return Err("npm ci in tests/oidc-provider failed (see above)".into());
+        }
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/oidc-provider");
         let mut child = Command::new("node")
             .arg("provider.mjs")
@@ -105,10 +122,9 @@ impl TestProvider {
         let Some(issuer) = issuer.filter(|_| read.is_ok()) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "the test provider did not start ({line:?}): run `npm ci --prefix tests/oidc-provider`"
-            )
-            .into());
+            return Err(
+                format!("the test provider did not start ({line:?}): is node installed?").into(),
+            );
         };
         // Keep reading what it prints (a closed pipe would fail its writes).
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));

@@ -1,7 +1,7 @@
 //! `cargo run -p oidc-app`: serves the app on `APP_ADDR` (default
 //! `127.0.0.1:3200`). Without `OIDC_ISSUER` it starts the test provider
-//! (`node tests/oidc-provider/provider.mjs`, after `npm ci --prefix
-//! tests/oidc-provider`) on a free 127.0.0.1 port with the app's redirect
+//! (`node tests/oidc-provider/provider.mjs`, its npm packages installed
+//! first when missing) on a free 127.0.0.1 port with the app's redirect
 //! URIs, and stops it on exit; with `OIDC_ISSUER`, `OIDC_CLIENT_ID` and
 //! `OIDC_CLIENT_SECRET` it uses that provider (register the redirect URIs
 //! it prints).
