@@ -176,7 +176,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         // engine's methods' to make).
         let mut origins = Vec::new();
         if page.confirmation().is_none() {
-            for (upstream, _) in self.upstreams_for(subject, &allowed).await {
+            for upstream in self.upstreams_for(subject, &allowed).await {
                 page = page.with_upstream(upstream.name(), upstream.title());
                 origins.push(upstream.origin().to_owned());
             }

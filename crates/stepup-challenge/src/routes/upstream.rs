@@ -38,21 +38,21 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
     }
 
     /// The upstreams the page offers `subject` for a policy whose methods
-    /// are `allowed` (empty: any): each with the lowest level it would ask
-    /// for. One whose account lookup fails is left out (and logged); the
-    /// others are offered.
+    /// are `allowed` (empty: any): those with a level whose method can
+    /// satisfy it. One whose account lookup fails is left out (and
+    /// logged); the others are offered.
     pub(super) async fn upstreams_for(
         &self,
         subject: &Subject,
         allowed: &[Method],
-    ) -> Vec<(Arc<dyn Upstream>, u8)> {
+    ) -> Vec<Arc<dyn Upstream>> {
         let mut offered = Vec::new();
         for upstream in self.upstreams.iter() {
-            let Some(level) = level_for(upstream.as_ref(), allowed) else {
+            if level_for(upstream.as_ref(), allowed).is_none() {
                 continue;
-            };
+            }
             match upstream.linked(subject).await {
-                Ok(true) => offered.push((upstream.clone(), level)),
+                Ok(true) => offered.push(upstream.clone()),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(target: "stepup", upstream = upstream.name(), kind = e.store(), "identity provider not offered: its account lookup failed");
@@ -83,8 +83,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
         } else {
             match level_for(upstream.as_ref(), &allowed) {
                 None => Err(UpstreamError::NoLevel),
-                Some(level) => match upstream.linked(subject).await {
-                    Ok(true) => Ok(level),
+                Some(asked) => match upstream.linked(subject).await {
+                    Ok(true) => Ok(asked),
                     Ok(false) => Err(UpstreamError::NotLinked),
                     Err(e) => Err(UpstreamError::Unavailable(format!(
                         "account lookup: {}",
@@ -93,8 +93,8 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
                 },
             }
         };
-        let level = match level {
-            Ok(level) => level,
+        let (level, method) = match level {
+            Ok(asked) => asked,
             Err(error) => {
                 return self
                     .upstream_refused(request, subject, name, &return_to, why, &error)
@@ -127,10 +127,7 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
             .await
         {
             Ok(url) => {
-                if let Some((_, method)) = upstream.levels().into_iter().find(|(l, _)| *l == level)
-                {
-                    self.engine.upstream_started(subject, method);
-                }
+                self.engine.upstream_started(subject, method);
                 if is_json(request) {
                     json_reply(200, &json!({"redirect": url}))
                 } else {
@@ -259,12 +256,11 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> ChallengeRoutes<F, S, P
 }
 
 /// The lowest level of `upstream` whose method can satisfy a policy of
-/// the methods `allowed` (empty: any).
-fn level_for(upstream: &dyn Upstream, allowed: &[Method]) -> Option<u8> {
+/// the methods `allowed` (empty: any), with that method.
+fn level_for(upstream: &dyn Upstream, allowed: &[Method]) -> Option<(u8, Method)> {
     let mut levels = upstream.levels();
     levels.sort_by_key(|(level, _)| *level);
     levels
         .into_iter()
         .find(|(_, m)| allowed.is_empty() || allowed.iter().any(|a| m.satisfies(a)))
-        .map(|(level, _)| level)
 }
