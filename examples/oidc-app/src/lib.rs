@@ -164,7 +164,7 @@ const ACRS: [(&str, u8); 3] = [
 /// binding). It ends at `expires`.
 #[derive(Clone)]
 struct Session {
-    user: Option<String>,
+    user: String,
     email: Option<String>,
     expires: Instant,
 }
@@ -395,15 +395,10 @@ fn fresh_cookie() -> Option<String> {
 /// Tells stepup who is logged in: the provider's `sub`, bound to this
 /// login session (logging out ends its assurance).
 async fn subjects(State(app): State<App>, mut request: Request, next: Next) -> Response {
-    let key = app.cookie.find(request.headers()).map(digest);
-    if let Some(key) = key
-        && let Some(Session {
-            user: Some(sub), ..
-        }) = app.sessions.get(&key)
-    {
+    if let Some((key, session)) = logged_in(&app, request.headers()) {
         request
             .extensions_mut()
-            .insert(Subject::new(sub).with_session(key));
+            .insert(Subject::new(session.user).with_session(key));
     }
     next.run(request).await
 }
@@ -425,7 +420,7 @@ fn escape(text: &str) -> String {
 fn logged_in(app: &App, headers: &HeaderMap) -> Option<(String, Session)> {
     let key = digest(app.cookie.find(headers)?);
     let session = app.sessions.get(&key)?;
-    session.user.is_some().then_some((key, session))
+    Some((key, session))
 }
 
 async fn home(State(app): State<App>, headers: HeaderMap) -> Html<String> {
@@ -435,7 +430,7 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Html<String> {
              <p><a href=\"/api-key\">Show my API key</a></p>\
              <form method=\"post\" action=\"/email\"><label>New e-mail <input name=\"email\" type=\"email\" required></label> <button>Change e-mail</button></form>\
              <form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
-            escape(session.user.as_deref().unwrap_or("")),
+            escape(&session.user),
             escape(session.email.as_deref().unwrap_or("(none)")),
         )),
         None => page(
@@ -508,7 +503,7 @@ async fn login_callback(
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             };
             let session = Session {
-                user: Some(login.provider_subject),
+                user: login.provider_subject,
                 email: None,
                 expires: Instant::now() + LOGGED_IN,
             };
@@ -555,7 +550,7 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
 
 async fn api_key(State(app): State<App>, headers: HeaderMap) -> Html<String> {
     let user = logged_in(&app, &headers)
-        .and_then(|(_, s)| s.user)
+        .map(|(_, s)| s.user)
         .unwrap_or_default();
     page(&format!(
         "<h1>API key</h1><p>{}'s key: <code id=\"api-key\">ak_live_0123456789</code></p><p><a href=\"/\">Home</a></p>",
