@@ -321,19 +321,18 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
         // Starts are rationed per session and per subject. A lockout's
         // `until` is the latest it can end (the window from now).
         let session = self.keys.session_digest(subject);
-        for (key, allowed) in [
+        let budgets = [
             (
                 StoreKeys::approval_session_starts(&name, method, &session),
                 APPROVAL_SESSION_STARTS,
             ),
             (StoreKeys::approval_starts(&name, method), APPROVAL_STARTS),
-        ] {
-            if self.state.increment(&key, APPROVAL_WINDOW).await? > allowed {
+        ];
+        if let Err(locked) = self.ration(&budgets, APPROVAL_WINDOW).await {
+            if matches!(locked, ChallengeError::LockedOut { .. }) {
                 self.emit(EventKind::LockedOut, method, subject, None);
-                return Err(ChallengeError::LockedOut {
-                    until: now + APPROVAL_WINDOW,
-                });
             }
+            return Err(locked);
         }
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(no_randomness)?;

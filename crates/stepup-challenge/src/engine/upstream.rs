@@ -31,6 +31,25 @@ pub(crate) struct Trip {
 }
 
 impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
+    /// Counts one more use in each of `budgets` (counter key, uses
+    /// allowed per `window`): locked out — until the window from now, the
+    /// latest it can end — once one is spent. Approval starts and trips
+    /// to identity providers are rationed this way.
+    pub(super) async fn ration(
+        &self,
+        budgets: &[(String, u64)],
+        window: Duration,
+    ) -> Result<(), ChallengeError> {
+        for (key, allowed) in budgets {
+            if self.state.increment(key, window).await? > *allowed {
+                return Err(ChallengeError::LockedOut {
+                    until: self.clock.now() + window,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Counts a trip of `subject` to `upstream` and keeps the page's `why`
     /// and `return_to` for its answer; refused (locked out until the
     /// window ends) past the session's or the subject's ration.
@@ -43,19 +62,14 @@ impl<F: FactorStore, S: StateStore, P: PasswordVerifier> Engine<F, S, P> {
     ) -> Result<(), ChallengeError> {
         let name = self.keys.subject(subject);
         let session = self.keys.session_digest(subject);
-        for (key, allowed) in [
+        let budgets = [
             (
                 StoreKeys::upstream_starts(&name, Some(&session)),
                 SESSION_STARTS,
             ),
             (StoreKeys::upstream_starts(&name, None), SUBJECT_STARTS),
-        ] {
-            if self.state.increment(&key, WINDOW).await? > allowed {
-                return Err(ChallengeError::LockedOut {
-                    until: self.clock.now() + WINDOW,
-                });
-            }
-        }
+        ];
+        self.ration(&budgets, WINDOW).await?;
         let trip = Trip {
             why: why.map(str::to_owned),
             return_to: return_to.as_str().to_owned(),
